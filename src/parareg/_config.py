@@ -1,0 +1,45 @@
+"""Library-wide defaults and the environment variables that override them.
+
+``PARAREG_NUM_THREADS``
+    Default number of threads when neither a ``num_threads`` argument nor
+    :func:`parareg.set_num_threads` says otherwise. Falls back to
+    ``os.cpu_count()``.
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV_NUM_THREADS = "PARAREG_NUM_THREADS"
+
+#: Voxels per work unit of an image kernel. Work units are fixed by the
+#: domain and this grain, never by the thread count, so results are
+#: bit-identical at any thread count.
+DEFAULT_GRAIN_VOXELS = 32_768
+
+
+def check_num_threads(value, *, name: str = "num_threads") -> int:
+    """Return ``value`` as a positive ``int`` or raise a ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
+        hasattr(value, "__index__") and not isinstance(value, float)
+    ):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    value = int(value)
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer (1 or more), got {value!r}")
+    return value
+
+
+def env_num_threads() -> int | None:
+    """Thread count from ``PARAREG_NUM_THREADS``, or ``None`` when unset or empty."""
+    raw = os.environ.get(ENV_NUM_THREADS, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(
+            f"{ENV_NUM_THREADS} must be a positive integer, got {raw!r}; "
+            f"unset it or set e.g. {ENV_NUM_THREADS}=4"
+        ) from None
+    return check_num_threads(value, name=ENV_NUM_THREADS)

@@ -1,0 +1,137 @@
+"""Images in world space: an array plus the matrix from voxel indices to millimetres.
+
+Conventions follow DIPY: a 3D image has a 4x4 ``vox2world``; a 2D image has
+the 3x3 in-plane matrix (rows and columns of the two in-plane axes plus the
+homogeneous one). World coordinates are the NIfTI RAS+ millimetres of the file.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+#: smallest |det| of a vox2world linear part accepted as invertible (mm^ndim per voxel)
+_MIN_ABS_DET = 1e-12
+
+
+def check_matrix(matrix, ndim: int, *, name: str) -> np.ndarray:
+    """Return ``matrix`` as a float64 ``(ndim+1, ndim+1)`` invertible homogeneous matrix.
+
+    Raises a ``ValueError`` naming ``name`` when it has the wrong shape, holds
+    NaN/inf, has a last row other than ``[0, ..., 0, 1]`` or is not invertible.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    size = ndim + 1
+    if m.shape != (size, size):
+        raise ValueError(
+            f"{name} must be a {size}x{size} homogeneous matrix for a {ndim}D image, "
+            f"got shape {m.shape}"
+        )
+    if not np.all(np.isfinite(m)):
+        raise ValueError(f"{name} contains NaN or inf values")
+    last = np.zeros(size)
+    last[-1] = 1.0
+    if not np.allclose(m[-1], last):
+        raise ValueError(f"{name} must have last row {last.tolist()}, got {m[-1].tolist()}")
+    if abs(np.linalg.det(m[:ndim, :ndim])) < _MIN_ABS_DET:
+        raise ValueError(f"{name} is not invertible (its linear part has determinant ~0)")
+    return m
+
+
+def check_array(data, *, name: str) -> np.ndarray:
+    """Return ``data`` as a finite 2D/3D array (float32, or integer for label maps).
+
+    Raises a ``ValueError`` naming ``name`` on a wrong number of dimensions, an
+    empty axis, a non-numeric dtype or NaN/inf values.
+    """
+    a = np.asarray(data)
+    if a.ndim not in (2, 3):
+        raise ValueError(f"{name} must be a 2D or 3D array, got shape {a.shape}")
+    if 0 in a.shape:
+        raise ValueError(f"{name} is empty (shape {a.shape})")
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8)
+    if np.issubdtype(a.dtype, np.integer):
+        return a
+    if not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    a = a.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(a)):
+        bad = int(np.count_nonzero(~np.isfinite(a)))
+        raise ValueError(f"{name} contains {bad} NaN or inf values; replace them (e.g. np.nan_to_num)")
+    return a
+
+
+class Image:
+    """An image array with its voxel-to-world matrix.
+
+    Parameters
+    ----------
+    data : ndarray, shape (X, Y) or (X, Y, Z)
+        Intensities (stored as float32) or labels (any integer dtype, kept).
+    vox2world : ndarray, shape (ndim + 1, ndim + 1)
+        Maps voxel indices ``(i, j[, k], 1)`` to world millimetres.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = Image(np.zeros((4, 5, 6)), np.diag([2.0, 2.0, 3.0, 1.0]))
+    >>> img.shape, img.ndim, img.spacing.tolist()
+    ((4, 5, 6), 3, [2.0, 2.0, 3.0])
+    """
+
+    __slots__ = ("data", "vox2world")
+
+    def __init__(self, data, vox2world):
+        self.data = check_array(data, name="data")
+        self.vox2world = check_matrix(vox2world, self.data.ndim, name="vox2world")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def spacing(self) -> np.ndarray:
+        """Voxel size along each array axis, millimetres."""
+        return np.sqrt((self.vox2world[: self.ndim, : self.ndim] ** 2).sum(axis=0))
+
+    @property
+    def world2vox(self) -> np.ndarray:
+        return np.linalg.inv(self.vox2world)
+
+    @property
+    def is_labels(self) -> bool:
+        """True for integer (label map) data."""
+        return bool(np.issubdtype(self.data.dtype, np.integer))
+
+    def with_data(self, data) -> "Image":
+        """A new image on the same grid holding ``data``."""
+        return Image(data, self.vox2world)
+
+    def __repr__(self) -> str:
+        return (f"Image(shape={self.shape}, dtype={self.data.dtype}, "
+                f"spacing={np.round(self.spacing, 4).tolist()})")
+
+
+def as_image(obj, *, name: str) -> Image:
+    """Accept an :class:`Image` or a path; check it and name ``name`` in any error."""
+    if isinstance(obj, (str, os.PathLike)):
+        from .io.nifti import _load
+
+        return _load(obj, labels=False, name=name)
+    if not isinstance(obj, Image):
+        raise TypeError(f"{name} must be a parareg.Image or a path to a NIfTI file, "
+                        f"got {type(obj).__name__}")
+    check_array(obj.data, name=name)
+    return obj
+
+
+def grid_points(shape) -> np.ndarray:
+    """Voxel index coordinates of every voxel, shape ``(*shape, ndim)``, float64."""
+    return np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape],
+                                indexing="ij"), axis=-1)

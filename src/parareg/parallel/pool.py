@@ -1,0 +1,197 @@
+"""One persistent pool of threads, and the thread count that drives it.
+
+The thread count is resolved in one place, :func:`resolve_num_threads`:
+an explicit ``num_threads`` argument, else the innermost ``with threads(n):``
+block of the calling thread, else :func:`set_num_threads`, else the
+``PARAREG_NUM_THREADS`` environment variable, else ``os.cpu_count()``.
+
+:func:`run_units` runs ``func(unit)`` for every unit index on the pool. The
+calling thread works too; a call made from inside a work unit runs serially
+in that thread instead of deadlocking; every unit runs even if some fail,
+and the exception of the lowest-numbered failing unit is then re-raised in
+the caller (so which error you see does not depend on timing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+
+from .._config import check_num_threads, env_num_threads
+from .schedule import check_schedule, make_schedule
+
+_global_num_threads: int | None = None
+_local = threading.local()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the process-wide default number of threads.
+
+    Parameters
+    ----------
+    n : int
+        A positive number of threads.
+
+    Examples
+    --------
+    >>> import parareg
+    >>> parareg.set_num_threads(2); parareg.get_num_threads()
+    2
+    """
+    global _global_num_threads
+    _global_num_threads = check_num_threads(n, name="n")
+
+
+def _reset_num_threads() -> None:
+    global _global_num_threads
+    _global_num_threads = None
+
+
+def get_num_threads() -> int:
+    """The number of threads a call with ``num_threads=None`` would use now."""
+    override = getattr(_local, "override", None)
+    if override is not None:
+        return override
+    if _global_num_threads is not None:
+        return _global_num_threads
+    env = env_num_threads()
+    if env is not None:
+        return env
+    return os.cpu_count() or 1
+
+
+def resolve_num_threads(num_threads=None) -> int:
+    """``num_threads`` checked, or the default of :func:`get_num_threads` when ``None``."""
+    if num_threads is None:
+        return get_num_threads()
+    return check_num_threads(num_threads)
+
+
+@contextlib.contextmanager
+def threads(n: int):
+    """Use ``n`` threads by default inside the block, in the calling thread only.
+
+    The previous value is restored on exit, even on error.
+
+    Examples
+    --------
+    >>> import parareg
+    >>> with parareg.threads(3):
+    ...     parareg.get_num_threads()
+    3
+    """
+    n = check_num_threads(n, name="n")
+    previous = getattr(_local, "override", None)
+    _local.override = n
+    try:
+        yield n
+    finally:
+        _local.override = previous
+
+
+def in_work_unit() -> bool:
+    """True when called from inside a work unit (nested parallel calls run serially)."""
+    return getattr(_local, "in_unit", False)
+
+
+class _Pool:
+    """A lazily grown ``ThreadPoolExecutor`` shared by every parallel call."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._size = 0
+
+    def executor(self, workers: int) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None or workers > self._size:
+                old = self._executor
+                self._executor = ThreadPoolExecutor(
+                    max_workers=workers, thread_name_prefix="parareg"
+                )
+                self._size = workers
+                if old is not None:
+                    old.shutdown(wait=False)
+            return self._executor
+
+    def reset(self) -> None:
+        self._lock = threading.Lock()
+        self._executor = None
+        self._size = 0
+
+
+_pool = _Pool()
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads
+    os.register_at_fork(after_in_child=_pool.reset)
+
+
+def _run_serial(func, n_units: int) -> None:
+    errors = {}
+    previous = in_work_unit()
+    _local.in_unit = True
+    try:
+        for unit in range(n_units):
+            try:
+                func(unit)
+            except Exception as exc:  # noqa: BLE001 - re-raised below
+                errors[unit] = exc
+    finally:
+        _local.in_unit = previous
+    if errors:
+        raise errors[min(errors)]
+
+
+def run_units(func, n_units: int, *, num_threads=None, schedule: str = "static") -> None:
+    """Run ``func(unit)`` for ``unit`` in ``range(n_units)`` on the pool.
+
+    Parameters
+    ----------
+    func : callable
+        Called once per unit index; it must write its result to a place owned
+        by that unit (e.g. ``buffers[unit]``), never to shared accumulators.
+    n_units : int
+        Number of work units.
+    num_threads : int, optional
+        Threads to use, the caller included. ``None`` resolves as described in
+        :mod:`parareg.parallel.pool`.
+    schedule : {"static", "dynamic", "guided"}
+        How units are handed to threads; results never depend on it.
+    """
+    check_schedule(schedule)
+    n_threads = min(resolve_num_threads(num_threads), n_units)
+    if n_units <= 0:
+        return
+    if n_threads <= 1 or in_work_unit():
+        _run_serial(func, n_units)
+        return
+    plan = make_schedule(schedule, n_units, n_threads)
+    errors = {}
+    errors_lock = threading.Lock()
+
+    def participate():
+        previous = in_work_unit()
+        _local.in_unit = True
+        try:
+            while True:
+                block = plan.claim()
+                if not block:
+                    return
+                for unit in block:
+                    try:
+                        func(unit)
+                    except Exception as exc:  # noqa: BLE001 - re-raised by the caller
+                        with errors_lock:
+                            errors[unit] = exc
+        finally:
+            _local.in_unit = previous
+
+    executor = _pool.executor(n_threads - 1)
+    futures = [executor.submit(participate) for _ in range(n_threads - 1)]
+    participate()
+    for future in futures:
+        future.cancel()  # never started: the caller and the others did its share
+    wait(futures)
+    if errors:
+        raise errors[min(errors)]
