@@ -4,9 +4,11 @@ Results are bit-identical whatever the thread count: work is split into
 units fixed by the data, never by the threads, and reduced in unit order.
 """
 
+from .gradients import gradient
 from .image import Image
 from .io.nifti import load, save
 from .parallel import get_num_threads, set_num_threads, threads
+from .resampling import resample
 
 __version__ = "0.1.0"
 
@@ -14,7 +16,9 @@ __all__ = [
     "Image",
     "__version__",
     "get_num_threads",
+    "gradient",
     "load",
+    "resample",
     "save",
     "set_num_threads",
     "threads",
