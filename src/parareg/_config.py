@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import operator
 import os
 
 ENV_NUM_THREADS = "PARAREG_NUM_THREADS"
@@ -18,13 +19,24 @@ ENV_NUM_THREADS = "PARAREG_NUM_THREADS"
 DEFAULT_GRAIN_VOXELS = 32_768
 
 
+def as_index(value) -> int | None:
+    """``value`` as an ``int`` if it is an integer (NumPy's too) but not a bool, else ``None``.
+
+    Floats, strings and float arrays give ``None`` rather than being truncated.
+    """
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def check_num_threads(value, *, name: str = "num_threads") -> int:
     """Return ``value`` as a positive ``int`` or raise a ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        hasattr(value, "__index__") and not isinstance(value, float)
-    ):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    value = int(value)
+    original, value = value, as_index(value)
+    if value is None:
+        raise ValueError(f"{name} must be a positive integer, got {original!r}")
     if value < 1:
         raise ValueError(f"{name} must be a positive integer (1 or more), got {value!r}")
     return value

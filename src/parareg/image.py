@@ -21,7 +21,10 @@ def check_matrix(matrix, ndim: int, *, name: str) -> np.ndarray:
     Raises a ``ValueError`` naming ``name`` when it has the wrong shape, holds
     NaN/inf, has a last row other than ``[0, ..., 0, 1]`` or is not invertible.
     """
-    m = np.asarray(matrix, dtype=np.float64)
+    try:
+        m = np.asarray(matrix, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a numeric matrix: {exc}") from None
     size = ndim + 1
     if m.shape != (size, size):
         raise ValueError(

@@ -21,12 +21,18 @@ def _suffix(path: Path) -> str:
 
 
 def _reduce_to_2d(affine: np.ndarray, kept: list[int]) -> np.ndarray:
-    """3x3 in-plane vox2world from a 4x4 one, for the two kept voxel axes."""
+    """3x3 in-plane vox2world from a 4x4 one, for the two kept voxel axes.
+
+    The two world rows kept are those the voxel axes mostly span, in world
+    order (x before y before z), so the in-plane world frame does not depend
+    on how the voxel axes are stored (a transposed slice gets the same frame)
+    and a saved 2D image reads back with the matrix it was saved with.
+    """
     a, b = kept
     row_a = int(np.argmax(np.abs(affine[:3, a])))
     rows_b = [r for r in range(3) if r != row_a]
     row_b = rows_b[int(np.argmax(np.abs(affine[rows_b, b])))]
-    rows = [row_a, row_b, 3]
+    rows = [*sorted((row_a, row_b)), 3]
     return affine[np.ix_(rows, [a, b, 3])]
 
 
@@ -115,7 +121,7 @@ def atomic_write(path, write) -> Path:
     """
     path = Path(path)
     if not path.parent.exists():
-        raise FileNotFoundError(f"{name}: the folder {str(path.parent)!r} does not exist")
+        raise FileNotFoundError(f"path: the folder {str(path.parent)!r} does not exist")
     suffix = _suffix(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)

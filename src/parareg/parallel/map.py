@@ -25,9 +25,10 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from .._config import DEFAULT_GRAIN_VOXELS
-from .partition import partition_range
+from .._config import DEFAULT_GRAIN_VOXELS, as_index
+from .partition import _check_grain, partition_range
 from .pool import in_work_unit, resolve_num_threads, run_units
+from .schedule import check_schedule
 
 BACKENDS = ("threads", "processes")
 
@@ -36,7 +37,9 @@ _process_lock = threading.Lock()
 
 
 def _reset_process_pools():
+    global _process_lock
     _process_pools.clear()
+    _process_lock = threading.Lock()  # another thread may have held it at fork
 
 
 if hasattr(os, "register_at_fork"):
@@ -86,6 +89,7 @@ def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
         ``func(item)`` for every item, in input order.
     """
     _check_backend(backend)
+    check_schedule(schedule)  # also on the serial path, so a typo never passes silently
     items = list(items)
     n_threads = resolve_num_threads(num_threads)
     units = partition_range(0, len(items), grain=grain)
@@ -135,13 +139,15 @@ def map_slices(func, array, *, axis: int = 0, num_threads=None, backend: str = "
     ndarray
         The per-slice results stacked along ``axis``.
     """
+    grain = _check_grain(grain)  # checked here: grain // per_slice below would hide 0 or -1
     array = np.asarray(array)
     if array.ndim < 2:
         raise ValueError(f"array must have at least 2 dimensions, got shape {array.shape}")
-    if not -array.ndim <= axis < array.ndim:
-        raise ValueError(f"axis must be in [{-array.ndim}, {array.ndim}) for an array of "
-                         f"shape {array.shape}, got {axis}")
-    axis = axis % array.ndim
+    index = as_index(axis)
+    if index is None or not -array.ndim <= index < array.ndim:
+        raise ValueError(f"axis must be an integer in [{-array.ndim}, {array.ndim}) for an "
+                         f"array of shape {array.shape}, got {axis!r}")
+    axis = index % array.ndim
     n = array.shape[axis]
     if n == 0:
         raise ValueError(f"array has no slices along axis {axis} (shape {array.shape})")

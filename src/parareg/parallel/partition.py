@@ -19,11 +19,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from .._config import as_index
+
 
 def _check_grain(grain) -> int:
-    if isinstance(grain, bool) or not isinstance(grain, int) or grain < 1:
+    value = as_index(grain)  # any integer type (NumPy's included), not bool or float
+    if value is None or value < 1:
         raise ValueError(f"grain must be a positive integer, got {grain!r}")
-    return grain
+    return value
 
 
 def partition_range(start: int, stop: int, *, grain: int) -> list[tuple[int, int]]:
@@ -60,8 +63,8 @@ def partition_slabs(shape: Sequence[int], *, grain: int) -> list[tuple[slice, ..
     """
     grain = _check_grain(grain)
     shape = tuple(int(n) for n in shape)
-    if any(n < 0 for n in shape):
-        raise ValueError(f"shape must hold non-negative lengths, got {shape}")
+    if not shape or any(n < 0 for n in shape):
+        raise ValueError(f"shape must hold one or more non-negative lengths, got {shape}")
     if math.prod(shape) == 0:
         return []
     axis = slab_axis(shape)

@@ -19,7 +19,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from .._config import check_num_threads, env_num_threads
+from .._config import as_index, check_num_threads, env_num_threads
 from .schedule import check_schedule, make_schedule
 
 _global_num_threads: int | None = None
@@ -104,17 +104,22 @@ class _Pool:
         self._executor: ThreadPoolExecutor | None = None
         self._size = 0
 
-    def executor(self, workers: int) -> ThreadPoolExecutor:
+    def submit(self, fn, count: int) -> list:
+        """Submit ``fn`` ``count`` times, growing the pool to ``count`` workers if needed.
+
+        Submitting under the lock matters: growing shuts the old executor down,
+        and a concurrent caller still submitting to it would get a RuntimeError.
+        """
         with self._lock:
-            if self._executor is None or workers > self._size:
+            if self._executor is None or count > self._size:
                 old = self._executor
                 self._executor = ThreadPoolExecutor(
-                    max_workers=workers, thread_name_prefix="parareg"
+                    max_workers=count, thread_name_prefix="parareg"
                 )
-                self._size = workers
+                self._size = count
                 if old is not None:
-                    old.shutdown(wait=False)
-            return self._executor
+                    old.shutdown(wait=False)  # its queued work still runs
+            return [self._executor.submit(fn) for _ in range(count)]
 
     def reset(self) -> None:
         self._lock = threading.Lock()
@@ -160,6 +165,10 @@ def run_units(func, n_units: int, *, num_threads=None, schedule: str = "static")
         How units are handed to threads; results never depend on it.
     """
     check_schedule(schedule)
+    units = as_index(n_units)
+    if units is None or units < 0:
+        raise ValueError(f"n_units must be a non-negative integer, got {n_units!r}")
+    n_units = units
     n_threads = min(resolve_num_threads(num_threads), n_units)
     if n_units <= 0:
         return
@@ -187,8 +196,7 @@ def run_units(func, n_units: int, *, num_threads=None, schedule: str = "static")
         finally:
             _local.in_unit = previous
 
-    executor = _pool.executor(n_threads - 1)
-    futures = [executor.submit(participate) for _ in range(n_threads - 1)]
+    futures = _pool.submit(participate, n_threads - 1)
     participate()
     for future in futures:
         future.cancel()  # never started: the caller and the others did its share
