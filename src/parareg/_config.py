@@ -18,6 +18,10 @@ ENV_NUM_THREADS = "PARAREG_NUM_THREADS"
 #: bit-identical at any thread count.
 DEFAULT_GRAIN_VOXELS = 32_768
 
+#: Grain of cheap, memory-bound kernels (finite differences): a unit must hold
+#: well over the ~50 us it costs to hand it to another thread.
+CHEAP_GRAIN_VOXELS = 131_072
+
 
 def as_index(value) -> int | None:
     """``value`` as an ``int`` if it is an integer (NumPy's too) but not a bool, else ``None``.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._config import DEFAULT_GRAIN_VOXELS
+from ._config import CHEAP_GRAIN_VOXELS
 from .image import as_image
 from .kernels.dispatch import kernel
 from .parallel import for_each_slab, resolve_num_threads
@@ -42,6 +42,6 @@ def gradient(image, *, num_threads=None) -> np.ndarray:
     out = np.empty((*image.shape, ndim), dtype=np.float32)
     run = kernel("gradient", ndim)
     for_each_slab(lambda start, stop: run(src, vox_grad2world_grad, out, start, stop),
-                  image.shape, grain=DEFAULT_GRAIN_VOXELS,
+                  image.shape, grain=CHEAP_GRAIN_VOXELS,
                   num_threads=resolve_num_threads(num_threads))
     return out

@@ -33,10 +33,9 @@ def check_matrix(matrix, ndim: int, *, name: str) -> np.ndarray:
         )
     if not np.all(np.isfinite(m)):
         raise ValueError(f"{name} contains NaN or inf values")
-    last = np.zeros(size)
-    last[-1] = 1.0
-    if not np.allclose(m[-1], last):
-        raise ValueError(f"{name} must have last row {last.tolist()}, got {m[-1].tolist()}")
+    if np.abs(m[-1, :-1]).max() > 1e-8 or abs(m[-1, -1] - 1.0) > 1e-8:
+        last = [0.0] * ndim + [1.0]
+        raise ValueError(f"{name} must have last row {last}, got {m[-1].tolist()}")
     if abs(np.linalg.det(m[:ndim, :ndim])) < _MIN_ABS_DET:
         raise ValueError(f"{name} is not invertible (its linear part has determinant ~0)")
     return m
@@ -132,6 +131,21 @@ def as_image(obj, *, name: str) -> Image:
                         f"got {type(obj).__name__}")
     check_array(obj.data, name=name)
     return obj
+
+
+def as_grid(obj, *, name: str) -> Image:
+    """Like :func:`as_image` for an image used only for its grid (data not scanned)."""
+    if isinstance(obj, Image):
+        return obj
+    return as_image(obj, name=name)
+
+
+def trusted_image(data: np.ndarray, vox2world: np.ndarray) -> Image:
+    """An :class:`Image` from arrays a kernel just produced from checked inputs (no re-scan)."""
+    image = object.__new__(Image)
+    image.data = data
+    image.vox2world = vox2world
+    return image
 
 
 def grid_points(shape) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._config import DEFAULT_GRAIN_VOXELS
-from .image import Image, as_image, check_matrix
+from .image import Image, as_grid, as_image, check_matrix, trusted_image
 from .kernels.dispatch import kernel
 from .parallel import for_each_slab, resolve_num_threads
 
@@ -76,7 +76,7 @@ def resample(moving, reference, *, affine=None, field=None, interpolation: str =
     [4.0, 5.0, 6.0, 7.0]
     """
     moving = as_image(moving, name="moving")
-    reference = as_image(reference, name="reference")
+    reference = as_grid(reference, name="reference")
     if moving.ndim != reference.ndim:
         raise ValueError(f"moving is {moving.ndim}D but reference is {reference.ndim}D; "
                          "both must have the same number of dimensions")
@@ -102,4 +102,4 @@ def resample(moving, reference, *, affine=None, field=None, interpolation: str =
             lambda start, stop: run(src, fld, out_vox2world, world2moving_vox, nearest, out,
                                     start, stop),
             out.shape, grain=DEFAULT_GRAIN_VOXELS, num_threads=num_threads)
-    return Image(out, reference.vox2world)
+    return trusted_image(out, reference.vox2world)
