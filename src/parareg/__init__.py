@@ -8,11 +8,15 @@ from .gradients import gradient
 from .image import Image
 from .io.nifti import load, save
 from .parallel import get_num_threads, set_num_threads, threads
+from .registration import AffineMap, AffineRegistration, affine_registration
 from .resampling import resample
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AffineMap",
+    "AffineRegistration",
+    "affine_registration",
     "Image",
     "__version__",
     "get_num_threads",

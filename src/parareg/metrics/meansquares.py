@@ -1,0 +1,61 @@
+"""Mean squared intensity difference for same-modality linear registration.
+
+With ``N`` valid samples and ``d(x) = m(y_x) - f(x)``::
+
+    value = (1 / N) sum_x d(x)^2
+    d value / d fixed2moving[:ndim] = (2 / N) sum_x d(x) grad_m(y_x) (x, 1)^T
+
+``grad_m(y)`` is the moving gradient at ``y`` in world units (the
+interpolated gradient image, or the derivative of the linear interpolant:
+see ``moving_gradient`` in :class:`~parareg.metrics.base.AffineMetric`).
+"""
+
+from __future__ import annotations
+
+from ..parallel import reduce_units, unit_buffers
+from .base import AffineMetric, AffineMetricState, MetricEvaluation, kernel
+
+
+class MeanSquares(AffineMetric):
+    """Mean squared difference ``mean((m(y) - f(x))^2)`` (lower is better).
+
+    Parameters
+    ----------
+    moving_gradient : {"image", "interpolant"}
+        See :class:`~parareg.metrics.base.AffineMetric`.
+
+    Examples
+    --------
+    >>> import numpy as np, parareg
+    >>> from parareg.metrics import MeanSquares
+    >>> img = parareg.Image(np.random.default_rng(0).random((24, 24)), np.eye(3))
+    >>> ms = MeanSquares()
+    >>> state = ms.setup(img, img)
+    >>> ms.value(state, np.eye(3))
+    0.0
+    """
+
+    name = "mean squares"
+
+    def __repr__(self) -> str:
+        return f"MeanSquares(moving_gradient={self.moving_gradient!r})"
+
+    def evaluate(self, state: AffineMetricState, fixed2moving, *,
+                 gradient: bool = True) -> MetricEvaluation:
+        fixed_vox2moving_vox = self._prepare(state, fixed2moving)
+        ndim = state.ndim
+        run = kernel("mean_squares", ndim)
+        n_units = len(state.units)
+        sums = unit_buffers(n_units, 1)
+        partials = unit_buffers(n_units, (ndim, ndim + 1))
+        inner = state.fixed_shape[1:]
+        moving = self._moving_args(state)
+        counts = self._run(state, lambda unit, start, stop: run(
+            state.fixed_values, state.sample_index, *inner, state.fixed_vox2world,
+            fixed_vox2moving_vox, *moving, gradient, sums[unit], partials[unit], start, stop))
+        num_valid = int(counts.sum())
+        if num_valid == 0:
+            raise self._no_overlap(state, fixed2moving)
+        value = float(reduce_units(sums)[0]) / num_valid
+        grad = reduce_units(partials) * (2.0 / num_valid) if gradient else None
+        return MetricEvaluation(value, grad, num_valid, state.num_samples)

@@ -1,0 +1,1 @@
+"""Naive NumPy twins of parareg kernels, for agreement tests (slow, obvious, independent)."""
