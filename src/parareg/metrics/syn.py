@@ -1,0 +1,46 @@
+"""SyN metrics: forward/backward update fields for the symmetric diffeomorphic scheme.
+
+The contract (:class:`SyNMetric`, sign convention, units) is described in
+:mod:`parareg.metrics.syn_base`; each metric's formulas in its own module.
+
+Examples
+--------
+>>> from parareg.metrics.syn import get_syn_metric
+>>> get_syn_metric("cc", radius=2)
+CCMetric(radius=2, eps=1e-05)
+"""
+
+from __future__ import annotations
+
+from .syn_base import SyNMetric
+from .syn_cc import CCMetric
+from .syn_em import EMMetric
+from .syn_ssd import SSDMetric
+
+#: name -> SyN metric class
+SYN_METRICS = {
+    "cc": CCMetric,
+    "ssd": SSDMetric,
+    "em": EMMetric,
+}
+
+
+def get_syn_metric(name: str, **kwargs) -> SyNMetric:
+    """Build the SyN metric called ``name`` with hyperparameters ``kwargs``.
+
+    Parameters
+    ----------
+    name : {"cc", "em", "ssd"}
+    **kwargs
+        Passed to the metric class (e.g. ``radius=2`` for ``"cc"``).
+
+    Returns
+    -------
+    SyNMetric
+    """
+    if name not in SYN_METRICS:
+        raise ValueError(f"metric must be one of {sorted(SYN_METRICS)}, got {name!r}")
+    return SYN_METRICS[name](**kwargs)
+
+
+__all__ = ["SYN_METRICS", "CCMetric", "EMMetric", "SSDMetric", "SyNMetric", "get_syn_metric"]
