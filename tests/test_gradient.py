@@ -53,7 +53,7 @@ def test_gradient_of_linear_ramp_is_exact_in_world_units():
 
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_gradient_identical_bits_at_any_thread_count(ndim):
-    shape = (800, 500) if ndim == 2 else (120, 60, 50)  # several units
+    shape = (1200, 700) if ndim == 2 else (160, 80, 60)  # several units
     img = parareg.Image(np.random.default_rng(2).random(shape), oblique(ndim))
     outs = [parareg.gradient(img, num_threads=n) for n in (1, 2, 3)]
     for other in outs[1:]:

@@ -20,7 +20,7 @@ DEFAULT_GRAIN_VOXELS = 32_768
 
 #: Grain of cheap, memory-bound kernels (finite differences): a unit must hold
 #: well over the ~50 us it costs to hand it to another thread.
-CHEAP_GRAIN_VOXELS = 131_072
+CHEAP_GRAIN_VOXELS = 262_144
 
 
 def as_index(value) -> int | None:

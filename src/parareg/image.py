@@ -7,6 +7,7 @@ homogeneous one). World coordinates are the NIfTI RAS+ millimetres of the file.
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -41,6 +42,34 @@ def check_matrix(matrix, ndim: int, *, name: str) -> np.ndarray:
     return m
 
 
+#: arrays up to this many elements are checked for NaN/inf in one serial pass
+_SERIAL_CHECK = 1 << 20
+
+
+def all_finite(array: np.ndarray) -> bool:
+    """True when ``array`` (floating point) holds no NaN or inf.
+
+    One pass without temporaries: the float64 sum of finite float32/float64
+    values cannot overflow at any realistic size, while NaN and inf
+    propagate. Large arrays are summed in axis-0 slabs on the pool (NumPy
+    releases the GIL in reductions), so validation is not the serial part
+    of a parallel call.
+    """
+    if array.size <= _SERIAL_CHECK or array.ndim == 0 or array.shape[0] < 2:
+        return math.isfinite(float(np.sum(array, dtype=np.float64)))
+    from .parallel import axis0_ranges, run_units
+
+    ranges = axis0_ranges(array.shape, grain=_SERIAL_CHECK)
+    sums = np.zeros(len(ranges))
+
+    def unit(u):
+        start, stop = ranges[u]
+        sums[u] = np.sum(array[start:stop], dtype=np.float64)
+
+    run_units(unit, len(ranges))
+    return bool(np.all(np.isfinite(sums)))
+
+
 def check_array(data, *, name: str) -> np.ndarray:
     """Return ``data`` as a finite 2D/3D array (float32, or integer for label maps).
 
@@ -59,7 +88,7 @@ def check_array(data, *, name: str) -> np.ndarray:
     if not np.issubdtype(a.dtype, np.floating):
         raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
     a = a.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(a)):
+    if not all_finite(a):
         bad = int(np.count_nonzero(~np.isfinite(a)))
         raise ValueError(f"{name} contains {bad} NaN or inf values; replace them (e.g. np.nan_to_num)")
     return a

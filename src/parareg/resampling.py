@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._config import DEFAULT_GRAIN_VOXELS
-from .image import Image, as_grid, as_image, check_matrix, trusted_image
+from .image import Image, all_finite, as_grid, as_image, check_matrix, trusted_image
 from .kernels.dispatch import kernel
 from .parallel import for_each_slab, resolve_num_threads
 
@@ -30,7 +30,7 @@ def check_field(field, shape, *, name: str = "field") -> np.ndarray:
     if not np.issubdtype(f.dtype, np.floating):
         raise ValueError(f"{name} must hold floating-point displacements, got dtype {f.dtype}")
     f = np.ascontiguousarray(f, dtype=np.float32)
-    if not np.all(np.isfinite(f)):
+    if not all_finite(f):
         raise ValueError(f"{name} contains NaN or inf displacements")
     return f
 

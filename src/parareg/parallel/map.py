@@ -61,7 +61,7 @@ def _check_backend(backend):
 
 
 def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
-                 schedule: str = "static", grain: int = 1) -> list:
+                 schedule: str = "dynamic", grain: int = 1) -> list:
     """``[func(item) for item in items]``, computed in parallel, in input order.
 
     Parameters
@@ -114,7 +114,7 @@ def _apply_slice(func, kwargs, array, axis, index):
 
 
 def map_slices(func, array, *, axis: int = 0, num_threads=None, backend: str = "threads",
-               schedule: str = "static", grain: int = DEFAULT_GRAIN_VOXELS, **kwargs):
+               schedule: str = "dynamic", grain: int = DEFAULT_GRAIN_VOXELS, **kwargs):
     """Apply ``func`` to every slice of ``array`` along ``axis`` and reassemble the result.
 
     Parameters

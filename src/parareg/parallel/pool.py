@@ -148,7 +148,7 @@ def _run_serial(func, n_units: int) -> None:
         raise errors[min(errors)]
 
 
-def run_units(func, n_units: int, *, num_threads=None, schedule: str = "static") -> None:
+def run_units(func, n_units: int, *, num_threads=None, schedule: str = "dynamic") -> None:
     """Run ``func(unit)`` for ``unit`` in ``range(n_units)`` on the pool.
 
     Parameters

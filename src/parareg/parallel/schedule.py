@@ -8,8 +8,11 @@ results do not depend on the schedule. Each schedule is a small object with
 ``static``
     Units are cut into ``num_threads`` contiguous blocks up front; each
     participant claims one whole block (ITK's default).
-``dynamic``
-    Participants claim one unit at a time (best for uneven units).
+``dynamic`` (parareg's default)
+    Participants claim one unit at a time: best for uneven units, and when one
+    core is slowed by something else (a busy sibling, a virtual machine's
+    neighbour) the others take over its share. With units of ~1 ms the lock
+    per claim costs nothing measurable.
 ``guided``
     Participants claim blocks of ``ceil(remaining / (2 * num_threads))`` units,
     shrinking as the work runs out (OpenMP's guided schedule).

@@ -67,7 +67,7 @@ class DomainThreader:
         Assignment of units to threads; never changes the result.
     """
 
-    def __init__(self, *, num_threads=None, schedule: str = "static"):
+    def __init__(self, *, num_threads=None, schedule: str = "dynamic"):
         if num_threads is not None:
             resolve_num_threads(num_threads)
         self.num_threads = num_threads
@@ -108,7 +108,7 @@ class SlabThreader(DomainThreader):
     about ``grain`` voxels.
     """
 
-    def __init__(self, *, grain: int = DEFAULT_GRAIN_VOXELS, num_threads=None, schedule="static"):
+    def __init__(self, *, grain: int = DEFAULT_GRAIN_VOXELS, num_threads=None, schedule="dynamic"):
         super().__init__(num_threads=num_threads, schedule=schedule)
         self.grain = grain
 
@@ -117,7 +117,7 @@ class SlabThreader(DomainThreader):
 
 
 def for_each_slab(kernel_call, shape, *, grain: int = DEFAULT_GRAIN_VOXELS,
-                  num_threads=None, schedule: str = "static") -> int:
+                  num_threads=None, schedule: str = "dynamic") -> int:
     """Call ``kernel_call(start, stop)`` for each axis-0 slab of ``shape``; return the unit count.
 
     The usual driver for kernels whose units write disjoint output rows.
