@@ -8,7 +8,16 @@ from .gradients import gradient
 from .image import Image
 from .io.nifti import load, save
 from .parallel import get_num_threads, set_num_threads, threads
-from .registration import AffineMap, AffineRegistration, affine_registration
+from .registration import (
+    AffineMap,
+    AffineRegistration,
+    RegistrationResult,
+    SymmetricDiffeomorphicRegistration,
+    affine_registration,
+    register,
+    syn_registration,
+)
+from .transforms.diffeomorphic import DiffeomorphicMap
 from .resampling import resample
 
 __version__ = "0.1.0"
@@ -16,6 +25,11 @@ __version__ = "0.1.0"
 __all__ = [
     "AffineMap",
     "AffineRegistration",
+    "DiffeomorphicMap",
+    "RegistrationResult",
+    "SymmetricDiffeomorphicRegistration",
+    "register",
+    "syn_registration",
     "affine_registration",
     "Image",
     "__version__",

@@ -9,8 +9,16 @@ from .affine import (
     RegistrationWarning,
     affine_registration,
 )
+from .pipeline import SYN_PRESETS, RegistrationResult, register
+from .syn import DEFAULT_SYN_LEVELS, SymmetricDiffeomorphicRegistration, syn_registration
 
 __all__ = [
+    "DEFAULT_SYN_LEVELS",
+    "SYN_PRESETS",
+    "RegistrationResult",
+    "SymmetricDiffeomorphicRegistration",
+    "register",
+    "syn_registration",
     "DEFAULT_LEVELS",
     "DEFAULT_PIPELINE",
     "AffineMap",

@@ -1,0 +1,107 @@
+"""One call from two images to a warped image and its mapping: affine pipeline, then SyN."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..image import Image, as_image
+from .affine import AffineMap, affine_registration
+from .syn import DEFAULT_SYN_LEVELS, syn_registration
+
+#: register(transform=...) -> the affine pipeline run before (and, for "syn", the SyN step)
+AFFINE_PIPELINES = {
+    "rigid": ("center_of_mass", "translation", "rigid"),
+    "affine": ("center_of_mass", "translation", "rigid", "affine"),
+    "syn": ("center_of_mass", "translation", "rigid", "affine"),
+}
+
+#: named SyN settings (see BENCHMARKS.md for how they compare with greedy and ANTs)
+SYN_PRESETS = {
+    "fast": {"levels": ((4, 1.0, 60), (2, 0.5, 30), (1, 0.0, 0)), "radius": 2},
+    "default": {"levels": DEFAULT_SYN_LEVELS, "radius": 2},
+    "accurate": {"levels": ((4, 1.0, 100), (2, 0.5, 70), (1, 0.0, 30)), "radius": 2},
+}
+
+
+@dataclass
+class RegistrationResult:
+    """What :func:`register` returns.
+
+    Attributes
+    ----------
+    warped : Image
+        The moving image resampled onto the fixed grid.
+    mapping : AffineMap or DiffeomorphicMap
+        ``mapping.transform(image)`` puts any image of the moving space on the
+        fixed grid; ``mapping.transform_inverse(image)`` does the reverse.
+    affine : AffineMap
+        The affine stage alone (the prealignment of a SyN mapping).
+    seconds : dict
+        Wall time per stage.
+    """
+
+    warped: Image
+    mapping: object
+    affine: AffineMap
+    seconds: dict = field(default_factory=dict)
+
+
+def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi",
+             syn_metric: str = "cc", preset: str = "default", fixed_mask=None,
+             moving_mask=None, num_threads=None, seed: int = 0, affine_options=None,
+             syn_options=None) -> RegistrationResult:
+    """Register ``moving`` to ``fixed``: the affine pipeline, then (for ``"syn"``) SyN.
+
+    Parameters
+    ----------
+    fixed, moving : Image or path
+    transform : {"rigid", "affine", "syn"}
+    affine_metric : {"mi", "meansquares", "correlation"}
+    syn_metric : {"cc", "ssd", "em"}
+    preset : {"fast", "default", "accurate"}
+        SyN pyramid and iteration settings.
+    fixed_mask, moving_mask : Image, ndarray or path, optional
+    num_threads : int, optional
+        The result is bit-identical at any thread count.
+    seed : int
+        Seed of the affine stage's sparse sampling.
+    affine_options, syn_options : dict, optional
+        Extra keyword arguments for :func:`affine_registration` and
+        :func:`syn_registration` (they override the preset).
+
+    Returns
+    -------
+    RegistrationResult
+
+    Examples
+    --------
+    >>> import parareg
+    >>> result = parareg.register("fixed.nii.gz", "moving.nii.gz")  # doctest: +SKIP
+    >>> parareg.save(result.warped, "warped.nii.gz")  # doctest: +SKIP
+    """
+    if transform not in AFFINE_PIPELINES:
+        raise ValueError(f"transform must be one of {sorted(AFFINE_PIPELINES)}, "
+                         f"got {transform!r}")
+    if preset not in SYN_PRESETS:
+        raise ValueError(f"preset must be one of {sorted(SYN_PRESETS)}, got {preset!r}")
+    fixed = as_image(fixed, name="fixed")
+    moving = as_image(moving, name="moving")
+    seconds = {}
+    t0 = time.perf_counter()
+    affine = affine_registration(fixed, moving, pipeline=AFFINE_PIPELINES[transform],
+                                 metric=affine_metric, fixed_mask=fixed_mask,
+                                 moving_mask=moving_mask, num_threads=num_threads, seed=seed,
+                                 **(affine_options or {}))
+    seconds["affine"] = time.perf_counter() - t0
+    mapping = affine
+    if transform == "syn":
+        t0 = time.perf_counter()
+        options = {**SYN_PRESETS[preset], **(syn_options or {})}
+        mapping = syn_registration(fixed, moving, metric=syn_metric, prealign=affine.matrix,
+                                   fixed_mask=fixed_mask, num_threads=num_threads, **options)
+        seconds["syn"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    warped = mapping.transform(moving, num_threads=num_threads)
+    seconds["warp"] = time.perf_counter() - t0
+    return RegistrationResult(warped=warped, mapping=mapping, affine=affine, seconds=seconds)
