@@ -1,0 +1,72 @@
+"""``parareg``: the top-level command, dispatching to ``register``, ``apply`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from ._common import CLIError, Console, EXIT_BAD_INPUT, make_parser
+
+#: sub-command -> (module under parareg.cli, one-line help); each module has main(argv) -> int
+_ALL_COMMANDS = {
+    "register": ("register", "register MOVING to FIXED; write ANTs-style transforms"),
+    "apply": ("apply", "resample an image through ITK/ANTs transform files"),
+    "demo": ("demo", "register a synthetic deformation of the MNI152 template"),
+    "bench": ("bench", "run or resume a benchmark study (image pairs x methods)"),
+}
+#: the commands whose module is present in this installation
+COMMANDS = {name: entry for name, entry in _ALL_COMMANDS.items()
+            if importlib.util.find_spec(f"{__package__}.{entry[0]}") is not None}
+
+DESCRIPTION = """\
+parareg: fast, multi-threaded, bit-reproducible image registration.
+Results are identical at any thread count; transforms are ITK/ANTs files."""
+
+EPILOG = """\
+commands:
+""" + "\n".join(f"  {name:<10}{text}" for name, (_, text) in COMMANDS.items()) + """
+
+examples:
+  parareg demo                                   # a 1-minute tour, offline
+  parareg register fixed.nii.gz moving.nii.gz -o out_ --qc
+  parareg apply -i moving.nii.gz -r fixed.nii.gz -o warped.nii.gz \\
+      -t out_1Warp.nii.gz out_0GenericAffine.mat
+
+Run "parareg COMMAND --help" for a command's options."""
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _get_parser():
+    parser = make_parser("parareg", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"parareg {_version()}")
+    parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND",
+                        help="one of: " + ", ".join(COMMANDS))
+    parser.add_argument("args", nargs=argparse.REMAINDER,
+                        help="the command's arguments (see parareg COMMAND --help)")
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run ``parareg COMMAND ...``; return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        module = importlib.import_module(f"{__package__}.{COMMANDS[argv[0]][0]}")
+        return module.main(argv[1:])
+    try:
+        _get_parser().parse_args(argv)  # --help, --version, or an error
+    except CLIError as exc:
+        Console().error(exc)
+        return EXIT_BAD_INPUT
+    # parse_args only returns here for a known command, which was dispatched above
+    return EXIT_BAD_INPUT  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
