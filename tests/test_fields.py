@@ -393,3 +393,12 @@ def test_bad_inputs_name_the_argument():
         fields.smooth_field(u3[..., :2], 1.0)
     with pytest.raises(ValueError, match="field has an empty grid"):
         fields.jacobian_determinant(np.zeros((0, 4, 2), np.float32), vox2world=np.eye(3))
+
+
+def test_max_norm_matches_numpy_at_any_thread_count():
+    u = np.random.default_rng(5).normal(size=(70, 40, 30, 3)).astype(np.float32)
+    scale = np.array([0.5, 1.0, 2.0])
+    twin = float(np.sqrt(((u.astype(np.float64) * scale) ** 2).sum(-1)).max())
+    got = [fields.max_norm(u, scale=scale, num_threads=n) for n in (1, 2, 3)]
+    assert got[0] == got[1] == got[2]
+    assert abs(got[0] - twin) < 1e-5 * twin

@@ -31,7 +31,7 @@ import numpy as np
 
 from ._config import DEFAULT_GRAIN_VOXELS, as_index
 from .image import check_matrix
-from .kernels.fields import field_kernel
+from .kernels.fields import field_kernel, max_scaled_norm
 from .kernels.smooth import convolve_middle, convolve_middle_narrow
 from .parallel import (
     partition_range,
@@ -46,6 +46,7 @@ from .resampling import check_field
 
 __all__ = [
     "InversionStats",
+    "max_norm",
     "compose",
     "inverse_consistency_error",
     "invert",
@@ -113,6 +114,23 @@ def _slab_norms(shape, n_columns, call, num_threads) -> np.ndarray:
     run_units(lambda unit: call(norms[unit], *ranges[unit]), len(ranges),
               num_threads=num_threads)
     return norms
+
+
+def max_norm(field, *, scale=None, num_threads=None) -> float:
+    """Largest displacement length of ``field``, each component first multiplied by ``scale``.
+
+    With ``scale = 1 / spacing`` the result is in voxels. Per-unit maxima are
+    combined with ``max``, so the result does not depend on the thread count.
+    """
+    f = np.asarray(field)
+    ndim = f.shape[-1]
+    rows = f.reshape(-1, ndim)
+    s = np.ones(ndim) if scale is None else np.asarray(scale, dtype=np.float64)
+    ranges = partition_range(0, rows.shape[0], grain=DEFAULT_GRAIN_VOXELS)
+    best = np.zeros(len(ranges))
+    run_units(lambda u: best.__setitem__(u, max_scaled_norm(rows, s, *ranges[u])), len(ranges),
+              num_threads=resolve_num_threads(num_threads))
+    return float(best.max()) if len(best) else 0.0
 
 
 # --- composition -------------------------------------------------------------------------

@@ -355,3 +355,18 @@ def field_kernel(operation: str, ndim: int):
         return FIELD_KERNELS[(operation, ndim)]
     except KeyError:
         raise ValueError(f"no field kernel {operation!r} for {ndim}D fields") from None
+
+
+@njit(nogil=True, cache=True)
+def max_scaled_norm(rows, scale, start, stop):
+    """``max_r sqrt(sum_c (rows[r, c] * scale[c]) ** 2)`` over rows ``start:stop``."""
+    best = 0.0
+    width = rows.shape[1]
+    for r in range(start, stop):
+        total = 0.0
+        for c in range(width):
+            v = rows[r, c] * scale[c]
+            total += v * v
+        if total > best:
+            best = total
+    return math.sqrt(best)

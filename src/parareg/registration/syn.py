@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from ..fields import compose, invert, smooth_field
+from ..fields import compose, invert, max_norm, smooth_field
 from ..image import Image, as_image, check_matrix, trusted_image
 from ..metrics.syn import get_syn_metric
 from ..parallel import resolve_num_threads
@@ -44,12 +44,6 @@ def _check_sigma(value, *, name: str) -> float:
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0 (voxels), got {value!r}")
     return value
-
-
-def _max_norm_vox(field: np.ndarray, spacing: np.ndarray) -> float:
-    """Largest displacement of ``field`` in voxels (world mm / voxel size per axis)."""
-    scaled = field / spacing.astype(np.float32)
-    return float(np.sqrt(np.max(np.einsum("...i,...i->...", scaled, scaled))))
 
 
 def _zero_boundary(field: np.ndarray) -> None:
@@ -131,7 +125,7 @@ class SymmetricDiffeomorphicRegistration:
         nt = self.num_threads
         if self.update_sigma > 0:
             force = smooth_field(force, self.update_sigma, num_threads=nt)
-        norm = _max_norm_vox(force, spacing)
+        norm = max_norm(force, scale=1.0 / spacing, num_threads=nt)
         if norm <= 0:
             return None
         force *= np.float32(self.step / norm)
