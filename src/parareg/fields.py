@@ -185,11 +185,20 @@ def compose(outer, inner, *, vox2world, out=None, num_threads=None) -> np.ndarra
                              "while out is written); pass out=inner or a fresh array")
         if np.may_share_memory(out, inner) and not _same_memory(out, inner):
             raise ValueError("out may be inner itself but must not partly overlap it")
-    disp2vox = _disp2vox(matrix, ndim)
+    return compose_unchecked(outer, inner, _disp2vox(matrix, ndim), out,
+                             resolve_num_threads(num_threads))
+
+
+def compose_unchecked(outer, inner, disp2vox, out, num_threads) -> np.ndarray:
+    """:func:`compose` without validation, for drivers whose fields are already checked.
+
+    ``outer``/``inner``/``out`` C-contiguous float32 ``(*grid, ndim)``;
+    ``disp2vox`` the inverse linear part of the grid's ``vox2world``.
+    """
+    ndim = inner.shape[-1]
     run = field_kernel("compose", ndim)
     for_each_slab(lambda start, stop: run(outer, inner, disp2vox, out, start, stop),
-                  inner.shape[:-1], grain=DEFAULT_GRAIN_VOXELS,
-                  num_threads=resolve_num_threads(num_threads))
+                  inner.shape[:-1], grain=DEFAULT_GRAIN_VOXELS, num_threads=num_threads)
     return out
 
 
@@ -490,7 +499,11 @@ def smooth_field(field, sigma_vox, *, truncate: float = 4.0, num_threads=None) -
     sigmas = np.broadcast_to(np.asarray(sigma_vox, dtype=np.float64), (ndim,))
     if np.any(sigmas < 0) or not np.all(np.isfinite(sigmas)):
         raise ValueError(f"sigma_vox must be finite and >= 0, got {sigma_vox!r}")
-    num_threads = resolve_num_threads(num_threads)
+    return smooth_unchecked(f, sigmas, truncate, resolve_num_threads(num_threads))
+
+
+def smooth_unchecked(f, sigmas, truncate, num_threads) -> np.ndarray:
+    """:func:`smooth_field` without validation (``sigmas`` one per grid axis)."""
     current = f
     for axis, sigma in enumerate(sigmas):
         if sigma == 0:

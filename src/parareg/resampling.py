@@ -96,10 +96,20 @@ def resample(moving, reference, *, affine=None, field=None, interpolation: str =
                       out.shape, grain=DEFAULT_GRAIN_VOXELS, num_threads=num_threads)
     else:
         fld = check_field(field, reference.shape)
-        run = kernel("warp", ndim)
-        out_vox2world = reference.vox2world
-        for_each_slab(
-            lambda start, stop: run(src, fld, out_vox2world, world2moving_vox, nearest, out,
-                                    start, stop),
-            out.shape, grain=DEFAULT_GRAIN_VOXELS, num_threads=num_threads)
+        warp_unchecked(src, fld, reference.vox2world, world2moving_vox, nearest, out,
+                       num_threads)
     return trusted_image(out, reference.vox2world)
+
+
+def warp_unchecked(src, field, out_vox2world, world2moving_vox, nearest, out, num_threads):
+    """Fill ``out`` with ``src`` sampled at ``world2moving_vox @ (out_vox2world @ p + field[p])``.
+
+    The driver behind :func:`resample` with a field, without validation, for
+    loops whose arrays are already checked (C-contiguous, float32 field).
+    """
+    run = kernel("warp", out.ndim)
+    for_each_slab(
+        lambda start, stop: run(src, field, out_vox2world, world2moving_vox, nearest, out,
+                                start, stop),
+        out.shape, grain=DEFAULT_GRAIN_VOXELS, num_threads=num_threads)
+    return out

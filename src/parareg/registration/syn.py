@@ -21,11 +21,11 @@ import time
 
 import numpy as np
 
-from ..fields import compose, invert, max_norm, smooth_field
+from ..fields import compose, compose_unchecked, invert, max_norm, smooth_unchecked
 from ..image import Image, as_image, check_matrix, trusted_image
 from ..metrics.syn import get_syn_metric
 from ..parallel import resolve_num_threads
-from ..resampling import resample
+from ..resampling import resample, warp_unchecked
 from ..transforms.diffeomorphic import DiffeomorphicMap, resample_field
 from .pyramid import check_levels, pyramid_level, shrink_grid, shrink_mask
 
@@ -124,18 +124,18 @@ class SymmetricDiffeomorphicRegistration:
     def _scaled_update(self, force, spacing):
         nt = self.num_threads
         if self.update_sigma > 0:
-            force = smooth_field(force, self.update_sigma, num_threads=nt)
+            force = smooth_unchecked(force, np.full(spacing.size, self.update_sigma), 4.0, nt)
         norm = max_norm(force, scale=1.0 / spacing, num_threads=nt)
         if norm <= 0:
             return None
         force *= np.float32(self.step / norm)
         return force
 
-    def _advance(self, field, update, vox2world):
+    def _advance(self, field, update, disp2vox):
         nt = self.num_threads
-        moved = compose(field, update, vox2world=vox2world, num_threads=nt)
+        moved = compose_unchecked(field, update, disp2vox, np.empty_like(field), nt)
         if self.field_sigma > 0:
-            moved = smooth_field(moved, self.field_sigma, num_threads=nt)
+            moved = smooth_unchecked(moved, np.full(field.shape[-1], self.field_sigma), 4.0, nt)
         _zero_boundary(moved)
         return moved
 
@@ -204,12 +204,15 @@ class SymmetricDiffeomorphicRegistration:
                 u_s, u_m, v_s, v_m = (resample_field(f, grid_prev, f_l, num_threads=nt)
                                       for f in (u_s, u_m, v_s, v_m))
             spacing = f_l.spacing
+            disp2vox = np.ascontiguousarray(np.linalg.inv(v2w[:ndim, :ndim]))
+            world2moving_vox = m_l.world2vox @ prealign
+            warped_fixed = np.empty(f_l.shape, np.float32)
+            warped_moving = np.empty(f_l.shape, np.float32)
             energies = []
             iterations = 0
             for iteration in range(level.iterations):
-                warped_fixed = resample(f_l, f_l, field=u_s, num_threads=nt).data
-                warped_moving = resample(m_l, f_l, affine=prealign, field=u_m,
-                                         num_threads=nt).data
+                warp_unchecked(f_l.data, u_s, v2w, f_l.world2vox, False, warped_fixed, nt)
+                warp_unchecked(m_l.data, u_m, v2w, world2moving_vox, False, warped_moving, nt)
                 mask_now = None
                 if mask_l is not None:
                     mask_now = resample(mask_l, f_l, field=u_s, interpolation="nearest",
@@ -230,9 +233,9 @@ class SymmetricDiffeomorphicRegistration:
                 if step_s is None and step_m is None:
                     break
                 if step_s is not None:
-                    u_s = self._advance(u_s, step_s, v2w)
+                    u_s = self._advance(u_s, step_s, disp2vox)
                 if step_m is not None:
-                    u_m = self._advance(u_m, step_m, v2w)
+                    u_m = self._advance(u_m, step_m, disp2vox)
             tolerance = INVERSION_TOLERANCE * float(spacing.min())
             v_s, stats_s = invert(u_s, vox2world=v2w, initial=v_s, tolerance=tolerance,
                                   iterations=self.inversion_iterations, num_threads=nt)
