@@ -299,10 +299,10 @@ def test_many_small_units_give_the_same_fields(driver, args):
 
 
 def test_registry():
-    assert sorted(SYN_METRICS) == ["cc", "em", "ssd"]
+    assert sorted(SYN_METRICS) == ["cc", "em", "mi", "ssd"]
     assert isinstance(get_syn_metric("cc", radius=3), CCMetric)
     assert repr(get_syn_metric("ssd", sigma_x=1.5)) == "SSDMetric(sigma_x=1.5)"
-    with pytest.raises(ValueError, match=r"metric must be one of \['cc', 'em', 'ssd'\], got 'ncc'"):
+    with pytest.raises(ValueError, match=r"metric must be one of \['cc', 'em', 'mi', 'ssd'\], got 'ncc'"):
         get_syn_metric("ncc")
 
 

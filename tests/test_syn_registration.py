@@ -130,3 +130,9 @@ def test_recovers_a_smooth_shift_of_a_synthetic_blob():
     before = np.abs(moving.data - fixed.data).mean()
     after = np.abs(warped.data - fixed.data).mean()
     assert after < 0.3 * before
+
+
+def test_levels_may_stop_at_a_coarse_grid():
+    fixed, moving = blob(), blob(shift=(1.0, 0.0, 0.0))
+    mapping = syn_registration(fixed, moving, levels=((2, 0.5, 10),))
+    assert mapping.forward.shape == (*fixed.shape, 3)

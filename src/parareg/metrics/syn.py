@@ -15,6 +15,7 @@ from __future__ import annotations
 from .syn_base import SyNMetric
 from .syn_cc import CCMetric
 from .syn_em import EMMetric
+from .syn_mi import MIMetric
 from .syn_ssd import SSDMetric
 
 #: name -> SyN metric class
@@ -22,6 +23,7 @@ SYN_METRICS = {
     "cc": CCMetric,
     "ssd": SSDMetric,
     "em": EMMetric,
+    "mi": MIMetric,
 }
 
 
@@ -30,7 +32,7 @@ def get_syn_metric(name: str, **kwargs) -> SyNMetric:
 
     Parameters
     ----------
-    name : {"cc", "em", "ssd"}
+    name : {"cc", "em", "mi", "ssd"}
     **kwargs
         Passed to the metric class (e.g. ``radius=2`` for ``"cc"``).
 

@@ -76,7 +76,7 @@ class SymmetricDiffeomorphicRegistration:
 
     Parameters
     ----------
-    metric : {"cc", "ssd", "em"} or SyNMetric
+    metric : {"cc", "ssd", "em", "mi"} or SyNMetric
         Similarity; a name uses the metric's defaults with ``radius`` for CC.
     levels : sequence of (factor, sigma, iterations)
         Pyramid, coarse to fine; ``sigma`` smooths the images, in voxels.
@@ -249,6 +249,9 @@ class SymmetricDiffeomorphicRegistration:
                             "inversion_residual_mm": max(stats_s.mean_residual,
                                                          stats_m.mean_residual),
                             "seconds": time.perf_counter() - t0})
+        if grid_prev is not None and u_s.shape[:-1] != fixed.shape:  # levels ended coarse
+            u_s, u_m, v_s, v_m = (resample_field(f, grid_prev, fixed, num_threads=nt)
+                                  for f in (u_s, u_m, v_s, v_m))
         forward = compose(u_m, v_s, vox2world=fixed.vox2world, num_threads=nt)
         backward = compose(u_s, v_m, vox2world=fixed.vox2world, num_threads=nt)
         result = DiffeomorphicMap(forward, backward, fixed=fixed, moving=moving,
@@ -266,9 +269,10 @@ def syn_registration(fixed, moving, *, metric="cc", prealign=None, levels=DEFAUL
     Parameters
     ----------
     fixed, moving : Image or path
-    metric : {"cc", "ssd", "em"}
-        Local cross-correlation (any contrast pair with local linear
-        relation, the default), sum of squared differences, or EM.
+    metric : {"cc", "ssd", "em", "mi"}
+        Local cross-correlation (the default; contrasts related linearly in a
+        small window), sum of squared differences, EM, or mutual information
+        (any contrasts, e.g. FLAIR to T1).
     prealign : ndarray, shape (ndim + 1, ndim + 1), optional
         Fixed-world -> moving-world affine, e.g. from :func:`parareg.affine_registration`.
     levels : sequence of (factor, sigma, iterations)

@@ -1,0 +1,136 @@
+"""Dense Parzen mutual information for SyN: range, joint histogram and update fields.
+
+Every kernel sees 3D arrays ``(X, Y, Z)`` (a 2D image is ``(X, Y, 1)``) and
+one slab of axis-0 rows ``start:stop``. Both images get a cubic B-spline
+Parzen window; the binning (``bin_size``, ``normalized_min``, 2 padding bins
+each side) and the B-spline helpers are those of
+:mod:`parareg.kernels.histogram`, whose :func:`~parareg.kernels.histogram.moving_term`
+gives the Parzen coordinate ``(t, b, inside)`` of either image here. See
+:mod:`parareg.metrics.syn_mi` for the formulas.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .histogram import cubic_bspline_slopes, cubic_bspline_weights, moving_term
+from .ssd import world_gradient_at
+
+
+@njit(nogil=True, cache=True)
+def masked_range(static, moving, mask, use_mask, partial, start, stop):
+    """``partial = [min I, max I, min J, max J, count]`` over the voxels in ``mask``."""
+    _, ny, nz = static.shape
+    lo_s = 0.0
+    hi_s = 0.0
+    lo_m = 0.0
+    hi_m = 0.0
+    count = 0.0
+    for i in range(start, stop):
+        for j in range(ny):
+            for k in range(nz):
+                if use_mask and mask[i, j, k] == 0:
+                    continue
+                a = np.float64(static[i, j, k])
+                b = np.float64(moving[i, j, k])
+                if count == 0.0:
+                    lo_s = a
+                    hi_s = a
+                    lo_m = b
+                    hi_m = b
+                else:
+                    lo_s = min(lo_s, a)
+                    hi_s = max(hi_s, a)
+                    lo_m = min(lo_m, b)
+                    hi_m = max(hi_m, b)
+                count += 1.0
+    partial[0] = lo_s
+    partial[1] = hi_s
+    partial[2] = lo_m
+    partial[3] = hi_m
+    partial[4] = count
+
+
+@njit(nogil=True, cache=True)
+def mi_joint_histogram(static, moving, mask, use_mask, binning, joint, start, stop):
+    """Add the 4 x 4 Parzen weights of each voxel in ``mask`` to ``joint`` (static x moving bin).
+
+    ``binning = [I bin size, I normalized min, I min, I max, J bin size, J normalized min,
+    J min, J max]``; ``joint`` has shape (B, B), float64, owned by the unit.
+    Each voxel adds a total weight of 1.
+    """
+    _, ny, nz = static.shape
+    nbins = joint.shape[0]
+    for i in range(start, stop):
+        for j in range(ny):
+            for k in range(nz):
+                if use_mask and mask[i, j, k] == 0:
+                    continue
+                ts, bs, _ = moving_term(np.float64(static[i, j, k]), binning[0], binning[1],
+                                        binning[2], binning[3], nbins)
+                tm, bm, _ = moving_term(np.float64(moving[i, j, k]), binning[4], binning[5],
+                                        binning[6], binning[7], nbins)
+                ws = cubic_bspline_weights(ts - bs)
+                wm = cubic_bspline_weights(tm - bm)
+                for a in range(4):
+                    for c in range(4):
+                        joint[bs - 1 + a, bm - 1 + c] += ws[a] * wm[c]
+
+
+@njit(nogil=True, cache=True)
+def mi_steps(static, moving, grad2world, mask, use_mask, binning, log_ratio, scale_static,
+             scale_moving, forward, backward, start, stop):
+    """MI update fields of rows ``start:stop``.
+
+    With the support bins ``bs - 1 .. bs + 2`` of ``I`` and ``bm - 1 .. bm + 2``
+    of ``J`` and ``L = log_ratio`` (``log(p / (p_I p_J))``, 0 on empty bins)::
+
+        dMI/dI = scale_static * sum_{a,c} beta3'(bs - 1 + a - t_I) beta3(bm - 1 + c - t_J) L
+        dMI/dJ = scale_moving * sum_{a,c} beta3(bs - 1 + a - t_I) beta3'(bm - 1 + c - t_J) L
+        forward = dMI/dI grad I,   backward = dMI/dJ grad J
+
+    ``scale_* = -1 / (N bin_size)``. A value clamped to its range has a zero
+    derivative; voxels outside ``mask`` get zero fields.
+    """
+    nx, ny, nz = static.shape
+    nd = forward.shape[3]
+    nbins = log_ratio.shape[0]
+    for i in range(start, stop):
+        im, ip = max(i - 1, 0), min(i + 1, nx - 1)
+        for j in range(ny):
+            jm, jp = max(j - 1, 0), min(j + 1, ny - 1)
+            for k in range(nz):
+                km, kp = max(k - 1, 0), min(k + 1, nz - 1)
+                if use_mask and mask[i, j, k] == 0:
+                    for d in range(nd):
+                        forward[i, j, k, d] = 0.0
+                        backward[i, j, k, d] = 0.0
+                    continue
+                ts, bs, in_s = moving_term(np.float64(static[i, j, k]), binning[0], binning[1],
+                                           binning[2], binning[3], nbins)
+                tm, bm, in_m = moving_term(np.float64(moving[i, j, k]), binning[4], binning[5],
+                                           binning[6], binning[7], nbins)
+                ws = cubic_bspline_weights(ts - bs)
+                ds = cubic_bspline_slopes(ts - bs)
+                wm = cubic_bspline_weights(tm - bm)
+                dm = cubic_bspline_slopes(tm - bm)
+                d_static = 0.0
+                d_moving = 0.0
+                for a in range(4):
+                    for c in range(4):
+                        value = log_ratio[bs - 1 + a, bm - 1 + c]
+                        d_static += ds[a] * wm[c] * value
+                        d_moving += ws[a] * dm[c] * value
+                d_static = scale_static * d_static if in_s else 0.0
+                d_moving = scale_moving * d_moving if in_m else 0.0
+                gx, gy, gz = world_gradient_at(static, grad2world, i, j, k, im, ip, jm, jp, km, kp)
+                forward[i, j, k, 0] = d_static * gx
+                forward[i, j, k, 1] = d_static * gy
+                if nd == 3:
+                    forward[i, j, k, 2] = d_static * gz
+                gx, gy, gz = world_gradient_at(moving, grad2world, i, j, k, im, ip, jm, jp, km, kp)
+                backward[i, j, k, 0] = d_moving * gx
+                backward[i, j, k, 1] = d_moving * gy
+                if nd == 3:
+                    backward[i, j, k, 2] = d_moving * gz
