@@ -97,7 +97,7 @@ class SymmetricDiffeomorphicRegistration:
     """
 
     def __init__(self, metric="cc", *, levels=DEFAULT_SYN_LEVELS, radius: int = 2,
-                 step: float = 0.75, update_sigma: float = 1.732, field_sigma: float = 0.707,
+                 step: float = 0.5, update_sigma: float = 1.2, field_sigma: float = 0.5,
                  convergence=(1e-4, 10), inversion_iterations: int = 20, num_threads=None,
                  callback=None):
         if isinstance(metric, str):
@@ -238,9 +238,11 @@ class SymmetricDiffeomorphicRegistration:
                     u_m = self._advance(u_m, step_m, disp2vox)
             tolerance = INVERSION_TOLERANCE * float(spacing.min())
             v_s, stats_s = invert(u_s, vox2world=v2w, initial=v_s, tolerance=tolerance,
-                                  iterations=self.inversion_iterations, num_threads=nt)
+                                  iterations=self.inversion_iterations, damped=True,
+                                  num_threads=nt)
             v_m, stats_m = invert(u_m, vox2world=v2w, initial=v_m, tolerance=tolerance,
-                                  iterations=self.inversion_iterations, num_threads=nt)
+                                  iterations=self.inversion_iterations, damped=True,
+                                  num_threads=nt)
             grid_prev = v2w
             history.append({"level": index, "factor": level.factor, "shape": f_l.shape,
                             "iterations": iterations,
@@ -261,8 +263,8 @@ class SymmetricDiffeomorphicRegistration:
 
 
 def syn_registration(fixed, moving, *, metric="cc", prealign=None, levels=DEFAULT_SYN_LEVELS,
-                     radius: int = 2, step: float = 0.75, update_sigma: float = 1.732,
-                     field_sigma: float = 0.707, convergence=(1e-4, 10), fixed_mask=None,
+                     radius: int = 2, step: float = 0.5, update_sigma: float = 1.2,
+                     field_sigma: float = 0.5, convergence=(1e-4, 10), fixed_mask=None,
                      num_threads=None, callback=None) -> DiffeomorphicMap:
     """Symmetric diffeomorphic registration of ``moving`` to ``fixed``.
 
