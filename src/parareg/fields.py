@@ -515,13 +515,27 @@ def smooth_field(field, sigma_vox, *, truncate: float = 4.0, num_threads=None) -
     return smooth_unchecked(f, sigmas, truncate, resolve_num_threads(num_threads))
 
 
-def smooth_unchecked(f, sigmas, truncate, num_threads) -> np.ndarray:
-    """:func:`smooth_field` without validation (``sigmas`` one per grid axis)."""
-    current = f
+def smooth_unchecked(f, sigmas, truncate, num_threads, *, scratch=None) -> np.ndarray:
+    """:func:`smooth_field` without validation (``sigmas`` one per grid axis).
+
+    With ``scratch`` (an array like ``f``) the passes ping-pong between ``f``
+    and ``scratch`` -- ``f`` is overwritten -- and the array holding the
+    result is returned; nothing is allocated (loops reuse their buffers
+    instead of paying fresh pages every iteration).
+    """
+    if scratch is None:
+        current = f
+        for axis, sigma in enumerate(sigmas):
+            if sigma == 0:
+                continue
+            out = np.empty_like(current)
+            _convolve_axis(current, out, gaussian_weights(sigma, truncate), axis, num_threads)
+            current = out
+        return current.copy() if current is f else current
+    current, other = f, scratch
     for axis, sigma in enumerate(sigmas):
         if sigma == 0:
             continue
-        out = np.empty_like(current)
-        _convolve_axis(current, out, gaussian_weights(sigma, truncate), axis, num_threads)
-        current = out
-    return current.copy() if current is f else current
+        _convolve_axis(current, other, gaussian_weights(sigma, truncate), axis, num_threads)
+        current, other = other, current
+    return current

@@ -66,7 +66,8 @@ DIPY_SYN_SETTINGS = {"metric": "CC", "level_iters": [100, 50, 25]}
 #: 20 % random sampling, 2100x1200x1200x10 iterations at shrink 6x4x2x1, centre-of-mass start)
 ANTS_TYPES = {"rigid": "Rigid", "affine": "Affine"}
 #: ANTs deformable presets: antspyx "SyN" and the antsRegistrationSyNQuick.sh recipe
-ANTS_DEFORMABLE_TYPES = {"syn": "SyN", "syn-quick": "antsRegistrationSyNQuick[s]"}
+ANTS_DEFORMABLE_TYPES = {"syn": "SyN", "syn-quick": "antsRegistrationSyNQuick[s]",
+                         "syn-full": "antsRegistrationSyN[s]"}
 ANTS_RANDOM_SEED = 1
 #: greedy degrees of freedom per transform, and the rest of its command line
 GREEDY_DOF = {"rigid": 6, "affine": 12}

@@ -30,7 +30,7 @@ from ..transforms.diffeomorphic import DiffeomorphicMap, resample_field
 from .pyramid import check_levels, pyramid_level, shrink_grid, shrink_mask
 
 #: (shrink factor, image smoothing sigma in voxels, iterations), coarse to fine
-DEFAULT_SYN_LEVELS = ((4, 1.0, 100), (2, 0.5, 50), (1, 0.0, 10))
+DEFAULT_SYN_LEVELS = ((4, 1.0, 100), (2, 0.5, 30), (1, 0.0, 6))
 #: field inversion stops at this mean residual, in voxels
 INVERSION_TOLERANCE = 0.01
 
@@ -121,21 +121,25 @@ class SymmetricDiffeomorphicRegistration:
         self.callback = callback
 
     # -- one iteration ------------------------------------------------------------------
-    def _scaled_update(self, force, spacing):
+    def _scaled_update(self, force, spacing, scratch):
         nt = self.num_threads
         if self.update_sigma > 0:
-            force = smooth_unchecked(force, np.full(spacing.size, self.update_sigma), 4.0, nt)
+            force = smooth_unchecked(force, np.full(spacing.size, self.update_sigma), 4.0, nt,
+                                     scratch=scratch)
         norm = max_norm(force, scale=1.0 / spacing, num_threads=nt)
         if norm <= 0:
             return None
         force *= np.float32(self.step / norm)
         return force
 
-    def _advance(self, field, update, disp2vox):
+    def _advance(self, field, update, disp2vox, scratch):
+        """``smooth(field o (id + update))`` written into ``scratch`` or ``update`` (both are
+        overwritten; ``field`` is not)."""
         nt = self.num_threads
-        moved = compose_unchecked(field, update, disp2vox, np.empty_like(field), nt)
+        moved = compose_unchecked(field, update, disp2vox, scratch, nt)
         if self.field_sigma > 0:
-            moved = smooth_unchecked(moved, np.full(field.shape[-1], self.field_sigma), 4.0, nt)
+            moved = smooth_unchecked(moved, np.full(field.shape[-1], self.field_sigma), 4.0, nt,
+                                     scratch=update)
         _zero_boundary(moved)
         return moved
 
@@ -208,6 +212,8 @@ class SymmetricDiffeomorphicRegistration:
             world2moving_vox = m_l.world2vox @ prealign
             warped_fixed = np.empty(f_l.shape, np.float32)
             warped_moving = np.empty(f_l.shape, np.float32)
+            scratch_s = np.empty_like(u_s)
+            scratch_m = np.empty_like(u_m)
             energies = []
             iterations = 0
             for iteration in range(level.iterations):
@@ -228,14 +234,18 @@ class SymmetricDiffeomorphicRegistration:
                                    "energy": float(energy)})
                 if _converged(energies, self.convergence[1], self.convergence[0]):
                     break
-                step_s = self._scaled_update(forward, spacing)
-                step_m = self._scaled_update(backward, spacing)
+                step_s = self._scaled_update(forward, spacing, scratch_s)
+                step_m = self._scaled_update(backward, spacing, scratch_m)
                 if step_s is None and step_m is None:
                     break
+                # buffers rotate: per side the force, one scratch and the field; nothing is
+                # allocated here but the metric's forces
                 if step_s is not None:
-                    u_s = self._advance(u_s, step_s, disp2vox)
+                    free = scratch_s if step_s is forward else forward
+                    u_s, scratch_s = self._advance(u_s, step_s, disp2vox, free), u_s
                 if step_m is not None:
-                    u_m = self._advance(u_m, step_m, disp2vox)
+                    free = scratch_m if step_m is backward else backward
+                    u_m, scratch_m = self._advance(u_m, step_m, disp2vox, free), u_m
             tolerance = INVERSION_TOLERANCE * float(spacing.min())
             v_s, stats_s = invert(u_s, vox2world=v2w, initial=v_s, tolerance=tolerance,
                                   iterations=self.inversion_iterations, damped=True,
