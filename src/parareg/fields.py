@@ -303,13 +303,15 @@ def invert(field, *, vox2world, initial=None, iterations: int = 20, tolerance: f
     disp2vox = _disp2vox(matrix, ndim)
     if damped:
         alpha = np.ones(shape, np.float32)
-        previous = np.zeros_like(forward)  # last residual per voxel
-        step = field_kernel("invert_step_damped", ndim)
+        previous = np.zeros(forward.shape, np.float64)  # last residual per voxel
+    else:  # unused by the plain step
+        alpha = np.ones((1,) * ndim, np.float32)
+        previous = np.zeros((1,) * (ndim + 1), np.float64)
+    step = field_kernel("invert_step", ndim)
 
-        def run(fwd, inv, d2v, out, row, start, stop):
-            step(fwd, inv, d2v, out, alpha, previous, row, start, stop)
-    else:
-        run = field_kernel("invert_step", ndim)
+    def run(fwd, inv, d2v, out, row, start, stop):
+        step(fwd, inv, d2v, out, bool(damped), alpha, previous, row, start, stop)
+
     following = np.empty_like(forward)
     n_voxels = math.prod(shape)
     done = 0

@@ -162,6 +162,16 @@ def as_image(obj, *, name: str) -> Image:
     return obj
 
 
+def as_pair(fixed, moving) -> tuple[Image, Image]:
+    """``fixed`` and ``moving`` as checked images of the same dimensionality."""
+    fixed = as_image(fixed, name="fixed")
+    moving = as_image(moving, name="moving")
+    if fixed.ndim != moving.ndim:
+        raise ValueError(f"fixed is {fixed.ndim}D but moving is {moving.ndim}D; both must "
+                         "have the same number of dimensions")
+    return fixed, moving
+
+
 def as_grid(obj, *, name: str) -> Image:
     """Like :func:`as_image` for an image used only for its grid (data not scanned)."""
     if isinstance(obj, Image):

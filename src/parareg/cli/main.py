@@ -15,6 +15,7 @@ _ALL_COMMANDS = {
     "apply": ("apply", "resample an image through ITK/ANTs transform files"),
     "demo": ("demo", "register a synthetic deformation of the MNI152 template"),
     "bench": ("bench", "run or resume a benchmark study (image pairs x methods)"),
+    "scaling": ("scaling", "time one registration at 1..N threads and several image sizes"),
 }
 #: the commands whose module is present in this installation
 COMMANDS = {name: entry for name, entry in _ALL_COMMANDS.items()

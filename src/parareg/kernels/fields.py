@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 from .gradient import _diff
@@ -126,89 +127,44 @@ def compose_2d(outer, inner, disp2vox, out, start, stop):
 # --- fixed-point inversion step ----------------------------------------------------------
 
 
-@njit(nogil=True, cache=True)
-def invert_step_3d(forward, inverse, disp2vox, out, norms, start, stop):
-    """One fixed-point step ``out[p] = -forward(p + disp2vox @ inverse[p])``, rows ``start:stop``.
-
-    Also measures the residual of the *input* ``inverse``,
-    ``r[p] = inverse[p] + forward(p + disp2vox @ inverse[p])`` (the
-    displacement of ``phi_forward o phi_inverse``, in mm), and stores
-    ``norms[0] = sum |r|`` and ``norms[1] = max |r|`` over the rows.
-    ``out[p] = inverse[p] - r[p]``; ``out`` may be ``inverse`` itself.
-    """
-    m = disp2vox
-    _, ny, nz, _ = out.shape
-    total = 0.0
-    largest = 0.0
-    for i in range(start, stop):
-        for j in range(ny):
-            for k in range(nz):
-                dx = float(inverse[i, j, k, 0])
-                dy = float(inverse[i, j, k, 1])
-                dz = float(inverse[i, j, k, 2])
-                x = i + (m[0, 0] * dx + m[0, 1] * dy + m[0, 2] * dz)
-                y = j + (m[1, 0] * dx + m[1, 1] * dy + m[1, 2] * dz)
-                z = k + (m[2, 0] * dx + m[2, 1] * dy + m[2, 2] * dz)
-                fx, fy, fz = vector_3d(forward, x, y, z)
-                rx = dx + fx
-                ry = dy + fy
-                rz = dz + fz
-                norm = math.sqrt(rx * rx + ry * ry + rz * rz)
-                total += norm
-                if norm > largest:
-                    largest = norm
-                out[i, j, k, 0] = -fx
-                out[i, j, k, 1] = -fy
-                out[i, j, k, 2] = -fz
-    norms[0] = total
-    norms[1] = largest
-
-
-@njit(nogil=True, cache=True)
-def invert_step_2d(forward, inverse, disp2vox, out, norms, start, stop):
-    """2D twin of :func:`invert_step_3d`."""
-    m = disp2vox
-    ny = out.shape[1]
-    total = 0.0
-    largest = 0.0
-    for i in range(start, stop):
-        for j in range(ny):
-            dx = float(inverse[i, j, 0])
-            dy = float(inverse[i, j, 1])
-            x = i + (m[0, 0] * dx + m[0, 1] * dy)
-            y = j + (m[1, 0] * dx + m[1, 1] * dy)
-            fx, fy = vector_2d(forward, x, y)
-            rx = dx + fx
-            ry = dy + fy
-            norm = math.sqrt(rx * rx + ry * ry)
-            total += norm
-            if norm > largest:
-                largest = norm
-            out[i, j, 0] = -fx
-            out[i, j, 1] = -fy
-    norms[0] = total
-    norms[1] = largest
-
-
 #: smallest per-voxel step of the damped inversion (converges for stretches up to 32)
 ALPHA_FLOOR = 0.0625
 
 
 @njit(nogil=True, cache=True)
-def invert_step_damped_3d(forward, inverse, disp2vox, out, alpha, previous, norms, start, stop):
-    """:func:`invert_step_3d` with a per-voxel step: ``out[p] = inverse[p] - alpha[p] * r[p]``.
+def _damped(r, previous, alpha):
+    """Update the per-voxel step from the residual's turn; return the step to use."""
+    turn = 0.0
+    for c in range(r.shape[0]):
+        turn += r[c] * previous[c]
+    if turn < 0.0:  # overshoot: the residual reversed direction
+        alpha[0] = max(alpha[0] * 0.5, ALPHA_FLOOR)
+    else:
+        alpha[0] = min(alpha[0] * 1.25, 1.0)
+    previous[:] = r
+    return alpha[0]
 
-    Plain fixed-point iteration overshoots where ``phi_forward`` stretches
-    space by more than 2 (the linearised error is multiplied by
-    ``1 - alpha * stretch``): the residual then flips direction every step.
-    So ``alpha`` is halved (not below ``ALPHA_FLOOR``) when ``r`` points
-    against the previous residual ``previous[p]`` and grows by 1.25 (up to 1)
-    otherwise; voxels that converge plainly keep ``alpha = 1``.
+
+@njit(nogil=True, cache=True)
+def invert_step_3d(forward, inverse, disp2vox, out, damped, alpha, previous, norms, start, stop):
+    """One fixed-point step of the inverse of ``forward``, rows ``start:stop``.
+
+    Measures the residual of the *input* ``inverse``,
+    ``r[p] = inverse[p] + forward(p + disp2vox @ inverse[p])`` (the
+    displacement of ``phi_forward o phi_inverse``, in mm), and stores
+    ``norms[0] = sum |r|`` and ``norms[1] = max |r|`` over the rows.
+    Plain step: ``out[p] = inverse[p] - r[p] = -forward(...)``. ``damped``:
+    ``out[p] = inverse[p] - alpha[p] * r[p]``, with ``alpha`` halved (not below
+    ``ALPHA_FLOOR``) where ``r`` reverses direction against ``previous[p]``
+    and grown by 1.25 (up to 1) otherwise -- plain iteration overshoots where
+    ``phi_forward`` stretches space by more than 2. ``alpha``/``previous`` are
+    unused when not ``damped``; ``out`` may be ``inverse`` itself.
     """
     m = disp2vox
     _, ny, nz, _ = out.shape
     total = 0.0
     largest = 0.0
+    r = np.empty(3)
     for i in range(start, stop):
         for j in range(ny):
             for k in range(nz):
@@ -219,37 +175,34 @@ def invert_step_damped_3d(forward, inverse, disp2vox, out, alpha, previous, norm
                 y = j + (m[1, 0] * dx + m[1, 1] * dy + m[1, 2] * dz)
                 z = k + (m[2, 0] * dx + m[2, 1] * dy + m[2, 2] * dz)
                 fx, fy, fz = vector_3d(forward, x, y, z)
-                rx = dx + fx
-                ry = dy + fy
-                rz = dz + fz
-                norm = math.sqrt(rx * rx + ry * ry + rz * rz)
+                r[0] = dx + fx
+                r[1] = dy + fy
+                r[2] = dz + fz
+                norm = math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2])
                 total += norm
                 if norm > largest:
                     largest = norm
-                turn = (rx * previous[i, j, k, 0] + ry * previous[i, j, k, 1]
-                        + rz * previous[i, j, k, 2])
-                if turn < 0.0:
-                    alpha[i, j, k] = max(alpha[i, j, k] * 0.5, ALPHA_FLOOR)
+                if damped:
+                    a = _damped(r, previous[i, j, k], alpha[i, j, k:k + 1])
+                    out[i, j, k, 0] = dx - a * r[0]
+                    out[i, j, k, 1] = dy - a * r[1]
+                    out[i, j, k, 2] = dz - a * r[2]
                 else:
-                    alpha[i, j, k] = min(alpha[i, j, k] * 1.25, 1.0)
-                previous[i, j, k, 0] = rx
-                previous[i, j, k, 1] = ry
-                previous[i, j, k, 2] = rz
-                a = float(alpha[i, j, k])
-                out[i, j, k, 0] = dx - a * rx
-                out[i, j, k, 1] = dy - a * ry
-                out[i, j, k, 2] = dz - a * rz
+                    out[i, j, k, 0] = -fx
+                    out[i, j, k, 1] = -fy
+                    out[i, j, k, 2] = -fz
     norms[0] = total
     norms[1] = largest
 
 
 @njit(nogil=True, cache=True)
-def invert_step_damped_2d(forward, inverse, disp2vox, out, alpha, previous, norms, start, stop):
-    """2D twin of :func:`invert_step_damped_3d`."""
+def invert_step_2d(forward, inverse, disp2vox, out, damped, alpha, previous, norms, start, stop):
+    """2D twin of :func:`invert_step_3d`."""
     m = disp2vox
     ny = out.shape[1]
     total = 0.0
     largest = 0.0
+    r = np.empty(2)
     for i in range(start, stop):
         for j in range(ny):
             dx = float(inverse[i, j, 0])
@@ -257,21 +210,19 @@ def invert_step_damped_2d(forward, inverse, disp2vox, out, alpha, previous, norm
             x = i + (m[0, 0] * dx + m[0, 1] * dy)
             y = j + (m[1, 0] * dx + m[1, 1] * dy)
             fx, fy = vector_2d(forward, x, y)
-            rx = dx + fx
-            ry = dy + fy
-            norm = math.sqrt(rx * rx + ry * ry)
+            r[0] = dx + fx
+            r[1] = dy + fy
+            norm = math.sqrt(r[0] * r[0] + r[1] * r[1])
             total += norm
             if norm > largest:
                 largest = norm
-            if rx * previous[i, j, 0] + ry * previous[i, j, 1] < 0.0:
-                alpha[i, j] = max(alpha[i, j] * 0.5, ALPHA_FLOOR)
+            if damped:
+                a = _damped(r, previous[i, j], alpha[i, j:j + 1])
+                out[i, j, 0] = dx - a * r[0]
+                out[i, j, 1] = dy - a * r[1]
             else:
-                alpha[i, j] = min(alpha[i, j] * 1.25, 1.0)
-            previous[i, j, 0] = rx
-            previous[i, j, 1] = ry
-            a = float(alpha[i, j])
-            out[i, j, 0] = dx - a * rx
-            out[i, j, 1] = dy - a * ry
+                out[i, j, 0] = -fx
+                out[i, j, 1] = -fy
     norms[0] = total
     norms[1] = largest
 
@@ -428,8 +379,6 @@ FIELD_KERNELS = {
     ("compose", 3): compose_3d,
     ("invert_step", 2): invert_step_2d,
     ("invert_step", 3): invert_step_3d,
-    ("invert_step_damped", 2): invert_step_damped_2d,
-    ("invert_step_damped", 3): invert_step_damped_3d,
     ("composed_norms", 2): composed_norms_2d,
     ("composed_norms", 3): composed_norms_3d,
     ("jacobian_determinant", 2): jacobian_determinant_2d,

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from ..image import Image, as_image, check_matrix
+from ..image import Image, as_image, as_pair, check_matrix
 from ..metrics import get_affine_metric
 from ..metrics.base import NoOverlapError
 from ..parallel import resolve_num_threads
@@ -232,11 +232,7 @@ class AffineRegistration:
         -------
         AffineMap
         """
-        fixed = as_image(fixed, name="fixed")
-        moving = as_image(moving, name="moving")
-        if fixed.ndim != moving.ndim:
-            raise ValueError(f"fixed is {fixed.ndim}D but moving is {moving.ndim}D; both must "
-                             "have the same number of dimensions")
+        fixed, moving = as_pair(fixed, moving)
         if transform not in STAGES:
             raise ValueError(f"transform must be one of {list(STAGES)}, got {transform!r}")
         ndim = fixed.ndim
@@ -335,11 +331,7 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
     pipeline = _check_pipeline(pipeline)
     if full_resolution not in ("last", "all"):
         raise ValueError(f"full_resolution must be 'last' or 'all', got {full_resolution!r}")
-    fixed = as_image(fixed, name="fixed")
-    moving = as_image(moving, name="moving")
-    if fixed.ndim != moving.ndim:
-        raise ValueError(f"fixed is {fixed.ndim}D but moving is {moving.ndim}D; both must have "
-                         "the same number of dimensions")
+    fixed, moving = as_pair(fixed, moving)
     ndim = fixed.ndim
     matrix = np.eye(ndim + 1) if starting_affine is None else check_matrix(
         starting_affine, ndim, name="starting_affine")

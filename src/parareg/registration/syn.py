@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from ..fields import compose, compose_unchecked, invert, max_norm, smooth_unchecked
-from ..image import Image, as_image, check_matrix, trusted_image
+from ..image import Image, as_image, as_pair, check_matrix, trusted_image
 from ..metrics.syn import get_syn_metric
 from ..parallel import resolve_num_threads
 from ..resampling import resample, warp_unchecked
@@ -158,11 +158,7 @@ class SymmetricDiffeomorphicRegistration:
         -------
         DiffeomorphicMap
         """
-        fixed = as_image(fixed, name="fixed")
-        moving = as_image(moving, name="moving")
-        if fixed.ndim != moving.ndim:
-            raise ValueError(f"fixed is {fixed.ndim}D but moving is {moving.ndim}D; both must "
-                             "have the same number of dimensions")
+        fixed, moving = as_pair(fixed, moving)
         ndim = fixed.ndim
         prealign = np.eye(ndim + 1) if prealign is None else check_matrix(
             prealign, ndim, name="prealign")

@@ -12,18 +12,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..image import Image, as_image
+from ..image import Image, as_image, as_pair
 
 __all__ = ["center_of_mass", "geometric_centers", "image_center", "origins"]
 
 
 def _pair(fixed, moving) -> tuple[Image, Image]:
-    fixed = as_image(fixed, name="fixed")
-    moving = as_image(moving, name="moving")
-    if fixed.ndim != moving.ndim:
-        raise ValueError(f"fixed and moving must have the same number of dimensions, "
-                         f"got {fixed.ndim}D fixed and {moving.ndim}D moving")
-    return fixed, moving
+    return as_pair(fixed, moving)
 
 
 def _translation(offset: np.ndarray) -> np.ndarray:
