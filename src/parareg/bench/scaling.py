@@ -420,6 +420,10 @@ def _time_figure(study: dict):
                   color=f"C{colour}", label=label)
     ax.set(xlabel="voxels (fixed grid)", ylabel="registration time [s]",
            title="time vs image size")
+    from matplotlib.ticker import NullFormatter
+
+    for axis in (ax.xaxis, ax.yaxis):  # decade labels only: minor ones overlap
+        axis.set_minor_formatter(NullFormatter())
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, title="time ∝ voxels^p", title_fontsize=8)
     fig.tight_layout()
