@@ -42,23 +42,15 @@ SCALING_MD = "scaling.md"
 SPEEDUP_PNG = "speedup.png"
 TIME_PNG = "time_vs_voxels.png"
 
+from .machine import cpu_model as _cpu_model
+from .machine import fit_power_law
+from .machine import markdown_table as _table
+
 __all__ = ["SCALING_JSON", "SCALING_MD", "SPEEDUP_PNG", "TIME_PNG", "default_threads",
            "registration_scaling", "render_markdown", "write_outputs"]
 
 
 # --- machine --------------------------------------------------------------------------------
-
-
-def _cpu_model() -> str:
-    """The CPU model name from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _machine() -> dict:
@@ -104,29 +96,6 @@ def _positive_ints(values, *, name: str) -> list[int]:
 
 
 # --- fits -----------------------------------------------------------------------------------
-
-
-def fit_power_law(sizes, times) -> dict:
-    """Least-squares fit of ``log(time) = exponent * log(size) + log(prefactor)``.
-
-    Returns ``{"exponent", "prefactor", "r2", "points"}``; ``nan`` with fewer
-    than two distinct sizes.
-
-    >>> fit = fit_power_law([10, 100, 1000], [2e-3, 2e-2, 2e-1])
-    >>> round(fit["exponent"], 6), round(fit["prefactor"], 6)
-    (1.0, 0.0002)
-    """
-    x = np.log(np.asarray(sizes, dtype=np.float64))
-    y = np.log(np.asarray(times, dtype=np.float64))
-    if x.size < 2 or np.ptp(x) == 0:
-        return {"exponent": math.nan, "prefactor": math.nan, "r2": math.nan,
-                "points": int(x.size)}
-    slope, intercept = np.polyfit(x, y, 1)
-    residual = y - (slope * x + intercept)
-    total = np.sum((y - y.mean()) ** 2)
-    r2 = 1.0 - np.sum(residual**2) / total if total > 0 else 1.0
-    return {"exponent": float(slope), "prefactor": float(np.exp(intercept)), "r2": float(r2),
-            "points": int(x.size)}
 
 
 # --- the study ------------------------------------------------------------------------------
@@ -298,14 +267,6 @@ def _jsonable(obj):
     if isinstance(obj, float) and not math.isfinite(obj):
         return None  # JSON has no NaN/inf
     return obj
-
-
-def _table(headers, rows, align=None) -> str:
-    """A GitHub markdown table; ``align``: ``l``/``r`` per column (default text left)."""
-    align = align or "l" + "r" * (len(headers) - 1)
-    rule = ["---:" if a == "r" else ":---" for a in align]
-    lines = ["| " + " | ".join(map(str, headers)) + " |", "| " + " | ".join(rule) + " |"]
-    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
 
 
 def _size(run) -> str:
