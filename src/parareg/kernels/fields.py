@@ -300,6 +300,16 @@ def composed_norms_2d(outer, inner, disp2vox, mask, use_mask, norms, start, stop
 
 
 @njit(nogil=True, cache=True)
+def _axis_diffs_3d(field, c, i, j, k, im, ip, jm, jp, km, kp):
+    """``numpy.gradient``-style derivatives of component ``c`` along the three voxel axes."""
+    nx, ny, nz, _ = field.shape
+    mid = float(field[i, j, k, c])
+    return (_diff(float(field[im, j, k, c]), mid, float(field[ip, j, k, c]), i, nx),
+            _diff(float(field[i, jm, k, c]), mid, float(field[i, jp, k, c]), j, ny),
+            _diff(float(field[i, j, km, c]), mid, float(field[i, j, kp, c]), k, nz))
+
+
+@njit(nogil=True, cache=True)
 def jacobian_determinant_3d(field, disp2vox, out, start, stop):
     """``out[p] = det(I + du/dx)`` at ``p`` for rows ``start:stop``.
 
@@ -318,24 +328,9 @@ def jacobian_determinant_3d(field, disp2vox, out, start, stop):
                 km = max(k - 1, 0)
                 kp = min(k + 1, nz - 1)
                 # row c of du/dp: derivatives of component c along voxel axes
-                a0 = _diff(float(field[im, j, k, 0]), float(field[i, j, k, 0]),
-                           float(field[ip, j, k, 0]), i, nx)
-                a1 = _diff(float(field[i, jm, k, 0]), float(field[i, j, k, 0]),
-                           float(field[i, jp, k, 0]), j, ny)
-                a2 = _diff(float(field[i, j, km, 0]), float(field[i, j, k, 0]),
-                           float(field[i, j, kp, 0]), k, nz)
-                b0 = _diff(float(field[im, j, k, 1]), float(field[i, j, k, 1]),
-                           float(field[ip, j, k, 1]), i, nx)
-                b1 = _diff(float(field[i, jm, k, 1]), float(field[i, j, k, 1]),
-                           float(field[i, jp, k, 1]), j, ny)
-                b2 = _diff(float(field[i, j, km, 1]), float(field[i, j, k, 1]),
-                           float(field[i, j, kp, 1]), k, nz)
-                c0 = _diff(float(field[im, j, k, 2]), float(field[i, j, k, 2]),
-                           float(field[ip, j, k, 2]), i, nx)
-                c1 = _diff(float(field[i, jm, k, 2]), float(field[i, j, k, 2]),
-                           float(field[i, jp, k, 2]), j, ny)
-                c2 = _diff(float(field[i, j, km, 2]), float(field[i, j, k, 2]),
-                           float(field[i, j, kp, 2]), k, nz)
+                a0, a1, a2 = _axis_diffs_3d(field, 0, i, j, k, im, ip, jm, jp, km, kp)
+                b0, b1, b2 = _axis_diffs_3d(field, 1, i, j, k, im, ip, jm, jp, km, kp)
+                c0, c1, c2 = _axis_diffs_3d(field, 2, i, j, k, im, ip, jm, jp, km, kp)
                 # I + du/dp @ disp2vox
                 j00 = 1.0 + a0 * g[0, 0] + a1 * g[1, 0] + a2 * g[2, 0]
                 j01 = a0 * g[0, 1] + a1 * g[1, 1] + a2 * g[2, 1]
