@@ -3,6 +3,12 @@
 Results always come back in input order. Below a grain size the work runs
 serially in the caller, so small inputs are never slower than a plain loop.
 
+After a failure the same items run on every path (serial, threads,
+processes): an :class:`Exception` from one item does not stop the others,
+every item runs, and the exception of the lowest-indexed failing item is
+re-raised. A ``KeyboardInterrupt`` or ``SystemExit`` stops promptly instead
+(see :mod:`parareg.parallel.pool`): no further item starts and it is re-raised.
+
 Examples
 --------
 >>> import numpy as np
@@ -87,6 +93,15 @@ def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
     -------
     list
         ``func(item)`` for every item, in input order.
+
+    Raises
+    ------
+    Exception
+        The lowest-indexed failing item's, after every item has run (on
+        every backend, serial or not).
+    BaseException
+        ``KeyboardInterrupt``, ``SystemExit``: re-raised promptly; items not
+        yet started never run.
     """
     _check_backend(backend)
     check_schedule(schedule)  # also on the serial path, so a typo never passes silently
@@ -94,19 +109,61 @@ def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
     n_threads = resolve_num_threads(num_threads)
     units = partition_range(0, len(items), grain=grain)
     if n_threads == 1 or len(units) <= 1 or in_work_unit():
-        return [func(item) for item in items]
+        return _raise_lowest(_map_chunk(func, items))
     if backend == "processes":
-        pool = _process_pool(min(n_threads, len(units)))
-        return list(pool.map(func, items, chunksize=grain))
+        return _map_processes(func, items, units, min(n_threads, len(units)))
     results = [None] * len(items)
+    errors = {}
 
     def unit_job(unit):
         start, stop = units[unit]
         for index in range(start, stop):
-            results[index] = func(items[index])
+            try:
+                results[index] = func(items[index])
+            except Exception as exc:  # noqa: BLE001 - the rest of the unit still runs
+                errors[index] = exc  # distinct keys per unit: no lock needed
 
     run_units(unit_job, len(units), num_threads=n_threads, schedule=schedule)
+    if errors:
+        raise errors[min(errors)]
     return results
+
+
+class _Failed:
+    """An item's Exception, carried in place of its result (picklable when the exception is)."""
+
+    def __init__(self, exc):
+        self.exc = exc
+
+
+def _map_chunk(func, items) -> list:
+    """``func(item)`` for every item; an Exception becomes a :class:`_Failed`, the rest go on."""
+    out = []
+    for item in items:
+        try:
+            out.append(func(item))
+        except Exception as exc:  # noqa: BLE001 - re-raised by _raise_lowest
+            out.append(_Failed(exc))
+    return out
+
+
+def _raise_lowest(results: list) -> list:
+    for value in results:
+        if isinstance(value, _Failed):
+            raise value.exc
+    return results
+
+
+def _map_processes(func, items, units, workers: int) -> list:
+    pool = _process_pool(workers)
+    futures = [pool.submit(_map_chunk, func, items[start:stop]) for start, stop in units]
+    try:
+        chunks = [future.result() for future in futures]  # every chunk runs, in any order
+    except BaseException:  # KeyboardInterrupt, SystemExit, or a broken pool: stop promptly
+        for future in futures:
+            future.cancel()
+        raise
+    return _raise_lowest([value for chunk in chunks for value in chunk])
 
 
 def _apply_slice(func, kwargs, array, axis, index):

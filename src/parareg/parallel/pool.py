@@ -7,9 +7,21 @@ block of the calling thread, else :func:`set_num_threads`, else the
 
 :func:`run_units` runs ``func(unit)`` for every unit index on the pool. The
 calling thread works too; a call made from inside a work unit runs serially
-in that thread instead of deadlocking; every unit runs even if some fail,
-and the exception of the lowest-numbered failing unit is then re-raised in
-the caller (so which error you see does not depend on timing).
+in that thread instead of deadlocking.
+
+Failures are never lost, as in ITK, whose threaders re-raise the first
+caught exception once every worker has joined:
+
+* An :class:`Exception` in a unit does not stop the others: every unit runs,
+  then the exception of the lowest-numbered failing unit is re-raised in the
+  caller (so which error you see does not depend on timing or thread count).
+* A :class:`BaseException` that is not an :class:`Exception`
+  (``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit``) stops the call
+  promptly: no further unit starts, units already running in other threads
+  finish (a thread cannot be interrupted), and the caller re-raises it, in
+  preference to any :class:`Exception` (the lowest-numbered unit's if several
+  threads raised one). Which units ran before the stop depends on timing;
+  on one thread the units after the interrupted one never start.
 """
 
 from __future__ import annotations
@@ -133,6 +145,7 @@ if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's t
 
 
 def _run_serial(func, n_units: int) -> None:
+    """Every unit in order; an Exception is kept for later, a BaseException propagates at once."""
     errors = {}
     previous = in_work_unit()
     _local.in_unit = True
@@ -163,6 +176,14 @@ def run_units(func, n_units: int, *, num_threads=None, schedule: str = "dynamic"
         :mod:`parareg.parallel.pool`.
     schedule : {"static", "dynamic", "guided"}
         How units are handed to threads; results never depend on it.
+
+    Raises
+    ------
+    Exception
+        The lowest-numbered failing unit's, after every unit has run.
+    BaseException
+        A ``KeyboardInterrupt`` or ``SystemExit`` from a unit, as soon as the
+        units already running have finished; no further unit starts.
     """
     check_schedule(schedule)
     units = as_index(n_units)
@@ -176,30 +197,48 @@ def run_units(func, n_units: int, *, num_threads=None, schedule: str = "dynamic"
         _run_serial(func, n_units)
         return
     plan = make_schedule(schedule, n_units, n_threads)
-    errors = {}
+    errors = {}  # unit -> Exception: every unit still runs
+    fatal = {}  # unit -> BaseException (KeyboardInterrupt, SystemExit...): stop claiming
     errors_lock = threading.Lock()
+    stop = threading.Event()
 
     def participate():
         previous = in_work_unit()
         _local.in_unit = True
         try:
-            while True:
+            while not stop.is_set():
                 block = plan.claim()
                 if not block:
                     return
                 for unit in block:
+                    if stop.is_set():
+                        return
                     try:
                         func(unit)
                     except Exception as exc:  # noqa: BLE001 - re-raised by the caller
                         with errors_lock:
                             errors[unit] = exc
+                    except BaseException as exc:  # re-raised by the caller, first
+                        with errors_lock:
+                            fatal[unit] = exc
+                        stop.set()
+                        return
         finally:
             _local.in_unit = previous
 
     futures = _pool.submit(participate, n_threads - 1)
-    participate()
-    for future in futures:
-        future.cancel()  # never started: the caller and the others did its share
-    wait(futures)
+    try:
+        participate()
+        for future in futures:
+            future.cancel()  # never started: the caller and the others did its share
+        wait(futures)
+    except BaseException:  # the caller was interrupted between units, e.g. Ctrl-C in wait()
+        stop.set()  # the other threads stop after their current unit
+        raise
+    for future in futures:  # a failure outside func (a bug in the pool itself) is not lost
+        if not future.cancelled() and future.exception() is not None:
+            raise future.exception()
+    if fatal:
+        raise fatal[min(fatal)]
     if errors:
         raise errors[min(errors)]
