@@ -1,10 +1,16 @@
 """Subjects (an image and its label map) and the pairs of a study, checked before any work.
 
-Images and label maps are matched in **sorted order** of their paths: the
-i-th image goes with the i-th label map, so name them so that they sort alike
-(``sub-01_T1w.nii.gz`` / ``sub-01_labels.nii.gz``). For anything else, list the
-pairs in a CSV (:func:`read_pairs_csv`). A subject is named after its image
-file without the extension.
+Images and label maps are paired by **subject ID**, never by position alone.
+A file's subject ID is its name without the image extension, up to the first
+underscore (:func:`subject_id`): ``IXI012-HH-1211-T1_ds.nii.gz`` and
+``IXI012-HH-1211-T1_ds_DLMUSE.nii.gz`` are both ``IXI012-HH-1211-T1``;
+``OASIS-TRT-20-1_slice118`` and ``OASIS-TRT-20-1_DKT31_CMA_labels_slice118``
+both ``OASIS-TRT-20-1``; BIDS names (``sub-01_T1w`` / ``sub-01_dseg``) give
+``sub-01``; a name without an underscore is its own ID. Every image needs
+exactly one label map with its ID, or the study stops and names the files that
+do not match. For names that this rule does not pair, list the pairs in a CSV
+(:func:`read_pairs_csv`). A subject is *named* (in ``results.csv``) after its
+image file without the extension.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["PAIR_MODES", "Pair", "Subject", "check_subjects", "find_subjects", "make_pairs",
-           "read_pairs_csv", "subject_name"]
+           "read_pairs_csv", "subject_id", "subject_name"]
 
 #: how all pairs are formed: every (fixed, moving) order, or each unordered pair once
 PAIR_MODES = ("ordered", "unordered")
@@ -64,6 +70,33 @@ def subject_name(path) -> str:
     return Path(name).stem
 
 
+def subject_id(path) -> str:
+    """The subject ID that pairs an image with its label map: the name up to the first ``_``.
+
+    >>> subject_id("/data/t1/IXI012-HH-1211-T1_ds.nii.gz")
+    'IXI012-HH-1211-T1'
+    >>> subject_id("/data/labels/IXI012-HH-1211-T1_ds_DLMUSE.nii.gz")
+    'IXI012-HH-1211-T1'
+    >>> subject_id("brain01.nii")
+    'brain01'
+    """
+    return subject_name(path).split("_", 1)[0]
+
+
+def _by_id(paths, what: str) -> dict:
+    """``{subject ID: path}``; two files with one ID is an error naming both."""
+    found = {}
+    for path in paths:
+        ident = subject_id(path)
+        if ident in found:
+            raise ValueError(
+                f"{what}: {found[ident].name!r} and {path.name!r} have the same subject ID "
+                f"{ident!r} (the name up to the first '_'), so images cannot be paired with "
+                "label maps by name; rename the files or list the pairs in a pairs CSV")
+        found[ident] = path
+    return found
+
+
 def _expand(pattern, what: str) -> list[Path]:
     """Files matching a glob pattern (or a list of paths), sorted."""
     if pattern is None:
@@ -83,7 +116,7 @@ def _expand(pattern, what: str) -> list[Path]:
 
 
 def find_subjects(images, labels) -> list[Subject]:
-    """Match images with label maps in sorted order.
+    """Pair images with label maps by subject ID (:func:`subject_id`).
 
     Parameters
     ----------
@@ -100,8 +133,9 @@ def find_subjects(images, labels) -> list[Subject]:
     FileNotFoundError
         When ``images`` matches no file.
     ValueError
-        When ``labels`` is missing or matches no file, the counts differ, two
-        images share a name, or fewer than two subjects are found.
+        When ``labels`` is missing or matches no file, an image has no label
+        map with its subject ID (or a label map no image), two files share a
+        subject ID, two images share a name, or fewer than two subjects are found.
     """
     image_paths = _expand(images, "images")
     if not image_paths:
@@ -113,12 +147,18 @@ def find_subjects(images, labels) -> list[Subject]:
     if not label_paths:
         raise ValueError(f"labels: {str(labels)!r} matches no file; every image needs a "
                          "label map")
-    if len(image_paths) != len(label_paths):
+    by_image, by_labels = _by_id(image_paths, "images"), _by_id(label_paths, "labels")
+    lonely = [f"image {by_image[i].name!r} (ID {i!r})" for i in by_image if i not in by_labels]
+    lonely += [f"label map {by_labels[i].name!r} (ID {i!r})" for i in by_labels
+               if i not in by_image]
+    if lonely:
         raise ValueError(
-            f"{len(image_paths)} image(s) but {len(label_paths)} label map(s); they are "
-            f"matched in sorted order, so every image needs exactly one label map "
-            f"(first image {image_paths[0].name!r}, first label map {label_paths[0].name!r})")
-    subjects = [Subject(subject_name(i), i, l) for i, l in zip(image_paths, label_paths)]
+            f"{len(image_paths)} image(s) and {len(label_paths)} label map(s) do not pair up by "
+            f"subject ID (the file name up to the first '_'): no partner for "
+            f"{', '.join(lonely[:4])}{' ...' if len(lonely) > 4 else ''}; name each label map "
+            "after its image's subject (sub-01_T1w.nii.gz / sub-01_labels.nii.gz), or list the "
+            "pairs in a CSV")
+    subjects = [Subject(subject_name(i), i, by_labels[subject_id(i)]) for i in image_paths]
     _check_unique(subjects)
     if len(subjects) < 2:
         raise ValueError(f"a study needs at least 2 subjects, found {len(subjects)}")
@@ -148,9 +188,15 @@ def read_pairs_csv(path) -> list[Pair]:
         if missing:
             raise ValueError(f"pairs: {str(path)!r} lacks column(s) {', '.join(missing)}; "
                              f"it needs {', '.join(_PAIR_COLUMNS)}")
-        rows = list(reader)
+        rows = [(reader.line_num, row) for row in reader]
     if not rows:
         raise ValueError(f"pairs: {str(path)!r} lists no pair")
+    for number, (line, row) in enumerate(rows, start=1):
+        empty = [c for c in _PAIR_COLUMNS if not (row.get(c) or "").strip()]
+        if empty:
+            raise ValueError(f"pairs: row {number} (line {line}) of {str(path)!r} has no "
+                             f"{' and no '.join(repr(c) for c in empty)}; every row needs a "
+                             f"path in each of {', '.join(_PAIR_COLUMNS)}")
 
     def subject(row, role):
         image = path.parent / row[f"{role}_image"].strip()
@@ -158,7 +204,7 @@ def read_pairs_csv(path) -> list[Pair]:
         name = (row.get(f"{role}_name") or "").strip() or subject_name(image)
         return Subject(name, image, labels)
 
-    pairs = [Pair(subject(r, "fixed"), subject(r, "moving")) for r in rows]
+    pairs = [Pair(subject(r, "fixed"), subject(r, "moving")) for _, r in rows]
     subjects = [s for p in pairs for s in (p.fixed, p.moving)]
     missing = sorted({str(f) for s in subjects for f in (s.image, s.labels) if not f.is_file()})
     if missing:

@@ -15,11 +15,13 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .results import FAILED, PER_LABEL_CSV, RESULTS_CSV, read_csv, write_csv_atomic
+from .results import (FAILED, PER_LABEL_CSV, RESULTS_CSV, describe_rejected, read_csv,
+                      read_table, write_csv_atomic)
 
 REPORT_MD = "report.md"
 PER_LABEL_SUMMARY_CSV = "per_label_summary.csv"
@@ -204,7 +206,11 @@ def write_report(out) -> Path:
         ``out / "report.md"``.
     """
     out = Path(out)
-    rows = read_csv(out / RESULTS_CSV)
+    rows, rejected = read_table(out / RESULTS_CSV)
+    if rejected:
+        warnings.warn(f"{out / RESULTS_CSV}: {describe_rejected(rejected)}; left out of the "
+                      "report (rerun the study to set them aside and recompute them)",
+                      stacklevel=2)
     if not rows:
         raise FileNotFoundError(f"no results in {out / RESULTS_CSV}; run the study first")
     per_label = read_csv(out / PER_LABEL_CSV)

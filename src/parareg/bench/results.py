@@ -19,15 +19,34 @@ A row is identified by ``(fixed, moving, method)``; ``settings_hash``
 the runner refuses to resume a study whose rows were made with other settings.
 The per-label file is written before ``results.csv``, so a crash between the
 two leaves per-label rows without a result row; they are dropped on load.
+
+Damaged files
+-------------
+A file edited by hand, truncated by a full disk or a copy, or replaced by
+another CSV is read defensively (:func:`read_table`):
+
+* a file whose header is not a study's (it lacks the key columns ``fixed,
+  moving, method`` and ``status, settings_hash``) is refused with a
+  :class:`ForeignTableError` before anything is touched;
+* a row that cannot be one this module wrote (wrong number of cells, an empty
+  key, an unknown status, a number that does not parse, ``info`` that is not
+  JSON, a last row without its final newline, the same key twice) is
+  *rejected*: reported with its line number (:class:`RejectedRow`), kept out of
+  the study, and, when the study resumes, appended to ``results.rejected.csv``
+  (or ``per_label_dice.rejected.csv``) with its line number and the reason
+  before ``results.csv`` is rewritten without it. Nothing is deleted, and the
+  tasks of rejected rows are simply not done, so they run again.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 RESULTS_CSV = "results.csv"
@@ -47,9 +66,44 @@ NUMERIC = frozenset({"dice_mean", "jaccard_mean", "ncc", "nmi", "folded_percent"
 INTEGER = frozenset({"n_labels", "threads", "seed", "label"})
 #: statuses of a task that did not produce scores
 FAILED = ("error", "timeout", "crashed")
+#: every status a row of results.csv may hold
+STATUSES = ("ok",) + FAILED
+#: columns a file must have to be read as a study's results.csv / per_label_dice.csv
+REQUIRED = {RESULTS_CSV: KEY + ("status", "settings_hash"),
+            PER_LABEL_CSV: KEY + ("label", "dice")}
+#: where rejected rows of each file are set aside
+REJECTED_SUFFIX = ".rejected.csv"
+REJECTED_COLUMNS = ("line", "reason", "text")
 
 __all__ = ["COLUMNS", "FAILED", "KEY", "PER_LABEL_COLUMNS", "PER_LABEL_CSV", "RESULTS_CSV",
-           "ResultStore", "read_csv", "write_csv_atomic"]
+           "ForeignTableError", "RejectedRow", "ResultStore", "read_csv", "read_table",
+           "write_csv_atomic"]
+
+
+class ForeignTableError(ValueError):
+    """A file in a study folder that is not one a study wrote (e.g. another CSV in its place)."""
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A row of a study CSV that could not have been written by a study."""
+
+    line: int  #: 1-based line of the file where the row starts
+    reason: str
+    text: str  #: the row's cells joined by commas, as read
+
+
+def describe_rejected(rejected, *, most: int = 5) -> str:
+    """One line about rejected rows: ``"2 damaged row(s): line 3 (reason), line 7 (reason)"``."""
+    shown = ", ".join(f"line {r.line} ({r.reason})" for r in rejected[:most])
+    more = f" and {len(rejected) - most} more" if len(rejected) > most else ""
+    return f"{len(rejected)} damaged row(s): {shown}{more}"
+
+
+def rejected_path(path) -> Path:
+    """``results.csv`` -> ``results.rejected.csv``."""
+    path = Path(path)
+    return path.with_name(path.name[: -len(".csv")] + REJECTED_SUFFIX)
 
 
 def _cell(value) -> str:
@@ -105,12 +159,119 @@ def _fsync_folder(folder) -> None:
 
 
 def read_csv(path) -> list[dict]:
-    """Rows of a CSV written by :func:`write_csv_atomic`, known numeric columns parsed."""
+    """Rows of a CSV written by :func:`write_csv_atomic`, known numeric columns parsed.
+
+    ``results.csv`` and ``per_label_dice.csv`` are read with :func:`read_table`:
+    rejected rows are left out and a foreign file raises :class:`ForeignTableError`.
+    """
     path = Path(path)
+    if path.name in REQUIRED:
+        return read_table(path)[0]
     if not path.is_file():
         return []
     with open(path, newline="", encoding="utf-8") as f:
         return [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _records(physical: list[str]):
+    """``(first line, cells or None, error)`` per CSV record of the file's lines."""
+    reader = csv.reader(physical)
+    start = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the reader goes on with the next line
+            yield start, None, f"unreadable CSV: {exc}"
+        else:
+            yield start, cells, None
+        start = reader.line_num + 1
+
+
+def _check_cells(column, text) -> str | None:
+    """Why ``text`` cannot be a value of ``column`` this module wrote, or None."""
+    if text == "":
+        return f"empty {column!r}" if column in KEY + ("status", "label") else None
+    try:
+        if column in NUMERIC:
+            float(text)
+        elif column in INTEGER:
+            if float(text) != int(float(text)):
+                return f"{column!r} is not a whole number: {text[:40]!r}"
+    except (ValueError, OverflowError):
+        return f"{column!r} is not a number: {text[:40]!r}"
+    if column == "status" and text not in STATUSES:
+        return f"unknown status {text[:40]!r}"
+    if column == "info":
+        try:
+            json.loads(text)
+        except ValueError:
+            return "'info' is not valid JSON (a torn row?)"
+    return None
+
+
+def read_table(path) -> tuple[list[dict], list[RejectedRow]]:
+    """Read ``results.csv`` or ``per_label_dice.csv`` defensively: ``(rows, rejected)``.
+
+    Parameters
+    ----------
+    path : path
+        A study's ``results.csv`` or ``per_label_dice.csv``; a missing or
+        empty file has no rows.
+
+    Returns
+    -------
+    rows : list of dict
+        The valid rows, numeric columns parsed, in file order.
+    rejected : list of RejectedRow
+        Rows that a study cannot have written, with their line numbers.
+
+    Raises
+    ------
+    ForeignTableError
+        When the header is not the study's (another CSV in its place).
+    """
+    rows, _, rejected = _read_table(path)
+    return rows, rejected
+
+
+def _read_table(path) -> tuple[list[dict], list[int], list[RejectedRow]]:
+    """:func:`read_table`, plus the line number of each valid row."""
+    path = Path(path)
+    if not path.is_file():
+        return [], [], []
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    physical = io.StringIO(text, newline="").readlines()  # line ends kept, as csv needs
+    records = list(_records(physical))
+    if not records:
+        return [], [], []
+    required = REQUIRED.get(path.name, KEY)
+    _, header, _ = records[0]
+    if header is None or not set(required) <= set(header) or len(set(header)) != len(header):
+        shown = physical[0].rstrip("\r\n")[:80]
+        raise ForeignTableError(
+            f"{path} is not a parareg study's {path.name}: its first line is {shown!r}, but a "
+            f"study's has the columns {', '.join(required)}; give another output folder, or "
+            "move the file away to start the study afresh")
+    rows, lines, rejected = [], [], []
+    torn_end = not text.endswith(("\n", "\r"))
+    for number, (line, cells, error) in enumerate(records[1:], start=1):
+        if cells is not None and not any(c.strip() for c in cells):
+            continue  # a blank line
+        raw = physical[line - 1].rstrip("\r\n") if cells is None else ",".join(cells)
+        if error is None and len(cells) != len(header):
+            error = f"{len(cells)} cells where the header has {len(header)} (a torn row?)"
+        if error is None:
+            error = next((e for e in map(_check_cells, header, cells) if e), None)
+        if error is None and torn_end and number == len(records) - 1:
+            error = "the file ends in the middle of this row (no final newline): a torn row"
+        if error is not None:
+            rejected.append(RejectedRow(line, error, raw))
+            continue
+        rows.append({k: _parse(k, v) for k, v in zip(header, cells)})
+        lines.append(line)
+    return rows, lines, rejected
 
 
 class ResultStore:
@@ -123,16 +284,57 @@ class ResultStore:
         self.rows: dict[tuple, dict] = {}
         self.per_label: dict[tuple, list[dict]] = {}
         self.order: dict[tuple, int] = {}
+        self.rejected: list[RejectedRow] = []
+        self.rejected_per_label: list[RejectedRow] = []
 
     def load(self) -> "ResultStore":
-        """Read what an earlier run left (nothing if the files do not exist)."""
-        for row in read_csv(self.results_path):
-            self.rows[tuple(row[k] for k in KEY)] = row
-        for row in read_csv(self.per_label_path):
+        """Read what an earlier run left (nothing if the files do not exist).
+
+        Damaged rows go to :attr:`rejected` (and :attr:`rejected_per_label`)
+        instead; :meth:`set_aside` moves them out of the files.
+
+        Raises
+        ------
+        ForeignTableError
+            When either file is not a study's.
+        """
+        rows, row_lines, self.rejected = _read_table(self.results_path)
+        lines = {}
+        for line, row in zip(row_lines, rows):
+            key = tuple(row[k] for k in KEY)
+            if key in self.rows:
+                self.rejected.append(RejectedRow(line, f"the same (fixed, moving, method) as "
+                                                       f"line {lines[key]}", ",".join(key)))
+                continue
+            self.rows[key], lines[key] = row, line
+        self.rejected.sort(key=lambda r: r.line)
+        per_label, self.rejected_per_label = read_table(self.per_label_path)
+        for row in per_label:
             key = tuple(row[k] for k in KEY)
             if key in self.rows:  # a crash between the two writes leaves orphans: drop them
                 self.per_label.setdefault(key, []).append(row)
         return self
+
+    def set_aside(self) -> list[Path]:
+        """Append rejected rows to the ``*.rejected.csv`` files, then rewrite the study's files
+        without them; return the files written to (none when nothing was rejected)."""
+        written = []
+        for path, rejected in ((self.results_path, self.rejected),
+                               (self.per_label_path, self.rejected_per_label)):
+            if not rejected:
+                continue
+            aside = rejected_path(path)
+            earlier = []
+            if aside.is_file():
+                with open(aside, newline="", encoding="utf-8", errors="replace") as f:
+                    earlier = list(csv.DictReader(f))
+            new = [{"line": r.line, "reason": r.reason, "text": r.text} for r in rejected]
+            write_csv_atomic(aside, REJECTED_COLUMNS, earlier + new)
+            written.append(aside)
+        if written:
+            self.flush()  # only after the rejected rows are safe elsewhere
+            self.rejected, self.rejected_per_label = [], []
+        return written
 
     def done(self, *, retry_failed: bool = False) -> set:
         """Keys that need no new run: every recorded row, or only the ``ok`` ones."""
@@ -152,3 +354,4 @@ class ResultStore:
         write_csv_atomic(self.per_label_path, PER_LABEL_COLUMNS,
                          [r for k in keys for r in self.per_label.get(k, [])])
         write_csv_atomic(self.results_path, COLUMNS, [self.rows[k] for k in keys])
+

@@ -24,7 +24,10 @@ Resume
 Rerunning a study into the same ``out`` skips every (fixed, moving, method)
 already in ``results.csv`` (failed ones too, unless ``retry_failed``). Rows
 made with other settings (method settings, prealignment, seed, threads) make
-the run stop before any work.
+the run stop before any work, and so does a ``results.csv`` that is not a
+study's. Damaged rows (torn by a full disk, edited by hand) are reported with
+their line numbers, set aside in ``results.rejected.csv`` and their tasks run
+again (see :mod:`parareg.bench.results`).
 
 What the numbers mean
 ---------------------
@@ -59,7 +62,7 @@ from pathlib import Path
 from . import task as task_module
 from .datasets import check_subjects, find_subjects, make_pairs, read_pairs_csv, sample_pairs
 from .methods import resolve_methods, settings_hash
-from .results import ResultStore, read_csv
+from .results import ResultStore, describe_rejected, read_csv, rejected_path
 
 STUDY_JSON = "study.json"
 PREALIGN = {"rigid": ("center_of_mass", "translation", "rigid")}
@@ -94,6 +97,9 @@ class StudyResult:
     rows: list = field(default_factory=list)
     report: Path | None = None
     skipped_methods: list = field(default_factory=list)
+    #: damaged rows of the earlier results (:class:`~parareg.bench.results.RejectedRow`),
+    #: set aside in ``results.rejected.csv`` / ``per_label_dice.rejected.csv``
+    rejected: list = field(default_factory=list)
 
 
 def safe_name(*parts) -> str:
@@ -366,8 +372,8 @@ def run(images=None, labels=None, *, out, methods=("parareg:syn",), pairs_csv=No
     Parameters
     ----------
     images, labels : str or sequence of paths
-        Glob patterns of the images and of their label maps, matched in
-        sorted order (:func:`~parareg.bench.datasets.find_subjects`).
+        Glob patterns of the images and of their label maps, paired by
+        subject ID (:func:`~parareg.bench.datasets.find_subjects`).
     out : path
         Study folder: ``results.csv``, ``per_label_dice.csv``, ``study.json``,
         ``report.md``, plots, ``qc/``, ``logs/``. Rerunning into it resumes.
@@ -445,6 +451,13 @@ def run(images=None, labels=None, *, out, methods=("parareg:syn",), pairs_csv=No
     hashes = {m.name: settings_hash(m, prealign=prealign, seed=seed, threads=task_threads)
               for m in installed}
     _check_resume(store, hashes, set(hashes))
+    rejected = store.rejected + store.rejected_per_label
+    for path, rows in ((store.results_path, store.rejected),
+                       (store.per_label_path, store.rejected_per_label)):
+        if rows:
+            warnings.warn(f"{path}: {describe_rejected(rows)}; set aside in "
+                          f"{rejected_path(path).name}; tasks without a valid row run again", stacklevel=2)
+    store.set_aside()
     tasks = [(pair, method) for pair in pairs for method in installed]
     store.order = {(p.fixed.name, p.moving.name, m.name): i for i, (p, m) in enumerate(tasks)}
     done = store.done(retry_failed=retry_failed)
@@ -490,5 +503,6 @@ def run(images=None, labels=None, *, out, methods=("parareg:syn",), pairs_csv=No
         report_path = write_report(out)
     rows = read_csv(out / "results.csv")
     return StudyResult(out=out, computed=computed, skipped=skipped, failed=failed, rows=rows,
-                       report=report_path, skipped_methods=[m.name for m in missing])
+                       report=report_path, skipped_methods=[m.name for m in missing],
+                       rejected=rejected)
 

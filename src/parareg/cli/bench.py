@@ -30,8 +30,8 @@ def _get_parser():
                          epilog=__doc__.split("\n\n", 1)[1])
     data = parser.add_argument_group("data")
     data.add_argument("--images", metavar="GLOB",
-                      help="images, a glob pattern (quote it); matched with --labels in "
-                           "sorted order")
+                      help="images, a glob pattern (quote it); paired with --labels by "
+                           "subject ID, the file name up to its first '_'")
     data.add_argument("--labels", metavar="GLOB", help="label maps, a glob pattern")
     data.add_argument("--pairs-csv", metavar="FILE",
                       help="CSV of pairs (fixed_image, fixed_labels, moving_image, moving_labels) "
