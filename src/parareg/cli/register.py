@@ -143,6 +143,8 @@ def metrics_for(transform: str, metric: str | None) -> tuple[str, str | None]:
 
 def _run(args, console) -> int:
     from .. import register
+    from .._hints import InputError
+    from ._hints import register_error
     from ..io.itk import affine_map_to_itk
     from ..io.itk_warp import write_warp
     from ..io.nifti import save
@@ -188,6 +190,9 @@ def _run(args, console) -> int:
                           num_threads=num_threads, seed=args.seed,
                           affine_options={"callback": progress.affine},
                           syn_options={"callback": progress.syn})
+    except InputError as exc:  # re-said with this command's options
+        raise register_error(exc, files={"fixed": args.fixed, "moving": args.moving,
+                                         "fixed_mask": args.fixed_mask}) from exc
     finally:
         progress.close()
     mapping = result.mapping

@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from .._hints import InputError
 from ..image import Image, as_image, as_pair, check_matrix
 from ..metrics import get_affine_metric
 from ..metrics.base import NoOverlapError
@@ -19,7 +20,8 @@ from ..parallel import resolve_num_threads
 from ..resampling import resample
 from ..transforms import center_of_mass, geometric_centers, get_transform, image_center, origins
 from .optimize import optimize_stage
-from .pyramid import check_levels, pyramid_level, shrink_mask
+from .pyramid import (check_level_image, check_level_mask, check_levels, pyramid_level,
+                      shrink_mask)
 
 #: initialisers: (fixed, moving) -> fixed-world -> moving-world translation matrix
 INITIALIZERS = {
@@ -40,7 +42,7 @@ MIN_SAMPLES = 20_000
 AUTO_SAMPLES = 2**18
 
 
-class RegistrationError(ValueError):
+class RegistrationError(InputError):
     """A registration that cannot proceed (e.g. the images do not overlap)."""
 
 
@@ -114,9 +116,15 @@ def _as_mask(mask, image: Image, *, name: str) -> Image | None:
     if data.shape != image.shape:
         raise ValueError(f"{name} has shape {data.shape} but its image has shape {image.shape}; "
                          "a mask must be on the same grid as its image")
+    data = np.asarray(data)
+    if np.issubdtype(data.dtype, np.floating) and np.isnan(data).any():
+        bad = int(np.count_nonzero(np.isnan(data)))
+        raise ValueError(f"{name} holds {bad} NaN voxel(s) of {data.size}; a mask is 0 outside "
+                         "and non-zero inside, and NaN is neither: replace NaN by 0 or 1 "
+                         "(np.nan_to_num(mask) makes it 0)")
     if not np.any(data):
         raise ValueError(f"{name} is empty (no non-zero voxel)")
-    return Image((np.asarray(data) != 0).astype(np.uint8), vox2world)
+    return Image((data != 0).astype(np.uint8), vox2world)
 
 
 def _check_pipeline(pipeline) -> tuple[str, ...]:
@@ -195,10 +203,18 @@ class AffineRegistration:
                               sigma_unit=self.sigma_unit, num_threads=self.num_threads)
             m = pyramid_level(moving, factor=level.factor, sigma=level.sigma,
                               sigma_unit=self.sigma_unit, num_threads=self.num_threads)
+            for name, image, shrunk in (("fixed", fixed, f), ("moving", moving, m)):
+                check_level_image(shrunk, image, name=name, level=len(states),
+                                  factor=level.factor, stage="affine_options")
             fm = None if fixed_mask is None else shrink_mask(fixed_mask, f,
                                                              num_threads=self.num_threads)
             mm = None if moving_mask is None else shrink_mask(moving_mask, m,
                                                               num_threads=self.num_threads)
+            for name, full, shrunk in (("fixed_mask", fixed_mask, fm),
+                                       ("moving_mask", moving_mask, mm)):
+                if shrunk is not None:
+                    check_level_mask(shrunk, full, name=name, level=len(states),
+                                     factor=level.factor)
             sampling = self.sampling
             if sampling is None:
                 n = f.data.size if fm is None else int(np.count_nonzero(fm.data))
@@ -257,8 +273,8 @@ class AffineRegistration:
             except NoOverlapError as exc:
                 raise RegistrationError(
                     f"{transform} stage, level {index}: fixed and moving do not overlap at the "
-                    f"start ({exc}); check their vox2world matrices or give starting_affine"
-                ) from exc
+                    f"start ({exc})", "check their vox2world matrices or give starting_affine",
+                    kind="no_overlap", stage=transform, level=index) from exc
             matrix = result.matrix
             history.append({**info, "initial_value": result.initial_value,
                             "value": result.value, "iterations": result.iterations})

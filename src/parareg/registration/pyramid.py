@@ -6,11 +6,67 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._hints import InputError
 from ..filters import gaussian_smooth
 from ..image import Image
 from ..resampling import resample
 
 SIGMA_UNITS = ("vox", "mm")
+
+
+class PyramidTooCoarseError(InputError):
+    """An image or mask too small for a pyramid level (``kind`` says how).
+
+    ``kind`` is ``"pyramid_single_value"`` (the level holds one value although
+    the image does not), ``"pyramid_cc_window"`` (the level is smaller than the
+    CC window) or ``"pyramid_mask_vanishes"`` (no mask voxel survives the
+    shrink). ``facts``: ``name``, ``shape``, ``level``, ``factor``,
+    ``level_shape`` and, by kind, ``window`` or ``voxels``.
+    """
+
+
+def check_level_image(level_image: Image, image: Image, *, name: str, level: int, factor: int,
+                      stage: str = "levels", window: int = 0) -> None:
+    """Refuse a pyramid level too coarse for ``image``: a single value, or smaller than ``window``.
+
+    A constant ``image`` passes: the metric says it is constant, which is then true.
+    ``stage`` is the keyword that sets these levels in :func:`parareg.register`
+    (``"affine_options"`` or ``"syn_options"``), quoted in the fix.
+    """
+    facts = dict(name=name, shape=tuple(image.shape), level=level, factor=factor,
+                 level_shape=tuple(level_image.shape))
+    where = (f"pyramid level {level} (shrink factor {factor}) of {name}, shape "
+             f"{tuple(level_image.shape)}")
+    fix = (f"pass levels whose shrink factors leave more voxels (levels=((2, 1.0, 100), "
+           f"(1, 0.0, 25)) for example; {stage}={{'levels': ...}} in parareg.register)")
+    if window and min(level_image.shape) < window:
+        raise PyramidTooCoarseError(
+            f"{where}, is smaller than the CC window of 2 * radius + 1 = {window} voxels",
+            f"{fix}, a smaller radius, or a metric without a window ('ssd', 'em', 'mi')",
+            kind="pyramid_cc_window", window=window, **facts)
+    data = level_image.data
+    if data.size and float(data.max()) == float(data.min()):
+        full = image.data
+        if float(full.max()) != float(full.min()):
+            raise PyramidTooCoarseError(
+                f"{name} has shape {tuple(image.shape)}, too small for {where}: that level "
+                "holds a single value, although the image is not constant", fix,
+                kind="pyramid_single_value", **facts)
+
+
+def check_level_mask(level_mask: Image, mask: Image, *, name: str, level: int,
+                     factor: int) -> None:
+    """Refuse a mask none of whose voxels survives the shrink to a pyramid level."""
+    if np.any(level_mask.data):
+        return
+    voxels = int(np.count_nonzero(mask.data))
+    raise PyramidTooCoarseError(
+        f"{name} has {voxels} non-zero voxel(s) and none of them lies on the grid of pyramid "
+        f"level {level} (shrink factor {factor}, shape {tuple(level_mask.shape)}), so that "
+        "level would have nothing to measure",
+        "use a larger mask, or levels with smaller shrink factors",
+        kind="pyramid_mask_vanishes", name=name, shape=tuple(mask.shape), level=level,
+        factor=factor, level_shape=tuple(level_mask.shape), voxels=voxels)
 
 
 class Level(NamedTuple):

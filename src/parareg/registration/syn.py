@@ -27,7 +27,8 @@ from ..metrics.syn import get_syn_metric
 from ..parallel import resolve_num_threads
 from ..resampling import resample, warp_unchecked
 from ..transforms.diffeomorphic import DiffeomorphicMap, resample_field
-from .pyramid import check_levels, pyramid_level, shrink_grid, shrink_mask
+from .pyramid import (check_level_image, check_level_mask, check_levels, pyramid_level,
+                      shrink_grid, shrink_mask)
 
 #: (shrink factor, image smoothing sigma in voxels, iterations), coarse to fine
 DEFAULT_SYN_LEVELS = ((4, 1.0, 100), (2, 0.5, 30), (1, 0.0, 6))
@@ -168,9 +169,7 @@ class SymmetricDiffeomorphicRegistration:
             if float(image.data.max()) == float(image.data.min()):
                 raise ValueError(f"{name} is constant; nothing to register")
         radius = getattr(self.metric, "radius", 0)
-        if min(fixed.shape) < 2 * radius + 1:
-            raise ValueError(f"fixed has shape {fixed.shape}, smaller than the CC window "
-                             f"(2 * radius + 1 = {2 * radius + 1} voxels); lower radius")
+        window = 2 * radius + 1 if radius else 0
         mask = None
         if fixed_mask is not None:
             from .affine import _as_mask
@@ -192,11 +191,12 @@ class SymmetricDiffeomorphicRegistration:
                 m_grid = moving
                 m_l = pyramid_level(moving, factor=1, sigma=level.sigma, num_threads=nt)
             del m_grid
-            if min(f_l.shape) < 2 * radius + 1:
-                raise ValueError(f"level {index} (shrink factor {level.factor}) has shape "
-                                 f"{f_l.shape}, smaller than the CC window; use a smaller "
-                                 "factor or radius")
+            check_level_image(f_l, fixed, name="fixed", level=index, factor=level.factor,
+                              stage="syn_options", window=window)
             mask_l = None if mask is None else shrink_mask(mask, f_l, num_threads=nt)
+            if mask_l is not None:
+                check_level_mask(mask_l, mask, name="fixed_mask", level=index,
+                                 factor=level.factor)
             v2w = f_l.vox2world
             if u_s is None:
                 u_s, u_m, v_s, v_m = (np.zeros((*f_l.shape, ndim), np.float32) for _ in range(4))

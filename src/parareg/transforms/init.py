@@ -12,9 +12,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .._hints import InputError
 from ..image import Image, as_image, as_pair
 
-__all__ = ["center_of_mass", "geometric_centers", "image_center", "origins"]
+__all__ = ["UndefinedCenterError", "center_of_mass", "geometric_centers", "image_center",
+           "origins"]
 
 
 def _pair(fixed, moving) -> tuple[Image, Image]:
@@ -57,11 +59,26 @@ def image_center(image) -> np.ndarray:
     return _vox2world_point(image, (np.asarray(image.shape, dtype=np.float64) - 1.0) / 2.0)
 
 
+class UndefinedCenterError(InputError):
+    """An image without positive intensity, so without a centre of mass.
+
+    ``kind`` is ``"all_zero"`` or ``"no_positive_intensity"``; ``facts``: ``name``, ``maximum``.
+    """
+
+
 def _mass_center(image: Image, *, name: str) -> np.ndarray:
     weights = np.clip(image.data.astype(np.float64), 0.0, None)
     if not weights.sum() > 0.0:
-        raise ValueError(f"{name} has zero total mass (no positive intensities), so its "
-                         f"center of mass is undefined; use geometric_centers instead")
+        if not np.any(image.data):
+            raise UndefinedCenterError(f"{name} is all zero; nothing to register",
+                                       kind="all_zero", name=name, maximum=0.0)
+        maximum = float(np.max(image.data))
+        raise UndefinedCenterError(
+            f"{name} has no positive intensity (its maximum is {maximum:g}), so its centre of "
+            "mass is undefined",
+            "start the pipeline with 'geometric_centers' instead of 'center_of_mass', or "
+            "shift the intensities so that the object is brighter than 0",
+            kind="no_positive_intensity", name=name, maximum=maximum)
     index = np.asarray(ndimage.center_of_mass(weights), dtype=np.float64)
     return _vox2world_point(image, index)
 
