@@ -84,10 +84,10 @@ def test_clean_resume_runs_nothing(tmp_path, in_process):
 
 
 @pytest.mark.parametrize("damage, line, reason", [
-    ("garbage line", 3, "cells where the header has"),
-    ("torn last row", 7, "torn row"),
-    ("torn mid-cell", 7, "torn row"),
-    ("binary junk", 4, "cells where the header has"),
+    ("garbage line", 3, "cell(s) where the header has"),
+    ("torn last row", 7, "torn"),
+    ("torn mid-cell", 7, "torn"),
+    ("binary junk", 4, "cell(s) where the header has"),
     ("bad number", 2, "'dice_mean' is not a number"),
     ("unknown status", 5, "unknown status"),
     ("duplicate row", 8, "same (fixed, moving, method) as line 2"),

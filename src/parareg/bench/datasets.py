@@ -141,8 +141,8 @@ def find_subjects(images, labels) -> list[Subject]:
     if not image_paths:
         raise FileNotFoundError(f"images: {str(images)!r} matches no file")
     if labels is None:
-        raise ValueError("labels: every image needs a label map; give --labels GLOB "
-                         "(or a pairs CSV)")
+        raise ValueError("labels: every image needs a label map; give labels (a glob "
+                         "pattern or a list of files), or a pairs CSV")
     label_paths = _expand(labels, "labels")
     if not label_paths:
         raise ValueError(f"labels: {str(labels)!r} matches no file; every image needs a "

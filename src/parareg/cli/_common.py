@@ -79,6 +79,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """``argparse`` type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def add_threads_argument(parser) -> None:
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="threads to use (default: $PARAREG_NUM_THREADS, else all cores); "

@@ -41,6 +41,10 @@ def _mask_vanishes(who, f) -> str:
             "or no --fixed-mask")
 
 
+def _mask_empty(who, f) -> str:
+    return f"{who} is empty (no non-zero voxel); give a mask that covers part of fixed, or none"
+
+
 def _all_zero(who, f) -> str:
     return f"{who} is all zero; nothing to register"
 
@@ -61,6 +65,7 @@ _REGISTER = {
     "pyramid_single_value": _single_value,
     "pyramid_cc_window": _cc_window,
     "pyramid_mask_vanishes": _mask_vanishes,
+    "mask_empty": _mask_empty,
     "all_zero": _all_zero,
     "no_positive_intensity": _no_mass,
     "no_overlap": _no_overlap,

@@ -19,7 +19,8 @@ from __future__ import annotations
 import sys
 import time
 
-from ._common import EXIT_OK, add_quiet_argument, make_parser, positive_int, run_command
+from ._common import (EXIT_OK, add_quiet_argument, make_parser, positive_float, positive_int,
+                      run_command)
 
 #: exit status when the study ran but some tasks were recorded as failed
 EXIT_SOME_FAILED = 1
@@ -49,7 +50,7 @@ def _get_parser():
     study.add_argument("--prealign", choices=("rigid", "none"), default="none",
                        help="rigid prealignment shared by all methods (%(default)s)")
     study.add_argument("--out", metavar="DIR", help="study folder (rerun to resume)")
-    study.add_argument("--timeout", type=float, metavar="SECONDS",
+    study.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                        help="kill a task after this long and record it as timed out")
     study.add_argument("--retry-failed", action="store_true",
                        help="on resume, rerun the tasks recorded as failed")
@@ -130,7 +131,10 @@ def _run(args, console) -> int:
     from ._common import CLIError
 
     for module in args.plugin:
-        importlib.import_module(module)  # an ImportError is bad input: exit code 2
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise CLIError(f"--plugin {module!r} cannot be imported: {exc}") from exc
     if args.list_methods:
         console.print(_list_methods())
         return EXIT_OK
@@ -138,6 +142,14 @@ def _run(args, console) -> int:
         raise CLIError("--out DIR is required (see 'parareg bench --help')")
     from .. import bench
 
+    if args.pairs_csv is not None and (args.images is not None or args.labels is not None):
+        raise CLIError("give either --images and --labels, or --pairs-csv, not both")
+    if args.pairs_csv is None and not args.report_only:
+        if args.images is None:
+            raise CLIError("give --images GLOB and --labels GLOB, or --pairs-csv FILE")
+        if args.labels is None:
+            raise CLIError("--images needs --labels GLOB (a label map per image), or give "
+                           "--pairs-csv FILE instead")
     if args.report_only:
         console.print(str(bench.write_report(args.out)))
         return EXIT_OK

@@ -123,7 +123,8 @@ def _as_mask(mask, image: Image, *, name: str) -> Image | None:
                          "and non-zero inside, and NaN is neither: replace NaN by 0 or 1 "
                          "(np.nan_to_num(mask) makes it 0)")
     if not np.any(data):
-        raise ValueError(f"{name} is empty (no non-zero voxel)")
+        raise InputError(f"{name} is empty (no non-zero voxel)", "pass a mask that covers "
+                         "part of the image, or None", kind="mask_empty", name=name)
     return Image((data != 0).astype(np.uint8), vox2world)
 
 

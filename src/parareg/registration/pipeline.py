@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from ..image import Image, as_image
 from .affine import DEFAULT_LEVELS, AffineMap, affine_registration
-from .syn import DEFAULT_SYN_LEVELS, syn_registration
+from .pyramid import check_level_shapes
+from .syn import DEFAULT_SYN_LEVELS, SymmetricDiffeomorphicRegistration
 
 #: register(transform=...) -> the affine pipeline run before (and, for "syn", the SyN step)
 AFFINE_PIPELINES = {
@@ -93,12 +94,21 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
         raise ValueError(f"preset must be one of {sorted(SYN_PRESETS)}, got {preset!r}")
     fixed = as_image(fixed, name="fixed")
     moving = as_image(moving, name="moving")
-    seconds = {}
-    t0 = time.perf_counter()
     options = {"pipeline": AFFINE_PIPELINES[transform]}
     if transform == "syn":
         options["levels"] = SYN_PREALIGN_LEVELS
     options.update(affine_options or {})
+    # shapes checked before any work: a pyramid too coarse for the images fails at once
+    for name, image in (("fixed", fixed), ("moving", moving)):
+        check_level_shapes(image, options.get("levels", DEFAULT_LEVELS), name=name,
+                           stage="affine_options")
+    syn = None
+    if transform == "syn":
+        syn = SymmetricDiffeomorphicRegistration(
+            syn_metric, num_threads=num_threads, **{**SYN_PRESETS[preset], **(syn_options or {})})
+        syn.check_grid(fixed)
+    seconds = {}
+    t0 = time.perf_counter()
     affine = affine_registration(fixed, moving, metric=affine_metric, fixed_mask=fixed_mask,
                                  moving_mask=moving_mask, num_threads=num_threads, seed=seed,
                                  **options)
@@ -106,9 +116,7 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
     mapping = affine
     if transform == "syn":
         t0 = time.perf_counter()
-        options = {**SYN_PRESETS[preset], **(syn_options or {})}
-        mapping = syn_registration(fixed, moving, metric=syn_metric, prealign=affine.matrix,
-                                   fixed_mask=fixed_mask, num_threads=num_threads, **options)
+        mapping = syn.optimize(fixed, moving, prealign=affine.matrix, fixed_mask=fixed_mask)
         seconds["syn"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     warped = mapping.transform(moving, num_threads=num_threads)

@@ -26,12 +26,13 @@ class PyramidTooCoarseError(InputError):
 
 
 def check_level_image(level_image: Image, image: Image, *, name: str, level: int, factor: int,
-                      stage: str = "levels", window: int = 0) -> None:
+                      stage: str = "levels", window: int = 0, values: bool = True) -> None:
     """Refuse a pyramid level too coarse for ``image``: a single value, or smaller than ``window``.
 
     A constant ``image`` passes: the metric says it is constant, which is then true.
     ``stage`` is the keyword that sets these levels in :func:`parareg.register`
-    (``"affine_options"`` or ``"syn_options"``), quoted in the fix.
+    (``"affine_options"`` or ``"syn_options"``), quoted in the fix. ``values=False``
+    checks the shape only (``level_image`` may be an empty grid).
     """
     facts = dict(name=name, shape=tuple(image.shape), level=level, factor=factor,
                  level_shape=tuple(level_image.shape))
@@ -45,13 +46,24 @@ def check_level_image(level_image: Image, image: Image, *, name: str, level: int
             f"{fix}, a smaller radius, or a metric without a window ('ssd', 'em', 'mi')",
             kind="pyramid_cc_window", window=window, **facts)
     data = level_image.data
-    if data.size and float(data.max()) == float(data.min()):
+    single = data.size == 1 or (values and data.size and float(data.max()) == float(data.min()))
+    if single:
         full = image.data
         if float(full.max()) != float(full.min()):
             raise PyramidTooCoarseError(
                 f"{name} has shape {tuple(image.shape)}, too small for {where}: that level "
                 "holds a single value, although the image is not constant", fix,
                 kind="pyramid_single_value", **facts)
+
+
+def check_level_shapes(image: Image, levels, *, window: int = 0, name: str = "fixed",
+                       stage: str = "levels") -> None:
+    """Refuse, before any work, pyramid levels of ``image`` of a single voxel, or smaller than
+    a ``window``-voxel window along an axis (shapes only: nothing is smoothed or resampled)."""
+    for index, level in enumerate(check_levels(levels)):
+        grid = shrink_grid(image, level.factor) if level.factor > 1 else image
+        check_level_image(grid, image, name=name, level=index, factor=level.factor,
+                          stage=stage, window=window, values=False)
 
 
 def check_level_mask(level_mask: Image, mask: Image, *, name: str, level: int,

@@ -27,8 +27,8 @@ from ..metrics.syn import get_syn_metric
 from ..parallel import resolve_num_threads
 from ..resampling import resample, warp_unchecked
 from ..transforms.diffeomorphic import DiffeomorphicMap, resample_field
-from .pyramid import (check_level_image, check_level_mask, check_levels, pyramid_level,
-                      shrink_grid, shrink_mask)
+from .pyramid import (check_level_image, check_level_mask, check_level_shapes, check_levels,
+                      pyramid_level, shrink_grid, shrink_mask)
 
 #: (shrink factor, image smoothing sigma in voxels, iterations), coarse to fine
 DEFAULT_SYN_LEVELS = ((4, 1.0, 100), (2, 0.5, 30), (1, 0.0, 6))
@@ -144,6 +144,14 @@ class SymmetricDiffeomorphicRegistration:
         _zero_boundary(moved)
         return moved
 
+    def check_grid(self, fixed) -> None:
+        """Refuse a ``fixed`` image whose pyramid levels are smaller than the metric's window
+        (CC: ``2 * radius + 1`` voxels); cheap, so callers may check before other work."""
+        radius = getattr(self.metric, "radius", 0)
+        if radius:
+            check_level_shapes(as_image(fixed, name="fixed"), self.levels,
+                               window=2 * radius + 1, stage="syn_options")
+
     def optimize(self, fixed, moving, *, prealign=None, fixed_mask=None) -> DiffeomorphicMap:
         """Register ``moving`` to ``fixed``.
 
@@ -168,8 +176,7 @@ class SymmetricDiffeomorphicRegistration:
                 raise ValueError(f"{name} is all zero; nothing to register")
             if float(image.data.max()) == float(image.data.min()):
                 raise ValueError(f"{name} is constant; nothing to register")
-        radius = getattr(self.metric, "radius", 0)
-        window = 2 * radius + 1 if radius else 0
+        self.check_grid(fixed)
         mask = None
         if fixed_mask is not None:
             from .affine import _as_mask
@@ -192,7 +199,7 @@ class SymmetricDiffeomorphicRegistration:
                 m_l = pyramid_level(moving, factor=1, sigma=level.sigma, num_threads=nt)
             del m_grid
             check_level_image(f_l, fixed, name="fixed", level=index, factor=level.factor,
-                              stage="syn_options", window=window)
+                              stage="syn_options")
             mask_l = None if mask is None else shrink_mask(mask, f_l, num_threads=nt)
             if mask_l is not None:
                 check_level_mask(mask_l, mask, name="fixed_mask", level=index,
