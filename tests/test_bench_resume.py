@@ -260,3 +260,21 @@ def test_warnings_are_real_warnings(tmp_path, in_process):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run_study(args)
+
+
+def test_cli_resume_of_a_damaged_study(tmp_path, in_process, capsys):
+    """The command line: a warning line naming the damaged line, the study goes on, exit 0."""
+    args = study(tmp_path)
+    argv = ["--images", args["images"], "--labels", args["labels"], "--methods", "identity",
+            "--no-qc", "--no-report", "-q", "--out", str(args["out"])]
+    assert bench_main(argv) == 0
+    path = args["out"] / "results.csv"
+    text = lines(path)
+    path.write_text("".join(text[:-1]) + text[-1][:30], encoding="utf-8")  # a torn last row
+    capsys.readouterr()
+    assert bench_main(argv) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert err.startswith("parareg: warning: ") and "line 7" in err
+    assert "results.rejected.csv" in err
+    assert len(results.read_csv(path)) == 6
