@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -25,35 +26,40 @@ class PyramidTooCoarseError(InputError):
     """
 
 
-def check_level_image(level_image: Image, image: Image, *, name: str, level: int, factor: int,
-                      stage: str = "levels", window: int = 0, values: bool = True) -> None:
-    """Refuse a pyramid level too coarse for ``image``: a single value, or smaller than ``window``.
-
-    A constant ``image`` passes: the metric says it is constant, which is then true.
-    ``stage`` is the keyword that sets these levels in :func:`parareg.register`
-    (``"affine_options"`` or ``"syn_options"``), quoted in the fix. ``values=False``
-    checks the shape only (``level_image`` may be an empty grid).
-    """
-    facts = dict(name=name, shape=tuple(image.shape), level=level, factor=factor,
-                 level_shape=tuple(level_image.shape))
-    where = (f"pyramid level {level} (shrink factor {factor}) of {name}, shape "
-             f"{tuple(level_image.shape)}")
+def _refuse_level(name, shape, level, factor, level_shape, *, stage, window, single) -> None:
+    """Raise :class:`PyramidTooCoarseError` for a level smaller than ``window`` or ``single``."""
+    facts = dict(name=name, shape=tuple(shape), level=level, factor=factor,
+                 level_shape=tuple(level_shape))
+    where = f"pyramid level {level} (shrink factor {factor}) of {name}, shape {tuple(level_shape)}"
     fix = (f"pass levels whose shrink factors leave more voxels (levels=((2, 1.0, 100), "
            f"(1, 0.0, 25)) for example; {stage}={{'levels': ...}} in parareg.register)")
-    if window and min(level_image.shape) < window:
+    if window and min(level_shape) < window:
         raise PyramidTooCoarseError(
             f"{where}, is smaller than the CC window of 2 * radius + 1 = {window} voxels",
             f"{fix}, a smaller radius, or a metric without a window ('ssd', 'em', 'mi')",
             kind="pyramid_cc_window", window=window, **facts)
-    data = level_image.data
-    single = data.size == 1 or (values and data.size and float(data.max()) == float(data.min()))
     if single:
-        full = image.data
-        if float(full.max()) != float(full.min()):
-            raise PyramidTooCoarseError(
-                f"{name} has shape {tuple(image.shape)}, too small for {where}: that level "
-                "holds a single value, although the image is not constant", fix,
-                kind="pyramid_single_value", **facts)
+        raise PyramidTooCoarseError(
+            f"{name} has shape {tuple(shape)}, too small for {where}: that level holds a single "
+            "value, although the image is not constant", fix, kind="pyramid_single_value",
+            **facts)
+
+
+def _constant(image: Image) -> bool:
+    return float(image.data.max()) == float(image.data.min())
+
+
+def check_level_image(level_image: Image, image: Image, *, name: str, level: int, factor: int,
+                      stage: str = "levels", window: int = 0) -> None:
+    """Refuse a pyramid level too coarse for ``image``: a single value, or smaller than ``window``.
+
+    A constant ``image`` passes: the metric says it is constant, which is then true.
+    ``stage`` is the keyword that sets these levels in :func:`parareg.register`
+    (``"affine_options"`` or ``"syn_options"``), quoted in the fix.
+    """
+    single = _constant(level_image) and not _constant(image)
+    _refuse_level(name, image.shape, level, factor, level_image.shape, stage=stage,
+                  window=window, single=single)
 
 
 def check_level_shapes(image: Image, levels, *, window: int = 0, name: str = "fixed",
@@ -61,9 +67,10 @@ def check_level_shapes(image: Image, levels, *, window: int = 0, name: str = "fi
     """Refuse, before any work, pyramid levels of ``image`` of a single voxel, or smaller than
     a ``window``-voxel window along an axis (shapes only: nothing is smoothed or resampled)."""
     for index, level in enumerate(check_levels(levels)):
-        grid = shrink_grid(image, level.factor) if level.factor > 1 else image
-        check_level_image(grid, image, name=name, level=index, factor=level.factor,
-                          stage=stage, window=window, values=False)
+        shape = level_shape(image.shape, level.factor)
+        single = math.prod(shape) == 1 and not _constant(image)
+        _refuse_level(name, image.shape, index, level.factor, shape, stage=stage,
+                      window=window, single=single)
 
 
 def check_level_mask(level_mask: Image, mask: Image, *, name: str, level: int,
@@ -109,6 +116,11 @@ def check_levels(levels) -> tuple[Level, ...]:
     return tuple(Level(int(lv.factor), float(lv.sigma), int(lv.iterations)) for lv in out)
 
 
+def level_shape(shape, factor: int) -> tuple[int, ...]:
+    """The shape of a grid shrunk by ``factor`` (:func:`shrink_grid`), without making it."""
+    return tuple(max(1, n // factor) for n in shape)
+
+
 def shrink_grid(image: Image, factor: int) -> Image:
     """An empty image on ``image``'s grid shrunk by ``factor`` (same field of view centre).
 
@@ -116,7 +128,7 @@ def shrink_grid(image: Image, factor: int) -> Image:
     the first ``factor``-wide block of fine voxels.
     """
     ndim = image.ndim
-    shape = tuple(max(1, n // factor) for n in image.shape)
+    shape = level_shape(image.shape, factor)
     coarse2fine = np.eye(ndim + 1)
     for axis in range(ndim):
         f = factor if image.shape[axis] >= factor else 1
