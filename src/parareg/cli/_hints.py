@@ -11,7 +11,7 @@ from __future__ import annotations
 from .._hints import InputError
 from ._common import CLIError
 
-__all__ = ["register_error"]
+__all__ = ["register_error", "scaling_error"]
 
 
 def _shape(shape) -> str:
@@ -89,3 +89,24 @@ def register_error(exc: InputError, *, files: dict) -> Exception:
     name = exc.facts.get("name", "")
     who = f"{labels.get(name, name)} {files.get(name)!r}" if files.get(name) else name
     return CLIError(say(who, exc.facts))
+
+
+def scaling_error(exc: InputError, *, factors) -> Exception:
+    """The error ``parareg scaling`` reports for ``exc`` (an image shrunk by one of ``--factors``
+    too far for a registration), or :func:`register_error`'s."""
+    f = exc.facts
+    listed = ",".join(str(n) for n in factors)
+    if exc.kind == "pyramid_single_value":
+        detail = (f"its pyramid shrinks it {f['factor']} more times, to "
+                  f"{_shape(f['level_shape'])} voxel(s) holding a single value")
+        need = 2 * f["factor"]
+    elif exc.kind == "pyramid_cc_window":
+        detail = (f"SyN's level shrunk {f['factor']} more times has shape "
+                  f"{_shape(f['level_shape'])}, smaller than the {f['window']}-voxel CC window "
+                  "(--transform affine or rigid has no window)")
+        need = f["factor"] * f["window"]
+    else:
+        return register_error(exc, files={})
+    return CLIError(f"at one of --factors {listed}, {f['name']} is {_shape(f['shape'])}, too small "
+                    f"to register: {detail}; use smaller --factors (1 is full size) or larger "
+                    f"images, so that every size keeps at least {need} voxels along each axis")

@@ -71,7 +71,9 @@ def _get_parser():
 
 
 def _run(args, console) -> int:
+    from .._hints import InputError
     from ..bench.scaling import registration_scaling, render_markdown
+    from ._hints import scaling_error
 
     def progress(info) -> None:
         if console.quiet:
@@ -84,10 +86,13 @@ def _run(args, console) -> int:
 
     # paths, not loaded images: the report names the files; the library checks them (missing,
     # unreadable, not 2D/3D, 2D vs 3D) before any work and before --out is created
-    study = registration_scaling(
-        args.fixed, args.moving, transform=args.transform, preset=args.preset,
-        threads=args.threads, factors=args.factors, repeats=args.repeats, out=args.out,
-        progress=progress)
+    try:
+        study = registration_scaling(
+            args.fixed, args.moving, transform=args.transform, preset=args.preset,
+            threads=args.threads, factors=args.factors, repeats=args.repeats, out=args.out,
+            progress=progress)
+    except InputError as exc:  # re-said with this command's options
+        raise scaling_error(exc, factors=args.factors) from exc
     console.print(render_markdown(study).rstrip("\n"))
     if not study["identical"]:
         console.warn("warped images differ between thread counts; see scaling.json")
