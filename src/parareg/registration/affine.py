@@ -241,7 +241,8 @@ class AffineRegistration:
         starting_affine : ndarray, shape (ndim + 1, ndim + 1), optional
             Initial fixed-world -> moving-world matrix; identity when omitted.
         fixed_mask, moving_mask : Image, ndarray or path, optional
-            Non-zero voxels are used; same grid as their image.
+            Non-zero voxels are used; same grid as their image. NaN is refused
+            (it is neither inside nor outside).
         levels : int, optional
             Run only the first (coarsest) ``levels`` pyramid levels.
 
@@ -315,6 +316,7 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
     tolerance : float
         Relative value change that ends a level.
     fixed_mask, moving_mask : Image, ndarray or path, optional
+        Non-zero voxels are used; same grid as their image; NaN is refused.
     starting_affine : ndarray, shape (ndim + 1, ndim + 1), optional
         Initial matrix (identity if omitted); initialisers replace it.
     num_threads : int, optional

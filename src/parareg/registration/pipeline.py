@@ -67,6 +67,7 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
     preset : {"fast", "default", "accurate"}
         SyN pyramid and iteration settings.
     fixed_mask, moving_mask : Image, ndarray or path, optional
+        Non-zero voxels drive the metric; same grid as their image; NaN is refused.
     num_threads : int, optional
         The result is bit-identical at any thread count.
     seed : int
@@ -80,6 +81,12 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
     Returns
     -------
     RegistrationResult
+
+    Raises
+    ------
+    parareg.registration.pyramid.PyramidTooCoarseError
+        Before any work, when a pyramid level of these images would hold a
+        single voxel, or (SyN CC) be smaller than the CC window.
 
     Examples
     --------
