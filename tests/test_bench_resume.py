@@ -278,3 +278,18 @@ def test_cli_resume_of_a_damaged_study(tmp_path, in_process, capsys):
     assert err.startswith("parareg: warning: ") and "line 7" in err
     assert "results.rejected.csv" in err
     assert len(results.read_csv(path)) == 6
+
+
+def test_per_label_rows_of_a_rejected_row_are_kept_aside(tmp_path, in_process):
+    """The task of a torn results row runs again; its earlier per-label rows are not lost."""
+    args = study(tmp_path)
+    run_study(args)
+    path = args["out"] / "results.csv"
+    text = lines(path)
+    path.write_text("".join(text[:-1]) + text[-1][:30], encoding="utf-8")
+    with pytest.warns(UserWarning, match="line 7"):
+        run_study(args)
+    aside = list(csv.DictReader(open(args["out"] / "per_label_dice.rejected.csv",
+                                     encoding="utf-8")))
+    assert len(aside) == 1 and aside[0]["reason"] == "no row of results.csv has its key"
+    assert len(results.read_csv(args["out"] / "per_label_dice.csv")) == 6

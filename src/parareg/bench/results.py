@@ -18,7 +18,8 @@ A row is identified by ``(fixed, moving, method)``; ``settings_hash``
 (:func:`parareg.bench.methods.settings_hash`) records what produced it, and
 the runner refuses to resume a study whose rows were made with other settings.
 The per-label file is written before ``results.csv``, so a crash between the
-two leaves per-label rows without a result row; they are dropped on load.
+two leaves per-label rows without a result row; on resume they are set aside
+in ``per_label_dice.rejected.csv`` and their task runs again.
 
 Damaged files
 -------------
@@ -286,12 +287,15 @@ class ResultStore:
         self.order: dict[tuple, int] = {}
         self.rejected: list[RejectedRow] = []
         self.rejected_per_label: list[RejectedRow] = []
+        #: valid per-label rows whose key has no row in results.csv (set aside, not warned of)
+        self.orphans: list[RejectedRow] = []
 
     def load(self) -> "ResultStore":
         """Read what an earlier run left (nothing if the files do not exist).
 
         Damaged rows go to :attr:`rejected` (and :attr:`rejected_per_label`)
-        instead; :meth:`set_aside` moves them out of the files.
+        instead, per-label rows without a result row to :attr:`orphans`;
+        :meth:`set_aside` moves them all out of the files.
 
         Raises
         ------
@@ -308,11 +312,14 @@ class ResultStore:
                 continue
             self.rows[key], lines[key] = row, line
         self.rejected.sort(key=lambda r: r.line)
-        per_label, self.rejected_per_label = read_table(self.per_label_path)
-        for row in per_label:
+        per_label, per_label_lines, self.rejected_per_label = _read_table(self.per_label_path)
+        for line, row in zip(per_label_lines, per_label):
             key = tuple(row[k] for k in KEY)
-            if key in self.rows:  # a crash between the two writes leaves orphans: drop them
+            if key in self.rows:
                 self.per_label.setdefault(key, []).append(row)
+            else:  # a crash between the two writes, or its result row was rejected
+                self.orphans.append(RejectedRow(line, "no row of results.csv has its key",
+                                                ",".join(_cell(v) for v in row.values())))
         return self
 
     def set_aside(self) -> list[Path]:
@@ -320,7 +327,7 @@ class ResultStore:
         without them; return the files written to (none when nothing was rejected)."""
         written = []
         for path, rejected in ((self.results_path, self.rejected),
-                               (self.per_label_path, self.rejected_per_label)):
+                               (self.per_label_path, self.rejected_per_label + self.orphans)):
             if not rejected:
                 continue
             aside = rejected_path(path)
@@ -333,7 +340,7 @@ class ResultStore:
             written.append(aside)
         if written:
             self.flush()  # only after the rejected rows are safe elsewhere
-            self.rejected, self.rejected_per_label = [], []
+            self.rejected, self.rejected_per_label, self.orphans = [], [], []
         return written
 
     def done(self, *, retry_failed: bool = False) -> set:
