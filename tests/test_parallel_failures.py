@@ -110,19 +110,20 @@ def test_system_exit_code_is_kept():
 
 @pytest.mark.parametrize("num_threads", [2, 3])
 def test_base_exception_in_a_worker_thread_is_not_lost(num_threads):
-    """The interrupt is raised in a pool thread, never in the caller."""
+    """The interrupt is raised in a pool thread, never in the caller (which waits for it)."""
     caller = threading.get_ident()
-    raised_in = []
+    raised = threading.Event()
 
     def func(unit):
-        if threading.get_ident() != caller and not raised_in:
-            raised_in.append(unit)
+        if threading.get_ident() == caller:
+            assert raised.wait(20), "no unit ran in a worker thread"
+        elif not raised.is_set():
+            raised.set()
             raise KeyboardInterrupt(f"unit {unit}")
-        time.sleep(0.005)
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="unit"):
         run_units(func, 40, num_threads=num_threads)
-    assert raised_in, "no unit ran in a worker thread"
+    assert raised.is_set()
 
 
 @pytest.mark.parametrize("num_threads", THREADS)
