@@ -44,7 +44,7 @@ def fail_on_odd(x):
     return x
 
 
-# --------------------------------------------------------------------------- BaseException re-raised
+# ------------------------------------------------------------------------ BaseException re-raised
 
 
 @pytest.mark.parametrize("fatal", FATAL)
@@ -151,7 +151,7 @@ def test_pool_usable_after_base_exception():
     assert counts == [1] * 9
 
 
-# --------------------------------------------------------------------------- same items on every path
+# ---------------------------------------------------------------------- same items on every path
 
 
 @pytest.mark.parametrize("grain", [1, 2, 5])

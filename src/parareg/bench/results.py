@@ -262,7 +262,8 @@ def _read_table(path) -> tuple[list[dict], list[int], list[RejectedRow]]:
             continue  # a blank line
         raw = physical[line - 1].rstrip("\r\n") if cells is None else ",".join(cells)
         if error is None and len(cells) != len(header):
-            error = f"{len(cells)} cell(s) where the header has {len(header)} (a torn or garbled row)"
+            error = (f"{len(cells)} cell(s) where the header has {len(header)} (a torn or "
+                     "garbled row)")
         if error is None:
             error = next((e for e in map(_check_cells, header, cells) if e), None)
         if error is None and torn_end and number == len(records) - 1:

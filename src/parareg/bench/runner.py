@@ -456,7 +456,8 @@ def run(images=None, labels=None, *, out, methods=("parareg:syn",), pairs_csv=No
                        (store.per_label_path, store.rejected_per_label)):
         if rows:
             warnings.warn(f"{path}: {describe_rejected(rows)}; set aside in "
-                          f"{rejected_path(path).name}; tasks without a valid row run again", stacklevel=2)
+                          f"{rejected_path(path).name}; tasks without a valid row run again",
+                          stacklevel=2)
     store.set_aside()
     tasks = [(pair, method) for pair in pairs for method in installed]
     store.order = {(p.fixed.name, p.moving.name, m.name): i for i, (p, m) in enumerate(tasks)}

@@ -107,6 +107,6 @@ def scaling_error(exc: InputError, *, factors) -> Exception:
         need = f["factor"] * f["window"]
     else:
         return register_error(exc, files={})
-    return CLIError(f"at one of --factors {listed}, {f['name']} is {_shape(f['shape'])}, too small "
-                    f"to register: {detail}; use smaller --factors (1 is full size) or larger "
+    return CLIError(f"at one of --factors {listed}, {f['name']} is {_shape(f['shape'])}, too "
+                    f"small to register: {detail}; use smaller --factors (1 is full size) or larger "
                     f"images, so that every size keeps at least {need} voxels along each axis")
