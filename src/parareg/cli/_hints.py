@@ -108,5 +108,6 @@ def scaling_error(exc: InputError, *, factors) -> Exception:
     else:
         return register_error(exc, files={})
     return CLIError(f"at one of --factors {listed}, {f['name']} is {_shape(f['shape'])}, too "
-                    f"small to register: {detail}; use smaller --factors (1 is full size) or larger "
-                    f"images, so that every size keeps at least {need} voxels along each axis")
+                    f"small to register: {detail}; use smaller --factors (1 is full size) or "
+                    f"larger images, so that every size keeps at least {need} voxels along each "
+                    "axis")
