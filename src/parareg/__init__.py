@@ -9,7 +9,7 @@ units fixed by the data, never by the threads, and reduced in unit order.
 
 import importlib
 
-from . import compilation as _compilation
+from ._cache_lock import install_cache_lock as _install_cache_lock
 
 __version__ = "0.1.0"
 
@@ -37,7 +37,7 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "__version__"])
 
 # numba's on-disk cache index is not safe for processes compiling at once; lock it
-_compilation.install_cache_lock()
+_install_cache_lock()
 
 
 def __getattr__(name):

@@ -24,18 +24,16 @@ Importing this module imports neither numba nor the kernels.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import importlib.abc
-import importlib.util
 import os
 import pkgutil
-import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ._cache_lock import install_cache_lock  # noqa: F401  (documented here, run by __init__)
 
 #: the environment variable numba reads for its cache folder
 ENV_CACHE_DIR = "NUMBA_CACHE_DIR"
@@ -275,83 +273,6 @@ class CompileWatch:
                 signature = str((ev.data or {}).get("args", ""))
                 self.records.append(Compilation(name, signature, seconds, seconds - nested,
                                                 len(self._stack)))
-
-
-# --- a cache safe for processes compiling at once ---------------------------------------------
-
-
-def _locked_save(original):
-    """``IndexDataCacheFile.save`` holding an exclusive lock on the cache folder.
-
-    numba's ``save`` reads the index, picks the first free data-file number and
-    writes both back; two processes saving different signatures of one
-    function at once can pick the same number, leaving an index entry that
-    points at the other process's machine code. Holding ``flock`` on a lock
-    file in the folder around the whole read-modify-write makes it atomic.
-    """
-    import fcntl
-    import functools
-
-    @functools.wraps(original)
-    def save(self, key, data):
-        try:
-            handle = open(os.path.join(self._cache_path, ".parareg-cache.lock"), "a+b")
-        except OSError:  # a read-only cache: numba's own save fails or is skipped as before
-            return original(self, key, data)
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                return original(self, key, data)
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    save._parareg_locked = True
-    return save
-
-
-def _patch_caching(caching) -> None:
-    cache_file = caching.IndexDataCacheFile
-    if not getattr(cache_file.save, "_parareg_locked", False):
-        cache_file.save = _locked_save(cache_file.save)
-
-
-class _PatchOnImport(importlib.abc.MetaPathFinder):
-    """Patch ``numba.core.caching`` as soon as it is imported (``import numba`` does)."""
-
-    target = "numba.core.caching"
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname != self.target:
-            return None
-        with contextlib.suppress(ValueError):
-            sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        loader = getattr(spec, "loader", None)
-        if loader is None or not hasattr(loader, "exec_module"):  # pragma: no cover
-            return spec
-        exec_module = loader.exec_module
-
-        def exec_and_patch(module):
-            exec_module(module)
-            _patch_caching(module)
-
-        loader.exec_module = exec_and_patch
-        return spec
-
-
-def install_cache_lock() -> None:
-    """Make numba's cache index updates atomic across processes (POSIX; no-op elsewhere).
-
-    Called by ``import parareg``; patches numba now if it is imported, else
-    when it is, so importing parareg still does not import numba.
-    """
-    if os.name != "posix":  # pragma: no cover - no fcntl
-        return
-    caching = sys.modules.get(_PatchOnImport.target)
-    if caching is not None:
-        _patch_caching(caching)
-    elif not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _PatchOnImport())
 
 
 # --- ahead of time ----------------------------------------------------------------------------
