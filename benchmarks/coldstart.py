@@ -57,6 +57,8 @@ PAIRS = {
     "brain1mm": (DATA / "brain_1mm" / "vxm_t1.nii.gz",
                  DATA / "brain_1mm" / "fsaverage_brain.nii.gz"),
 }
+#: packages whose versions the report records
+VERSIONS = ("numpy", "scipy", "numba", "llvmlite", "nibabel", "parareg", "picsl_greedy")
 #: the issue's targets on a 2-core machine
 TARGET_COLD_VS_GREEDY = 1.0
 TARGET_WARM_VS_GREEDY = 0.5
@@ -78,15 +80,21 @@ sys.exit(code)
 GREEDY_CHILD = """\
 import json, sys, tempfile
 from pathlib import Path
+import numpy as np
 import parareg
 from parareg.bench.case import Case
 from parareg.bench.peers import greedy_deformable
 fixed_path, moving_path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fixed, moving = parareg.load(fixed_path), parareg.load(moving_path)
 with tempfile.TemporaryDirectory() as work:
-    case = Case(fixed=parareg.load(fixed_path), moving=parareg.load(moving_path),
-                moving_labels=parareg.load(moving_path), fixed_path=Path(fixed_path),
-                moving_path=Path(moving_path), moving_labels_path=Path(moving_path),
-                workdir=Path(work), num_threads=threads)
+    # a label map for greedy's (untimed) nearest-neighbour resampling step: intensity quartiles
+    labels = moving.with_data(np.digitize(moving.data, np.percentile(moving.data, [25, 50, 75]))
+                              .astype(np.int32))
+    labels_path = parareg.save(labels, Path(work) / "labels.nii.gz")
+    case = Case(fixed=fixed, moving=moving, moving_labels=labels, fixed_path=Path(fixed_path),
+                moving_path=Path(moving_path), moving_labels_path=Path(labels_path),
+                workdir=Path(work) / "greedy", num_threads=threads)
+    case.workdir.mkdir()
     out = greedy_deformable(case)
 print(json.dumps({"seconds": out.info["registration_seconds"]}))
 """
@@ -176,7 +184,11 @@ def _fmt(values) -> str:
 
 def markdown(report) -> str:
     threads = report["settings"]["threads"]
-    lines = [f"## Cold start ({threads} threads)", ""]
+    versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v)
+    machine = report["machine"]
+    lines = [f"## Cold start ({threads} threads)", "",
+             f"{machine.get('cpu_model')}, {machine.get('usable_cpus')} usable CPUs, load "
+             f"{machine.get('load_average_at_start')}; {versions}", ""]
     rows = []
     for row in report["pairs"]:
         cold, warm, greedy = min(row["cold_s"]), min(row["warm_s"]), row["greedy_s"]
@@ -245,7 +257,8 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"settings": {k: (str(v) if isinstance(v, Path) else v)
                            for k, v in vars(args).items()},
-              "machine": _common.machine_info(), "git": _common.git_revision(__file__)}
+              "machine": _common.machine_info(), "git": _common.git_revision(__file__),
+              "versions": _common.package_versions(VERSIONS)}
     with tempfile.TemporaryDirectory(prefix="coldstart-") as scratch:
         report["import"] = import_times(args.import_repeats)
         report["pairs"] = [run_pair(name, fixed, moving, args, Path(scratch))
