@@ -233,24 +233,32 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize("where", ["NUMBA_CACHE_DIR", "user-wide cache"])
+@pytest.mark.parametrize("where", ["NUMBA_CACHE_DIR", "user-wide cache", "private temp folder"])
 def test_registration_with_a_read_only_package(tmp_path, where):
-    src = tmp_path / "src"
+    """The package is read-only; the cache goes to NUMBA_CACHE_DIR, else ~/.cache, else $TMPDIR."""
+    read_only = tmp_path / "ro"
+    src = read_only / "src"
     shutil.copytree(SRC / "parareg", src / "parareg",
                     ignore=shutil.ignore_patterns("__pycache__"))
     f, m = _images(tmp_path)
-    cache, xdg = tmp_path / "cache", tmp_path / "xdg"
-    env = _env(cache if where == "NUMBA_CACHE_DIR" else None, src=src, XDG_CACHE_HOME=str(xdg))
-    prefix = _read_only_prefix(src)
+    cache, tmpdir = tmp_path / "cache", tmp_path / "tmp"
+    xdg = (read_only if where == "private temp folder" else tmp_path) / "xdg"
+    for folder in (xdg, tmpdir):
+        folder.mkdir()
+    env = _env(cache if where == "NUMBA_CACHE_DIR" else None, src=src, XDG_CACHE_HOME=str(xdg),
+               TMPDIR=str(tmpdir))
+    prefix = _read_only_prefix(read_only)
     try:
         result = _python(["-c", READ_ONLY_CHILD, "register", f, m, "--transform", "rigid",
                           "-o", str(tmp_path / "ro_")], env, prefix=prefix)
     finally:
-        _writable_again(src)
+        _writable_again(read_only)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "ro_Warped.nii.gz").is_file()
-    assert not list(src.rglob("*.nbi")), "numba wrote into the read-only package"
-    assert any((cache if where == "NUMBA_CACHE_DIR" else xdg).rglob("*.nbi"))
+    assert not list(read_only.rglob("*.nbi")), "numba wrote into the read-only folder"
+    expected = {"NUMBA_CACHE_DIR": cache, "user-wide cache": xdg,
+                "private temp folder": tmpdir / f"numba-cache-{os.getuid()}"}[where]
+    assert any(expected.rglob("*.nbi"))
 
 
 def test_warmup_unwritable_cache_names_numba_cache_dir(tmp_path, monkeypatch, capsys):

@@ -9,7 +9,7 @@ units fixed by the data, never by the threads, and reduced in unit order.
 
 import importlib
 
-from ._cache_lock import install_cache_lock as _install_cache_lock
+from . import _numba_cache
 
 __version__ = "0.1.0"
 
@@ -36,8 +36,8 @@ _LAZY = {
 
 __all__ = sorted([*_LAZY, "__version__"])
 
-# numba's on-disk cache index is not safe for processes compiling at once; lock it
-_install_cache_lock()
+# numba's cache: safe for processes compiling at once, and usable from a read-only install
+_numba_cache.install()
 
 
 def __getattr__(name):

@@ -11,13 +11,15 @@ run on a machine pays for it (about 20 s for a 3D SyN registration on a
   ``parareg register`` knows to print its one-line notice;
 * compiles everything ahead of time (:func:`warmup`, ``parareg warmup``), for
   container images and cluster nodes;
-* makes the cache safe for processes compiling at once
-  (:func:`install_cache_lock`, done by ``import parareg``).
+* and, through ``import parareg`` (:mod:`parareg._numba_cache`), makes the
+  cache safe for processes compiling at once and usable from a read-only
+  install.
 
 The cache location is numba's: ``$NUMBA_CACHE_DIR`` when set, else the
 ``__pycache__`` folder next to the kernels when it is writable, else numba's
-user-wide cache (``~/.cache/numba``). Set ``NUMBA_CACHE_DIR`` when the
-package is installed read-only and the home folder is not writable either.
+user-wide cache (``~/.cache/numba``), else (read-only package and home) a
+private folder ``$TMPDIR/numba-cache-<uid>``. Set ``NUMBA_CACHE_DIR`` for a
+read-only install, so the cache lasts.
 
 Importing this module imports neither numba nor the kernels.
 """
@@ -33,7 +35,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._cache_lock import install_cache_lock  # noqa: F401  (documented here, run by __init__)
 
 #: the environment variable numba reads for its cache folder
 ENV_CACHE_DIR = "NUMBA_CACHE_DIR"

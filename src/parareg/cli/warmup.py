@@ -14,7 +14,8 @@ later runs on this machine start at full speed instead of compiling first
 EPILOG = """\
 the cache (numba's; kept across runs and shared by processes):
   $NUMBA_CACHE_DIR when set; otherwise parareg/kernels/__pycache__ when the
-  package folder is writable, else ~/.cache/numba. Compiled code is valid
+  package folder is writable, else ~/.cache/numba, else a private
+  $TMPDIR/numba-cache-<uid> (lost on reboot). Compiled code is valid
   for this CPU model and these numba/parareg versions only. For a read-only
   install (container image, shared software tree) set NUMBA_CACHE_DIR to a
   writable folder, or run warmup at build time with NUMBA_CACHE_DIR pointing
