@@ -95,6 +95,14 @@ def _labels(image, dtype):
     return image.with_data(np.digitize(image.data, [0.2, 0.5, 0.9]).astype(dtype))
 
 
+def _mask(image, folder: Path) -> str:
+    """A uint8 mask file of the brighter half of ``image`` (written once per folder)."""
+    path = folder / "mask.nii.gz"
+    if not path.exists():
+        _write(image.with_data((image.data > 0.2).astype(np.uint8)), path, dtype=np.uint8)
+    return str(path)
+
+
 def _cli(module: str, argv) -> None:
     """Run ``parareg <module> argv -q``; a failure stops the warmup with its exit code."""
     import importlib
@@ -118,6 +126,9 @@ def _linear(folder: Path, fixed, moving) -> None:
         for metric in LINEAR_METRICS:
             _cli("register", [f, m, "-o", folder / f"{transform}_{metric}_",
                               "--transform", transform, "--metric", metric])
+    for metric in LINEAR_METRICS:
+        _cli("register", [f, m, "-o", folder / f"masked_{metric}_", "--transform", "affine",
+                          "--metric", metric, "--fixed-mask", _mask(fixed, folder)])
     for metric in ("mi", "meansquares", "correlation"):
         mapping = parareg.affine_registration(fixed, moving, metric=metric)
         mapping.transform(moving)
@@ -163,6 +174,8 @@ def _syn(folder: Path, fixed, moving, metric: str) -> None:
 
     f, m = _write(fixed, folder / "f.nii.gz"), _write(moving, folder / "m.nii.gz")
     _cli("register", [f, m, "-o", folder / "syn_", "--metric", metric])
+    _cli("register", [f, m, "-o", folder / "masked_", "--metric", metric,
+                      "--fixed-mask", _mask(fixed, folder)])
     result = parareg.register(fixed, moving, transform="syn", syn_metric=metric)
     result.mapping.transform_inverse(fixed)
     result.mapping.transform(moving, interpolation="nearest")
