@@ -292,3 +292,37 @@ def test_warmup_rejects_bad_dims(capsys):
 def test_warmup_function_rejects_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         parareg.warmup(**kwargs)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_interrupted_warmup_stops_its_workers(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "parareg.cli", "warmup", "--jobs", "2"],
+                            env=_env(tmp_path / "cache"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    workers = []
+    while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+        workers = _children(proc.pid)
+    assert len(workers) == 2, "the warmup did not start two workers"
+    time.sleep(1.0)  # let them get into compiling
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGINT)  # the parent only: it must stop the workers itself
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "parareg: error: interrupted" in err
+    # at once, not after the workers finished their jobs (tens of seconds when cold)
+    assert time.monotonic() - signalled < 10
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text(
+        ).split()[2], f"worker {pid} outlived the interrupted warmup"

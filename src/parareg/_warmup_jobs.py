@@ -198,3 +198,19 @@ def _fields(fixed) -> None:
     fields.max_norm(field, scale=1.0 / fixed.spacing)
     filters.gaussian_smooth(fixed.data, 1.0)
     parareg.gradient(fixed)
+
+
+def main(argv=None) -> int:
+    """``python -m parareg._warmup_jobs NAME OUT``: run one job, write its records to OUT."""
+    import dataclasses
+    import json
+    import sys
+
+    name, out = sys.argv[1:] if argv is None else argv
+    records = run_job(name)
+    Path(out).write_text(json.dumps([dataclasses.asdict(r) for r in records]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -369,18 +369,54 @@ def warmup(*, jobs=None, ndims=(2, 3), callback=None) -> WarmupReport:
 
 
 def _run_wave(names, jobs):
-    """Run the warmup jobs ``names`` (results as they finish): in-process or in a pool."""
+    """Run the warmup jobs ``names``, at most ``jobs`` at once; yield results as they finish.
+
+    ``jobs == 1`` runs them in this process. Otherwise each job is a fresh
+    ``python -m parareg._warmup_jobs NAME OUT`` process (a plain subprocess,
+    not a multiprocessing pool, so an interrupt or a failed job terminates
+    the others at once instead of waiting for them).
+    """
     from . import _warmup_jobs
 
     if jobs == 1:
         for name in names:
             yield name, _warmup_jobs.run_job(name)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import json
+    import subprocess
+    import sys
 
-    context = multiprocessing.get_context("spawn")  # the pool's threads make fork unsafe
-    with ProcessPoolExecutor(max_workers=min(jobs, len(names)), mp_context=context) as pool:
-        futures = {pool.submit(_warmup_jobs.run_job, name): name for name in names}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+    # the children import this very parareg, wherever it was found
+    here = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [here] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+    pending, running = list(names), {}
+    with tempfile.TemporaryDirectory(prefix="parareg-warmup-") as tmp:
+        try:
+            while pending or running:
+                while pending and len(running) < jobs:
+                    name = pending.pop(0)
+                    out, log = Path(tmp) / f"{name}.json", Path(tmp) / f"{name}.log"
+                    with open(log, "wb") as stderr:
+                        running[name] = subprocess.Popen(
+                            [sys.executable, "-m", "parareg._warmup_jobs", name, str(out)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+                finished = [n for n, proc in running.items() if proc.poll() is not None]
+                if not finished:
+                    time.sleep(0.05)
+                    continue
+                for name in finished:
+                    proc = running.pop(name)
+                    if proc.returncode != 0:
+                        lines = (Path(tmp) / f"{name}.log").read_text(errors="replace").split("\n")
+                        last = next((ln for ln in reversed(lines) if ln.strip()), "")
+                        raise RuntimeError(f"warmup job {name} failed (exit code "
+                                           f"{proc.returncode}): {last.strip()}")
+                    records = json.loads((Path(tmp) / f"{name}.json").read_text())
+                    yield name, [Compilation(**r) for r in records]
+        finally:
+            for proc in running.values():
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in running.values():
+                proc.wait()
