@@ -46,7 +46,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import _common
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402 - a sibling module, importable once its folder is on the path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

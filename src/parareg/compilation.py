@@ -75,8 +75,9 @@ def cache_location() -> Path:
     Path
         ``$NUMBA_CACHE_DIR`` (when set) or the folder numba picked for the
         kernel sources (``parareg/kernels/__pycache__`` if writable, else a
-        folder under numba's user-wide cache). Subfolders per source folder may
-        sit below it.
+        folder under numba's user-wide cache, else under
+        ``$TMPDIR/numba-cache-<uid>``). Subfolders per source folder may sit
+        below ``$NUMBA_CACHE_DIR``.
     """
     from numba.core import config
 
@@ -105,8 +106,8 @@ def check_cache_writable(path=None) -> Path:
     Path
         The folder checked (created if missing).
     """
+    explicit = os.environ.get(ENV_CACHE_DIR, "")
     if path is None:
-        explicit = os.environ.get(ENV_CACHE_DIR, "")
         path = Path(explicit) if explicit else cache_location()
     path = Path(path)
     try:
@@ -117,10 +118,11 @@ def check_cache_writable(path=None) -> Path:
             raise PermissionError("not writable")
     except OSError as exc:
         reason = exc.strerror or str(exc)
+        where = (f"{ENV_CACHE_DIR}={str(path)!r}" if explicit and Path(explicit) == path
+                 else f"the numba kernel cache {str(path)!r}")
         raise OSError(
-            f"the numba kernel cache {str(path)!r} is not writable ({reason}); set "
-            f"{ENV_CACHE_DIR} to a writable folder, e.g. "
-            f"'export {ENV_CACHE_DIR}=$HOME/.cache/parareg-numba'") from None
+            f"{where} is not writable ({reason}); set {ENV_CACHE_DIR} to a writable "
+            f"folder, e.g. 'export {ENV_CACHE_DIR}=$HOME/.cache/parareg-numba'") from None
     return path
 
 
