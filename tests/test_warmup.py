@@ -84,11 +84,20 @@ def test_warmup_reports_what_it_compiled(warm_cache):
 @pytest.mark.parametrize("argv", [
     ["register", "{f}", "{m}", "-o", "{o}/syn_", "--metric", "mi"],
     ["register", "{f}", "{m}", "-o", "{o}/aff_", "--transform", "affine", "--metric", "ssd"],
+    ["apply", "-i", "{labels}", "-r", "{f}", "-o", "{o}/l.nii.gz", "-n", "nearest",
+     "-t", "{mat}"],
 ])
 def test_registration_after_warmup_compiles_nothing(warm_cache, tmp_path, argv):
+    from parareg.io.itk import write_affine
+
     cache, _ = warm_cache
     f, m = _images(tmp_path)
-    argv = [a.format(f=f, m=m, o=tmp_path) for a in argv]
+    _, moving = _warmup_jobs._pair(2)
+    labels = _warmup_jobs._write(_warmup_jobs._labels(moving, "int16"),
+                                 tmp_path / "labels.nii.gz", dtype="int16")
+    mat = write_affine([[1.0, 0.1, 2.0], [0.0, 1.0, -1.0], [0.0, 0.0, 1.0]],
+                       tmp_path / "a.mat")
+    argv = [a.format(f=f, m=m, o=tmp_path, labels=labels, mat=mat) for a in argv]
     result = _python(["-c", COUNT_COMPILES, *argv], _env(cache))
     assert _compiled(result) == 0
     assert NOTICE not in result.stderr  # warm: no notice
