@@ -2,42 +2,52 @@
 
 Results are bit-identical whatever the thread count: work is split into
 units fixed by the data, never by the threads, and reduced in unit order.
+
+``import parareg`` is cheap: the names below are imported on first use
+(PEP 562), so numba, SciPy and nibabel load only when a function needs them.
 """
 
-from .gradients import gradient
-from .image import Image
-from .io.nifti import load, save
-from .parallel import get_num_threads, set_num_threads, threads
-from .registration import (
-    AffineMap,
-    AffineRegistration,
-    RegistrationResult,
-    SymmetricDiffeomorphicRegistration,
-    affine_registration,
-    register,
-    syn_registration,
-)
-from .transforms.diffeomorphic import DiffeomorphicMap
-from .resampling import resample
+import importlib
+
+from . import _numba_cache
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AffineMap",
-    "AffineRegistration",
-    "DiffeomorphicMap",
-    "RegistrationResult",
-    "SymmetricDiffeomorphicRegistration",
-    "register",
-    "syn_registration",
-    "affine_registration",
-    "Image",
-    "__version__",
-    "get_num_threads",
-    "gradient",
-    "load",
-    "resample",
-    "save",
-    "set_num_threads",
-    "threads",
-]
+#: public name -> the module that defines it (imported on first access)
+_LAZY = {
+    "AffineMap": ".registration",
+    "AffineRegistration": ".registration",
+    "DiffeomorphicMap": ".transforms.diffeomorphic",
+    "Image": ".image",
+    "RegistrationResult": ".registration",
+    "SymmetricDiffeomorphicRegistration": ".registration",
+    "affine_registration": ".registration",
+    "get_num_threads": ".parallel",
+    "gradient": ".gradients",
+    "load": ".io.nifti",
+    "register": ".registration",
+    "resample": ".resampling",
+    "save": ".io.nifti",
+    "set_num_threads": ".parallel",
+    "syn_registration": ".registration",
+    "threads": ".parallel",
+    "warmup": ".compilation",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+# numba's cache: safe for processes compiling at once, and usable from a read-only install
+_numba_cache.install()
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -21,6 +21,7 @@ import argparse
 import importlib.util
 import os
 import sys
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -170,7 +171,7 @@ def run_command(command, parser: argparse.ArgumentParser, argv) -> int:
     try:
         args = parser.parse_args(argv)
         console.quiet = bool(getattr(args, "quiet", False))
-        with warnings_to(console):
+        with warnings_to(console), compile_notice(console, parser.prog, args):
             return command(args, console)
     except KeyboardInterrupt:
         console.error("interrupted")
@@ -180,6 +181,40 @@ def run_command(command, parser: argparse.ArgumentParser, argv) -> int:
             raise
         console.error(exc)
         return EXIT_BAD_INPUT
+
+
+#: the compile notice is printed at most once per process
+_compile_noticed = threading.Event()
+
+
+@contextmanager
+def compile_notice(console: Console, prog: str, args):
+    """Print one line when kernels start compiling (a cold numba cache), once per process.
+
+    Only commands with a measured estimate
+    (:func:`parareg.compilation.estimated_compile_seconds`) print it, on
+    stderr; ``-q`` silences it like all progress. The library only detects
+    the compilation (:class:`parareg.compilation.CompileWatch`); the text is
+    written here.
+    """
+    from ..compilation import estimated_compile_seconds
+
+    seconds = estimated_compile_seconds(prog, getattr(args, "transform", None))
+    if seconds is None or console.quiet or _compile_noticed.is_set():
+        yield
+        return
+
+    def notice():
+        if not _compile_noticed.is_set():
+            _compile_noticed.set()
+            print(f"{PROG}: compiling kernels for this CPU, once: ~{seconds:.0f} s "
+                  f"(run '{PROG} warmup' ahead of time to skip this)", file=sys.stderr,
+                  flush=True)
+
+    from ..compilation import CompileWatch
+
+    with CompileWatch(on_first=notice):
+        yield
 
 
 # --- inputs and outputs --------------------------------------------------------------------

@@ -10,7 +10,6 @@ Parameters are conditioned as ``p = p0 + scales * u`` so a unit step in any
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize
 
 from ..metrics.base import NoOverlapError
 
@@ -107,6 +106,8 @@ def optimize_stage(metric, state, transform, start_matrix, *, center, scales, it
             callback({**(info or {}), "iteration": counter["iteration"],
                       "value": float(intermediate_result.fun),
                       "matrix": matrix_of(intermediate_result.x)})
+
+    from scipy.optimize import minimize  # imported when first needed: it is slow to import
 
     result = minimize(fun, np.zeros_like(p0), jac=True, method="L-BFGS-B",
                       callback=on_iteration,
