@@ -13,9 +13,9 @@ the grid it lives on (``Nf`` fixed voxels, ``Nm`` moving voxels, ``n`` the
 fixed grid of a pyramid level, ``F = 4 * ndim`` bytes per voxel of a float32
 displacement field, 12 in 3D). The peak is the largest phase, each phase the
 arrays alive at its worst moment. Traced with ``tracemalloc`` (NumPy reports its
-allocations to it) on the IXI 2 mm and the 1 mm pairs, every term matched to
-within 1 %; peak RSS then matched the model plus the baseline to within 2 %
-(``benchmarks/memory.py``, BENCHMARKS.md).
+allocations to it) on the IXI 2 mm and the 1 mm pairs, every array term matched
+to within 1 %; the peak RSS of whole runs (SyN default and fast, SSD, affine)
+then matched the model to within 5 % (``benchmarks/memory.py``, BENCHMARKS.md).
 
 ``images``
     fixed and moving as float32: ``4 Nf + 4 Nm`` (integer arrays keep their
@@ -55,14 +55,19 @@ outputs (``cli/register.py``; absent from :func:`parareg.register`)
     summary's NCC works in float64, ``4 Nf + 24 Nf``.
 baseline
     measured: the peak RSS of ``parareg register`` on a 24^3 pair (Python,
-    NumPy, SciPy, nibabel, numba and every kernel loaded from numba's cache):
-    ``BASELINE_BYTES``. The first run after an install compiles the kernels and
-    peaks about 120 MiB higher (measured on the 2 mm pair); run ``parareg
-    warmup`` (or any registration) once to fill the cache.
+    NumPy, SciPy, nibabel, numba and every kernel loaded from numba's cache),
+    ``BASELINE_BYTES``; before the kernels are loaded (reading, center of mass)
+    the RSS after the imports, ``IMPORT_BYTES``. The first run after an install
+    compiles the kernels and peaks about 120 MiB higher (measured on the 2 mm
+    pair); any registration fills numba's cache for the next ones.
 allocator slack
-    glibc keeps freed blocks below its mmap threshold (at most 32 MiB) inside
-    the heap: measured 18-27 MiB on the 2 mm pair and 54-64 MiB on the 1 mm
-    pair, modelled as ``16 Nf`` bytes, at most 64 MiB.
+    glibc serves arrays below its mmap threshold (at most 32 MiB) from the heap
+    and keeps their pages when they are freed. Smoothing the fixed image leaves
+    its two buffers there while the moving one is smoothed (measured 54 MiB at
+    1 mm); each SyN level leaves ``RETAINED`` of the previous level's heap
+    arrays (1 mm pair: all of them when the finest level starts, 0.44 six
+    iterations later); after SyN ``8 Nf``, at most ``SLACK_MAX`` (measured
+    ~50 MiB at 1 mm). Large grids are mmapped and give their pages back.
 
 Threads do not change the estimate: work units own only tiny scratch buffers
 (one window line per unit) and every thread works on the same arrays, so
@@ -99,8 +104,15 @@ GiB = 2**30
 #: peak RSS of `parareg register` on a 24^3 pair with warm numba caches (measured, 2 threads,
 #: Python 3.11, NumPy 2, numba 0.6x: 198-204 MiB)
 BASELINE_BYTES = 200 * MiB
-#: heap slack per fixed voxel and its cap (see the module docstring)
-SLACK_PER_VOXEL = 16
+#: RSS after the imports, before any kernel is loaded (measured 143-145 MiB)
+IMPORT_BYTES = 145 * MiB
+#: glibc's largest mmap threshold: smaller arrays come from the heap, whose freed blocks
+#: stay resident (the allocator slack of the module docstring)
+MMAP_THRESHOLD_MAX = 32 * MiB
+#: share of the previous level's heap arrays still resident at the next level (1 mm pair:
+#: measured 1.0 at the start of the finest level, 0.44 six iterations later)
+RETAINED = 0.7
+#: slack after SyN, at most (measured ~50 MiB in the 1 mm pair's output phase)
 SLACK_MAX = 64 * MiB
 #: virtual memory a run maps beyond its RSS after the check (numba code, thread stacks and
 #: malloc arenas; measured 0-136 MiB with 2 threads), kept free under an address-space limit
@@ -253,8 +265,14 @@ class _Phases:
     def __init__(self):
         self.steps = {}
 
-    def add(self, name, **parts):
+    def add(self, name, *, baseline=BASELINE_BYTES, slack=0, **parts):
+        parts = {"baseline": baseline, "allocator_slack": slack, **parts}
         self.steps[name] = {k.replace("_", " "): int(v) for k, v in parts.items() if v}
+
+
+def _heap(*sizes) -> int:
+    """Bytes of the arrays ``sizes`` that glibc serves from its heap (below the mmap threshold)."""
+    return sum(size for size in sizes if size < MMAP_THRESHOLD_MAX)
 
 
 def _shape(value, *, name):
@@ -333,13 +351,16 @@ def estimate(fixed_shape, moving_shape, *, transform: str = "syn", preset: str =
     mask = 5 * nf if fixed_mask else 0  # the float32 mask and its uint8 copy
 
     if load:  # fixed is read first, then moving while fixed is held
-        steps.add("reading fixed", read_buffers=read_bytes[0] * nf)
-        steps.add("reading moving", images=4 * nf, read_buffers=read_bytes[1] * nm)
+        steps.add("reading fixed", baseline=IMPORT_BYTES, read_buffers=read_bytes[0] * nf)
+        steps.add("reading moving", baseline=IMPORT_BYTES, images=4 * nf,
+                  read_buffers=read_bytes[1] * nm)
 
     # --- affine stage -----------------------------------------------------------------
     big = max(nf, nm)
-    steps.add("affine: center of mass", images=images, fixed_mask=2 * mask,
-              float64_weights=16 * big)
+    steps.add("affine: center of mass", baseline=IMPORT_BYTES, images=images,
+              fixed_mask=2 * mask, float64_weights=16 * big)
+    # the fixed image's smoothing buffers stay in the heap while the moving one is smoothed
+    slack = _heap(4 * nf, 4 * nf)
     kept = 0  # the stage builds every level's images and samples before optimising
     affine_levels = _affine_levels(transform)
     for index, level in enumerate(affine_levels):
@@ -351,8 +372,8 @@ def estimate(fixed_shape, moving_shape, *, transform: str = "syn", preset: str =
         # when more than 1/50 of them are drawn (Floyd's algorithm otherwise)
         drawing = 8 * n if AUTO_SAMPLES < n < 50 * AUTO_SAMPLES else 0
         steps.add(f"affine level {index + 1}/{len(affine_levels)} (shrink {level.factor})",
-                  images=images, fixed_mask=mask, affine_pyramid=kept, smoothing=smoothing,
-                  sample_drawing=drawing)
+                  slack=slack, images=images, fixed_mask=mask, affine_pyramid=kept,
+                  smoothing=smoothing, sample_drawing=drawing)
         if level.factor > 1 or level.sigma > 0:
             kept += 4 * (n + n_m)
         else:
@@ -373,9 +394,9 @@ def estimate(fixed_shape, moving_shape, *, transform: str = "syn", preset: str =
             copied = level.factor > 1 or level.sigma > 0
             level_images = 4 * (n + n_m) if copied else f_copy * nf + m_copy * nm
             if level.sigma > 0:
-                steps.add(f"{name}: smoothing", **live, previous_level=previous,
+                steps.add(f"{name}: smoothing", slack=slack, **live, previous_level=previous,
                           smoothing=8 * big)
-            steps.add(f"{name}: fields from the previous level", **live,
+            steps.add(f"{name}: fields from the previous level", slack=slack, **live,
                       level_images=level_images, previous_level=previous,
                       displacement_fields=4 * F * n)
             fields = 4 * F * n
@@ -384,51 +405,57 @@ def estimate(fixed_shape, moving_shape, *, transform: str = "syn", preset: str =
             updates = 2 * F * n if level.iterations >= 2 else 0
             level_mask = (3 * n if fixed_mask else 0)
             if iterating:
-                steps.add(f"{name}: metric", **live, level_images=level_images,
+                steps.add(f"{name}: metric", slack=slack, **live, level_images=level_images,
                           displacement_fields=fields, scratch_and_warped=buffers,
                           previous_updates=updates, metric_updates=2 * F * n,
                           level_mask=level_mask, **{metric_name: metric_bytes * n})
-            steps.add(f"{name}: field inversion", **live, level_images=level_images,
+            steps.add(f"{name}: field inversion", slack=slack, **live,
+                      level_images=level_images,
                       displacement_fields=fields, scratch_and_warped=buffers,
                       previous_updates=updates, inversion_buffers=4 * F * n + 4 * n,
                       level_mask=level_mask)
             previous = fields + buffers + updates + level_images + level_mask
-        last = syn_levels[-1]
+            # what the next level finds freed but still resident in the heap
+            arrays = [F * n] * (6 + 2 * iterating + 2 * (level.iterations >= 2))
+            arrays += [4 * n] * 2 * iterating + [metric_bytes * n] * iterating
+            arrays += [4 * n, 4 * n_m] if copied else []
+            level_slack, slack = slack, int(RETAINED * _heap(*arrays))
+        last, slack = syn_levels[-1], level_slack  # the last level's arrays are still alive
         if last.factor > 1:
-            steps.add("SyN: fields to full resolution", **live, previous_level=previous,
+            steps.add("SyN: fields to full resolution", slack=slack, **live,
+                      previous_level=previous,
                       displacement_fields=4 * F * nf)
             previous = 4 * F * nf
-        steps.add("SyN: total maps", **live, previous_level=previous,
+        steps.add("SyN: total maps", slack=slack, **live, previous_level=previous,
                   total_maps=2 * F * nf)
         maps = 2 * F * nf
     else:
         maps = 0
-    steps.add("warping moving", **live, total_maps=maps, warped=4 * nf + m_copy * nm)
+    slack = min(8 * nf, SLACK_MAX)
+    steps.add("warping moving", slack=slack, **live, total_maps=maps,
+              warped=4 * nf + m_copy * nm)
     results = maps + 4 * nf  # the result: warped image and mapping
 
     # --- outputs of `parareg register` -------------------------------------------------
     if outputs:
         if transform == "syn":
-            steps.add("writing the warps", **live, results=results, warp_copies=2 * F * nf)
-            steps.add("inverse-warped image", **live, results=results,
+            steps.add("writing the warps", slack=slack, **live, results=results,
+                      warp_copies=2 * F * nf)
+            steps.add("inverse-warped image", slack=slack, **live, results=results,
                       backward_on_moving_grid=(2 * F + 4) * nm + 4 * nf)
             results += 4 * nm + 4 * nf  # inverse-warped image, Jacobian
         else:
-            steps.add("inverse-warped image", **live, results=results, inverse_warped=4 * nm)
+            steps.add("inverse-warped image", slack=slack, **live, results=results,
+                      inverse_warped=4 * nm)
             results += 4 * nm
         if summary:
-            steps.add("summary (NCC)", **live, results=results, ncc_float64=28 * nf)
+            steps.add("summary (NCC)", slack=slack, **live, results=results,
+                      ncc_float64=28 * nf)
 
-    slack = min(SLACK_PER_VOXEL * nf, SLACK_MAX)
-    best_name, best = None, -1
-    phases = {}
-    for name, parts in steps.steps.items():
-        total_bytes = BASELINE_BYTES + slack + sum(parts.values())
-        phases[name] = total_bytes
-        if total_bytes > best:
-            best_name, best = name, total_bytes
-    parts = {"baseline": BASELINE_BYTES, "allocator slack": slack, **steps.steps[best_name]}
-    return MemoryEstimate(peak=best, phase=best_name, parts=parts, phases=phases, voxels=nf)
+    phases = {name: sum(parts.values()) for name, parts in steps.steps.items()}
+    best = max(phases, key=phases.get)
+    return MemoryEstimate(peak=phases[best], phase=best, parts=steps.steps[best], phases=phases,
+                          voxels=nf)
 
 
 # --- what the process may use --------------------------------------------------------------
