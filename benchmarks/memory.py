@@ -2,7 +2,9 @@
 
 Each case runs the whole command (``python -m parareg.cli register FIXED MOVING -o
 PREFIX --threads 2``, SyN, the preset given) in a child process and reads that
-child's peak resident memory from ``os.wait4`` (``ru_maxrss``); the estimate is
+child's peak resident memory from ``os.wait4`` (``ru_maxrss``), the child forked
+from a small launcher (:func:`parareg.memory.measure_peak_rss`: Linux carries the
+parent's high-water mark into a child across ``exec``); the estimate is
 :func:`parareg.memory.estimate_registration` for the same files, as the command
 computes it before reading any voxel. One tiny registration runs first so that
 numba's cache is warm (a first run after an install compiles the kernels and
@@ -76,20 +78,18 @@ def upsample(source: Path, target: Path) -> Path:
 
 def run_register(fixed, moving, prefix, *, preset, threads) -> dict:
     """Run ``parareg register`` in a child; its peak RSS (bytes), wall time and exit code."""
+    from parareg.memory import measure_peak_rss
+
     command = [sys.executable, "-m", "parareg.cli", "register", str(fixed), str(moving),
                "-o", str(prefix), "--preset", preset, "--threads", str(threads)]
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
-        child = subprocess.Popen(command, stdout=stdout, stderr=stderr)
-        # this child's own rusage (RUSAGE_CHILDREN keeps the largest child seen so far)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
+        code, peak = measure_peak_rss(command, stdout=stdout, stderr=stderr)
         stdout.seek(0)
         stderr.seek(0)
         text_out, text_err = stdout.read().decode()[-2000:], stderr.read().decode()[-2000:]
-    return {"command": command, "returncode": child.returncode,
-            "seconds": time.perf_counter() - t0, "peak_rss": usage.ru_maxrss * 1024,
-            "stdout": text_out, "stderr": text_err}
+    return {"command": command, "returncode": code, "seconds": time.perf_counter() - t0,
+            "peak_rss": peak, "stdout": text_out, "stderr": text_err}
 
 
 def estimate_for(fixed, moving, *, preset):

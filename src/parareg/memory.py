@@ -96,6 +96,7 @@ __all__ = [
     "estimate",
     "estimate_registration",
     "format_bytes",
+    "measure_peak_rss",
     "parse_size",
 ]
 
@@ -461,20 +462,10 @@ def estimate(fixed_shape, moving_shape, *, transform: str = "syn", preset: str =
 # --- what the process may use --------------------------------------------------------------
 
 
-def _proc_status(key: str) -> int | None:
+def _kib_field(path: str, key: str) -> int | None:
+    """Bytes of the ``key: N kB`` line of ``/proc/self/status`` or ``/proc/meminfo``."""
     try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _meminfo(key: str) -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
                 if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
@@ -539,9 +530,9 @@ def available_memory() -> tuple[int | None, str]:
     (``RLIMIT_DATA``, ``ulimit -d``) less the virtual memory mapped beyond the RSS
     and ``VIRTUAL_RESERVE``.
     """
-    rss = _proc_status("VmRSS") or 0
+    rss = _kib_field("/proc/self/status", "VmRSS") or 0
     limits = []
-    free = _meminfo("MemAvailable")
+    free = _kib_field("/proc/meminfo", "MemAvailable")
     if free is not None:
         limits.append((rss + free, "MemAvailable in /proc/meminfo"))
     room = _cgroup_headroom()
@@ -553,12 +544,49 @@ def available_memory() -> tuple[int | None, str]:
         soft = resource.getrlimit(which)[0]
         if soft == resource.RLIM_INFINITY:
             continue
-        mapped = _proc_status(key)
+        mapped = _kib_field("/proc/self/status", key)
         beyond = max(0, (mapped or rss) - rss)
         limits.append((max(0, soft - beyond - VIRTUAL_RESERVE), text))
     if not limits:
         return None, ""
     return min(limits)
+
+
+#: forks ``argv[2:]`` from this small interpreter and writes "exit-code peak-bytes" to argv[1]
+_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss * 1024}")
+"""
+
+
+def measure_peak_rss(command, **popen_options) -> tuple[int, int]:
+    """Run ``command`` (a list) in a child; return its exit code and peak RSS in bytes.
+
+    A child's ``ru_maxrss`` starts from the resident size of the process it was
+    forked from (Linux keeps the high-water mark across ``exec``), so a large
+    caller would inflate it: the command is forked from a small launcher
+    interpreter instead. ``popen_options`` go to :class:`subprocess.Popen` (e.g.
+    ``stdout``, ``stderr``, ``env``, ``timeout``).
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    timeout = popen_options.pop("timeout", None)
+    with tempfile.TemporaryDirectory(prefix="parareg-rss-") as folder:
+        result = Path(folder) / "result"
+        subprocess.run([sys.executable, "-c", _LAUNCHER, str(result), *map(str, command)],
+                       check=True, timeout=timeout, **popen_options)
+        code, peak = result.read_text().split()
+    return int(code), int(peak)
 
 
 # --- the check -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ def check_memory(args, *, syn_metric, quiet: bool):
 
 
 def out_of_memory(exc: MemoryError, args, *, syn_metric, quiet: bool) -> str:
-    """One line for a MemoryError raised while registering, with the estimate and what to change."""
+    """One line for a MemoryError while registering: the estimate and what to change."""
     from ..memory import advice, available_memory, estimate_registration, format_bytes
 
     reason = str(exc) or "an allocation failed"
