@@ -1,10 +1,8 @@
-"""How much memory a registration needs, checked before the big arrays are allocated.
+"""The memory model: the peak resident memory of a registration, from grids, levels and transform.
 
-:func:`estimate` predicts the peak resident memory (RSS) of a registration from
-the two grids, the pyramid levels and the transform model; :func:`check` compares
-it with the memory this process may still use (:func:`available_memory`) and
-with a user limit (``max_memory``), and raises :class:`InsufficientMemoryError`
-naming the estimate, the limit and what to change.
+:func:`estimate` adds up, for each step of a run, the arrays alive at its worst
+moment, plus the interpreter's baseline and the allocator's slack; the largest
+step is the peak.
 
 How the model was derived
 -------------------------
@@ -77,28 +75,9 @@ fewer threads do not help (measured: the same peak RSS with 1 and 2 threads).
 from __future__ import annotations
 
 import math
-import os
-import re
-import resource
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-
-__all__ = [
-    "ENV_MEMORY_CHECK",
-    "InsufficientMemoryError",
-    "MemoryEstimate",
-    "available_memory",
-    "check",
-    "advice",
-    "check_registration",
-    "estimate",
-    "estimate_registration",
-    "format_bytes",
-    "measure_peak_rss",
-    "parse_size",
-]
 
 MiB = 2**20
 GiB = 2**30
@@ -115,35 +94,11 @@ MMAP_THRESHOLD_MAX = 32 * MiB
 RETAINED = 0.7
 #: slack after SyN, at most (measured ~50 MiB in the 1 mm pair's output phase)
 SLACK_MAX = 64 * MiB
-#: virtual memory a run maps beyond its RSS after the check (numba code, thread stacks and
-#: malloc arenas; measured 0-136 MiB with 2 threads), kept free under an address-space limit
-VIRTUAL_RESERVE = 256 * MiB
-#: set to 0 to skip the comparison with the memory available (max_memory still applies)
-ENV_MEMORY_CHECK = "PARAREG_MEMORY_CHECK"
 
 TRANSFORMS = ("rigid", "affine", "syn")
 #: as parareg.registration.affine.AUTO_SAMPLES (a sparse level's sample count)
 AUTO_SAMPLES = 2**18
 SYN_METRICS = ("cc", "ssd", "em", "mi")
-
-
-class InsufficientMemoryError(MemoryError):
-    """A registration whose estimated peak memory exceeds what it may use.
-
-    Attributes
-    ----------
-    estimate : MemoryEstimate
-    limit : int
-        Bytes the registration may use.
-    source : str
-        What sets ``limit`` (``"max_memory"``, ``"MemAvailable"``, a cgroup, a ulimit).
-    """
-
-    def __init__(self, message, *, estimate, limit, source):
-        super().__init__(message)
-        self.estimate = estimate
-        self.limit = limit
-        self.source = source
 
 
 @dataclass(frozen=True)
@@ -189,45 +144,6 @@ def format_bytes(n) -> str:
     return f"{int(n)} B"
 
 
-_UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": MiB, "mib": MiB,
-          "mb": 10**6, "g": GiB, "gib": GiB, "gb": 10**9, "t": 2**40, "tib": 2**40,
-          "tb": 10**12}
-_SIZE = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*([a-z]*)\s*$", re.I)
-
-
-def parse_size(value, *, name: str = "max_memory") -> int:
-    """A memory size in bytes from ``8G``, ``512M``, ``1.5GiB``, ``2e9`` or a number of bytes.
-
-    ``K``, ``M``, ``G``, ``T`` and ``KiB`` ... ``TiB`` are powers of 1024; ``KB`` ...
-    ``TB`` powers of 1000; no unit means bytes. Raises ``ValueError`` naming
-    ``name`` for anything else, zero or a negative size.
-
-    Examples
-    --------
-    >>> parse_size("1.5GiB") == parse_size("1536M") == 1536 * 2**20
-    True
-    """
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a size such as 8G, 512M or 1.5GiB, got {value!r}")
-    if isinstance(value, (int, np.integer, float, np.floating)):
-        number, unit = float(value), ""
-    elif isinstance(value, str):
-        match = _SIZE.match(value)
-        if match is None:
-            raise ValueError(f"{name} must be a size such as 8G, 512M or 1.5GiB, "
-                             f"got {value!r}")
-        number, unit = float(match.group(1)), match.group(2).lower()
-        if unit not in _UNITS:
-            raise ValueError(f"{name}: unknown unit {match.group(2)!r} in {value!r}; use B, "
-                             "K, M, G, T (powers of 1024, also KiB ... TiB) or KB ... TB")
-    else:
-        raise ValueError(f"{name} must be a number of bytes or a size such as 8G, "
-                         f"got {type(value).__name__}")
-    size = number * _UNITS[unit]
-    if not math.isfinite(size) or size < 1:
-        raise ValueError(f"{name} must be a positive size (at least 1 byte), got {value!r}")
-    return int(size)
-
 
 # --- the model -----------------------------------------------------------------------------
 
@@ -238,7 +154,7 @@ def _level_shape(shape, factor: int) -> tuple:
 
 
 def _check_levels(levels):
-    from .registration.pyramid import check_levels
+    from ..registration.pyramid import check_levels
 
     return check_levels(levels)
 
@@ -246,7 +162,7 @@ def _check_levels(levels):
 def _syn_levels(preset, levels):
     if levels is not None:
         return _check_levels(levels)
-    from .registration.pipeline import SYN_PRESETS
+    from ..registration.pipeline import SYN_PRESETS
 
     if preset not in SYN_PRESETS:
         raise ValueError(f"preset must be one of {sorted(SYN_PRESETS)}, got {preset!r}")
@@ -254,8 +170,8 @@ def _syn_levels(preset, levels):
 
 
 def _affine_levels(transform):
-    from .registration.affine import DEFAULT_LEVELS
-    from .registration.pipeline import SYN_PREALIGN_LEVELS
+    from ..registration.affine import DEFAULT_LEVELS
+    from ..registration.pipeline import SYN_PREALIGN_LEVELS
 
     return _check_levels(SYN_PREALIGN_LEVELS if transform == "syn" else DEFAULT_LEVELS)
 
@@ -329,7 +245,7 @@ def estimate(fixed_shape, moving_shape, *, transform: str = "syn", preset: str =
     >>> need.phase
     'SyN level 3/3 (shrink 1): metric'
     >>> round(need.peak / 2**30, 2)
-    1.42
+    1.44
     """
     if transform not in TRANSFORMS:
         raise ValueError(f"transform must be one of {list(TRANSFORMS)}, got {transform!r}")
@@ -457,277 +373,3 @@ def estimate(fixed_shape, moving_shape, *, transform: str = "syn", preset: str =
     best = max(phases, key=phases.get)
     return MemoryEstimate(peak=phases[best], phase=best, parts=steps.steps[best], phases=phases,
                           voxels=nf)
-
-
-# --- what the process may use --------------------------------------------------------------
-
-
-def _kib_field(path: str, key: str) -> int | None:
-    """Bytes of the ``key: N kB`` line of ``/proc/self/status`` or ``/proc/meminfo``."""
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    if not text or text == "max":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        return None
-    return value if value < 2**60 else None  # cgroup v1 "no limit" is ~2**63
-
-
-def _cgroup_headroom() -> int | None:
-    """Smallest ``limit - usage`` of this process's memory cgroup and its parents."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    best = None
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, path = parts
-        if controllers == "":  # cgroup v2
-            root, limit_file, usage_file = Path("/sys/fs/cgroup"), "memory.max", "memory.current"
-        elif "memory" in controllers.split(","):  # cgroup v1
-            root = Path("/sys/fs/cgroup/memory")
-            limit_file, usage_file = "memory.limit_in_bytes", "memory.usage_in_bytes"
-        else:
-            continue
-        folder = root / path.lstrip("/")
-        while True:
-            limit = _read_int(folder / limit_file)
-            usage = _read_int(folder / usage_file)
-            if limit is not None and usage is not None:
-                room = max(0, limit - usage)
-                best = room if best is None else min(best, room)
-            if folder == root or root not in folder.parents:
-                break
-            folder = folder.parent
-    return best
-
-
-def available_memory() -> tuple[int | None, str]:
-    """Peak RSS this process can reach, and what sets it; ``(None, "")`` when unknown.
-
-    The smallest of: the current RSS plus ``MemAvailable`` (/proc/meminfo); plus
-    the room left under the memory cgroup's limit (v2 ``memory.max`` or v1
-    ``memory.limit_in_bytes``, minus usage, for the cgroup and its parents);
-    the address-space limit (``RLIMIT_AS``, ``ulimit -v``) and the data limit
-    (``RLIMIT_DATA``, ``ulimit -d``) less the virtual memory mapped beyond the RSS
-    and ``VIRTUAL_RESERVE``.
-    """
-    rss = _kib_field("/proc/self/status", "VmRSS") or 0
-    limits = []
-    free = _kib_field("/proc/meminfo", "MemAvailable")
-    if free is not None:
-        limits.append((rss + free, "MemAvailable in /proc/meminfo"))
-    room = _cgroup_headroom()
-    if room is not None:
-        limits.append((rss + room, "the memory cgroup's limit"))
-    for which, key, text in ((resource.RLIMIT_AS, "VmSize", "the address-space limit "
-                              "(ulimit -v)"),
-                             (resource.RLIMIT_DATA, "VmData", "the data-size limit (ulimit -d)")):
-        soft = resource.getrlimit(which)[0]
-        if soft == resource.RLIM_INFINITY:
-            continue
-        mapped = _kib_field("/proc/self/status", key)
-        beyond = max(0, (mapped or rss) - rss)
-        limits.append((max(0, soft - beyond - VIRTUAL_RESERVE), text))
-    if not limits:
-        return None, ""
-    return min(limits)
-
-
-#: forks ``argv[2:]`` from this small interpreter and writes "exit-code peak-bytes" to argv[1]
-_LAUNCHER = """
-import os, sys
-pid = os.fork()
-if pid == 0:
-    try:
-        os.execvp(sys.argv[2], sys.argv[2:])
-    finally:
-        os._exit(127)
-_, status, usage = os.wait4(pid, 0)
-with open(sys.argv[1], "w") as f:
-    f.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss * 1024}")
-"""
-
-
-def measure_peak_rss(command, **popen_options) -> tuple[int, int]:
-    """Run ``command`` (a list) in a child; return its exit code and peak RSS in bytes.
-
-    A child's ``ru_maxrss`` starts from the resident size of the process it was
-    forked from (Linux keeps the high-water mark across ``exec``), so a large
-    caller would inflate it: the command is forked from a small launcher
-    interpreter instead. ``popen_options`` go to :class:`subprocess.Popen` (e.g.
-    ``stdout``, ``stderr``, ``env``, ``timeout``).
-    """
-    import subprocess
-    import sys
-    import tempfile
-
-    timeout = popen_options.pop("timeout", None)
-    with tempfile.TemporaryDirectory(prefix="parareg-rss-") as folder:
-        result = Path(folder) / "result"
-        subprocess.run([sys.executable, "-c", _LAUNCHER, str(result), *map(str, command)],
-                       check=True, timeout=timeout, **popen_options)
-        code, peak = result.read_text().split()
-    return int(code), int(peak)
-
-
-# --- the check -----------------------------------------------------------------------------
-
-
-def advice(need: MemoryEstimate, remedies: dict, style: str) -> str:
-    """"; try ..." naming what lowers the peak, worded for the Python API or the CLI."""
-    cli = style == "cli"
-    tips = []
-    fast = remedies.get("fast")
-    if fast is not None and fast.peak < need.peak:
-        option = "--preset fast" if cli else 'preset="fast"'
-        tips.append(f"{option} (about {format_bytes(fast.peak)})")
-    per_voxel = (need.peak - need.parts.get("baseline", 0)) / max(need.voxels, 1)
-    tips.append("crop the images to the region you need (the peak grows with the fixed "
-                f"image's voxels, about {per_voxel:.0f} bytes each)")
-    if remedies.get("integer"):
-        tips.append("pass float32 images (integer arrays get float32 working copies)")
-    threads = "--threads" if cli else "num_threads"
-    return ("; try " + ", or ".join(tips) + f" (fewer {threads} would not help: all threads "
-            "share the same arrays)")
-
-
-def check(need: MemoryEstimate, *, max_memory=None, remedies=None,
-          style: str = "python") -> MemoryEstimate:
-    """Raise :class:`InsufficientMemoryError` if ``need`` does not fit.
-
-    Parameters
-    ----------
-    need : MemoryEstimate
-    max_memory : int or str, optional
-        A limit of the user's (bytes, or a size such as ``"8G"``, see :func:`parse_size`).
-    remedies : dict, optional
-        ``{"fast": MemoryEstimate, "integer": bool}`` for the advice.
-    style : {"python", "cli"}
-        Name options as keyword arguments or as command-line options.
-
-    Returns
-    -------
-    MemoryEstimate
-        ``need``, when it fits.
-    """
-    remedies = remedies or {}
-    limits = []
-    if max_memory is not None:
-        limits.append((parse_size(max_memory, name="--max-memory" if style == "cli"
-                                  else "max_memory"),
-                       "--max-memory" if style == "cli" else "max_memory"))
-    if os.environ.get(ENV_MEMORY_CHECK, "").strip() != "0":
-        available, source = available_memory()
-        if available is not None:
-            limits.append((available, source))
-    for limit, source in sorted(limits):
-        if need.peak > limit:
-            what = (f"the limit is {format_bytes(limit)} ({source})" if source.startswith(
-                ("max_memory", "--max-memory")) else
-                f"only {format_bytes(limit)} can be used ({source})")
-            message = (f"not enough memory: this registration needs about "
-                       f"{need.describe()}, but {what}"
-                       + advice(need, remedies, style))
-            raise InsufficientMemoryError(message, estimate=need, limit=limit, source=source)
-    return need
-
-
-def _grid_info(image):
-    """``(shape, dtype in memory, bytes per voxel while reading)`` of an Image or of an image
-    file's header (no voxel is read); ``None`` when it cannot be told."""
-    from .image import Image
-
-    if isinstance(image, Image):
-        return tuple(image.shape), image.data.dtype, 0
-    if not isinstance(image, (str, os.PathLike)):
-        return None
-    try:
-        import nibabel as nib
-
-        img = nib.load(str(image))
-        shape = tuple(int(n) for n in img.shape)
-        itemsize = img.get_data_dtype().itemsize
-        slope, inter = img.header.get_slope_inter()
-    except Exception:  # the loader reports unreadable files with a clear message
-        return None
-    scaled = not (slope in (None, 1.0) or np.isnan(slope)) or not (
-        inter in (None, 0.0) or np.isnan(inter))
-    read = itemsize + 4 + (8 if scaled else 0)
-    while len(shape) > 3 and shape[-1] == 1:
-        shape = shape[:-1]
-    if len(shape) == 3 and 1 in shape:
-        shape = tuple(n for n in shape if n > 1)
-    if len(shape) not in (2, 3):
-        return None
-    return shape, np.dtype(np.float32), read  # loaded as float32
-
-
-def estimate_registration(fixed, moving, *, transform="syn", preset="default", metric="cc",
-                          levels=None, fixed_mask=False, cli=False, summary=False):
-    """:func:`estimate` for ``fixed`` and ``moving`` given as Images or paths.
-
-    Paths are measured from their headers, before any voxel is read. ``cli``
-    estimates ``parareg register`` (reading the files, the outputs).
-
-    Returns
-    -------
-    need : MemoryEstimate or None
-        ``None`` when a grid cannot be read or an option is bad (the
-        registration itself then reports why).
-    remedies : dict
-        ``{"fast": MemoryEstimate or None, "integer": bool}`` for the advice.
-    """
-    if transform not in TRANSFORMS or (transform == "syn" and metric not in SYN_METRICS):
-        return None, {}
-    info = [_grid_info(fixed), _grid_info(moving)]
-    if None in info or len(info[0][0]) != len(info[1][0]):
-        return None, {}
-    (f_shape, f_dtype, f_read), (m_shape, m_dtype, m_read) = info
-    options = dict(transform=transform, metric=metric if transform == "syn" else "cc",
-                   levels=levels, fixed_mask=bool(fixed_mask), fixed_dtype=f_dtype,
-                   moving_dtype=m_dtype, outputs=cli, summary=summary, load=cli,
-                   read_bytes=(f_read, m_read))
-    need = estimate(f_shape, m_shape, preset=preset, **options)
-    remedies = {"integer": f_dtype != np.float32 or m_dtype != np.float32, "fast": None}
-    if transform == "syn" and levels is None and preset != "fast":
-        remedies["fast"] = estimate(f_shape, m_shape, preset="fast", **options)
-    return need, remedies
-
-
-def check_registration(fixed, moving, *, max_memory=None, cli=False,
-                       **options) -> MemoryEstimate | None:
-    """:func:`estimate_registration`, then :func:`check`; returns the estimate or ``None``.
-
-    Raises
-    ------
-    InsufficientMemoryError
-        When the estimate exceeds ``max_memory`` or the memory available.
-    ValueError
-        For a ``max_memory`` that is not a size.
-    """
-    if max_memory is not None:
-        max_memory = parse_size(max_memory, name="--max-memory" if cli else "max_memory")
-    need, remedies = estimate_registration(fixed, moving, cli=cli, **options)
-    if need is None:
-        return None
-    return check(need, max_memory=max_memory, remedies=remedies,
-                 style="cli" if cli else "python")
