@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", default="default", help="SyN preset at 2 mm and 1 mm")
     parser.add_argument("--preset-05", default="default", help="SyN preset at 0.5 mm")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default="benchmarks/results/memory")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "out" / "memory"))
     args = parser.parse_args(argv)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = set(sizes) - {"2mm", "1mm", "0.5mm"}
