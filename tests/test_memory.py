@@ -120,6 +120,27 @@ def test_parse_size_rejects_bad_values(value, match):
     assert "max_memory" in str(info.value)
 
 
+@pytest.mark.parametrize("version", ["v2", "v1"])
+def test_cgroup_headroom_takes_the_tightest_of_the_cgroup_and_its_parents(tmp_path, version):
+    from parareg.memory.limits import _cgroup_headroom
+
+    if version == "v2":
+        proc, root, files = "0::/jobs/job1\n", tmp_path, ("memory.max", "memory.current")
+    else:
+        proc = "5:cpu:/\n4:memory:/jobs/job1\n0::/\n"
+        root, files = tmp_path / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+    (tmp_path / "cgroup").write_text(proc)
+    for folder, limit, usage in ((root, "max" if version == "v2" else str(2**63 - 4096), "5"),
+                                 (root / "jobs", str(3 * 2**30), str(2 * 2**30)),
+                                 (root / "jobs" / "job1", str(4 * 2**30), str(2**30))):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / files[0]).write_text(limit + "\n")
+        (folder / files[1]).write_text(usage + "\n")
+    assert _cgroup_headroom(tmp_path / "cgroup", tmp_path) == 2**30  # the parent's 3 - 2 GiB
+    (tmp_path / "cgroup").write_text("1:cpu:/\n")  # no memory controller
+    assert _cgroup_headroom(tmp_path / "cgroup", tmp_path) is None
+
+
 def test_available_memory_is_a_positive_size_with_its_source():
     limit, source = available_memory()
     assert limit is not None and limit > 0

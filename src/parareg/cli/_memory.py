@@ -38,4 +38,4 @@ def out_of_memory(exc: MemoryError, args, *, syn_metric, quiet: bool) -> str:
     available, source = available_memory()
     room = f", {format_bytes(available)} can be used ({source})" if available is not None else ""
     return (f"out of memory while registering ({reason}); the estimate was about "
-            f"{need.describe()}{room}" + advice(need, remedies, "cli"))
+            f"{need.describe()}{room}" + advice(need, remedies, "cli", available))

@@ -34,14 +34,15 @@ class InsufficientMemoryError(MemoryError):
 # --- the check -----------------------------------------------------------------------------
 
 
-def advice(need: MemoryEstimate, remedies: dict, style: str) -> str:
+def advice(need: MemoryEstimate, remedies: dict, style: str, limit=None) -> str:
     """"; try ..." naming what lowers the peak, worded for the Python API or the CLI."""
     cli = style == "cli"
     tips = []
     fast = remedies.get("fast")
     if fast is not None and fast.peak < need.peak:
         option = "--preset fast" if cli else 'preset="fast"'
-        tips.append(f"{option} (about {format_bytes(fast.peak)})")
+        over = ", still over the limit" if limit is not None and fast.peak > limit else ""
+        tips.append(f"{option} (about {format_bytes(fast.peak)}{over})")
     per_voxel = (need.peak - need.parts.get("baseline", 0)) / max(need.voxels, 1)
     tips.append("crop the images to the region you need (the peak grows with the fixed "
                 f"image's voxels, about {per_voxel:.0f} bytes each)")
@@ -88,7 +89,7 @@ def check(need: MemoryEstimate, *, max_memory=None, remedies=None,
                 f"only {format_bytes(limit)} can be used ({source})")
             message = (f"not enough memory: this registration needs about "
                        f"{need.describe()}, but {what}"
-                       + advice(need, remedies, style))
+                       + advice(need, remedies, style, limit))
             raise InsufficientMemoryError(message, estimate=need, limit=limit, source=source)
     return need
 

@@ -88,10 +88,11 @@ def _read_int(path: Path) -> int | None:
     return value if value < 2**60 else None  # cgroup v1 "no limit" is ~2**63
 
 
-def _cgroup_headroom() -> int | None:
-    """Smallest ``limit - usage`` of this process's memory cgroup and its parents."""
+def _cgroup_headroom(cgroup_file="/proc/self/cgroup", mount="/sys/fs/cgroup") -> int | None:
+    """Smallest ``limit - usage`` of this process's memory cgroup and its parents (v2 or v1)."""
+    mount = Path(mount)
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        lines = Path(cgroup_file).read_text().splitlines()
     except OSError:
         return None
     best = None
@@ -101,9 +102,9 @@ def _cgroup_headroom() -> int | None:
             continue
         _, controllers, path = parts
         if controllers == "":  # cgroup v2
-            root, limit_file, usage_file = Path("/sys/fs/cgroup"), "memory.max", "memory.current"
+            root, limit_file, usage_file = mount, "memory.max", "memory.current"
         elif "memory" in controllers.split(","):  # cgroup v1
-            root = Path("/sys/fs/cgroup/memory")
+            root = mount / "memory"
             limit_file, usage_file = "memory.limit_in_bytes", "memory.usage_in_bytes"
         else:
             continue

@@ -139,7 +139,7 @@ class MemoryEstimate:
 def format_bytes(n) -> str:
     """``1536 * 2**20 -> "1.5 GiB"``."""
     n = float(n)
-    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
+    for unit, size in (("TiB", 2**40), ("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
         if abs(n) >= size:
             return f"{n / size:.1f} {unit}"
     return f"{int(n)} B"
