@@ -181,6 +181,12 @@ def run_command(command, parser: argparse.ArgumentParser, argv) -> int:
             raise
         console.error(exc)
         return EXIT_BAD_INPUT
+    except MemoryError as exc:  # one line, not a traceback, for an allocation that failed
+        if os.environ.get(ENV_DEBUG, "").strip() not in ("", "0"):
+            raise
+        console.error(f"out of memory ({exc or 'an allocation failed'}); free memory or ask "
+                      f"for less work (see '{parser.prog} --help')")
+        return EXIT_BAD_INPUT
 
 
 #: the compile notice is printed at most once per process

@@ -21,6 +21,7 @@ from ._common import (
     require_module,
     run_command,
 )
+from ._memory import check_memory, out_of_memory
 
 TRANSFORMS = ("rigid", "affine", "syn")
 PRESETS = ("fast", "default", "accurate")
@@ -104,6 +105,9 @@ def _get_parser():
     parser.add_argument("--fixed-mask", "-x", default=None, metavar="MASK",
                         help="non-zero voxels of MASK (on the FIXED grid) drive the metric")
     add_threads_argument(parser)
+    parser.add_argument("--max-memory", default=None, metavar="SIZE",
+                        help="stop at once if the estimated peak memory exceeds SIZE, e.g. 8G, "
+                             "512M, 1.5GiB (the memory available is always checked)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the affine stage's voxel sampling (default: 0)")
     parser.add_argument("--qc", action="store_true",
@@ -158,6 +162,8 @@ def _run(args, console) -> int:
         check_output_file(path, name="--output")
     if args.qc:
         require_module("matplotlib", purpose="--qc", extra="bench")
+    memory = {"syn_metric": metrics_for(args.transform, args.metric)[1], "quiet": console.quiet}
+    check_memory(args, **memory)
     fixed = load_image(args.fixed, name="fixed")
     moving = load_image(args.moving, name="moving")
     if fixed.ndim != moving.ndim:
@@ -193,6 +199,8 @@ def _run(args, console) -> int:
     except InputError as exc:  # re-said with this command's options
         raise register_error(exc, files={"fixed": args.fixed, "moving": args.moving,
                                          "fixed_mask": args.fixed_mask}) from exc
+    except MemoryError as exc:
+        raise CLIError(out_of_memory(exc, args, **memory)) from exc
     finally:
         progress.close()
     mapping = result.mapping

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..image import Image, as_image
+from ..memory import check_registration
 from .affine import DEFAULT_LEVELS, AffineMap, affine_registration
 from .pyramid import check_level_shapes
 from .syn import DEFAULT_SYN_LEVELS, SymmetricDiffeomorphicRegistration
@@ -55,7 +56,7 @@ class RegistrationResult:
 def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi",
              syn_metric: str = "cc", preset: str = "default", fixed_mask=None,
              moving_mask=None, num_threads=None, seed: int = 0, affine_options=None,
-             syn_options=None) -> RegistrationResult:
+             syn_options=None, max_memory=None) -> RegistrationResult:
     """Register ``moving`` to ``fixed``: the affine pipeline, then (for ``"syn"``) SyN.
 
     Parameters
@@ -77,6 +78,10 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
         :func:`syn_registration` (they override the defaults and the preset).
         Before SyN the affine pyramid stops at half resolution
         (``SYN_PREALIGN_LEVELS``); pass ``affine_options={"levels": ...}`` to change it.
+    max_memory : int or str, optional
+        Stop before any work if the estimated peak memory exceeds this many bytes
+        (or a size such as ``"8G"``). The estimate is always checked against the
+        memory available (see :mod:`parareg.memory`).
 
     Returns
     -------
@@ -87,6 +92,9 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
     parareg.registration.pyramid.PyramidTooCoarseError
         Before any work, when a pyramid level of these images would hold a
         single voxel, or (SyN CC) be smaller than the CC window.
+    parareg.memory.InsufficientMemoryError
+        When the estimate exceeds ``max_memory`` or the memory available
+        (before any image is read when ``fixed`` and ``moving`` are paths).
 
     Examples
     --------
@@ -99,6 +107,9 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
                          f"got {transform!r}")
     if preset not in SYN_PRESETS:
         raise ValueError(f"preset must be one of {sorted(SYN_PRESETS)}, got {preset!r}")
+    check_registration(fixed, moving, transform=transform, preset=preset, metric=syn_metric,
+                       levels=(syn_options or {}).get("levels"),
+                       fixed_mask=fixed_mask is not None, max_memory=max_memory)
     fixed = as_image(fixed, name="fixed")
     moving = as_image(moving, name="moving")
     options = {"pipeline": AFFINE_PIPELINES[transform]}
