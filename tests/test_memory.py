@@ -225,6 +225,10 @@ def test_cli_refuses_a_low_max_memory_with_the_estimate_and_the_fix(pair, tmp_pa
 _CHILD = textwrap.dedent("""
     import os, resource, sys
     from parareg.cli.main import main
+    # 'import parareg' is lazy: load what a run maps (numba, SciPy's OpenBLAS) before the limit,
+    # so the limit is headroom over a loaded process, as it is for a user's second call
+    import parareg.cli.register, parareg.registration.pipeline, parareg.io.nifti  # noqa: F401
+    import numba, scipy.ndimage, scipy.optimize  # noqa: F401
     if os.environ.get("WARM"):  # load every kernel first, so a later failure is an allocation
         assert main(["register", *sys.argv[1:3], "-o", sys.argv[4] + "warm_", "-q",
                      "--preset", "fast"]) == 0
