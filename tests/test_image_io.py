@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 
@@ -11,6 +12,7 @@ import pytest
 
 import parareg
 import parareg.io.nifti as nifti
+import parareg.io.outputs as outputs
 from parareg import Image
 from parareg.image import as_image
 
@@ -185,14 +187,14 @@ def test_failed_save_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
     path = tmp_path / "out.nii"
     parareg.save(Image(np.full((2, 3, 4), 5.0), np.eye(4)), path)
 
-    def crash(img, filename):
-        with open(filename, "wb") as f:
-            f.write(b"half a header")
-        raise OSError("disk full")
+    def crash(temp, parts):
+        os.write(temp.fd, b"half a header")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(nifti.nib, "save", crash)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(outputs.OutputSet, "_write_all", staticmethod(crash))
+    with pytest.raises(OSError, match="No space left.*out.nii") as info:
         parareg.save(Image(np.zeros((2, 3, 4)), np.eye(4)), path)
+    assert info.value.errno == errno.ENOSPC and str(tmp_path) in str(info.value)
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["out.nii"]
     np.testing.assert_array_equal(parareg.load(path).data, np.full((2, 3, 4), 5.0))

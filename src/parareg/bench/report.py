@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..io.outputs import write_text
 from .results import FAILED, PER_LABEL_CSV, RESULTS_CSV, read_csv, write_csv_atomic
 
 REPORT_MD = "report.md"
@@ -281,17 +280,5 @@ def write_report(out) -> Path:
                              f"`{json.dumps(record['settings'], sort_keys=True)}`")
         lines.append("")
     path = out / REPORT_MD
-    _write_text_atomic(path, "\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path
-
-
-def _write_text_atomic(path, text) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
