@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +169,6 @@ def _run(args, console) -> int:
     from ..parallel import resolve_num_threads
     from ..registration.affine import DEFAULT_LEVELS
     from ..registration.pipeline import SYN_PRESETS
-    from ..resampling import resample
 
     paths = output_paths(args.output, transform=args.transform, qc=args.qc)
     stale = stale_paths(args.output, paths.values())
@@ -217,27 +217,28 @@ def _run(args, console) -> int:
 
     t_write = time.perf_counter()
     summary = not console.quiet
-    jacobian = before = None
-    # the files are compressed in background threads while the rest is computed
-    with OutputSet(remove=stale, num_threads=num_threads) as outputs:
+    # The files are compressed in background threads while InverseWarped is computed, and the
+    # numbers only the summary and --qc need are computed alongside, in one more thread.
+    with OutputSet(remove=stale, num_threads=num_threads) as outputs, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="parareg-summary") as side:
         affine_map_to_itk(result.affine, paths["affine"], outputs=outputs)
         if args.transform == "syn":
             write_warp(mapping.forward, mapping.vox2world, paths["warp"], outputs=outputs)
             write_warp(mapping.backward, mapping.vox2world, paths["inverse_warp"],
                        outputs=outputs)
         save(result.warped, paths["warped"], outputs=outputs)
+        numbers = side.submit(_side_numbers, fixed, moving, mapping,
+                              jacobian=args.transform == "syn" and (summary or args.qc),
+                              before=summary, num_threads=num_threads)
         inverse_warped = mapping.transform_inverse(fixed, num_threads=num_threads)
         save(inverse_warped, paths["inverse_warped"], outputs=outputs)
-        if args.transform == "syn" and (summary or args.qc):
-            jacobian = mapping.jacobian_determinant(num_threads=num_threads)
+        jacobian, before = numbers.result()
         if args.qc:
             from ..qc import qc_figure
 
             title = f"{Path(args.moving).name} -> {Path(args.fixed).name} ({args.transform})"
             qc_figure(fixed, result.warped, paths["qc"], jacobian=jacobian, title=title,
                       outputs=outputs)
-        if summary:
-            before = ncc(fixed.data, resample(moving, fixed, num_threads=num_threads).data)
     seconds = dict(result.seconds)
     seconds["write"] = time.perf_counter() - t_write
     total = time.perf_counter() - t0
@@ -251,6 +252,16 @@ def _run(args, console) -> int:
         for path in outputs.paths:
             console.print(f"  {path}")
     return 0
+
+
+def _side_numbers(fixed, moving, mapping, *, jacobian: bool, before: bool, num_threads):
+    """``(Jacobian determinant or None, NCC before registration or None)``."""
+    from ..resampling import resample
+
+    jac = mapping.jacobian_determinant(num_threads=num_threads) if jacobian else None
+    ncc_before = (ncc(fixed.data, resample(moving, fixed, num_threads=num_threads).data)
+                  if before else None)
+    return jac, ncc_before
 
 
 def _summary(result, seconds, total, affine_metric, syn_metric, before, after, jacobian):

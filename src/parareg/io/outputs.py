@@ -52,10 +52,14 @@ costs one dictionary lookup when unset; do not use it outside tests.
 
 Gzip level
 ----------
-:data:`GZIP_LEVEL` is 1, chosen by measurement (``benchmarks/gzip_level.py``,
-see BENCHMARKS.md): on parareg's outputs (float32 warps and images) level 1
-is 2-4x faster than level 6 for files a few per cent larger, and the higher
-levels gain almost nothing on float data.
+Chosen by measurement (``benchmarks/gzip_level.py``, quoted in BENCHMARKS.md):
+:data:`GZIP_LEVEL` 1 with the strategy :data:`GZIP_STRATEGY` ``Z_RLE``
+(standard deflate that any gzip reader, ITK and ANTs included, reads). On
+parareg's float32 outputs the LZ77 search of the default strategy finds
+almost nothing: ``Z_RLE`` is about 2.5x faster than level 1 for warps 1.5 %
+larger and images no larger; levels 2-9 cost more and gain under 1 %;
+storing without compression (level 0) is free but 13 % (warps) to 50 %
+(images) larger.
 """
 
 from __future__ import annotations
@@ -78,11 +82,13 @@ try:
 except ImportError:  # pragma: no cover - Windows: no flock; temporaries are then never reaped
     fcntl = None
 
-__all__ = ["FAULT_POINTS", "GZIP_LEVEL", "OutputSet", "OutputWriteError", "recover",
+__all__ = ["FAULT_POINTS", "GZIP_LEVEL", "GZIP_STRATEGY", "OutputSet", "OutputWriteError", "recover",
            "write_bytes", "write_file", "write_nifti", "write_text"]
 
 #: zlib level of every ``.nii.gz`` parareg writes (see the module docstring)
 GZIP_LEVEL = 1
+#: zlib strategy: run-length matches only (see the module docstring)
+GZIP_STRATEGY = zlib.Z_RLE
 #: uncompressed bytes per compression unit (fixed, so the output does not depend on threads)
 CHUNK_BYTES = 1 << 20
 #: zlib's window: each chunk is primed with the previous 32 KiB of data
@@ -209,10 +215,16 @@ def _gzip_header(level: int) -> bytes:
     return b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + bytes([xfl, 255])
 
 
-def _compress_chunk(view, start: int, stop: int, level: int, last: bool) -> bytes:
+def _compress_chunk(view, start: int, stop: int, level: int, last: bool,
+                    strategy: int = GZIP_STRATEGY) -> bytes:
+    """Raw deflate of ``view[start:stop]``, primed with the 32 KiB before it (as pigz does).
+
+    Chunks end with a sync flush (the last with the final block), so their
+    concatenation is one valid deflate stream.
+    """
     zdict = bytes(view[max(0, start - _WINDOW):start])
-    c = (zlib.compressobj(level, zlib.DEFLATED, -15, zdict=zdict) if zdict
-         else zlib.compressobj(level, zlib.DEFLATED, -15))
+    c = (zlib.compressobj(level, zlib.DEFLATED, -15, 9, strategy, zdict=zdict) if zdict
+         else zlib.compressobj(level, zlib.DEFLATED, -15, 9, strategy))
     data = c.compress(view[start:stop])
     return data + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
@@ -321,18 +333,27 @@ class OutputSet:
     def add_nifti(self, path, nifti) -> Path:
         """Stage a nibabel ``Nifti1Image`` at ``path`` (``.nii`` or ``.nii.gz``).
 
-        The uncompressed file is built now (one copy of the data, so the
-        caller may change its arrays afterwards); ``.nii.gz`` is compressed
-        in parallel chunks in the background.
+        The file is built and (``.nii.gz``) compressed in parallel chunks in
+        the background: the image's arrays must not change until the set is
+        committed.
         """
-        import nibabel as nib
+        gz = str(path).lower().endswith(".gz")
+        if gz and self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.num_threads,
+                                            thread_name_prefix="parareg-gzip")
 
-        raw = io.BytesIO()
-        nifti.to_file_map(nib.Nifti1Image.make_file_map({"image": raw}))
-        view = raw.getbuffer()
-        if str(path).lower().endswith(".gz"):
-            return self._start(path, lambda temp: self._write_gzip(temp, view))
-        return self._start(path, lambda temp: self._write_all(temp, [view]))
+        def work(temp):
+            import nibabel as nib
+
+            raw = io.BytesIO()
+            nifti.to_file_map(nib.Nifti1Image.make_file_map({"image": raw}))
+            view = raw.getbuffer()
+            if gz:
+                self._write_gzip(temp, view)
+            else:
+                self._write_all(temp, [view])
+
+        return self._start(path, work)
 
     @staticmethod
     def _write_all(temp: _Temporary, parts) -> None:
@@ -341,9 +362,6 @@ class OutputSet:
                 f.write(part)
 
     def _write_gzip(self, temp: _Temporary, view) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.num_threads,
-                                            thread_name_prefix="parareg-gzip")
         size = len(view)
         bounds = [(s, min(s + CHUNK_BYTES, size)) for s in range(0, max(size, 1), CHUNK_BYTES)]
         futures = [self._pool.submit(self._chunk, view, start, stop, i == len(bounds) - 1)
