@@ -28,9 +28,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import format_time, log, machine_info, markdown_table, measure, write_json  # noqa: E402
+from _common import (  # noqa: E402
+    format_time,
+    log,
+    machine_info,
+    markdown_table,
+    measure,
+    write_json,
+)
 
-from parareg.io import outputs as writer  # noqa: E402
+from parareg.io import gzip_chunks, outputs as writer  # noqa: E402
 
 #: (name, level, strategy) of every setting measured
 SETTINGS = [
@@ -48,9 +55,9 @@ SETTINGS = [
 def compress(view, level: int, strategy: int) -> int:
     """Compressed size of ``view`` in writer-style chunks (serial)."""
     size, n = 0, len(view)
-    for start in range(0, n, writer.CHUNK_BYTES):
-        stop = min(start + writer.CHUNK_BYTES, n)
-        size += len(writer._compress_chunk(view, start, stop, level, stop == n, strategy))
+    for start in range(0, n, gzip_chunks.CHUNK_BYTES):
+        stop = min(start + gzip_chunks.CHUNK_BYTES, n)
+        size += len(gzip_chunks.compress_chunk(view, start, stop, level, stop == n, strategy))
     return size
 
 
@@ -99,8 +106,8 @@ def run(folders, *, repeats: int, threads: int) -> dict:
                              "setting": name, "seconds": t["min_s"],
                              "mb_per_s": len(raw) / 1e6 / t["min_s"]})
     return {"machine": machine_info(), "repeats": repeats, "threads": threads,
-            "chunk_bytes": writer.CHUNK_BYTES, "chosen": {"level": writer.GZIP_LEVEL,
-                                                          "strategy": writer.GZIP_STRATEGY},
+            "chunk_bytes": gzip_chunks.CHUNK_BYTES,
+            "chosen": {"level": gzip_chunks.GZIP_LEVEL, "strategy": gzip_chunks.GZIP_STRATEGY},
             "rows": rows}
 
 
@@ -112,7 +119,7 @@ def render_markdown(study: dict) -> str:
               f"{r['ratio']:.3f}" if "ratio" in r else "",
               format_time(r["seconds"]), f"{r['mb_per_s']:.0f}"] for r in study["rows"]]
     lines.append(markdown_table(["file", "raw MB", "setting", "size / raw", "time", "MB/s"],
-                                table))
+                                table, align="lrlrrr"))
     return "\n".join(lines) + "\n"
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import parareg
+from parareg.io import gzip_chunks
 from parareg.io import outputs as writer
 from parareg.io.outputs import OutputSet, recover
 
@@ -198,7 +199,7 @@ def test_failed_write_in_process_keeps_the_earlier_files(tmp_path, monkeypatch):
     def full(view, start, stop, level, last):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(writer, "_compress_chunk", full)
+    monkeypatch.setattr(gzip_chunks, "compress_chunk", full)
     image = parareg.Image(np.ones((4, 5, 6), np.float32), np.eye(4))
     with pytest.raises(OSError, match=r"No space left on device: could not write .*c\.nii\.gz"):
         with OutputSet() as outputs:

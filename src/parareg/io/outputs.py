@@ -50,16 +50,10 @@ the marker file and sleeps ``PARAREG_FAULT_SLEEP`` seconds (default 60), so a
 test can wait for the marker and send a real signal at a known moment. It
 costs one dictionary lookup when unset; do not use it outside tests.
 
-Gzip level
-----------
-Chosen by measurement (``benchmarks/gzip_level.py``, quoted in BENCHMARKS.md):
-:data:`GZIP_LEVEL` 1 with the strategy :data:`GZIP_STRATEGY` ``Z_RLE``
-(standard deflate that any gzip reader, ITK and ANTs included, reads). On
-parareg's float32 outputs the LZ77 search of the default strategy finds
-almost nothing: ``Z_RLE`` is about 2.5x faster than level 1 for warps 1.5 %
-larger and images no larger; levels 2-9 cost more and gain under 1 %;
-storing without compression (level 0) is free but 13 % (warps) to 50 %
-(images) larger.
+Compression
+-----------
+``.nii.gz`` files are compressed by :mod:`parareg.io.gzip_chunks` (level
+and strategy chosen by measurement, documented there).
 """
 
 from __future__ import annotations
@@ -70,29 +64,21 @@ import os
 import re
 import secrets
 import signal
-import struct
 import threading
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from .gzip_chunks import GZIP_LEVEL, write_gzip
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no flock; temporaries are then never reaped
     fcntl = None
 
-__all__ = ["FAULT_POINTS", "GZIP_LEVEL", "GZIP_STRATEGY", "OutputSet", "OutputWriteError", "recover",
+__all__ = ["FAULT_POINTS", "GZIP_LEVEL", "OutputSet", "OutputWriteError", "recover",
            "write_bytes", "write_file", "write_nifti", "write_text"]
 
-#: zlib level of every ``.nii.gz`` parareg writes (see the module docstring)
-GZIP_LEVEL = 1
-#: zlib strategy: run-length matches only (see the module docstring)
-GZIP_STRATEGY = zlib.Z_RLE
-#: uncompressed bytes per compression unit (fixed, so the output does not depend on threads)
-CHUNK_BYTES = 1 << 20
-#: zlib's window: each chunk is primed with the previous 32 KiB of data
-_WINDOW = 1 << 15
 _TMP_MARK = ".parareg-tmp-"
 _JOURNAL_PREFIX = ".parareg-journal-"
 _TMP_RE = re.compile(r"^\..+\.parareg-tmp-[0-9a-f]+")
@@ -209,26 +195,6 @@ class _Temporary:
         self.close()
 
 
-def _gzip_header(level: int) -> bytes:
-    xfl = 4 if level == 1 else 2 if level == 9 else 0
-    # magic, deflate, no flags, mtime 0 (reproducible bytes), xfl, OS unknown
-    return b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + bytes([xfl, 255])
-
-
-def _compress_chunk(view, start: int, stop: int, level: int, last: bool,
-                    strategy: int = GZIP_STRATEGY) -> bytes:
-    """Raw deflate of ``view[start:stop]``, primed with the 32 KiB before it (as pigz does).
-
-    Chunks end with a sync flush (the last with the final block), so their
-    concatenation is one valid deflate stream.
-    """
-    zdict = bytes(view[max(0, start - _WINDOW):start])
-    c = (zlib.compressobj(level, zlib.DEFLATED, -15, 9, strategy, zdict=zdict) if zdict
-         else zlib.compressobj(level, zlib.DEFLATED, -15, 9, strategy))
-    data = c.compress(view[start:stop])
-    return data + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
-
-
 class OutputSet:
     """Files written together, replaced as one transaction (see the module docstring).
 
@@ -265,7 +231,7 @@ class OutputSet:
         self._mode = 0o666 & ~_umask()
         self._temps: list[_Temporary] = []
         self._jobs: list[threading.Thread] = []
-        self._errors: list[BaseException] = []
+        self._errors: dict[int, BaseException] = {}
         self._cancel = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self._state = "open"
@@ -297,6 +263,7 @@ class OutputSet:
         if path.is_dir():
             raise IsADirectoryError(f"path: {str(path)!r} is a directory, not a file name")
         temp = _Temporary(path, self._token)
+        index = len(self._temps)
         self._temps.append(temp)
         self.paths.append(path)
 
@@ -305,9 +272,9 @@ class OutputSet:
                 work(temp)
                 temp.finish(self._mode)
             except OSError as exc:
-                self._errors.append(_write_error(exc, path))
+                self._errors[index] = _write_error(exc, path)
             except BaseException as exc:  # re-raised in the caller by commit()
-                self._errors.append(exc)
+                self._errors[index] = exc
 
         job = threading.Thread(target=run, name=f"parareg-write-{path.name}", daemon=True)
         self._jobs.append(job)
@@ -362,29 +329,8 @@ class OutputSet:
                 f.write(part)
 
     def _write_gzip(self, temp: _Temporary, view) -> None:
-        size = len(view)
-        bounds = [(s, min(s + CHUNK_BYTES, size)) for s in range(0, max(size, 1), CHUNK_BYTES)]
-        futures = [self._pool.submit(self._chunk, view, start, stop, i == len(bounds) - 1)
-                   for i, (start, stop) in enumerate(bounds)]
-        crc = 0
-        try:
-            with os.fdopen(os.dup(temp.fd), "wb") as f:
-                f.write(_gzip_header(self.gzip_level))
-                for (start, stop), future in zip(bounds, futures):
-                    data = future.result()
-                    if self._cancel.is_set():
-                        return
-                    f.write(data)
-                    crc = zlib.crc32(view[start:stop], crc)
-                f.write(struct.pack("<II", crc, size & 0xFFFFFFFF))
-        finally:
-            for future in futures:
-                future.cancel()
-
-    def _chunk(self, view, start, stop, last) -> bytes:
-        if self._cancel.is_set():
-            return b""
-        return _compress_chunk(view, start, stop, self.gzip_level, last)
+        with os.fdopen(os.dup(temp.fd), "wb") as f:
+            write_gzip(f, view, self._pool, level=self.gzip_level, cancel=self._cancel)
 
     def _wait(self) -> None:
         for job in self._jobs:
@@ -410,8 +356,8 @@ class OutputSet:
             raise RuntimeError(f"this output set is {self._state}")
         try:
             self._wait()
-            if self._errors:
-                raise self._errors[0]
+            if self._errors:  # the first file's error, whichever thread failed first
+                raise self._errors[min(self._errors)]
             _fault("staged")
         except BaseException:
             self.abort()
