@@ -174,9 +174,10 @@ def _run(args, console) -> int:
     stale = stale_paths(args.output, paths.values())
     for path in paths.values():
         check_output_file(path, name="--output")
-    refuse_inputs_as_outputs([*paths.values(), *stale],
-                             {"fixed": args.fixed, "moving": args.moving,
-                              "--fixed-mask": args.fixed_mask or ""})
+    inputs = {"fixed": args.fixed, "moving": args.moving}
+    if args.fixed_mask is not None:
+        inputs["--fixed-mask"] = args.fixed_mask
+    refuse_inputs_as_outputs([*paths.values(), *stale], inputs)
     if args.qc:
         require_module("matplotlib", purpose="--qc", extra="bench")
     fixed = load_image(args.fixed, name="fixed")
