@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.outputs import write_text
+from ..io.outputs import write_file, write_text
 from .results import FAILED, PER_LABEL_CSV, RESULTS_CSV, read_csv, write_csv_atomic
 
 REPORT_MD = "report.md"
@@ -146,8 +146,7 @@ def _boxplot(path, rows, methods, column, ylabel, title, *, log=False) -> Path |
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, format="png")
-    return path
+    return write_file(path, lambda tmp: fig.savefig(tmp, format="png"), num_threads=1)
 
 
 def _qc_links(out, rows, methods) -> list[str]:
