@@ -75,12 +75,12 @@ def synthetic_folder(folder: Path) -> Path:
     return folder
 
 
-def run(folders, *, repeats: int, threads: int) -> dict:
+def run(folders, *, repeats: int, threads: int, pattern: str = "*.nii.gz") -> dict:
     import nibabel as nib
 
     rows = []
     for folder in folders:
-        for path in sorted(Path(folder).glob("*.nii.gz")):
+        for path in sorted(Path(folder).glob(pattern)):
             raw = gzip.decompress(path.read_bytes())
             view = memoryview(raw)
             log(f"{path}: {len(raw) / 1e6:.1f} MB raw")
@@ -129,6 +129,8 @@ def main(argv=None) -> int:
                         help="a folder of `parareg register` outputs (repeatable)")
     parser.add_argument("--quick", action="store_true", help="synthetic outputs, 1 repeat")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--files", default="*.nii.gz", metavar="GLOB",
+                        help="which files of each folder (default: every .nii.gz)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "out" /
                                              "gzip_level"))
@@ -143,7 +145,7 @@ def main(argv=None) -> int:
         repeats = 1
     if not folders:
         parser.error("give --outputs DIR (a parareg register output folder) or --quick")
-    study = run(folders, repeats=repeats, threads=args.threads)
+    study = run(folders, repeats=repeats, threads=args.threads, pattern=args.files)
     write_json(out / "gzip_level.json", study)
     text = render_markdown(study)
     (out / "gzip_level.md").write_text(text, encoding="utf-8")
