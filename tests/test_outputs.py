@@ -289,3 +289,13 @@ def test_register_outputs_are_0644_under_umask_022(pair, tmp_path):
     assert done.returncode == 0, done.stderr
     for name in NAMES:
         assert stat.S_IMODE((tmp_path / ("o_" + name)).stat().st_mode) == 0o644
+
+
+def test_writers_refuse_an_outputs_that_is_not_an_output_set(tmp_path):
+    image = parareg.Image(np.zeros((3, 4, 5)), np.eye(4))
+    with pytest.raises(TypeError, match="outputs must be a parareg.io.OutputSet or None, got "
+                                        "list"):
+        parareg.save(image, tmp_path / "a.nii.gz", outputs=[])
+    with pytest.raises(TypeError, match="outputs must be a parareg.io.OutputSet"):
+        parareg.io.write_affine(np.eye(4), tmp_path / "a.mat", outputs="x")
+    assert os.listdir(tmp_path) == []

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .image import Image, as_image, check_array, check_matrix
-from .io.outputs import write_file
+from .io.outputs import staging_in, write_file
 
 __all__ = ["checkerboard", "jacobian_figure", "qc_figure", "qc_summary"]
 
@@ -202,7 +202,7 @@ def _save(fig, path: Path, fmt: str, dpi: float, outputs=None) -> Path:
     def write(tmp):
         fig.savefig(tmp, format=fmt, dpi=dpi)
 
-    if outputs is not None:
+    if staging_in(outputs) is not None:
         return outputs.add(path, write)
     return write_file(path, write, num_threads=1)
 

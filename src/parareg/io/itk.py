@@ -45,7 +45,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..image import as_grid, check_matrix
-from .outputs import write_bytes
+from .outputs import staging_in, write_bytes
 
 __all__ = [
     "LINEAR_TRANSFORM_TYPES",
@@ -528,7 +528,7 @@ def write_affine(matrix, path, *, center=None, outputs=None) -> Path:
         buffer = io.BytesIO()
         savemat(buffer, {name: params.reshape(-1, 1), "fixed": c.reshape(-1, 1)}, format="4")
         data = buffer.getvalue()
-    if outputs is not None:
+    if staging_in(outputs) is not None:
         return outputs.add_bytes(path, data)
     return write_bytes(path, data)
 

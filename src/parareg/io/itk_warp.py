@@ -33,7 +33,7 @@ import numpy as np
 from ..image import as_grid, check_matrix
 from ..resampling import check_field
 from .nifti import _reduce_to_2d, check_nifti_path
-from .outputs import write_nifti
+from .outputs import staging_in, write_nifti
 
 __all__ = ["read_warp", "warp_to_nifti", "write_warp"]
 
@@ -163,7 +163,7 @@ def write_warp(field, vox2world, path, *, num_threads=None, outputs=None) -> Pat
     """
     path = check_nifti_path(path)
     nifti = warp_to_nifti(field, vox2world)
-    if outputs is not None:
+    if staging_in(outputs) is not None:
         return outputs.add_nifti(path, nifti)
     return write_nifti(path, nifti, num_threads=num_threads)
 

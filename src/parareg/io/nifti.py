@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 
 from ..image import Image
-from .outputs import write_nifti
+from .outputs import staging_in, write_nifti
 
 #: integer dtypes a NIfTI-1 file can hold (label maps keep theirs)
 _LABEL_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.uint32,
@@ -266,6 +266,6 @@ def save(image: Image, path, *, num_threads=None, outputs=None) -> Path:
     """
     path = check_nifti_path(path)
     nifti = to_nifti(image)
-    if outputs is not None:
+    if staging_in(outputs) is not None:
         return outputs.add_nifti(path, nifti)
     return write_nifti(path, nifti, num_threads=num_threads)

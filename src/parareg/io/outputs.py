@@ -77,7 +77,7 @@ except ImportError:  # pragma: no cover - Windows: no flock; temporaries are the
     fcntl = None
 
 __all__ = ["FAULT_POINTS", "GZIP_LEVEL", "OutputSet", "OutputWriteError", "recover",
-           "write_bytes", "write_file", "write_nifti", "write_text"]
+           "staging_in", "write_bytes", "write_file", "write_nifti", "write_text"]
 
 _TMP_MARK = ".parareg-tmp-"
 _JOURNAL_PREFIX = ".parareg-journal-"
@@ -522,6 +522,14 @@ def recover(folder) -> list[str]:
 
 
 # --- sets of one -----------------------------------------------------------------------------
+
+
+def staging_in(outputs):
+    """``outputs`` checked as an :class:`OutputSet` (or ``None``), for writers' ``outputs=``."""
+    if outputs is not None and not isinstance(outputs, OutputSet):
+        raise TypeError(f"outputs must be a parareg.io.OutputSet or None, got "
+                        f"{type(outputs).__name__}")
+    return outputs
 
 
 def write_file(path, write, *, num_threads=None) -> Path:
