@@ -79,6 +79,7 @@ def in_process(fixed, moving, *, preset: str, threads: int, repeats: int) -> dic
         nib.save(to_nifti(inverse), folder / "o_InverseWarped.nii.gz")
         mapping.jacobian_determinant(num_threads=threads)
         ncc(fixed.data, parareg.resample(moving, fixed, num_threads=threads).data)
+        ncc(fixed.data, result.warped.data)
 
     def writer(folder, n):
         with OutputSet(num_threads=n) as outputs, ThreadPoolExecutor(max_workers=1) as side:
@@ -88,8 +89,8 @@ def in_process(fixed, moving, *, preset: str, threads: int, repeats: int) -> dic
             write_warp(mapping.backward, mapping.vox2world, folder / "o_1InverseWarp.nii.gz",
                        outputs=outputs)
             save(result.warped, folder / "o_Warped.nii.gz", outputs=outputs)
-            numbers = side.submit(_side_numbers, fixed, moving, mapping, jacobian=True,
-                                  before=True, num_threads=n)
+            numbers = side.submit(_side_numbers, fixed, moving, result, jacobian=True,
+                                  similarity=True, num_threads=n)
             inverse = mapping.transform_inverse(fixed, num_threads=n)
             save(inverse, folder / "o_InverseWarped.nii.gz", outputs=outputs)
             numbers.result()

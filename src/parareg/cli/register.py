@@ -228,12 +228,12 @@ def _run(args, console) -> int:
             write_warp(mapping.backward, mapping.vox2world, paths["inverse_warp"],
                        outputs=outputs)
         save(result.warped, paths["warped"], outputs=outputs)
-        numbers = side.submit(_side_numbers, fixed, moving, mapping,
+        numbers = side.submit(_side_numbers, fixed, moving, result,
                               jacobian=args.transform == "syn" and (summary or args.qc),
-                              before=summary, num_threads=num_threads)
+                              similarity=summary, num_threads=num_threads)
         inverse_warped = mapping.transform_inverse(fixed, num_threads=num_threads)
         save(inverse_warped, paths["inverse_warped"], outputs=outputs)
-        jacobian, before = numbers.result()
+        jacobian, before, after = numbers.result()
         if args.qc:
             from ..qc import qc_figure
 
@@ -245,7 +245,6 @@ def _run(args, console) -> int:
     total = time.perf_counter() - t0
 
     if summary:
-        after = ncc(fixed.data, result.warped.data)
         for line in _summary(result, seconds, total, affine_metric, syn_metric, before, after,
                              jacobian):
             console.print(line)
@@ -255,14 +254,15 @@ def _run(args, console) -> int:
     return 0
 
 
-def _side_numbers(fixed, moving, mapping, *, jacobian: bool, before: bool, num_threads):
-    """``(Jacobian determinant or None, NCC before registration or None)``."""
+def _side_numbers(fixed, moving, result, *, jacobian: bool, similarity: bool, num_threads):
+    """``(Jacobian determinant, NCC before, NCC after registration)``; ``None`` where not asked."""
     from ..resampling import resample
 
-    jac = mapping.jacobian_determinant(num_threads=num_threads) if jacobian else None
-    ncc_before = (ncc(fixed.data, resample(moving, fixed, num_threads=num_threads).data)
-                  if before else None)
-    return jac, ncc_before
+    jac = result.mapping.jacobian_determinant(num_threads=num_threads) if jacobian else None
+    if not similarity:
+        return jac, None, None
+    before = ncc(fixed.data, resample(moving, fixed, num_threads=num_threads).data)
+    return jac, before, ncc(fixed.data, result.warped.data)
 
 
 def _summary(result, seconds, total, affine_metric, syn_metric, before, after, jacobian):
