@@ -12,9 +12,9 @@ The settings were chosen by measurement (``benchmarks/gzip_level.py``,
 quoted in BENCHMARKS.md): level :data:`GZIP_LEVEL` 1 with the strategy
 :data:`GZIP_STRATEGY` ``Z_RLE``. On parareg's float32 outputs the LZ77
 search of the default strategy finds almost nothing to match: ``Z_RLE`` is
-about 2.5x faster than level 1 for warps 1.5 % larger and images no larger;
-levels 2-9 cost more and gain under 1 %; storing without compression
-(level 0) is free but 13 % (warps) to 50 % (images) larger.
+1.5-5x faster than level 1 for warps 1-2 % larger and images as small as
+level 9; levels 2-9 gain under 1 % for up to 4x the time; storing without
+compression (level 0) is free but 10-12 % (warps) to 3x (images) larger.
 """
 
 from __future__ import annotations
