@@ -458,7 +458,12 @@ def _roll_forward(folder: Path, entry: dict, *, after_first=None) -> None:
         if i == 0 and after_first is not None:
             after_first()
     for name in entry["remove"]:
-        (folder / name).unlink(missing_ok=True)
+        try:
+            (folder / name).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:  # e.g. a folder named like a stale output: not an output, left alone
+            pass
     _fsync_folder(folder)
 
 
