@@ -460,9 +460,7 @@ def _roll_forward(folder: Path, entry: dict, *, after_first=None) -> None:
     for name in entry["remove"]:
         try:
             (folder / name).unlink()
-        except FileNotFoundError:
-            pass
-        except OSError:  # e.g. a folder named like a stale output: not an output, left alone
+        except OSError:  # absent, or e.g. a folder of that name (not an output): left alone
             pass
     _fsync_folder(folder)
 
