@@ -130,3 +130,17 @@ def test_nearest_resampling_of_uint32_through_a_shift_and_a_field(tmp_path):
     field[..., 0] = 2.0
     warped = parareg.resample(image, image, field=field, interpolation="nearest")
     np.testing.assert_array_equal(warped.data, moved.data)
+
+
+def test_register_replaces_the_whole_earlier_set(images, capsys):
+    """An earlier syn run's warps and QC picture go when a rigid run replaces the set."""
+    out = images / "out"
+    out.mkdir()
+    for name in ("o_1Warp.nii.gz", "o_1InverseWarp.nii.gz", "o_qc.png", "o_Warped.nii.gz",
+                 "other_1Warp.nii.gz"):
+        (out / name).write_bytes(b"earlier run")
+    assert main(["register", str(images / "f.nii.gz"), str(images / "m.nii.gz"), "-o",
+                 str(out / "o_"), "--transform", "rigid", "-q"]) == 0
+    assert sorted(os.listdir(out)) == ["o_0GenericAffine.mat", "o_InverseWarped.nii.gz",
+                                       "o_Warped.nii.gz", "other_1Warp.nii.gz"]
+    assert (out / "other_1Warp.nii.gz").read_bytes() == b"earlier run"
