@@ -48,7 +48,11 @@ Set ``PARAREG_FAULT_POINT`` to one of :data:`FAULT_POINTS` and
 ``PARAREG_FAULT_MARKER`` to a path: on reaching that point the writer creates
 the marker file and sleeps ``PARAREG_FAULT_SLEEP`` seconds (default 60), so a
 test can wait for the marker and send a real signal at a known moment. It
-costs one dictionary lookup when unset; do not use it outside tests.
+costs one dictionary lookup when unset; do not use it outside tests. Points:
+``staging`` (the second file was just handed to the background threads; the
+caller computes on), ``staged`` (every temporary complete, before the
+journal), ``journal`` (commit point passed, no rename yet), ``renamed``
+(after the first rename), ``committed`` (all renamed, journal not yet removed).
 
 Compression
 -----------
