@@ -299,3 +299,28 @@ def test_writers_refuse_an_outputs_that_is_not_an_output_set(tmp_path):
     with pytest.raises(TypeError, match="outputs must be a parareg.io.OutputSet"):
         parareg.io.write_affine(np.eye(4), tmp_path / "a.mat", outputs="x")
     assert os.listdir(tmp_path) == []
+
+
+def test_another_process_leaves_a_live_writers_temporaries(pair, tmp_path):
+    """While run A holds its staged files, this process recovers and writes in the same folder."""
+    root, _, new = pair
+    folder = tmp_path / "out"
+    folder.mkdir()
+    marker = tmp_path / "a.marker"
+    a = subprocess.Popen(_register_cmd(root / "f.nii.gz", root / "m.nii.gz", folder / "o_"),
+                         env=_env(PARAREG_FAULT_POINT="staged", PARAREG_FAULT_MARKER=str(marker),
+                                  PARAREG_FAULT_SLEEP="3"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not marker.exists():
+        assert a.poll() is None and time.monotonic() < deadline, a.communicate()
+        time.sleep(0.02)
+    staged = _hidden(folder)
+    assert len(staged) == len(NAMES)
+    assert recover(folder) == []  # A is alive: its temporaries are locked
+    parareg.save(parareg.Image(np.ones((3, 4, 5)), np.eye(4)), folder / "b.nii.gz")
+    assert a.poll() is None and _hidden(folder) == staged
+    _, err = a.communicate(timeout=120)
+    assert a.returncode == 0, err
+    assert _md5s(folder) == new and _hidden(folder) == []
+    assert (folder / "b.nii.gz").exists()
