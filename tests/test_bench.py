@@ -303,7 +303,9 @@ def test_csv_write_is_atomic(tmp_path, monkeypatch):
     def failing_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.os, "replace", failing_replace)
+    from parareg.io import outputs
+
+    monkeypatch.setattr(outputs.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         store.put(dict(row, moving="c"), [])
     monkeypatch.undo()

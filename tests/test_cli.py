@@ -368,7 +368,7 @@ def test_failed_write_leaves_no_outputs(tmp_path, monkeypatch, capsys):
     """A failure after some files were written removes them: all outputs or none."""
     import parareg.io.nifti
 
-    def disk_full(image, path):
+    def disk_full(image, path, **options):
         raise OSError(28, "No space left on device", str(path))
 
     monkeypatch.setattr(parareg.io.nifti, "save", disk_full)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
+import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -11,6 +14,7 @@ import pytest
 
 import parareg
 import parareg.io.nifti as nifti
+import parareg.io.outputs as outputs
 from parareg import Image
 from parareg.image import as_image
 
@@ -185,14 +189,14 @@ def test_failed_save_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
     path = tmp_path / "out.nii"
     parareg.save(Image(np.full((2, 3, 4), 5.0), np.eye(4)), path)
 
-    def crash(img, filename):
-        with open(filename, "wb") as f:
-            f.write(b"half a header")
-        raise OSError("disk full")
+    def crash(temp, parts):
+        os.write(temp.fd, b"half a header")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(nifti.nib, "save", crash)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(outputs.OutputSet, "_write_all", staticmethod(crash))
+    with pytest.raises(OSError, match="No space left.*out.nii") as info:
         parareg.save(Image(np.zeros((2, 3, 4)), np.eye(4)), path)
+    assert info.value.errno == errno.ENOSPC and str(tmp_path) in str(info.value)
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["out.nii"]
     np.testing.assert_array_equal(parareg.load(path).data, np.full((2, 3, 4), 5.0))
@@ -345,3 +349,78 @@ def test_real_mindboggle_slice_is_2d():
     labels = parareg.load(MINDBOGGLE_LABELS[0], labels=True)
     assert labels.is_labels and labels.shape == image.shape
     assert len(np.unique(labels.data)) > 10
+
+
+# --------------------------------------------------------------------------- load messages
+
+
+def _header_only(path, shape, dtype=np.float32):
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(dtype)
+    header["vox_offset"] = 352
+    raw = header.binaryblock + b"\0" * 4
+    path.write_bytes(gzip.compress(raw) if path.name.endswith(".gz") else raw)
+    return path
+
+
+def test_load_huge_declared_header_names_shape_and_bytes(tmp_path):
+    with pytest.raises(ValueError, match=r"declares shape \(4000, 4000, 4000\) of float32 "
+                                         r"\(238 GiB of data\).*truncated"):
+        parareg.load(_header_only(tmp_path / "huge.nii", (4000, 4000, 4000)))
+    with pytest.raises(MemoryError, match=r"declares shape \(4000, 4000, 4000\), 238 GiB in "
+                                          r"memory, more than this machine has"):
+        parareg.load(_header_only(tmp_path / "huge.nii.gz", (4000, 4000, 4000)))
+
+
+def test_load_rgb_image_says_convert_to_grey(tmp_path):
+    rgb = np.zeros((4, 5, 6), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    nib.save(nib.Nifti1Image(rgb, np.eye(4)), tmp_path / "rgb.nii.gz")
+    with pytest.raises(ValueError, match=r"RGB/vector image \(channels R, G, B\).*convert it to "
+                                         "grey first"):
+        parareg.load(tmp_path / "rgb.nii.gz")
+
+
+def test_load_unreadable_file_says_permission_denied(tmp_path):
+    import subprocess
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        folder.chmod(0o755)
+        path = folder / "secret.nii.gz"
+        parareg.save(Image(np.zeros((3, 4, 5)), np.eye(4)), path)
+        path.chmod(0o000)
+        # root reads any file: drop to "nobody" once the modules are imported
+        code = ("import os, parareg, parareg.io.nifti\nif os.geteuid() == 0:\n"
+                "    os.setuid(65534)\ntry:\n    parareg.load(%r)\n"
+                "except PermissionError as e:\n    print(e)\n" % str(path))
+        src = str(Path(parareg.__file__).resolve().parents[1])
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONPATH=src), timeout=120)
+        assert f"path: permission denied: cannot read {str(path)!r}" in done.stdout, done.stderr
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_float_stored_labels_are_never_narrowed(tmp_path):
+    data = np.zeros((3, 4, 5), np.float64)
+    data[0, 0, 0] = 4e9  # beyond int32
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "big.nii.gz")
+    image = parareg.load(tmp_path / "big.nii.gz", labels=True)
+    assert image.data.dtype == np.int64 and image.data[0, 0, 0] == 4_000_000_000
+    data[0, 0, 0] = 2.0**60  # floats cannot hold such integers exactly
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "huge.nii.gz")
+    with pytest.raises(ValueError, match="cannot represent exactly as integers.*integer NIfTI"):
+        parareg.load(tmp_path / "huge.nii.gz", labels=True)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint32, np.int64, np.uint64])
+def test_labels_keep_their_dtype_on_disk(tmp_path, dtype):
+    data = np.array([[[0, 1], [2, np.iinfo(dtype).max]], [[3, 4], [5, 6]]], dtype=dtype)
+    parareg.save(Image(data, np.eye(4)), tmp_path / "l.nii.gz")
+    assert nib.load(tmp_path / "l.nii.gz").get_data_dtype() == dtype
+    back = parareg.load(tmp_path / "l.nii.gz", labels=True).data
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back, data)

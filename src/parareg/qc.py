@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .image import Image, as_image, check_array, check_matrix
-from .io.nifti import atomic_write
+from .io.outputs import staging_in, write_file
 
 __all__ = ["checkerboard", "jacobian_figure", "qc_figure", "qc_summary"]
 
@@ -198,8 +198,13 @@ def _new_figure(*, figsize, dpi: float):
     return fig, ListedColormap
 
 
-def _save(fig, path: Path, fmt: str, dpi: float) -> Path:
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
+def _save(fig, path: Path, fmt: str, dpi: float, outputs=None) -> Path:
+    def write(tmp):
+        fig.savefig(tmp, format=fmt, dpi=dpi)
+
+    if staging_in(outputs) is not None:
+        return outputs.add(path, write)
+    return write_file(path, write, num_threads=1)
 
 
 # --- display geometry ----------------------------------------------------------------------
@@ -364,7 +369,7 @@ def _summary(f: np.ndarray, w: np.ndarray, jac: np.ndarray | None) -> str:
 
 
 def qc_figure(fixed, warped, path, *, jacobian=None, title=None, slices=None, squares=8,
-              dpi=100) -> Path:
+              dpi=100, outputs=None) -> Path:
     """Draw fixed against warped (and the Jacobian determinant) and write the picture.
 
     One row per plane (axial, coronal, sagittal for 3D; one for 2D), with
@@ -395,6 +400,9 @@ def qc_figure(fixed, warped, path, *, jacobian=None, title=None, slices=None, sq
         Checkerboard tiles along each axis of a plane.
     dpi : float, optional
         Pixels per inch (a panel is 2.6 inches square).
+    outputs : parareg.io.OutputSet, optional
+        Stage the picture in this output set (written with the rest of the
+        set) instead of writing it at once.
 
     Returns
     -------
@@ -454,7 +462,7 @@ def qc_figure(fixed, warped, path, *, jacobian=None, title=None, slices=None, sq
     if jacobian_image is not None:
         _colorbar(fig, jacobian_image, list(axes[:, 4]))
     fig.suptitle(f"{title}\n{summary}" if title else summary, fontsize="medium")
-    return _save(fig, path, fmt, dpi)
+    return _save(fig, path, fmt, dpi, outputs)
 
 
 def jacobian_figure(jacobian, path, *, vox2world=None, title=None, slices=None,

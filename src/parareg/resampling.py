@@ -87,18 +87,47 @@ def resample(moving, reference, *, affine=None, field=None, interpolation: str =
     src = np.ascontiguousarray(moving.data)
     if not nearest and src.dtype != np.float32:
         src = src.astype(np.float32)
-    out = np.empty(reference.shape, dtype=src.dtype)
     world2moving_vox = moving.world2vox @ ref2mov
+    if nearest and src.dtype not in _DIRECT_DTYPES:
+        return _resample_by_index(src, reference, world2moving_vox, field, num_threads)
+    out = np.empty(reference.shape, dtype=src.dtype)
+    _map(src, reference, world2moving_vox, field, nearest, out, num_threads)
+    return trusted_image(out, reference.vox2world)
+
+
+def _map(src, reference, world2moving_vox, field, nearest, out, num_threads) -> None:
+    """Fill ``out`` (on the reference grid) with ``src`` through the affine and/or field."""
     if field is None:
         out2moving_vox = world2moving_vox @ reference.vox2world
-        run = kernel("resample_affine", ndim)
+        run = kernel("resample_affine", reference.ndim)
         for_each_slab(lambda start, stop: run(src, out2moving_vox, nearest, out, start, stop),
                       out.shape, grain=DEFAULT_GRAIN_VOXELS, num_threads=num_threads)
     else:
         fld = check_field(field, reference.shape)
         warp_unchecked(src, fld, reference.vox2world, world2moving_vox, nearest, out,
                        num_threads)
-    return trusted_image(out, reference.vox2world)
+
+
+#: dtypes the nearest-neighbour kernels copy directly; other labels are gathered by index
+_DIRECT_DTYPES = (np.dtype(np.float32), np.dtype(np.int32))
+
+
+def _resample_by_index(src, reference, world2moving_vox, field, num_threads) -> Image:
+    """Nearest-neighbour resampling of labels of any integer dtype, exactly.
+
+    The kernels map an int32 image of voxel numbers (1-based; 0 outside the
+    moving grid), and the labels are gathered by those numbers: every value
+    and the dtype (uint8, uint32 of 4e9, int64...) come through unchanged,
+    with the one kernel specialisation int32 label maps already use.
+    """
+    if src.size >= np.iinfo(np.int32).max:
+        raise ValueError(f"nearest-neighbour resampling of {src.dtype} labels supports images "
+                         f"of up to {np.iinfo(np.int32).max - 1} voxels, got {src.size}")
+    numbers = np.arange(1, src.size + 1, dtype=np.int32).reshape(src.shape)
+    out = np.empty(reference.shape, dtype=np.int32)
+    _map(numbers, reference, world2moving_vox, field, True, out, num_threads)
+    values = np.concatenate([np.zeros(1, dtype=src.dtype), src.ravel()])
+    return trusted_image(values[out], reference.vox2world)
 
 
 def warp_unchecked(src, field, out_vox2world, world2moving_vox, nearest, out, num_threads):

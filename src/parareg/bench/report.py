@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ..io.outputs import write_file, write_text
 from .results import (FAILED, PER_LABEL_CSV, RESULTS_CSV, describe_rejected, read_csv,
                       read_table, write_csv_atomic)
 
@@ -149,8 +148,7 @@ def _boxplot(path, rows, methods, column, ylabel, title, *, log=False) -> Path |
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, format="png")
-    return path
+    return write_file(path, lambda tmp: fig.savefig(tmp, format="png"), num_threads=1)
 
 
 def _qc_links(out, rows, methods) -> list[str]:
@@ -287,17 +285,5 @@ def write_report(out) -> Path:
                              f"`{json.dumps(record['settings'], sort_keys=True)}`")
         lines.append("")
     path = out / REPORT_MD
-    _write_text_atomic(path, "\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path
-
-
-def _write_text_atomic(path, text) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

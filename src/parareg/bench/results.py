@@ -4,9 +4,8 @@ Why rewrite-and-rename rather than append
 -----------------------------------------
 Only the client process writes (workers return rows to it), so there is a
 single writer and no lock is needed. Each finished task rewrites the whole CSV
-into a temporary file in the same folder, flushes and ``fsync``s it, then
-``os.replace``s it onto ``results.csv`` (atomic on POSIX and Windows) and
-``fsync``s the folder. A reader, or a study resumed after ``kill -9`` or a
+through :mod:`parareg.io.outputs` (a temporary in the same folder, ``fsync``,
+``os.replace``, ``fsync`` of the folder). A reader, or a study resumed after ``kill -9`` or a
 power cut, therefore sees either the previous complete file or the new
 complete file, never a torn last line, which a plain append (even with
 ``fsync``) can leave behind. The cost is rewriting the file per task:
@@ -45,10 +44,10 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..io.outputs import write_text
 
 RESULTS_CSV = "results.csv"
 PER_LABEL_CSV = "per_label_dice.csv"
@@ -131,32 +130,7 @@ def write_csv_atomic(path, columns, rows) -> Path:
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in columns])
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(buffer.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_folder(path.parent)
-    return path
-
-
-def _fsync_folder(folder) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # not possible everywhere (Windows); the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return write_text(path, buffer.getvalue())
 
 
 def read_csv(path) -> list[dict]:

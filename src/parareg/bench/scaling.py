@@ -400,7 +400,7 @@ def write_outputs(study: dict, out) -> list[Path]:
     """
     import importlib.util
 
-    from ..io.nifti import atomic_write
+    from ..io.outputs import OutputSet
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -417,12 +417,7 @@ def write_outputs(study: dict, out) -> list[Path]:
         for name, make in ((SPEEDUP_PNG, _speedup_figure), (TIME_PNG, _time_figure)):
             writers.append((name, lambda tmp, make=make: make(study).savefig(
                 tmp, format="png", dpi=110)))
-    written = []
-    try:
+    with OutputSet(num_threads=1) as outputs:
         for name, write in writers:
-            written.append(atomic_write(out / name, write))
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
-    return written
+            outputs.add(out / name, write)
+    return outputs.paths

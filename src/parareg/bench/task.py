@@ -25,7 +25,6 @@ import os
 import pickle
 import resource
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -202,17 +201,9 @@ def _jsonable(obj):
 def write_json_atomic(path, data) -> None:
     """Write ``data`` as JSON next to ``path`` then rename it into place."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(_jsonable(data), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from ..io.outputs import write_text
+
+    write_text(path, json.dumps(_jsonable(data)))
 
 
 def _watch_parent(parent: int) -> None:

@@ -9,10 +9,12 @@ Contract of a command (see :func:`run_command`):
 * anything else (a bug) is raised, with its traceback; set ``PARAREG_DEBUG=1`` to get
   the traceback of a bad-input error too;
 * results go to stdout (silenced by ``-q``), progress and warnings to stderr;
-* output files are written atomically (:func:`parareg.io.nifti.atomic_write`
-  underneath every writer used here), and when a command fails half-way the
-  files it already wrote are removed (:class:`Outputs`), so no partial set of
-  outputs is left behind.
+* output files are written as one set by :class:`parareg.io.OutputSet`: a
+  failure, Ctrl-C or SIGTERM leaves the earlier outputs exactly as they were,
+  and no output is ever one of the command's inputs
+  (:func:`refuse_inputs_as_outputs`);
+* SIGTERM is turned into an exception (:class:`Terminated`, exit 143) so that
+  clean-up code runs, as it does for Ctrl-C (exit 130).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
 import sys
 import threading
 import time
@@ -33,12 +36,21 @@ PROG = "parareg"
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 #: set to 1 to see the traceback behind a "parareg: error:" line
 ENV_DEBUG = "PARAREG_DEBUG"
 
 
 class CLIError(Exception):
     """Bad input noticed by the command line itself: one error line, exit code 2."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: raised in the main thread so that ``finally`` blocks run."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 #: exceptions that mean "bad input" rather than "bug": the library raises ValueError (and
@@ -165,9 +177,12 @@ def run_command(command, parser: argparse.ArgumentParser, argv) -> int:
     Returns
     -------
     int
-        The command's exit code; 2 for bad input; 130 when interrupted.
+        The command's exit code; 2 for bad input; 130 when interrupted (Ctrl-C);
+        143 on SIGTERM.
     """
     console = Console()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
         args = parser.parse_args(argv)
         console.quiet = bool(getattr(args, "quiet", False))
@@ -176,6 +191,9 @@ def run_command(command, parser: argparse.ArgumentParser, argv) -> int:
     except KeyboardInterrupt:
         console.error("interrupted")
         return EXIT_INTERRUPTED
+    except Terminated:
+        console.error("terminated")
+        return EXIT_TERMINATED
     except INPUT_ERRORS as exc:
         if os.environ.get(ENV_DEBUG, "").strip() not in ("", "0"):
             raise
@@ -187,6 +205,9 @@ def run_command(command, parser: argparse.ArgumentParser, argv) -> int:
         console.error(f"out of memory ({exc or 'an allocation failed'}); free memory or ask "
                       f"for less work (see '{parser.prog} --help')")
         return EXIT_BAD_INPUT
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 #: the compile notice is printed at most once per process
@@ -266,42 +287,37 @@ def require_module(module: str, *, purpose: str, extra: str) -> None:
                        f"pip install 'parareg[{extra}]'")
 
 
-class Outputs:
-    """The files a command writes; if the block fails, those already written are removed.
+def refuse_inputs_as_outputs(outputs, inputs) -> None:
+    """Raise :class:`CLIError` when an output path is the same file as an input.
 
-    Each writer is itself atomic, so a file is either complete or absent; this
-    makes the *set* of outputs all-or-nothing as well.
+    Checked before any work, after resolving symlinks and hard links (the
+    same device and inode). An output that does not exist yet cannot be an
+    input.
 
-    Examples
-    --------
-    >>> with Outputs() as outputs:                                # doctest: +SKIP
-    ...     outputs.write("a.nii.gz", lambda p: parareg.save(img, p))
+    Parameters
+    ----------
+    outputs : iterable of path
+        Every file the command may write or replace.
+    inputs : mapping of str to path
+        Argument name (e.g. ``"moving"``, ``"-t"``) -> file read.
     """
-
-    def __init__(self):
-        self.paths: list[Path] = []
-
-    def write(self, path, writer) -> Path:
-        path = Path(path)
-        writer(path)
-        self.paths.append(path)
-        return path
-
-    def discard(self) -> None:
-        for path in self.paths:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-        self.paths = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.discard()
-        return False
+    seen = {}
+    for name, path in inputs.items():
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        seen[(st.st_dev, st.st_ino)] = (name, path)
+    for path in outputs:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        hit = seen.get((st.st_dev, st.st_ino))
+        if hit is not None:
+            name, source = hit
+            raise CLIError(f"--output: {str(path)!r} is the {name} file {str(source)!r} (the same "
+                           "file); writing it would destroy an input: choose another output")
 
 
 # --- numbers for summaries -----------------------------------------------------------------

@@ -19,13 +19,13 @@ import numpy as np
 
 from ._common import (
     CLIError,
-    Outputs,
     add_quiet_argument,
     add_threads_argument,
     check_output_file,
     describe_grid,
     load_image,
     make_parser,
+    refuse_inputs_as_outputs,
     run_command,
     sample_field,
 )
@@ -317,12 +317,18 @@ def apply_transforms(image, reference, steps, *, interpolation="linear", num_thr
 
 def _run(args, console) -> int:
     from ..io.nifti import save
+    from ..io.outputs import recover
     from ..parallel import resolve_num_threads
 
     out = check_output_file(args.output, name="--output")
     if not out.name.lower().endswith(WARP_SUFFIXES):
         raise CLIError(f"--output must end in .nii or .nii.gz, got {args.output!r}")
     specs = parse_transform_list(args.transform)
+    inputs = {"input": args.input, "reference": args.reference}
+    inputs.update({f"-t {spec}": spec.path for spec in specs})
+    refuse_inputs_as_outputs([out], inputs)
+    for folder in {spec.path.parent for spec in specs}:
+        recover(folder)  # complete an output set a killed `parareg register` left mid-commit
     image = load_image(args.input, name="input", labels=args.interpolation == "nearest")
     reference = load_image(args.reference, name="reference")
     for name, img in (("input", image), ("reference", reference)):
@@ -348,8 +354,7 @@ def _run(args, console) -> int:
             console.warn(f"only {100 * fraction:.0f} % of the reference points fall inside the "
                          f"grid of {step.spec} (zero displacement outside); check -r and the "
                          "order of -t")
-    with Outputs() as outputs:
-        outputs.write(out, lambda p: save(result, p))
+    save(result, out, num_threads=num_threads)
     seconds = time.perf_counter() - t0
 
     console.print(f"parareg apply: {args.input} -> {out} ({describe_grid(reference)}, "

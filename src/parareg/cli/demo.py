@@ -24,7 +24,6 @@ import numpy as np
 
 from ._common import (
     CLIError,
-    Outputs,
     RegistrationProgress,
     add_quiet_argument,
     add_threads_argument,
@@ -314,6 +313,7 @@ def _run(args, console) -> int:
     from .. import register
     from ..image import Image
     from ..io.nifti import save
+    from ..io.outputs import OutputSet
     from ..parallel import resolve_num_threads
     from ..registration.affine import DEFAULT_LEVELS
     from ..registration.pipeline import SYN_PRESETS
@@ -382,21 +382,18 @@ def _run(args, console) -> int:
 
     files = {"fixed": "fixed.nii.gz", "moving": "moving.nii.gz", "warped": "warped.nii.gz",
              "labels": "fixed_labels.nii.gz", "moving_labels": "moving_labels.nii.gz"}
-    with Outputs() as outputs:
-        outputs.write(out_dir / files["fixed"], lambda p: save(fixed, p))
-        outputs.write(out_dir / files["moving"], lambda p: save(moving, p))
-        outputs.write(out_dir / files["warped"], lambda p: save(result.warped, p))
-        outputs.write(out_dir / files["labels"], lambda p: save(labels, p))
-        outputs.write(out_dir / files["moving_labels"], lambda p: save(moving_labels, p))
+    with OutputSet(num_threads=num_threads) as outputs:
+        for key, image in (("fixed", fixed), ("moving", moving), ("warped", result.warped),
+                           ("labels", labels), ("moving_labels", moving_labels)):
+            save(image, out_dir / files[key], outputs=outputs)
         if has_qc:
             from ..qc import qc_figure
 
             ncc_before, ncc_after = scores["NCC in the brain"]
             title = (f"parareg demo: NCC in the brain {ncc_before:.3f} -> {ncc_after:.3f}, "
                      f"mean Dice {scores['mean Dice'][0]:.3f} -> {scores['mean Dice'][1]:.3f}")
-            outputs.write(out_dir / "qc.png",
-                          lambda p: qc_figure(fixed, result.warped, p, jacobian=jacobian,
-                                              title=title))
+            qc_figure(fixed, result.warped, out_dir / "qc.png", jacobian=jacobian, title=title,
+                      outputs=outputs)
     t_end = time.perf_counter()
 
     console.print(f"{'':<34}{'before':>8}{'after':>8}")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from ._common import (
     CLIError,
-    Outputs,
     RegistrationProgress,
     add_quiet_argument,
     add_threads_argument,
@@ -18,6 +18,7 @@ from ._common import (
     load_image,
     make_parser,
     ncc,
+    refuse_inputs_as_outputs,
     require_module,
     run_command,
 )
@@ -66,6 +67,9 @@ outputs (PREFIX ending in _ - . or / is used as is, as ANTs does; otherwise
   PREFIX_Warped.nii.gz         MOVING resampled onto the FIXED grid
   PREFIX_InverseWarped.nii.gz  FIXED resampled onto the MOVING grid
   PREFIX_qc.png                with --qc: checkerboard, edges, Jacobian
+  The set replaces an earlier run's as a whole (files this run does not write,
+  e.g. an old PREFIX_1Warp.nii.gz after --transform affine, are removed);
+  Ctrl-C, SIGTERM or a full disk leave the earlier set as it was.
 
   Moving -> fixed:  parareg apply -i MOVING -r FIXED -o out.nii.gz \\
                         -t PREFIX_1Warp.nii.gz PREFIX_0GenericAffine.mat
@@ -121,19 +125,34 @@ def main(argv=None) -> int:
     return run_command(_run, _get_parser(), argv)
 
 
-def output_paths(prefix: str, *, transform: str, qc: bool) -> dict:
-    """The files ``parareg register -o prefix`` writes, by role."""
+def _full_prefix(prefix) -> str:
     prefix = str(prefix)
     if not prefix:
         raise CLIError("--output: the prefix is empty")
-    if not prefix.endswith(_PREFIX_ENDINGS):
-        prefix += "_"
+    return prefix if prefix.endswith(_PREFIX_ENDINGS) else prefix + "_"
+
+
+def output_paths(prefix: str, *, transform: str, qc: bool) -> dict:
+    """The files ``parareg register -o prefix`` writes, by role."""
+    prefix = _full_prefix(prefix)
     roles = ["affine", "warped", "inverse_warped"]
     if transform == "syn":
         roles[1:1] = ["warp", "inverse_warp"]
     if qc:
         roles.append("qc")
     return {role: Path(prefix + OUTPUT_NAMES[role]) for role in roles}
+
+
+def stale_paths(prefix: str, written) -> list[Path]:
+    """Output files of an earlier run with ``prefix`` that this run does not write.
+
+    They are removed when the new set is committed, so the folder never holds
+    a new affine next to an old warp.
+    """
+    prefix = _full_prefix(prefix)
+    written = set(written)
+    return [Path(prefix + name) for name in OUTPUT_NAMES.values()
+            if Path(prefix + name) not in written]
 
 
 def metrics_for(transform: str, metric: str | None) -> tuple[str, str | None]:
@@ -152,14 +171,19 @@ def _run(args, console) -> int:
     from ..io.itk import affine_map_to_itk
     from ..io.itk_warp import write_warp
     from ..io.nifti import save
+    from ..io.outputs import OutputSet
     from ..parallel import resolve_num_threads
     from ..registration.affine import DEFAULT_LEVELS
     from ..registration.pipeline import SYN_PRESETS
-    from ..resampling import resample
 
     paths = output_paths(args.output, transform=args.transform, qc=args.qc)
+    stale = stale_paths(args.output, paths.values())
     for path in paths.values():
         check_output_file(path, name="--output")
+    inputs = {"fixed": args.fixed, "moving": args.moving}
+    if args.fixed_mask is not None:
+        inputs["--fixed-mask"] = args.fixed_mask
+    refuse_inputs_as_outputs([*paths.values(), *stale], inputs)
     if args.qc:
         require_module("matplotlib", purpose="--qc", extra="bench")
     memory = {"syn_metric": metrics_for(args.transform, args.metric)[1], "quiet": console.quiet}
@@ -206,32 +230,34 @@ def _run(args, console) -> int:
     mapping = result.mapping
 
     t_write = time.perf_counter()
-    jacobian = None
-    with Outputs() as outputs:
-        outputs.write(paths["affine"], lambda p: affine_map_to_itk(result.affine, p))
+    summary = not console.quiet
+    # The files are compressed in background threads while InverseWarped is computed, and the
+    # numbers only the summary and --qc need are computed alongside, in one more thread.
+    with OutputSet(remove=stale, num_threads=num_threads) as outputs, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="parareg-summary") as side:
+        affine_map_to_itk(result.affine, paths["affine"], outputs=outputs)
         if args.transform == "syn":
-            outputs.write(paths["warp"],
-                          lambda p: write_warp(mapping.forward, mapping.vox2world, p))
-            outputs.write(paths["inverse_warp"],
-                          lambda p: write_warp(mapping.backward, mapping.vox2world, p))
-        outputs.write(paths["warped"], lambda p: save(result.warped, p))
+            write_warp(mapping.forward, mapping.vox2world, paths["warp"], outputs=outputs)
+            write_warp(mapping.backward, mapping.vox2world, paths["inverse_warp"],
+                       outputs=outputs)
+        save(result.warped, paths["warped"], outputs=outputs)
+        numbers = side.submit(_side_numbers, fixed, moving, result,
+                              jacobian=args.transform == "syn" and (summary or args.qc),
+                              similarity=summary, num_threads=num_threads)
         inverse_warped = mapping.transform_inverse(fixed, num_threads=num_threads)
-        outputs.write(paths["inverse_warped"], lambda p: save(inverse_warped, p))
-        if args.transform == "syn":
-            jacobian = mapping.jacobian_determinant(num_threads=num_threads)
+        save(inverse_warped, paths["inverse_warped"], outputs=outputs)
+        jacobian, before, after = numbers.result()
         if args.qc:
             from ..qc import qc_figure
 
             title = f"{Path(args.moving).name} -> {Path(args.fixed).name} ({args.transform})"
-            outputs.write(paths["qc"], lambda p: qc_figure(fixed, result.warped, p,
-                                                           jacobian=jacobian, title=title))
+            qc_figure(fixed, result.warped, paths["qc"], jacobian=jacobian, title=title,
+                      outputs=outputs)
     seconds = dict(result.seconds)
     seconds["write"] = time.perf_counter() - t_write
     total = time.perf_counter() - t0
 
-    if not console.quiet:
-        before = ncc(fixed.data, resample(moving, fixed, num_threads=num_threads).data)
-        after = ncc(fixed.data, result.warped.data)
+    if summary:
         for line in _summary(result, seconds, total, affine_metric, syn_metric, before, after,
                              jacobian):
             console.print(line)
@@ -239,6 +265,17 @@ def _run(args, console) -> int:
         for path in outputs.paths:
             console.print(f"  {path}")
     return 0
+
+
+def _side_numbers(fixed, moving, result, *, jacobian: bool, similarity: bool, num_threads):
+    """``(Jacobian determinant, NCC before, NCC after registration)``; ``None`` where not asked."""
+    from ..resampling import resample
+
+    jac = result.mapping.jacobian_determinant(num_threads=num_threads) if jacobian else None
+    if not similarity:
+        return jac, None, None
+    before = ncc(fixed.data, resample(moving, fixed, num_threads=num_threads).data)
+    return jac, before, ncc(fixed.data, result.warped.data)
 
 
 def _summary(result, seconds, total, affine_metric, syn_metric, before, after, jacobian):

@@ -45,7 +45,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..image import as_grid, check_matrix
-from .nifti import atomic_write
+from .outputs import staging_in, write_bytes
 
 __all__ = [
     "LINEAR_TRANSFORM_TYPES",
@@ -467,7 +467,7 @@ def read_affine(path, *, ndim: int | None = None) -> np.ndarray:
     return check_matrix(ras_to_lps(lps), found, name=f"the transform in {str(path)!r}")
 
 
-def write_affine(matrix, path, *, center=None) -> Path:
+def write_affine(matrix, path, *, center=None, outputs=None) -> Path:
     """Write a parareg world matrix as an ITK ``AffineTransform_double_N_N`` file.
 
     Parameters
@@ -480,6 +480,8 @@ def write_affine(matrix, path, *, center=None) -> Path:
     center : array_like, shape (ndim,), optional
         Center of the ITK parameterisation, RAS mm (stored in LPS). It changes
         the stored translation, not the map; ``None`` is the origin.
+    outputs : parareg.io.OutputSet, optional
+        Stage the file in this output set instead of writing it at once.
 
     Returns
     -------
@@ -517,17 +519,21 @@ def write_affine(matrix, path, *, center=None) -> Path:
     params = np.concatenate([linear.ravel(), translation])
     name = f"AffineTransform_double_{ndim}_{ndim}"
     if fmt == "text":
-        content = _text(name, params, c)
-        return atomic_write(path, lambda tmp: Path(tmp).write_text(content, encoding="utf-8"))
+        data = _text(name, params, c).encode("utf-8")
+    else:
+        import io
 
-    from scipy.io import savemat
+        from scipy.io import savemat
 
-    variables = {name: params.reshape(-1, 1), "fixed": c.reshape(-1, 1)}
-    return atomic_write(path, lambda tmp: savemat(tmp, variables, format="4",
-                                                  appendmat=False))
+        buffer = io.BytesIO()
+        savemat(buffer, {name: params.reshape(-1, 1), "fixed": c.reshape(-1, 1)}, format="4")
+        data = buffer.getvalue()
+    if staging_in(outputs) is not None:
+        return outputs.add_bytes(path, data)
+    return write_bytes(path, data)
 
 
-def affine_map_to_itk(affine_map, path, *, center=None) -> Path:
+def affine_map_to_itk(affine_map, path, *, center=None, outputs=None) -> Path:
     """Write an :class:`parareg.AffineMap` as an ITK/ANTs transform file.
 
     The file maps fixed points to moving points, so ANTs uses it as
@@ -541,6 +547,8 @@ def affine_map_to_itk(affine_map, path, *, center=None) -> Path:
     center : array_like, shape (ndim,), optional
         RAS mm; ``None`` uses the center of the fixed grid (as
         ``antsRegistration`` does). It does not change the map.
+    outputs : parareg.io.OutputSet, optional
+        Stage the file in this output set instead of writing it at once.
 
     Returns
     -------
@@ -560,7 +568,7 @@ def affine_map_to_itk(affine_map, path, *, center=None) -> Path:
         grid = affine_map.fixed_grid
         middle = (np.asarray(grid.shape, dtype=np.float64) - 1.0) / 2.0
         center = grid.vox2world[:-1, :-1] @ middle + grid.vox2world[:-1, -1]
-    return write_affine(affine_map.matrix, path, center=center)
+    return write_affine(affine_map.matrix, path, center=center, outputs=outputs)
 
 
 def affine_map_from_itk(path, *, fixed, moving):

@@ -32,9 +32,10 @@ import numpy as np
 
 from ..image import as_grid, check_matrix
 from ..resampling import check_field
-from .nifti import _reduce_to_2d, _suffix, atomic_write
+from .nifti import _reduce_to_2d, check_nifti_path
+from .outputs import staging_in, write_nifti
 
-__all__ = ["read_warp", "write_warp"]
+__all__ = ["read_warp", "warp_to_nifti", "write_warp"]
 
 #: NIFTI_INTENT_VECTOR
 _INTENT_VECTOR = 1007
@@ -132,7 +133,7 @@ def _check_reference(shape, vox2world, reference, path: Path) -> None:
                          "must be written on the reference (fixed) grid")
 
 
-def write_warp(field, vox2world, path) -> Path:
+def write_warp(field, vox2world, path, *, num_threads=None, outputs=None) -> Path:
     """Write a parareg displacement field as an ITK/ANTs vector NIfTI, atomically.
 
     Parameters
@@ -145,6 +146,10 @@ def write_warp(field, vox2world, path) -> Path:
     path : str or os.PathLike
         ``.nii`` or ``.nii.gz``; written as float32 ``(X, Y, Z, 1, 3)``
         (2D: ``(X, Y, 1, 1, 2)``), intent ``vector``, components in LPS.
+    num_threads : int, optional
+        Compression threads (``None``: :func:`parareg.get_num_threads`).
+    outputs : parareg.io.OutputSet, optional
+        Stage the file in this output set instead of writing it at once.
 
     Returns
     -------
@@ -156,6 +161,15 @@ def write_warp(field, vox2world, path) -> Path:
     >>> u = np.zeros((4, 5, 6, 3), np.float32)
     >>> write_warp(u, np.eye(4), "1Warp.nii.gz")  # doctest: +SKIP
     """
+    path = check_nifti_path(path)
+    nifti = warp_to_nifti(field, vox2world)
+    if staging_in(outputs) is not None:
+        return outputs.add_nifti(path, nifti)
+    return write_nifti(path, nifti, num_threads=num_threads)
+
+
+def warp_to_nifti(field, vox2world):
+    """A parareg displacement field as the nibabel image :func:`write_warp` writes."""
     shape = np.shape(vox2world)
     if shape not in ((3, 3), (4, 4)):
         raise ValueError(f"vox2world must be a 3x3 (2D) or 4x4 (3D) homogeneous matrix, "
@@ -167,9 +181,6 @@ def write_warp(field, vox2world, path) -> Path:
         raise ValueError(f"field must have shape {'(X, Y, 2)' if ndim == 2 else '(X, Y, Z, 3)'} "
                          f"for a {ndim}D vox2world, got {f.shape}")
     f = check_field(f, f.shape[:-1], name="field")
-    path = Path(path)
-    if _suffix(path) not in (".nii", ".nii.gz"):
-        raise ValueError(f"path must end in .nii or .nii.gz, got {str(path)!r}")
     lps = f * _lps_sign(ndim)
     if ndim == 2:
         data = lps[:, :, None, None, :]
@@ -183,4 +194,4 @@ def write_warp(field, vox2world, path) -> Path:
     nifti.header.set_xyzt_units("mm")
     nifti.set_qform(affine, code=1)
     nifti.set_sform(affine, code=1)
-    return atomic_write(path, lambda tmp: nib.save(nifti, tmp))
+    return nifti

@@ -1,15 +1,19 @@
-"""NIfTI reading and writing through nibabel, with atomic writes."""
+"""NIfTI reading and writing through nibabel; files are written by :mod:`parareg.io.outputs`."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
 from ..image import Image
+from .outputs import staging_in, write_nifti
+
+#: integer dtypes a NIfTI-1 file can hold (label maps keep theirs)
+_LABEL_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.uint32,
+                                              np.int32, np.uint64, np.int64))
 
 
 def _suffix(path: Path) -> str:
@@ -60,18 +64,113 @@ def load(path, *, labels: bool = False) -> Image:
     return _load(path, labels=labels, name="path")
 
 
-def _load(path, *, labels: bool, name: str) -> Image:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{name}: no such file: {str(path)!r}")
+def _check_readable(path: Path, name: str) -> None:
+    """Raise the error a person can act on for a missing, unreadable or non-file ``path``."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{name}: no such file: {str(path)!r}") from None
+    except PermissionError:
+        raise PermissionError(f"{name}: permission denied: cannot reach {str(path)!r} (a folder "
+                              "on the way is not searchable by this user)") from None
     if path.is_dir():
         raise ValueError(f"{name}: {str(path)!r} is a directory, not an image file")
     try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise PermissionError(f"{name}: permission denied: cannot read {str(path)!r} (check "
+                              "its permissions and owner)") from None
+
+
+class ImageTooLargeError(MemoryError, ValueError):
+    """An image whose header declares more voxels than this machine can hold."""
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{int(n)} bytes"
+
+
+def _check_header(img, path: Path, name: str, *, labels: bool) -> None:
+    """Refuse, before reading any voxel, images parareg cannot hold or that a header misdescribes."""
+    dtype = img.get_data_dtype()
+    get_intent = getattr(img.header, "get_intent", None)
+    intent = get_intent()[0] if get_intent is not None else ""
+    if dtype.fields is not None or intent in ("vector", "rgb vector", "rgba vector"):
+        what = (f"channels {', '.join(dtype.names)}" if dtype.fields is not None
+                else f"intent {intent}")
+        raise ValueError(f"{name}: {str(path)!r} is an RGB/vector image ({what}); parareg "
+                         "registers scalar images: convert it to grey first (e.g. average the "
+                         "channels with nibabel)")
+    shape = tuple(int(n) for n in img.shape)
+    itemsize = dtype.itemsize if labels else 4  # intensities are read as float32
+    needed = float(np.prod(shape, dtype=np.float64)) * itemsize
+    on_disk = float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    size = path.stat().st_size
+    if str(path).lower().endswith(".nii"):  # uncompressed single file: sizes comparable
+        offset = int(getattr(img.dataobj, "offset", 0) or 0)
+        if size < offset + on_disk:
+            raise ValueError(f"{name}: could not read {str(path)!r} as an image: its header "
+                             f"declares shape {shape} of {dtype} ({_gib(on_disk)} of data) but "
+                             f"the file holds {_gib(size)} in all: the file is truncated or "
+                             "its header is corrupt")
+    memory = _physical_memory()
+    if memory is not None and needed > memory:
+        raise ImageTooLargeError(f"{name}: {str(path)!r} declares shape {shape}, "
+                                 f"{_gib(needed)} in memory, more than this machine has "
+                                 f"({_gib(memory)}): check the header, or crop/downsample "
+                                 "the image first")
+
+
+def _label_data(data: np.ndarray, path: Path, name: str) -> np.ndarray:
+    """Integer label data from what the file holds, never narrowed below what the values need."""
+    if np.issubdtype(data.dtype, np.integer):
+        return data
+    if not np.issubdtype(data.dtype, np.floating):
+        raise ValueError(f"{name}: {str(path)!r} holds {data.dtype} values, not labels")
+    if not np.all(np.isfinite(data)) or not np.all(data == np.round(data)):
+        raise ValueError(f"{name}: {str(path)!r} holds non-integer values; "
+                         "load it with labels=False")
+    low, high = float(data.min()), float(data.max())
+    for dtype in (np.int32, np.int64, np.uint64):
+        info = np.iinfo(dtype)
+        if low >= info.min and high <= info.max:
+            if high > 2**53 or low < -(2**53):  # beyond float's exact integers
+                break
+            return data.astype(dtype)
+    raise ValueError(f"{name}: {str(path)!r} holds label values in [{low:.17g}, {high:.17g}], "
+                     "which its floating-point storage cannot represent exactly as integers; "
+                     "store the labels as an integer NIfTI")
+
+
+def _load(path, *, labels: bool, name: str) -> Image:
+    path = Path(path)
+    _check_readable(path, name)
+    try:
         img = nib.load(str(path))
-        raw = np.asanyarray(img.dataobj) if labels else None
-        data = raw if labels else img.get_fdata(dtype=np.float32)
     except Exception as exc:  # nibabel raises many types for corrupt files
-        raise ValueError(f"{name}: could not read {str(path)!r} as an image: {exc}") from exc
+        raise ValueError(f"{name}: could not read {str(path)!r} as an image: "
+                         f"{exc or type(exc).__name__}") from exc
+    _check_header(img, path, name, labels=labels)
+    try:
+        data = np.asanyarray(img.dataobj) if labels else img.get_fdata(dtype=np.float32)
+    except MemoryError:
+        needed = float(np.prod(img.shape, dtype=np.float64)) * 4
+        raise ImageTooLargeError(f"{name}: not enough memory to read {str(path)!r}: shape "
+                                 f"{tuple(img.shape)} needs {_gib(needed)}") from None
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise ValueError(f"{name}: could not read {str(path)!r} as an image: "
+                         f"{exc or type(exc).__name__}") from exc
     affine = np.asarray(img.affine, dtype=np.float64)
     shape = data.shape
     while len(shape) > 3 and shape[-1] == 1:
@@ -95,11 +194,7 @@ def _load(path, *, labels: bool, name: str) -> Image:
     else:
         raise ValueError(f"{name}: {str(path)!r} has shape {shape}; need a 2D or 3D image")
     if labels:
-        if not np.issubdtype(data.dtype, np.integer):
-            if not np.all(np.isfinite(data)) or not np.all(data == np.round(data)):
-                raise ValueError(f"{name}: {str(path)!r} holds non-integer values; "
-                                 "load it with labels=False")
-            data = data.astype(np.int32)
+        data = _label_data(data, path, name)
     try:
         return Image(data, vox2world)
     except ValueError as exc:
@@ -114,39 +209,63 @@ def _embed_affine(image: Image) -> np.ndarray:
     return affine
 
 
-def atomic_write(path, write) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
+def to_nifti(image: Image):
+    """``image`` as a nibabel ``Nifti1Image`` (qform and sform set), data not copied.
 
-    A crash leaves either the old file or none, never a half-written one.
-    """
-    path = Path(path)
-    if not path.parent.exists():
-        raise FileNotFoundError(f"path: the folder {str(path.parent)!r} does not exist")
-    suffix = _suffix(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def save(image: Image, path) -> Path:
-    """Write ``image`` to ``path`` as NIfTI (``.nii`` or ``.nii.gz``), atomically.
-
-    Label maps are written as int32, intensities as float32.
+    Intensities are float32; label maps keep their integer dtype (uint8 stays
+    uint8, uint32 stays uint32: every integer type NIfTI-1 has).
     """
     if not isinstance(image, Image):
         raise TypeError(f"image must be a parareg.Image, got {type(image).__name__}")
-    path = Path(path)
-    if _suffix(path) not in (".nii", ".nii.gz"):
-        raise ValueError(f"path must end in .nii or .nii.gz, got {str(path)!r}")
-    data = image.data.astype(np.int32 if image.is_labels else np.float32, copy=False)
-    nifti = nib.Nifti1Image(data, _embed_affine(image))
+    if image.is_labels:
+        data = image.data
+        if data.dtype not in _LABEL_DTYPES:
+            raise ValueError(f"label maps of dtype {data.dtype} cannot be stored in NIfTI; "
+                             f"use one of {sorted(str(np.dtype(d)) for d in _LABEL_DTYPES)}")
+    else:
+        data = image.data.astype(np.float32, copy=False)
+    nifti = nib.Nifti1Image(data, _embed_affine(image), dtype=data.dtype)
     nifti.set_qform(nifti.affine, code=1)
     nifti.set_sform(nifti.affine, code=1)
-    return atomic_write(path, lambda tmp: nib.save(nifti, tmp))
+    return nifti
+
+
+def check_nifti_path(path, *, name: str = "path") -> Path:
+    """``path`` as a Path, which must end in ``.nii`` or ``.nii.gz``."""
+    path = Path(path)
+    if _suffix(path) not in (".nii", ".nii.gz"):
+        raise ValueError(f"{name} must end in .nii or .nii.gz, got {str(path)!r}")
+    return path
+
+
+def save(image: Image, path, *, num_threads=None, outputs=None) -> Path:
+    """Write ``image`` to ``path`` as NIfTI (``.nii`` or ``.nii.gz``), atomically.
+
+    Intensities are written as float32; label maps keep their integer dtype.
+    The file is replaced as described in :mod:`parareg.io.outputs` (a crash
+    leaves the earlier file or the new one, never a torn one; the mode
+    follows the umask).
+
+    Parameters
+    ----------
+    image : Image
+    path : str or os.PathLike
+        ``.nii`` or ``.nii.gz``.
+    num_threads : int, optional
+        Compression threads (``None``: :func:`parareg.get_num_threads`).
+    outputs : parareg.io.OutputSet, optional
+        Stage the file in this output set instead of writing it at once.
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> save(img, "out.nii.gz")  # doctest: +SKIP
+    """
+    path = check_nifti_path(path)
+    nifti = to_nifti(image)
+    if staging_in(outputs) is not None:
+        return outputs.add_nifti(path, nifti)
+    return write_nifti(path, nifti, num_threads=num_threads)
