@@ -1,8 +1,8 @@
 """Sample-based kernels for affine metrics: mean squares and correlation.
 
 Every kernel walks the fixed samples ``start <= s < stop`` of one work unit
-(the prologue of :func:`parareg.kernels.samples.sample_point`: fixed voxel,
-moving point, validity). Kernels return the number of valid samples and add
+(the prologue of :mod:`parareg.kernels.samples`: fixed voxel, moving
+point, validity). Kernels return the number of valid samples and add
 their sums into the explicit output arrays (per-unit buffers owned by the
 caller). Gradient sums are ``sum_x c(x) * grad_m(y) (x, 1)^T`` with
 ``grad_m`` the moving gradient in world units at ``y`` and ``(x, 1)`` the
@@ -18,13 +18,12 @@ of the moving ``vox2world``); see
 
 from __future__ import annotations
 
-from numba import njit
-
+from ._jit import kernel
 from .interp import linear_3d, linear_value_gradient_3d
-from .samples import add_outer_3d, map_point_3d, sample_point
+from .samples import add_outer_3d, first_state, inside_moving_3d, map_point_3d, next_voxel_3d
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def mean_squares_3d(fixed_values, sample_index, ny, nz, fixed_vox2world, fixed_vox2moving_vox,
                     moving, moving_gradient, exact_gradient, vox_grad2world_grad, moving_mask,
                     use_mask, with_gradient, sums, out, start, stop):
@@ -34,12 +33,13 @@ def mean_squares_3d(fixed_values, sample_index, ny, nz, fixed_vox2world, fixed_v
     ``sum (m(y) - f(x)) grad_m(y) (x, 1)^T`` (only when ``with_gradient``).
     """
     count = 0
-    previous, i, j, k = -2, 0, 0, 0
+    previous, i, j, k = first_state()
     for s in range(start, stop):
-        previous, i, j, k, x, y, z, valid = sample_point(
-            sample_index, s, previous, i, j, k, ny, nz, fixed_vox2moving_vox, moving,
-            moving_mask, use_mask)
-        if not valid:
+        index = sample_index[s]
+        i, j, k = next_voxel_3d(index, previous, i, j, k, ny, nz)
+        previous = index
+        x, y, z = map_point_3d(fixed_vox2moving_vox, i, j, k)
+        if not inside_moving_3d(moving, moving_mask, use_mask, x, y, z):
             continue
         count += 1
         if with_gradient:
@@ -55,7 +55,7 @@ def mean_squares_3d(fixed_values, sample_index, ny, nz, fixed_vox2world, fixed_v
     return count
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def correlation_3d(fixed_values, sample_index, ny, nz, fixed_vox2world, fixed_vox2moving_vox,
                    moving, moving_gradient, exact_gradient, vox_grad2world_grad, moving_mask,
                    use_mask, with_gradient, fixed_shift, moving_shift, sums, out, start, stop):
@@ -67,12 +67,13 @@ def correlation_3d(fixed_values, sample_index, ny, nz, fixed_vox2world, fixed_vo
     and ``sum b G`` with ``G = grad_m(y) (x, 1)^T``.
     """
     count = 0
-    previous, i, j, k = -2, 0, 0, 0
+    previous, i, j, k = first_state()
     for s in range(start, stop):
-        previous, i, j, k, x, y, z, valid = sample_point(
-            sample_index, s, previous, i, j, k, ny, nz, fixed_vox2moving_vox, moving,
-            moving_mask, use_mask)
-        if not valid:
+        index = sample_index[s]
+        i, j, k = next_voxel_3d(index, previous, i, j, k, ny, nz)
+        previous = index
+        x, y, z = map_point_3d(fixed_vox2moving_vox, i, j, k)
+        if not inside_moving_3d(moving, moving_mask, use_mask, x, y, z):
             continue
         count += 1
         a = fixed_values[s] - fixed_shift

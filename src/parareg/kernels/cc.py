@@ -25,15 +25,15 @@ float32 with 2 or 3 components.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ._jit import helper, inline_helper, kernel
 from .stencil import neighbours, store_vector, world_gradient_at
 
 #: a local variance below this fraction of the window's sum of squares is rounding noise
 CC_FLAT_RTOL = 1e-9
 
 
-@njit(nogil=True, cache=True, inline="always")
+@inline_helper  # two layouts, two call sites: inline
 def box_slide_inplace(lines, r, scratch):
     """``lines[p, :] <- sum(lines[q, :] for max(0, p - r) <= q <= min(n - 1, p + r))``.
 
@@ -65,7 +65,7 @@ def box_slide_inplace(lines, r, scratch):
                 scratch[acc, t] -= scratch[old, t]
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def cc_box_sums_yz(fixed, moving, ry, rz, sums, scratch, start, stop):
     """Window sums along axes 2 and 1 of the five CC channels, rows ``start:stop``.
 
@@ -116,13 +116,13 @@ def cc_box_sums_yz(fixed, moving, ry, rz, sums, scratch, start, stop):
             box_slide_inplace(sums[c, i], ry, scratch)
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def _count(p, r, n):
     """Samples of the window ``[p - r, p + r]`` clipped to ``[0, n - 1]``."""
     return min(p + r, n - 1) - max(p - r, 0) + 1
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def cc_steps(fixed, moving, sums, rx, ry, rz, grad2world, mask, use_mask, eps,
              forward, backward, scratch, partial, start, stop):
     """Finish the window sums along axis 0 and write the CC update fields, columns ``start:stop``.

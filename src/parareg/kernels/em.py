@@ -13,8 +13,8 @@ float32 with 2 or 3 components.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ._jit import helper, inline_helper, kernel
 from .ssd import store_demons_step
 from .stencil import diff, neighbours, to_world, world_gradient_at
 
@@ -22,7 +22,7 @@ from .stencil import diff, neighbours, to_world, world_gradient_at
 QUANTIZE_EPS = 1e-8
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def positive_range(img, partial, start, stop):
     """``partial = [min, max, count]`` of the positive values of ``img[start:stop]``."""
     _, ny, nz = img.shape
@@ -44,7 +44,7 @@ def positive_range(img, partial, start, stop):
     partial[2] = count
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def quantize_positive(img, lo, delta, levels, labels, start, stop):
     """``labels = 0`` where ``img <= 0``, else ``1 + floor((img - lo + eps) / delta)``.
 
@@ -63,7 +63,7 @@ def quantize_positive(img, lo, delta, levels, labels, start, stop):
                     labels[i, j, k] = 0
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def class_sums(labels, values, mask, use_mask, stats, start, stop):
     """``stats[l] = [count, sum, sum of squares]`` of ``values`` where ``labels == l`` (in mask)."""
     _, ny, nz = labels.shape
@@ -79,7 +79,7 @@ def class_sums(labels, values, mask, use_mask, stats, start, stop):
                 stats[q, 2] += v * v
 
 
-@njit(nogil=True, cache=True, inline="always")
+@inline_helper
 def lookup_gradient_at(labels, table, g, i, j, k, im, ip, jm, jp, km, kp):
     """World gradient ``(gx, gy, gz)`` of the field ``table[labels]`` at ``(i, j, k)``.
 
@@ -93,7 +93,7 @@ def lookup_gradient_at(labels, table, g, i, j, k, im, ip, jm, jp, km, kp):
                     diff(table[labels[i, j, km]], v, table[labels[i, j, kp]], k, nz))
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def em_steps(fixed, moving, fixed_labels, moving_labels, fixed_means, fixed_vars,
              moving_means, moving_vars, grad2world, sigma_x_sq, double_gradient, mask,
              use_mask, forward, backward, partial, start, stop):

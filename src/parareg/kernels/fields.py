@@ -28,16 +28,20 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
+import numpy as np
 
+from ._jit import helper, inline_helper, kernel
 from .interp import vector_at
 from .stencil import component_diffs, load_vector, neighbours, store_vector
+
+#: component indices (int64 values, not literals)
+X_AXIS, Y_AXIS, Z_AXIS = np.int64(0), np.int64(1), np.int64(2)
 
 #: smallest per-voxel step of the damped inversion (converges for stretches up to 32)
 ALPHA_FLOOR = 0.0625
 
 
-@njit(nogil=True, cache=True, inline="always")
+@inline_helper
 def composed_at(outer, inner, disp2vox, i, j, k):
     """``inner[p]`` and ``outer(p + disp2vox @ inner[p])`` at voxel ``p = (i, j, k)``.
 
@@ -53,7 +57,7 @@ def composed_at(outer, inner, disp2vox, i, j, k):
     return dx, dy, dz, ox, oy, oz
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def compose_3d(outer, inner, disp2vox, out, start, stop):
     """``out[p] = inner[p] + outer(p + disp2vox @ inner[p])`` for rows ``start:stop``.
 
@@ -68,7 +72,7 @@ def compose_3d(outer, inner, disp2vox, out, start, stop):
                 store_vector(out, i, j, k, dx + ox, dy + oy, dz + oz)
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def invert_step_3d(forward, inverse, disp2vox, out, damped, alpha, previous, norms, start, stop):
     """One fixed-point step of the inverse of ``forward``, rows ``start:stop``.
 
@@ -114,7 +118,7 @@ def invert_step_3d(forward, inverse, disp2vox, out, damped, alpha, previous, nor
     norms[1] = largest
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def composed_norms_3d(outer, inner, disp2vox, mask, use_mask, norms, start, stop):
     """Sum, max and count of ``|inner[p] + outer(p + disp2vox @ inner[p])|``, rows ``start:stop``.
 
@@ -144,7 +148,7 @@ def composed_norms_3d(outer, inner, disp2vox, mask, use_mask, norms, start, stop
     norms[2] = count
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def jacobian_determinant_3d(field, disp2vox, out, start, stop):
     """``out[p] = det(I + du/dx)`` at ``p`` for rows ``start:stop``.
 
@@ -161,9 +165,10 @@ def jacobian_determinant_3d(field, disp2vox, out, start, stop):
             for k in range(nz):
                 km, kp = neighbours(k, nz)
                 # row c of du/dp: derivatives of component c along voxel axes
-                a0, a1, a2 = component_diffs(field, 0, i, j, k, im, ip, jm, jp, km, kp)
-                b0, b1, b2 = component_diffs(field, 1, i, j, k, im, ip, jm, jp, km, kp)
-                c0, c1, c2 = component_diffs(field, 2, i, j, k, im, ip, jm, jp, km, kp)
+                # (components as int64, not literals: one specialisation of the helper)
+                a0, a1, a2 = component_diffs(field, X_AXIS, i, j, k, im, ip, jm, jp, km, kp)
+                b0, b1, b2 = component_diffs(field, Y_AXIS, i, j, k, im, ip, jm, jp, km, kp)
+                c0, c1, c2 = component_diffs(field, Z_AXIS, i, j, k, im, ip, jm, jp, km, kp)
                 # I + du/dp @ disp2vox
                 j00 = 1.0 + a0 * g[0, 0] + a1 * g[1, 0] + a2 * g[2, 0]
                 j01 = a0 * g[0, 1] + a1 * g[1, 1] + a2 * g[2, 1]
@@ -179,7 +184,7 @@ def jacobian_determinant_3d(field, disp2vox, out, start, stop):
                                 + j02 * (j10 * j21 - j11 * j20))
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def max_scaled_norm(rows, scale, start, stop):
     """``max_r sqrt(sum_c (rows[r, c] * scale[c]) ** 2)`` over rows ``start:stop``."""
     best = 0.0

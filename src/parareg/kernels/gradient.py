@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from numba import njit
-
+from ._jit import kernel
 from .stencil import neighbours, store_vector, world_gradient_at
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def gradient_3d(img, vox_grad2world_grad, out, start, stop):
     """``out[i, j, k, :]`` = world gradient of ``img`` at ``(i, j, k)`` for rows ``start:stop``.
 

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
-
+from ._jit import helper, kernel
 from .interp import linear_3d, linear_value_gradient_3d
-from .samples import add_outer_3d, map_point_3d, sample_point
+from .samples import add_outer_3d, first_state, inside_moving_3d, map_point_3d, next_voxel_3d
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def cubic_bspline_weights(r):
     """``beta3(b - 1 - t), beta3(b - t), beta3(b + 1 - t), beta3(b + 2 - t)`` for ``r = t - b``.
 
@@ -47,7 +46,7 @@ def cubic_bspline_weights(r):
             r3 / 6.0)
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def cubic_bspline_slopes(r):
     """``beta3'(b - 1 - t), ..., beta3'(b + 2 - t)`` for ``r = t - b`` (``beta3' = dbeta3/du``)."""
     s = 1.0 - r
@@ -58,7 +57,7 @@ def cubic_bspline_slopes(r):
             -0.5 * r2)
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def fixed_bin(value, bin_size, normalized_min, nbins):
     """Box-window bin of a fixed intensity.
 
@@ -72,7 +71,7 @@ def fixed_bin(value, bin_size, normalized_min, nbins):
     return b
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def moving_term(value, bin_size, normalized_min, lo, hi, nbins):
     """Parzen coordinate of a moving intensity.
 
@@ -97,7 +96,7 @@ def moving_term(value, bin_size, normalized_min, lo, hi, nbins):
     return t, b, inside
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def _add_parzen(joint, fbin, t, b):
     """``joint[fbin, b - 1 + q] += beta3(b - 1 + q - t)`` for ``q = 0..3``."""
     w0, w1, w2, w3 = cubic_bspline_weights(t - b)
@@ -107,7 +106,7 @@ def _add_parzen(joint, fbin, t, b):
     joint[fbin, b + 2] += w3
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def _parzen_slope(log_ratio, fbin, t, b):
     """``sum_q log_ratio[fbin, b - 1 + q] * beta3'(b - 1 + q - t)`` over the 4 support bins."""
     d0, d1, d2, d3 = cubic_bspline_slopes(t - b)
@@ -115,7 +114,7 @@ def _parzen_slope(log_ratio, fbin, t, b):
             + log_ratio[fbin, b + 1] * d2 + log_ratio[fbin, b + 2] * d3)
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def joint_histogram_3d(fixed_values, sample_index, ny, nz, fixed_vox2moving_vox,
                        moving, moving_mask, use_mask,
                        fixed_bin_size, fixed_normalized_min,
@@ -127,12 +126,13 @@ def joint_histogram_3d(fixed_values, sample_index, ny, nz, fixed_vox2moving_vox,
     """
     nbins = joint.shape[0]
     count = 0
-    previous, i, j, k = -2, 0, 0, 0
+    previous, i, j, k = first_state()
     for s in range(start, stop):
-        previous, i, j, k, x, y, z, valid = sample_point(
-            sample_index, s, previous, i, j, k, ny, nz, fixed_vox2moving_vox, moving,
-            moving_mask, use_mask)
-        if not valid:
+        index = sample_index[s]
+        i, j, k = next_voxel_3d(index, previous, i, j, k, ny, nz)
+        previous = index
+        x, y, z = map_point_3d(fixed_vox2moving_vox, i, j, k)
+        if not inside_moving_3d(moving, moving_mask, use_mask, x, y, z):
             continue
         count += 1
         m = linear_3d(moving, x, y, z)
@@ -143,7 +143,7 @@ def joint_histogram_3d(fixed_values, sample_index, ny, nz, fixed_vox2moving_vox,
     return count
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def mattes_gradient_3d(fixed_values, sample_index, ny, nz, fixed_vox2world, fixed_vox2moving_vox,
                        moving, moving_gradient, exact_gradient, vox_grad2world_grad,
                        moving_mask, use_mask,
@@ -157,12 +157,13 @@ def mattes_gradient_3d(fixed_values, sample_index, ny, nz, fixed_vox2world, fixe
     """
     nbins = log_ratio.shape[0]
     count = 0
-    previous, i, j, k = -2, 0, 0, 0
+    previous, i, j, k = first_state()
     for s in range(start, stop):
-        previous, i, j, k, x, y, z, valid = sample_point(
-            sample_index, s, previous, i, j, k, ny, nz, fixed_vox2moving_vox, moving,
-            moving_mask, use_mask)
-        if not valid:
+        index = sample_index[s]
+        i, j, k = next_voxel_3d(index, previous, i, j, k, ny, nz)
+        previous = index
+        x, y, z = map_point_3d(fixed_vox2moving_vox, i, j, k)
+        if not inside_moving_3d(moving, moving_mask, use_mask, x, y, z):
             continue
         count += 1
         m, g0, g1, g2 = linear_value_gradient_3d(moving, moving_gradient, exact_gradient,

@@ -13,18 +13,18 @@ nearest
     The voxel ``floor(x + 0.5)``; defined for ``[-0.5, n - 0.5)`` on every
     axis (every point of a voxel's footprint gets that voxel's value); 0 outside.
 
-All helpers are ``inline="always"``: numba splices them into each kernel
-instead of compiling (and caching) one specialisation per call signature.
+These are helpers of the kernels (see :mod:`parareg.kernels` for how they are compiled).
 """
 
 from __future__ import annotations
 
 import math
 
-from numba import njit
+from ._jit import helper, inline_helper
 
 
-@njit(nogil=True, cache=True, inline="always")
+
+@helper
 def _lower(x, n):
     """Lower corner index and weight for linear interpolation along one axis."""
     i0 = min(int(x), max(n - 2, 0))
@@ -32,7 +32,7 @@ def _lower(x, n):
     return i0, i1, x - i0
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def linear_3d(img, x, y, z):
     """Trilinear value of ``img`` at ``(x, y, z)``; 0 outside ``[0, n - 1]``."""
     nx, ny, nz = img.shape
@@ -50,7 +50,7 @@ def linear_3d(img, x, y, z):
     return c0 * (1.0 - fz) + c1 * fz
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def nearest_3d(img, x, y, z):
     """Value of the voxel ``floor(p + 0.5)`` of ``img``; 0 outside the footprint of the grid."""
     i = math.floor(x + 0.5)
@@ -62,7 +62,7 @@ def nearest_3d(img, x, y, z):
     return img.dtype.type(0)
 
 
-@njit(nogil=True, cache=True, inline="always")
+@inline_helper
 def vector_at(field, x, y, z):
     """The components of ``field`` (``(X, Y, Z, 2 or 3)``) at ``(x, y, z)``, linearly.
 
@@ -92,7 +92,7 @@ def vector_at(field, x, y, z):
     return vx, vy, vz
 
 
-@njit(nogil=True, cache=True, inline="always")
+@inline_helper
 def linear_value_gradient_3d(img, grad, exact, vox_grad2world_grad, x, y, z):
     """Linear interpolation of ``img`` at a point, and a gradient there (world units).
 

@@ -10,13 +10,12 @@ identity, and its field ``(X, Y, 1, 2)``.
 
 from __future__ import annotations
 
-from numba import njit
-
+from ._jit import kernel
 from .interp import linear_3d, nearest_3d
 from .stencil import load_vector
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def resample_affine_3d(moving, out2moving_vox, nearest, out, start, stop):
     """``out[i, j, k] = moving(out2moving_vox @ (i, j, k, 1))`` for ``start <= i < stop``."""
     m = out2moving_vox
@@ -36,7 +35,7 @@ def resample_affine_3d(moving, out2moving_vox, nearest, out, start, stop):
                     out[i, j, k] = linear_3d(moving, x, y, z)
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def warp_3d(moving, field, out_vox2world, world2moving_vox, nearest, out, start, stop):
     """``out[p] = moving(world2moving_vox @ (out_vox2world @ p + field[p]))`` for rows ``start:stop``.
 

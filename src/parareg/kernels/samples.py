@@ -8,19 +8,32 @@ point lies in the linear-interpolation domain ``[0, n - 1]`` of every
 moving axis (the convention of :mod:`parareg.kernels.interp`) and, when
 ``use_mask`` is true, the nearest voxel of ``moving_mask`` is non-zero.
 
-Gradient sums of the metrics add ``c * grad_m(y) (x, 1)^T`` into a 3 x 4
-buffer (:func:`add_outer_3d`; ``x`` the fixed world point). All helpers
-are ``inline="always"``.
+The prologue of every sample loop is these helpers, in this order::
+
+    previous, i, j, k = first_state()
+    for s in range(start, stop):
+        index = sample_index[s]
+        i, j, k = next_voxel_3d(index, previous, i, j, k, ny, nz)
+        previous = index
+        x, y, z = map_point_3d(fixed_vox2moving_vox, i, j, k)
+        if not inside_moving_3d(moving, moving_mask, use_mask, x, y, z):
+            continue
+
+(Small helpers that LLVM inlines: one helper returning the whole sample
+state measured 15-30 % slower.) Gradient sums of the metrics add
+``c * grad_m(y) (x, 1)^T`` into a 3 x 4 buffer (:func:`add_outer_3d`; ``x``
+the fixed world point).
 """
 
 from __future__ import annotations
 
-from numba import njit
+import numpy as np
 
+from ._jit import helper
 from .interp import nearest_3d
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def unravel_3d(index, ny, nz):
     """Voxel ``(i, j, k)`` of the C-order flat ``index`` in a ``(nx, ny, nz)`` grid."""
     plane = ny * nz
@@ -30,7 +43,7 @@ def unravel_3d(index, ny, nz):
     return i, j, r - j * nz
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def map_point_3d(a, i, j, k):
     """``(a @ (i, j, k, 1))[:3]`` for a 4x4 matrix ``a``."""
     return (a[0, 0] * i + a[0, 1] * j + a[0, 2] * k + a[0, 3],
@@ -38,31 +51,36 @@ def map_point_3d(a, i, j, k):
             a[2, 0] * i + a[2, 1] * j + a[2, 2] * k + a[2, 3])
 
 
-@njit(nogil=True, cache=True, inline="always")
-def sample_point(sample_index, s, previous, i, j, k, ny, nz, fixed_vox2moving_vox, moving,
-                 moving_mask, use_mask):
-    """Where sample ``s`` lands: ``(index, i, j, k, x, y, z, valid)``.
+@helper
+def first_state():
+    """``(previous, i, j, k)`` before a unit's first sample, typed int64 (not literals, which
+    would make numba compile :func:`sample_point` once more for literal arguments)."""
+    return np.int64(-2), np.int64(0), np.int64(0), np.int64(0)
 
-    ``(i, j, k)`` is its fixed voxel and ``(x, y, z)`` its moving voxel
-    coordinate. ``previous`` is the flat index of the sample before (and
-    ``(i, j, k)`` in the arguments its voxel): consecutive samples (dense
-    sampling) then cost an increment, not two divisions. Pass the returned
-    ``index`` and voxel back in for the next sample.
+
+@helper
+def next_voxel_3d(index, previous, i, j, k, ny, nz):
+    """:func:`unravel_3d` of ``index``, knowing ``(i, j, k)`` is the voxel of ``previous``.
+
+    Consecutive samples (dense sampling) then cost an increment, not two divisions.
     """
-    index = sample_index[s]
     if index == previous + 1 and k + 1 < nz:
-        k += 1
-    else:
-        i, j, k = unravel_3d(index, ny, nz)
-    x, y, z = map_point_3d(fixed_vox2moving_vox, i, j, k)
-    nx_m, ny_m, nz_m = moving.shape
-    valid = 0.0 <= x <= nx_m - 1 and 0.0 <= y <= ny_m - 1 and 0.0 <= z <= nz_m - 1
-    if valid and use_mask:
-        valid = nearest_3d(moving_mask, x, y, z) != 0
-    return index, i, j, k, x, y, z, valid
+        return i, j, k + 1
+    return unravel_3d(index, ny, nz)
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
+def inside_moving_3d(moving, moving_mask, use_mask, x, y, z):
+    """True when ``(x, y, z)`` is in the linear domain of ``moving`` (and inside the mask)."""
+    nx, ny, nz = moving.shape
+    if not (0.0 <= x <= nx - 1 and 0.0 <= y <= ny - 1 and 0.0 <= z <= nz - 1):
+        return False
+    if use_mask:
+        return nearest_3d(moving_mask, x, y, z) != 0
+    return True
+
+
+@helper
 def add_outer_3d(out, c, g0, g1, g2, x0, x1, x2):
     """``out += c * g (x, 1)^T`` for a 3x4 ``out``."""
     cg0 = c * g0

@@ -15,15 +15,15 @@ float32 with 2 or 3 components.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ._jit import helper, inline_helper, kernel
 from .stencil import neighbours, store_vector, world_gradient_at
 
 #: denominators below this give a zero step (as DIPY's demons steps)
 DEMONS_TINY = 1e-9
 
 
-@njit(nogil=True, cache=True, inline="always")
+@inline_helper
 def store_demons_step(delta, sigma_sq, sigma_x_sq, grad, out, i, j, k):
     """``out[i, j, k, :] = delta * grad / (|grad|^2 + sigma_sq / sigma_x_sq)`` (0 if tiny)."""
     gx, gy, gz = grad
@@ -32,7 +32,7 @@ def store_demons_step(delta, sigma_sq, sigma_x_sq, grad, out, i, j, k):
     store_vector(out, i, j, k, scale * gx, scale * gy, scale * gz)
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def ssd_steps(fixed, moving, grad2world, sigma_x_sq, mask, use_mask, forward, backward,
               partial, start, stop):
     """Demons updates of the fixed (``forward``) and moving (``backward``) displacements.

@@ -17,10 +17,11 @@ and write the first ``nd`` of three values.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ._jit import helper, inline_helper
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def diff(lo, mid, hi, idx, n):
     """d/dx at index ``idx`` of a line with ``n`` samples, given neighbours and centre."""
     if n == 1:
@@ -32,13 +33,13 @@ def diff(lo, mid, hi, idx, n):
     return 0.5 * (hi - lo)
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def neighbours(i, n):
     """``(max(i - 1, 0), min(i + 1, n - 1))``: the stencil's neighbours of ``i`` on ``n`` samples."""
     return max(i - 1, 0), min(i + 1, n - 1)
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def to_world(g, dx, dy, dz):
     """``g @ (dx, dy, dz)``: voxel-axis derivatives -> world-axis derivatives."""
     return (g[0, 0] * dx + g[0, 1] * dy + g[0, 2] * dz,
@@ -46,7 +47,7 @@ def to_world(g, dx, dy, dz):
             g[2, 0] * dx + g[2, 1] * dy + g[2, 2] * dz)
 
 
-@njit(nogil=True, cache=True, inline="always")
+@inline_helper
 def world_gradient_at(img, g, i, j, k, im, ip, jm, jp, km, kp):
     """World gradient ``(gx, gy, gz)`` of ``img`` at ``(i, j, k)`` (float64).
 
@@ -61,7 +62,7 @@ def world_gradient_at(img, g, i, j, k, im, ip, jm, jp, km, kp):
                     diff(f64(img[i, j, km]), v, f64(img[i, j, kp]), k, nz))
 
 
-@njit(nogil=True, cache=True, inline="always")
+@inline_helper
 def component_diffs(field, c, i, j, k, im, ip, jm, jp, km, kp):
     """Voxel-axis derivatives of component ``c`` of ``field``; zeros when ``c >= nd``."""
     nx, ny, nz, nd = field.shape
@@ -74,14 +75,14 @@ def component_diffs(field, c, i, j, k, im, ip, jm, jp, km, kp):
             diff(f64(field[i, j, km, c]), v, f64(field[i, j, kp, c]), k, nz))
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def load_vector(field, i, j, k):
     """``field[i, j, k]`` as three float64 values (the third 0 for a 2-component field)."""
     vz = float(field[i, j, k, 2]) if field.shape[3] == 3 else 0.0
     return float(field[i, j, k, 0]), float(field[i, j, k, 1]), vz
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def store_vector(out, i, j, k, vx, vy, vz):
     """``out[i, j, k] = (vx, vy[, vz])``: the first ``out.shape[3]`` of the three values."""
     out[i, j, k, 0] = vx

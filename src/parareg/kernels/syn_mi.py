@@ -17,13 +17,13 @@ float32 with 2 or 3 components.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ._jit import kernel
 from .histogram import cubic_bspline_slopes, cubic_bspline_weights, moving_term
 from .stencil import neighbours, store_vector, world_gradient_at
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def masked_range(fixed, moving, mask, use_mask, partial, start, stop):
     """``partial = [min I, max I, min J, max J, count]`` over the voxels in ``mask``."""
     _, ny, nz = fixed.shape
@@ -57,7 +57,7 @@ def masked_range(fixed, moving, mask, use_mask, partial, start, stop):
     partial[4] = count
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def mi_joint_histogram(fixed, moving, mask, use_mask, binning, joint, start, stop):
     """Add the 4 x 4 Parzen weights of each voxel in ``mask`` to ``joint`` (fixed x moving bin).
 
@@ -83,7 +83,7 @@ def mi_joint_histogram(fixed, moving, mask, use_mask, binning, joint, start, sto
                         joint[bf - 1 + a, bm - 1 + c] += wf[a] * wm[c]
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def mi_steps(fixed, moving, grad2world, mask, use_mask, binning, log_ratio, scale_fixed,
              scale_moving, forward, backward, start, stop):
     """MI update fields of rows ``start:stop``.

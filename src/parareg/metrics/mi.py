@@ -138,5 +138,6 @@ class MattesMutualInformation(AffineMetric):
             state.fixed_values, state.sample_index, *view.grid, view.fixed_vox2world,
             fixed_vox2moving_vox, *moving, *binning, log_ratio, partials[unit], start, stop))
         moving_bin_size = binning[2]
-        grad = matrix_rows(reduce_units(partials), state.ndim) * (1.0 / (num_valid * moving_bin_size))
+        grad = (matrix_rows(reduce_units(partials), state.ndim)
+                * (1.0 / (num_valid * moving_bin_size)))
         return MetricEvaluation(-mi, grad, num_valid, state.num_samples)
