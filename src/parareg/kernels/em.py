@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import helper, inline_helper, kernel
+from ._jit import inline_helper, kernel
 from .ssd import store_demons_step
 from .stencil import diff, neighbours, to_world, world_gradient_at
 

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from ._jit import helper, inline_helper, kernel
+from ._jit import inline_helper, kernel
 from .interp import vector_at
 from .stencil import component_diffs, load_vector, neighbours, store_vector
 

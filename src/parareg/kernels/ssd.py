@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import helper, inline_helper, kernel
+from ._jit import inline_helper, kernel
 from .stencil import neighbours, store_vector, world_gradient_at
 
 #: denominators below this give a zero step (as DIPY's demons steps)
