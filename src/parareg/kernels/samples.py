@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import helper
+from ._jit import helper, inline_helper
 from .interp import nearest_3d
 
 
@@ -80,7 +80,7 @@ def inside_moving_3d(moving, moving_mask, use_mask, x, y, z):
     return True
 
 
-@helper
+@inline_helper
 def add_outer_3d(out, c, g0, g1, g2, x0, x1, x2):
     """``out += c * g (x, 1)^T`` for a 3x4 ``out``."""
     cg0 = c * g0
