@@ -11,7 +11,7 @@ import pytest
 from scipy import ndimage
 
 from parareg import fields
-from parareg.kernels.fields import FIELD_KERNELS, field_kernel
+from parareg.kernels.lift import lift_affine, lift_array, lift_linear
 
 from .reference import fields_reference as ref
 
@@ -76,15 +76,22 @@ def off_boundary(coords, shape, margin=1e-4):
     return keep
 
 
-# --- table -------------------------------------------------------------------------------
+# --- the 2D strategy: 2D fields run through the 3D kernels ------------------------------
 
 
-def test_kernel_table_covers_2d_and_3d():
-    for op in ("compose", "invert_step", "composed_norms", "jacobian_determinant"):
-        assert field_kernel(op, 2) is FIELD_KERNELS[(op, 2)]
-        assert field_kernel(op, 3) is FIELD_KERNELS[(op, 3)]
-    with pytest.raises(ValueError, match="no field kernel 'compose' for 4D"):
-        field_kernel("compose", 4)
+def test_lift_keeps_points_and_shares_memory():
+    rng = np.random.default_rng(0)
+    m = np.eye(3)
+    m[:2] = rng.normal(size=(2, 3))
+    x, y = 1.7, -2.3
+    lifted = lift_affine(m) @ np.array([x, y, 0.0, 1.0])
+    np.testing.assert_allclose(lifted[[0, 1, 3]], m @ np.array([x, y, 1.0]), rtol=0, atol=1e-12)
+    assert lifted[2] == 0.0
+    np.testing.assert_array_equal(lift_linear(m[:2, :2])[:2, :2], m[:2, :2])
+    field = np.zeros((5, 4, 2), np.float32)
+    view = lift_array(field, 2)
+    assert view.shape == (5, 4, 1, 2) and np.shares_memory(view, field)
+    assert lift_array(np.zeros((5, 4, 3, 3)), 3).shape == (5, 4, 3, 3)
 
 
 # --- composition -------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 import parareg
-from parareg.kernels.dispatch import kernel
+from parareg.kernels.resample import resample_affine_3d
 from parareg.parallel import SCHEDULES, for_each_slab
 
 from ._data import IXI_LABELS, IXI_T1, MINDBOGGLE, needs_data
@@ -141,7 +141,7 @@ def test_identical_bits_at_any_thread_count(ndim, use_field):
 def test_kernel_identical_under_every_schedule(schedule):
     img = smooth_image((64, 40, 30), seed=9)
     m = img.world2vox @ rotation_affine(3) @ img.vox2world
-    run = kernel("resample_affine", 3)
+    run = resample_affine_3d
     outs = []
     for n in (1, 2, 3):
         out = np.empty(img.shape, np.float32)

@@ -30,7 +30,7 @@ def smooth_pair(shape, seed=0):
     """Two smooth, positive, partly correlated images (a blob field and a warped copy)."""
     rng = np.random.default_rng(seed)
     grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    static = np.full(shape, 0.2)
+    fixed = np.full(shape, 0.2)
     moving = np.full(shape, 0.3)
     for _ in range(6):
         centre = rng.uniform(-0.6, 0.6, len(shape))
@@ -38,10 +38,10 @@ def smooth_pair(shape, seed=0):
         shift = rng.uniform(-0.15, 0.15, len(shape))
         r2 = sum((g - c) ** 2 for g, c in zip(grids, centre))
         r2s = sum((g - c - s) ** 2 for g, c, s in zip(grids, centre, shift))
-        static += np.exp(-r2 / width ** 2)
+        fixed += np.exp(-r2 / width ** 2)
         moving += np.exp(-r2s / width ** 2)
     moving = np.sqrt(moving) + 0.3 * grids[0]  # a monotone remap plus a ramp: CC < 1
-    return static.astype(np.float32), moving.astype(np.float32)
+    return fixed.astype(np.float32), moving.astype(np.float32)
 
 
 def cosine(a, b):
@@ -58,11 +58,11 @@ def cosine(a, b):
                                            ((13, 12), 2), ((7, 20), 3), ((4, 6), 4)])
 def test_window_sums_are_exactly_the_clipped_box_sums(shape, radius):
     rng = np.random.default_rng(3)
-    static = rng.integers(-20, 50, shape).astype(np.float32)  # integers: sums are exact
+    fixed = rng.integers(-20, 50, shape).astype(np.float32)  # integers: sums are exact
     moving = rng.integers(0, 30, shape).astype(np.float32)
-    pair = Pair(static, moving, np.eye(len(shape) + 1), None)
+    pair = Pair(fixed, moving, np.eye(len(shape) + 1), None)
     *_, sums = cc_fields(pair, radius, 1e-5, grain=40, return_sums=True)
-    expected = ref.box_sums(static, moving, radius)
+    expected = ref.box_sums(fixed, moving, radius)
     np.testing.assert_array_equal(sums.reshape(expected.shape), expected)
 
 
@@ -71,14 +71,14 @@ def test_window_sums_are_exactly_the_clipped_box_sums(shape, radius):
 def test_cc_matches_numpy_twin(ndim, radius, use_mask):
     shape = (23, 19) if ndim == 2 else (12, 11, 10)
     rng = np.random.default_rng(ndim + radius)
-    static = rng.random(shape).astype(np.float32) * 100
-    moving = (0.5 * static + 50 * rng.random(shape)).astype(np.float32)
-    static[:4] = 7.0  # a flat region exercises the guard
+    fixed = rng.random(shape).astype(np.float32) * 100
+    moving = (0.5 * fixed + 50 * rng.random(shape)).astype(np.float32)
+    fixed[:4] = 7.0  # a flat region exercises the guard
     vox2world = oblique(ndim)
     mask = rng.random(shape) > 0.3 if use_mask else None
-    forward, backward, energy = CCMetric(radius).compute(static, moving, vox2world=vox2world,
+    forward, backward, energy = CCMetric(radius).compute(fixed, moving, vox2world=vox2world,
                                                          mask=mask)
-    f_ref, b_ref, e_ref = ref.cc(static, moving, radius, vox2world, mask)
+    f_ref, b_ref, e_ref = ref.cc(fixed, moving, radius, vox2world, mask)
     assert forward.shape == backward.shape == (*shape, ndim)
     assert forward.dtype == backward.dtype == np.float32
     scale = np.abs(f_ref).max()
@@ -91,13 +91,13 @@ def test_cc_matches_numpy_twin(ndim, radius, use_mask):
 
 def test_cc_is_minus_dipy_steps():
     crosscorr = pytest.importorskip("dipy.align.crosscorr")
-    static, moving = smooth_pair((14, 15, 16), seed=4)
-    forward, backward, energy = CCMetric(radius=2).compute(static, moving, vox2world=np.eye(4))
+    fixed, moving = smooth_pair((14, 15, 16), seed=4)
+    forward, backward, energy = CCMetric(radius=2).compute(fixed, moving, vox2world=np.eye(4))
     factors = np.asarray(crosscorr.precompute_cc_factors_3d(
-        static.astype(np.float64), moving.astype(np.float64), 2))
-    g_static = np.stack(np.gradient(static.astype(np.float64)), -1)
+        fixed.astype(np.float64), moving.astype(np.float64), 2))
+    g_fixed = np.stack(np.gradient(fixed.astype(np.float64)), -1)
     g_moving = np.stack(np.gradient(moving.astype(np.float64)), -1)
-    dipy_forward, dipy_energy = crosscorr.compute_cc_forward_step_3d(g_static, factors, 2)
+    dipy_forward, dipy_energy = crosscorr.compute_cc_forward_step_3d(g_fixed, factors, 2)
     dipy_backward, _ = crosscorr.compute_cc_backward_step_3d(g_moving, factors, 2)
     scale = np.abs(dipy_forward).max()
     np.testing.assert_allclose(forward, -np.asarray(dipy_forward), rtol=1e-4, atol=1e-6 * scale)
@@ -110,15 +110,15 @@ def test_cc_is_minus_dipy_steps():
 def test_ssd_matches_numpy_twin(ndim):
     shape = (21, 17) if ndim == 2 else (11, 10, 9)
     rng = np.random.default_rng(ndim)
-    static = rng.random(shape).astype(np.float32) * 10
-    moving = (static + rng.normal(size=shape)).astype(np.float32)
-    moving[0] = static[0]  # delta = 0 rows
+    fixed = rng.random(shape).astype(np.float32) * 10
+    moving = (fixed + rng.normal(size=shape)).astype(np.float32)
+    moving[0] = fixed[0]  # delta = 0 rows
     vox2world = oblique(ndim, seed=1)
     mask = rng.random(shape) > 0.2
     for sigma_x, kwargs in [(None, {}), (0.7, {"sigma_x_sq": 0.49})]:
         forward, backward, energy = SSDMetric(sigma_x=sigma_x).compute(
-            static, moving, vox2world=vox2world, mask=mask)
-        f_ref, b_ref, e_ref = ref.ssd(static, moving, vox2world, mask, **kwargs)
+            fixed, moving, vox2world=vox2world, mask=mask)
+        f_ref, b_ref, e_ref = ref.ssd(fixed, moving, vox2world, mask, **kwargs)
         np.testing.assert_allclose(forward, f_ref, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(backward, b_ref, rtol=1e-4, atol=1e-5)
         assert energy == pytest.approx(e_ref, rel=1e-10)
@@ -130,15 +130,15 @@ def test_ssd_matches_numpy_twin(ndim):
 def test_em_matches_numpy_twin(ndim, levels, double):
     shape = (25, 19) if ndim == 2 else (12, 11, 10)
     rng = np.random.default_rng(levels)
-    static = rng.random(shape).astype(np.float32) * 10
-    moving = (np.sqrt(static) + 0.3 * rng.random(shape)).astype(np.float32)
-    static[:2] = 0.0  # class 0 (values <= 0)
+    fixed = rng.random(shape).astype(np.float32) * 10
+    moving = (np.sqrt(fixed) + 0.3 * rng.random(shape)).astype(np.float32)
+    fixed[:2] = 0.0  # class 0 (values <= 0)
     moving[-1] = -1.0
     vox2world = oblique(ndim, seed=2)
     mask = rng.random(shape) > 0.1
     forward, backward, energy = EMMetric(levels, double_gradient=double).compute(
-        static, moving, vox2world=vox2world, mask=mask)
-    f_ref, b_ref, e_ref = ref.em(static, moving, vox2world, levels, mask, double_gradient=double)
+        fixed, moving, vox2world=vox2world, mask=mask)
+    f_ref, b_ref, e_ref = ref.em(fixed, moving, vox2world, levels, mask, double_gradient=double)
     np.testing.assert_allclose(forward, f_ref, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(backward, b_ref, rtol=1e-4, atol=1e-5)
     assert energy == pytest.approx(e_ref, rel=1e-9)
@@ -151,25 +151,25 @@ def test_em_matches_numpy_twin(ndim, levels, double):
 def _fd_check(metric, which, n_voxels=6, h=1.0 / 64, levels=None):
     """Fields at the strongest voxels, and the centred differences of the energy there.
 
-    ``which`` is "forward" (perturb the static image's pull field) or "backward"
+    ``which`` is "forward" (perturb the fixed image's pull field) or "backward"
     (the moving image's). Returns (fields, -dE/du) at the chosen voxels, shape (n, 3).
     With ``levels`` (EM), voxels whose perturbed intensity lies near a quantisation
     bin edge are skipped: there the energy jumps (a label changes) and has no derivative.
     """
     shape = (16, 17, 18)
-    static_data, moving_data = smooth_pair(shape, seed=1)
+    fixed_data, moving_data = smooth_pair(shape, seed=1)
     vox2world = oblique(3, seed=5)
-    static = parareg.Image(static_data, vox2world)
+    fixed = parareg.Image(fixed_data, vox2world)
     moving = parareg.Image(moving_data, vox2world)
     zero = np.zeros((*shape, 3), np.float32)
 
-    def energy(static_field, moving_field):
-        s = parareg.resample(static, static, field=static_field).data
-        m = parareg.resample(moving, static, field=moving_field).data
+    def energy(fixed_field, moving_field):
+        s = parareg.resample(fixed, fixed, field=fixed_field).data
+        m = parareg.resample(moving, fixed, field=moving_field).data
         return metric.compute(s, m, vox2world=vox2world)[2]
 
-    s0 = parareg.resample(static, static, field=zero).data
-    m0 = parareg.resample(moving, static, field=zero).data
+    s0 = parareg.resample(fixed, fixed, field=zero).data
+    m0 = parareg.resample(moving, fixed, field=zero).data
     forward, backward, _ = metric.compute(s0, m0, vox2world=vox2world)
     field = forward if which == "forward" else backward
     norms = np.linalg.norm(field, axis=-1)
@@ -238,8 +238,8 @@ def test_step_along_fields_lowers_energy_on_ixi(ixi_pair, metric):
     fixed, moving, fixed2moving = ixi_pair
     zero = np.zeros((*fixed.shape, 3), np.float32)
 
-    def energy(static_field, moving_field):
-        s = parareg.resample(fixed, fixed, field=static_field).data
+    def energy(fixed_field, moving_field):
+        s = parareg.resample(fixed, fixed, field=fixed_field).data
         m = parareg.resample(moving, fixed, affine=fixed2moving, field=moving_field).data
         return metric.compute(s, m, vox2world=fixed.vox2world)[2]
 
@@ -249,9 +249,9 @@ def test_step_along_fields_lowers_energy_on_ixi(ixi_pair, metric):
     # 0.2 mm at the strongest voxel (voxels are 2 mm): a small step, as a SyN iteration
     f = 0.2 * forward / np.linalg.norm(forward, axis=-1).max()
     b = 0.2 * backward / np.linalg.norm(backward, axis=-1).max()
-    for static_field, moving_field in [(f, zero), (zero, b), (f, b)]:
-        better = energy(static_field, moving_field)
-        worse = energy(-static_field, -moving_field)
+    for fixed_field, moving_field in [(f, zero), (zero, b), (f, b)]:
+        better = energy(fixed_field, moving_field)
+        worse = energy(-fixed_field, -moving_field)
         assert better < e0
         assert better < worse
         if not isinstance(metric, EMMetric):
@@ -269,10 +269,10 @@ def test_step_along_fields_lowers_energy_on_ixi(ixi_pair, metric):
                                           ("em", {"q_levels": 32})])
 def test_identical_bits_at_any_thread_count(ndim, name, kwargs):
     shape = (400, 300) if ndim == 2 else (70, 50, 40)
-    static, moving = smooth_pair(shape, seed=6)
+    fixed, moving = smooth_pair(shape, seed=6)
     metric = get_syn_metric(name, **kwargs)
     mask = np.random.default_rng(0).random(shape) > 0.1
-    outs = [metric.compute(static, moving, vox2world=oblique(ndim), mask=mask, num_threads=n)
+    outs = [metric.compute(fixed, moving, vox2world=oblique(ndim), mask=mask, num_threads=n)
             for n in (1, 2, 3)]
     for forward, backward, energy in outs[1:]:
         np.testing.assert_array_equal(forward, outs[0][0])
@@ -284,8 +284,8 @@ def test_identical_bits_at_any_thread_count(ndim, name, kwargs):
                                           (em_fields, (16, 1.0, True))],
                          ids=["cc", "ssd", "em"])
 def test_many_small_units_give_the_same_fields(driver, args):
-    static, moving = smooth_pair((21, 22, 23), seed=7)
-    pair = Pair(static, moving, oblique(3), None)
+    fixed, moving = smooth_pair((21, 22, 23), seed=7)
+    pair = Pair(fixed, moving, oblique(3), None)
     base = driver(pair, *args, num_threads=1)
     for grain, threads in [(1, 3), (500, 2), (3000, 3)]:
         forward, backward, energy = driver(pair, *args, num_threads=threads, grain=grain)
@@ -323,7 +323,7 @@ def test_bad_hyperparameters(kwargs, name):
 
 def test_image_smaller_than_window():
     image = np.ones((20, 4, 20), np.float32)
-    with pytest.raises(ValueError, match=r"static_warped.*2 \* radius \+ 1 = 5"):
+    with pytest.raises(ValueError, match=r"fixed_warped.*2 \* radius \+ 1 = 5"):
         CCMetric(radius=2).compute(image, image, vox2world=np.eye(4))
     CCMetric(radius=1).compute(image, image, vox2world=np.eye(4))  # 3 voxels suffice
 
@@ -340,9 +340,9 @@ def test_bad_images(name):
     bad[1, 2, 3] = np.nan
     with pytest.raises(ValueError, match="moving_warped contains 1 NaN"):
         metric.compute(good, bad, vox2world=np.eye(4))
-    with pytest.raises(ValueError, match="static_warped contains 1 NaN"):
+    with pytest.raises(ValueError, match="fixed_warped contains 1 NaN"):
         metric.compute(bad, good, vox2world=np.eye(4))
-    with pytest.raises(ValueError, match="static_warped must be a 2D or 3D"):
+    with pytest.raises(ValueError, match="fixed_warped must be a 2D or 3D"):
         metric.compute(good[0, 0], good[0, 0], vox2world=np.eye(2))
     with pytest.raises(ValueError, match="vox2world must be a 4x4"):
         metric.compute(good, good, vox2world=np.eye(3))

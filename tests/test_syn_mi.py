@@ -33,17 +33,17 @@ def multimodal_pair(shape, seed=0):
     """Smooth blobs, and a non-monotone remap of a shifted copy (MI sees it, CC does not)."""
     rng = np.random.default_rng(seed)
     grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    static = np.full(shape, 0.2)
+    fixed = np.full(shape, 0.2)
     moved = np.full(shape, 0.2)
     for _ in range(6):
         centre = rng.uniform(-0.6, 0.6, len(shape))
         width = rng.uniform(0.25, 0.5)
         shift = rng.uniform(-0.15, 0.15, len(shape))
-        static += np.exp(-sum((g - c) ** 2 for g, c in zip(grids, centre)) / width ** 2)
+        fixed += np.exp(-sum((g - c) ** 2 for g, c in zip(grids, centre)) / width ** 2)
         moved += np.exp(-sum((g - c - s) ** 2 for g, c, s in zip(grids, centre, shift))
                         / width ** 2)
     moving = (moved - moved.mean()) ** 2 + 0.1 * grids[0]
-    return static.astype(np.float32), moving.astype(np.float32)
+    return fixed.astype(np.float32), moving.astype(np.float32)
 
 
 def cosine(a, b):
@@ -61,19 +61,19 @@ def cosine(a, b):
 def test_mi_matches_numpy_twin(ndim, bins, use_mask):
     shape = (23, 19) if ndim == 2 else (11, 10, 9)
     rng = np.random.default_rng(ndim * bins)
-    static = (rng.random(shape) * 100 - 30).astype(np.float32)
-    moving = (np.sqrt(np.abs(static)) + 3 * rng.random(shape)).astype(np.float32)
+    fixed = (rng.random(shape) * 100 - 30).astype(np.float32)
+    moving = (np.sqrt(np.abs(fixed)) + 3 * rng.random(shape)).astype(np.float32)
     vox2world = oblique(ndim, seed=bins)
     mask = rng.random(shape) > 0.3 if use_mask else None
-    pair = Pair(static, moving, vox2world, mask)
+    pair = Pair(fixed, moving, vox2world, mask)
     forward, backward, energy, hist = mi_fields(pair, bins, grain=50, return_histogram=True)
-    f_ref, b_ref, e_ref, h_ref = ref.mi(static, moving, vox2world, bins, mask)
-    n = static.size if mask is None else int(mask.sum())
+    f_ref, b_ref, e_ref, h_ref = ref.mi(fixed, moving, vox2world, bins, mask)
+    n = fixed.size if mask is None else int(mask.sum())
     assert hist.sum() == pytest.approx(n, rel=1e-12)
     np.testing.assert_allclose(hist, h_ref, rtol=1e-9, atol=1e-9)
     assert energy == pytest.approx(e_ref, rel=1e-9)
     assert energy < 0
-    forward, backward, energy2 = MIMetric(bins).compute(static, moving, vox2world=vox2world,
+    forward, backward, energy2 = MIMetric(bins).compute(fixed, moving, vox2world=vox2world,
                                                         mask=mask)
     assert energy2 == pytest.approx(e_ref, rel=1e-9)
     assert forward.shape == backward.shape == (*shape, ndim)
@@ -88,10 +88,10 @@ def test_mi_matches_numpy_twin(ndim, bins, use_mask):
 
 def test_mi_of_a_function_of_the_image_beats_noise():
     rng = np.random.default_rng(1)
-    static = rng.random((60, 50)).astype(np.float32)
+    fixed = rng.random((60, 50)).astype(np.float32)
     metric = MIMetric(bins=16)
-    _, _, e_function = metric.compute(static, np.cos(4 * static), vox2world=np.eye(3))
-    _, _, e_noise = metric.compute(static, rng.random((60, 50)).astype(np.float32),
+    _, _, e_function = metric.compute(fixed, np.cos(4 * fixed), vox2world=np.eye(3))
+    _, _, e_noise = metric.compute(fixed, rng.random((60, 50)).astype(np.float32),
                                    vox2world=np.eye(3))
     assert e_function < -1.0        # a non-monotone function: MI is still large
     assert -0.1 < e_noise <= 0.0    # independent images: MI is small (a Parzen bias only)
@@ -104,20 +104,20 @@ def test_mi_of_a_function_of_the_image_beats_noise():
 @pytest.mark.parametrize("which", ["forward", "backward"])
 def test_fields_are_the_energy_gradient(which):
     shape = (16, 17, 18)
-    static_data, moving_data = multimodal_pair(shape, seed=1)
+    fixed_data, moving_data = multimodal_pair(shape, seed=1)
     vox2world = oblique(3, seed=5)
-    static = parareg.Image(static_data, vox2world)
+    fixed = parareg.Image(fixed_data, vox2world)
     moving = parareg.Image(moving_data, vox2world)
     metric = MIMetric(bins=16)
     zero = np.zeros((*shape, 3), np.float32)
 
-    def energy(static_field, moving_field):
-        s = parareg.resample(static, static, field=static_field).data
-        m = parareg.resample(moving, static, field=moving_field).data
+    def energy(fixed_field, moving_field):
+        s = parareg.resample(fixed, fixed, field=fixed_field).data
+        m = parareg.resample(moving, fixed, field=moving_field).data
         return metric.compute(s, m, vox2world=vox2world)[2]
 
-    s0 = parareg.resample(static, static, field=zero).data
-    m0 = parareg.resample(moving, static, field=zero).data
+    s0 = parareg.resample(fixed, fixed, field=zero).data
+    m0 = parareg.resample(moving, fixed, field=zero).data
     forward, backward, _ = metric.compute(s0, m0, vox2world=vox2world)
     field = forward if which == "forward" else backward
     values = (s0 if which == "forward" else m0).astype(np.float64)
@@ -179,7 +179,7 @@ def smooth_displacement(image, seed=0, amplitude=8.0, width=25.0, bumps=6):
 
 @pytest.fixture(scope="module")
 def brats():
-    """FLAIR (static), T1c deformed by a known field (moving), brain mask and the field."""
+    """FLAIR (fixed), T1c deformed by a known field (moving), brain mask and the field."""
     flair = parareg.load(BRATS / "Flair_subtrMeanDivStd.nii.gz")
     t1c = parareg.load(BRATS / "T1c_subtrMeanDivStd.nii.gz")
     brain = parareg.load(BRATS / "brainmask.nii.gz")  # float 0/1
@@ -204,8 +204,8 @@ def test_step_along_fields_lowers_energy_on_brats(brats, use_mask):
     mask = brain if use_mask else None
     zero = np.zeros((*flair.shape, 3), np.float32)
 
-    def energy(static_field, moving_field):
-        s = parareg.resample(flair, flair, field=static_field).data
+    def energy(fixed_field, moving_field):
+        s = parareg.resample(flair, flair, field=fixed_field).data
         m = parareg.resample(t1c_deformed, flair, field=moving_field).data
         return metric.compute(s, m, vox2world=flair.vox2world, mask=mask)[2]
 
@@ -220,9 +220,9 @@ def test_step_along_fields_lowers_energy_on_brats(brats, use_mask):
     # 0.2 mm at the strongest voxel (voxels are 2 mm): a small step, as a SyN iteration
     f = 0.2 * forward / np.linalg.norm(forward, axis=-1).max()
     b = 0.2 * backward / np.linalg.norm(backward, axis=-1).max()
-    for static_field, moving_field in [(f, zero), (zero, b), (f, b)]:
-        better = energy(static_field, moving_field)
-        worse = energy(-static_field, -moving_field)
+    for fixed_field, moving_field in [(f, zero), (zero, b), (f, b)]:
+        better = energy(fixed_field, moving_field)
+        worse = energy(-fixed_field, -moving_field)
         assert better < e0 < worse, (better, e0, worse)
 
 
@@ -252,9 +252,9 @@ def test_syn_with_mi_recovers_a_known_deformation_on_brats(brats):
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_identical_bits_at_any_thread_count(ndim):
     shape = (400, 300) if ndim == 2 else (70, 50, 40)
-    static, moving = multimodal_pair(shape, seed=6)
+    fixed, moving = multimodal_pair(shape, seed=6)
     mask = np.random.default_rng(0).random(shape) > 0.1
-    outs = [MIMetric().compute(static, moving, vox2world=oblique(ndim), mask=mask,
+    outs = [MIMetric().compute(fixed, moving, vox2world=oblique(ndim), mask=mask,
                                num_threads=n) for n in (1, 2, 3)]
     for forward, backward, energy in outs[1:]:
         np.testing.assert_array_equal(forward, outs[0][0])
@@ -263,8 +263,8 @@ def test_identical_bits_at_any_thread_count(ndim):
 
 
 def test_many_small_units_give_the_same_fields():
-    static, moving = multimodal_pair((21, 22, 23), seed=7)
-    pair = Pair(static, moving, oblique(3), None)
+    fixed, moving = multimodal_pair((21, 22, 23), seed=7)
+    pair = Pair(fixed, moving, oblique(3), None)
     base = mi_fields(pair, 32, num_threads=1)
     for grain, threads in [(1, 3), (500, 2), (3000, 3)]:
         forward, backward, energy = mi_fields(pair, 32, num_threads=threads, grain=grain)
@@ -301,10 +301,10 @@ def test_bad_images():
     bad[1, 2, 3] = np.nan
     with pytest.raises(ValueError, match="moving_warped contains 1 NaN"):
         metric.compute(good, bad, vox2world=np.eye(4))
-    with pytest.raises(ValueError, match="static_warped contains 1 NaN"):
+    with pytest.raises(ValueError, match="fixed_warped contains 1 NaN"):
         metric.compute(bad, good, vox2world=np.eye(4))
     flat = np.full(good.shape, 3.0, np.float32)
-    with pytest.raises(ValueError, match="static_warped is constant"):
+    with pytest.raises(ValueError, match="fixed_warped is constant"):
         metric.compute(flat, good, vox2world=np.eye(4))
     with pytest.raises(ValueError, match="moving_warped is constant"):
         metric.compute(good, flat, vox2world=np.eye(4))

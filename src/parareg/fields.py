@@ -31,7 +31,14 @@ import numpy as np
 
 from ._config import DEFAULT_GRAIN_VOXELS, as_index
 from .image import check_matrix
-from .kernels.fields import field_kernel, max_scaled_norm
+from .kernels.fields import (
+    composed_norms_3d,
+    compose_3d,
+    invert_step_3d,
+    jacobian_determinant_3d,
+    max_scaled_norm,
+)
+from .kernels.lift import lift_array, lift_linear
 from .kernels.smooth import convolve_middle, convolve_middle_narrow
 from .parallel import (
     partition_range,
@@ -89,6 +96,11 @@ def _check_vector_field(field, ndim: int, *, name: str, shape=None) -> np.ndarra
 def _disp2vox(vox2world: np.ndarray, ndim: int) -> np.ndarray:
     """Inverse of the linear part of ``vox2world``: mm displacement -> voxel displacement."""
     return np.ascontiguousarray(np.linalg.inv(vox2world[:ndim, :ndim]))
+
+
+def _lifted(ndim: int, *arrays):
+    """The arrays (fields, masks, ...) on their 3D grid, for the kernels (views, no copy)."""
+    return tuple(lift_array(a, ndim) for a in arrays)
 
 
 def _check_out(out, shape, *, name: str = "out") -> np.ndarray:
@@ -196,8 +208,9 @@ def compose_unchecked(outer, inner, disp2vox, out, num_threads) -> np.ndarray:
     ``disp2vox`` the inverse linear part of the grid's ``vox2world``.
     """
     ndim = inner.shape[-1]
-    run = field_kernel("compose", ndim)
-    for_each_slab(lambda start, stop: run(outer, inner, disp2vox, out, start, stop),
+    outer3, inner3, out3 = _lifted(ndim, outer, inner, out)
+    d2v = lift_linear(disp2vox)
+    for_each_slab(lambda start, stop: compose_3d(outer3, inner3, d2v, out3, start, stop),
                   inner.shape[:-1], grain=DEFAULT_GRAIN_VOXELS, num_threads=num_threads)
     return out
 
@@ -300,17 +313,18 @@ def invert(field, *, vox2world, initial=None, iterations: int = 20, tolerance: f
         current = np.array(_check_vector_field(initial, ndim, name="initial", shape=shape),
                            dtype=np.float32, copy=True)
     num_threads = resolve_num_threads(num_threads)
-    disp2vox = _disp2vox(matrix, ndim)
+    disp2vox = lift_linear(_disp2vox(matrix, ndim))
     if damped:
         alpha = np.ones(shape, np.float32)
         previous = np.zeros(forward.shape, np.float64)  # last residual per voxel
     else:  # unused by the plain step
         alpha = np.ones((1,) * ndim, np.float32)
-        previous = np.zeros((1,) * (ndim + 1), np.float64)
-    step = field_kernel("invert_step", ndim)
+        previous = np.zeros((1,) * ndim + (ndim,), np.float64)
+    alpha, previous = _lifted(ndim, alpha, previous)
 
     def run(fwd, inv, d2v, out, row, start, stop):
-        step(fwd, inv, d2v, out, bool(damped), alpha, previous, row, start, stop)
+        fwd, inv, out = _lifted(ndim, fwd, inv, out)
+        invert_step_3d(fwd, inv, d2v, out, bool(damped), alpha, previous, row, start, stop)
 
     following = np.empty_like(forward)
     n_voxels = math.prod(shape)
@@ -366,10 +380,11 @@ def jacobian_determinant(field, *, vox2world, num_threads=None) -> np.ndarray:
     matrix, ndim = _check_vox2world(vox2world)
     field = _check_vector_field(field, ndim, name="field")
     shape = field.shape[:-1]
-    disp2vox = _disp2vox(matrix, ndim)
+    disp2vox = lift_linear(_disp2vox(matrix, ndim))
     out = np.empty(shape, dtype=np.float32)
-    run = field_kernel("jacobian_determinant", ndim)
-    for_each_slab(lambda start, stop: run(field, disp2vox, out, start, stop), shape,
+    field3, out3 = _lifted(ndim, field, out)
+    for_each_slab(lambda start, stop: jacobian_determinant_3d(field3, disp2vox, out3, start,
+                                                              stop), shape,
                   grain=DEFAULT_GRAIN_VOXELS, num_threads=resolve_num_threads(num_threads))
     return out
 
@@ -429,16 +444,16 @@ def inverse_consistency_error(forward, backward, *, vox2world, mask=None,
             raise ValueError("mask selects no voxel")
         use_mask = True
     num_threads = resolve_num_threads(num_threads)
-    disp2vox = _disp2vox(matrix, ndim)
-    run = field_kernel("composed_norms", ndim)
+    disp2vox = lift_linear(_disp2vox(matrix, ndim))
+    forward, backward, mask_arr = _lifted(ndim, forward, backward, mask_arr)
     total = 0.0
     largest = 0.0
     count = 0.0
     for outer, inner in ((forward, backward), (backward, forward)):
         norms = _slab_norms(
             shape, 3,
-            lambda row, start, stop, o=outer, i=inner: run(o, i, disp2vox, mask_arr, use_mask,
-                                                           row, start, stop),
+            lambda row, start, stop, o=outer, i=inner: composed_norms_3d(
+                o, i, disp2vox, mask_arr, use_mask, row, start, stop),
             num_threads)
         total += float(reduce_units(norms[:, 0]))
         largest = max(largest, float(norms[:, 1].max()))
@@ -462,7 +477,7 @@ def _convolve_axis(src, dst, weights, axis, num_threads):
     shape = src.shape
     outer = math.prod(shape[:axis])
     inner = math.prod(shape[axis + 1:])
-    view = (outer, shape[axis], inner)
+    view = (outer, shape[axis] * inner)
     s, d = src.reshape(view), dst.reshape(view)
     run = convolve_middle_narrow if inner <= 8 else convolve_middle
     if outer > 1:
@@ -471,7 +486,7 @@ def _convolve_axis(src, dst, weights, axis, num_threads):
     else:
         cols = max(64, DEFAULT_GRAIN_VOXELS // max(shape[axis], 1))
         units = [(0, 1, a, b) for a, b in partition_range(0, inner, grain=cols)]
-    run_units(lambda u: run(s, d, weights, *units[u]), len(units), num_threads=num_threads)
+    run_units(lambda u: run(s, d, inner, weights, *units[u]), len(units), num_threads=num_threads)
 
 
 def smooth_field(field, sigma_vox, *, truncate: float = 4.0, num_threads=None) -> np.ndarray:

@@ -6,7 +6,8 @@ import numpy as np
 
 from ._config import CHEAP_GRAIN_VOXELS
 from .image import as_image
-from .kernels.dispatch import kernel
+from .kernels.gradient import gradient_3d
+from .kernels.lift import lift_array, lift_linear
 from .parallel import for_each_slab, resolve_num_threads
 
 
@@ -37,11 +38,11 @@ def gradient(image, *, num_threads=None) -> np.ndarray:
     """
     image = as_image(image, name="image")
     ndim = image.ndim
-    vox_grad2world_grad = np.linalg.inv(image.vox2world[:ndim, :ndim]).T.copy()
-    src = np.ascontiguousarray(image.data)
+    vox_grad2world_grad = lift_linear(np.linalg.inv(image.vox2world[:ndim, :ndim]).T)
+    src = lift_array(np.ascontiguousarray(image.data, dtype=np.float32), ndim)
     out = np.empty((*image.shape, ndim), dtype=np.float32)
-    run = kernel("gradient", ndim)
-    for_each_slab(lambda start, stop: run(src, vox_grad2world_grad, out, start, stop),
+    out3 = lift_array(out, ndim)
+    for_each_slab(lambda start, stop: gradient_3d(src, vox_grad2world_grad, out3, start, stop),
                   image.shape, grain=CHEAP_GRAIN_VOXELS,
                   num_threads=resolve_num_threads(num_threads))
     return out

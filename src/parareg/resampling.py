@@ -6,7 +6,8 @@ import numpy as np
 
 from ._config import DEFAULT_GRAIN_VOXELS
 from .image import Image, all_finite, as_grid, as_image, check_matrix, trusted_image
-from .kernels.dispatch import kernel
+from .kernels.lift import lift_affine, lift_array
+from .kernels.resample import resample_affine_3d, warp_3d
 from .parallel import for_each_slab, resolve_num_threads
 
 INTERPOLATIONS = ("linear", "nearest")
@@ -98,10 +99,13 @@ def resample(moving, reference, *, affine=None, field=None, interpolation: str =
 def _map(src, reference, world2moving_vox, field, nearest, out, num_threads) -> None:
     """Fill ``out`` (on the reference grid) with ``src`` through the affine and/or field."""
     if field is None:
-        out2moving_vox = world2moving_vox @ reference.vox2world
-        run = kernel("resample_affine", reference.ndim)
-        for_each_slab(lambda start, stop: run(src, out2moving_vox, nearest, out, start, stop),
-                      out.shape, grain=DEFAULT_GRAIN_VOXELS, num_threads=num_threads)
+        ndim = reference.ndim
+        out2moving_vox = lift_affine(world2moving_vox @ reference.vox2world)
+        src3, out3 = lift_array(src, ndim), lift_array(out, ndim)
+        for_each_slab(
+            lambda start, stop: resample_affine_3d(src3, out2moving_vox, nearest, out3, start,
+                                                   stop),
+            out.shape, grain=DEFAULT_GRAIN_VOXELS, num_threads=num_threads)
     else:
         fld = check_field(field, reference.shape)
         warp_unchecked(src, fld, reference.vox2world, world2moving_vox, nearest, out,
@@ -136,9 +140,11 @@ def warp_unchecked(src, field, out_vox2world, world2moving_vox, nearest, out, nu
     The driver behind :func:`resample` with a field, without validation, for
     loops whose arrays are already checked (C-contiguous, float32 field).
     """
-    run = kernel("warp", out.ndim)
+    ndim = out.ndim
+    src3, field3, out3 = (lift_array(a, ndim) for a in (src, field, out))
+    out_vox2world, world2moving_vox = lift_affine(out_vox2world), lift_affine(world2moving_vox)
     for_each_slab(
-        lambda start, stop: run(src, field, out_vox2world, world2moving_vox, nearest, out,
-                                start, stop),
+        lambda start, stop: warp_3d(src3, field3, out_vox2world, world2moving_vox, nearest,
+                                    out3, start, stop),
         out.shape, grain=DEFAULT_GRAIN_VOXELS, num_threads=num_threads)
     return out

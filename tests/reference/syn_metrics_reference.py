@@ -24,29 +24,29 @@ def window(shape, index, radius):
     return tuple(slice(max(0, p - radius), min(n, p + radius + 1)) for p, n in zip(index, shape))
 
 
-def box_sums(static, moving, radius):
+def box_sums(fixed, moving, radius):
     """The five CC channels summed over each voxel's clipped window, shape (5, *shape)."""
-    i = static.astype(np.float64)
+    i = fixed.astype(np.float64)
     j = moving.astype(np.float64)
     channels = [i, j, i * i, j * j, i * j]
-    out = np.zeros((5, *static.shape))
-    for index in itertools.product(*[range(n) for n in static.shape]):
-        box = window(static.shape, index, radius)
+    out = np.zeros((5, *fixed.shape))
+    for index in itertools.product(*[range(n) for n in fixed.shape]):
+        box = window(fixed.shape, index, radius)
         for c, channel in enumerate(channels):
             out[(c, *index)] = channel[box].sum()
     return out
 
 
-def cc(static, moving, radius, vox2world, mask=None, eps=1e-5):
+def cc(fixed, moving, radius, vox2world, mask=None, eps=1e-5):
     """Local CC fields and energy, one window at a time (DIPY semantics, parareg sign).
 
     Returns ``(forward, backward, energy)``; see :mod:`parareg.metrics.syn_cc`.
     """
-    shape = static.shape
-    ndim = static.ndim
-    i_img = static.astype(np.float64)
+    shape = fixed.shape
+    ndim = fixed.ndim
+    i_img = fixed.astype(np.float64)
     j_img = moving.astype(np.float64)
-    g_static = world_gradient(static, vox2world)
+    g_fixed = world_gradient(fixed, vox2world)
     g_moving = world_gradient(moving, vox2world)
     forward = np.zeros((*shape, ndim))
     backward = np.zeros((*shape, ndim))
@@ -69,7 +69,7 @@ def cc(static, moving, radius, vox2world, mask=None, eps=1e-5):
         total += a * a / (b * c)
         ic = i_img[index] - wi.mean()
         jc = j_img[index] - wj.mean()
-        forward[index] = 2 * a / (b * c) * (jc - a / b * ic) * g_static[index]
+        forward[index] = 2 * a / (b * c) * (jc - a / b * ic) * g_fixed[index]
         backward[index] = 2 * a / (b * c) * (ic - a / c * jc) * g_moving[index]
     energy = -total / count if count else 0.0
     return forward, backward, energy
@@ -83,15 +83,15 @@ def demons(delta, grad, sigma_sq, sigma_x_sq):
     return np.where(((den < 1e-9) | (delta == 0))[..., None], 0.0, step)
 
 
-def ssd(static, moving, vox2world, mask=None, sigma_x_sq=None):
+def ssd(fixed, moving, vox2world, mask=None, sigma_x_sq=None):
     """Demons fields and mean squared difference (parareg sign)."""
-    ndim = static.ndim
+    ndim = fixed.ndim
     if sigma_x_sq is None:
         sigma_x_sq = np.mean((np.asarray(vox2world)[:ndim, :ndim] ** 2).sum(0))
-    delta = moving.astype(np.float64) - static.astype(np.float64)
-    forward = demons(delta, world_gradient(static, vox2world), delta ** 2, sigma_x_sq)
+    delta = moving.astype(np.float64) - fixed.astype(np.float64)
+    forward = demons(delta, world_gradient(fixed, vox2world), delta ** 2, sigma_x_sq)
     backward = demons(-delta, world_gradient(moving, vox2world), delta ** 2, sigma_x_sq)
-    inside = np.ones(static.shape, bool) if mask is None else np.asarray(mask, bool)
+    inside = np.ones(fixed.shape, bool) if mask is None else np.asarray(mask, bool)
     forward[~inside] = 0
     backward[~inside] = 0
     return forward, backward, float((delta[inside] ** 2).mean())
@@ -122,26 +122,26 @@ def class_stats(labels, values, levels, inside):
     return means, variances
 
 
-def em(static, moving, vox2world, levels, mask=None, sigma_x_sq=None, double_gradient=True):
+def em(fixed, moving, vox2world, levels, mask=None, sigma_x_sq=None, double_gradient=True):
     """EM demons fields and energy (see :mod:`parareg.metrics.syn_em`)."""
-    ndim = static.ndim
+    ndim = fixed.ndim
     if sigma_x_sq is None:
         sigma_x_sq = np.mean((np.asarray(vox2world)[:ndim, :ndim] ** 2).sum(0))
-    inside = np.ones(static.shape, bool) if mask is None else np.asarray(mask, bool)
-    ls = quantize(static, levels)
+    inside = np.ones(fixed.shape, bool) if mask is None else np.asarray(mask, bool)
+    ls = quantize(fixed, levels)
     lm = quantize(moving, levels)
-    static_means, static_vars = class_stats(lm, static, levels, inside)
+    fixed_means, fixed_vars = class_stats(lm, fixed, levels, inside)
     moving_means, moving_vars = class_stats(ls, moving, levels, inside)
-    i_hat = static_means[lm]
+    i_hat = fixed_means[lm]
     j_hat = moving_means[ls]
-    g_i = world_gradient(static, vox2world)
+    g_i = world_gradient(fixed, vox2world)
     g_j = world_gradient(moving, vox2world)
     if double_gradient:
         g_i = (g_i + world_gradient(i_hat, vox2world)) / 2
         g_j = (g_j + world_gradient(j_hat, vox2world)) / 2
-    forward = demons(i_hat - static, g_i, static_vars[lm], sigma_x_sq)
+    forward = demons(i_hat - fixed, g_i, fixed_vars[lm], sigma_x_sq)
     backward = demons(j_hat - moving, g_j, moving_vars[ls], sigma_x_sq)
     forward[~inside] = 0
     backward[~inside] = 0
-    sq = (static - i_hat) ** 2 + (moving - j_hat) ** 2
+    sq = (fixed - i_hat) ** 2 + (moving - j_hat) ** 2
     return forward, backward, float(sq[inside].mean() / 2)

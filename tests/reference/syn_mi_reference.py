@@ -38,12 +38,12 @@ def parzen(values, bins):
     return (values - lo) / size + 2.0, size
 
 
-def mi(static, moving, vox2world, bins=32, mask=None):
+def mi(fixed, moving, vox2world, bins=32, mask=None):
     """Dense MI fields and energy; returns ``(forward, backward, energy, histogram)``."""
-    shape = static.shape
-    ndim = static.ndim
+    shape = fixed.shape
+    ndim = fixed.ndim
     inside = np.ones(shape, bool) if mask is None else np.asarray(mask, bool)
-    i_val = static.astype(np.float64)[inside]
+    i_val = fixed.astype(np.float64)[inside]
     j_val = moving.astype(np.float64)[inside]
     n = i_val.size
     t_i, size_i = parzen(i_val, bins)
@@ -73,6 +73,6 @@ def mi(static, moving, vox2world, bins=32, mask=None):
     dmi_dj = -np.einsum("xi,xk,ik->x", w_i, d_j, log_p_over_pj) / (n * size_j)
     forward = np.zeros((*shape, ndim))
     backward = np.zeros((*shape, ndim))
-    forward[inside] = dmi_di[:, None] * world_gradient(static, vox2world)[inside]
+    forward[inside] = dmi_di[:, None] * world_gradient(fixed, vox2world)[inside]
     backward[inside] = dmi_dj[:, None] * world_gradient(moving, vox2world)[inside]
     return forward, backward, float(energy), hist

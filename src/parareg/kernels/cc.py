@@ -11,24 +11,29 @@ one axis at a time -- never a loop over the window of each voxel:
    axis 0 in place and turns them into the update fields of its slab.
 
 The five channels of ``sums`` are ``sum I``, ``sum J``, ``sum I^2``,
-``sum J^2`` and ``sum I J`` (``I`` static, ``J`` moving) over the window
+``sum J^2`` and ``sum I J`` (``I`` fixed, ``J`` moving) over the window
 ``[p - r, p + r]`` clipped to the image (truncated at the border, as DIPY's
 ``precompute_cc_factors``). See :mod:`parareg.metrics.syn_cc` for the
 formulas.
+
+``forward`` and ``backward`` are the update fields of the fixed image's
+displacement ``u_s`` and of the moving image's ``u_m`` (the names of
+:meth:`parareg.metrics.syn_base.SyNMetric.compute`), each ``(X, Y, Z, ndim)``
+float32 with 2 or 3 components.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from .ssd import world_gradient_at
+from ._jit import helper, inline_helper, kernel
+from .stencil import neighbours, store_vector, world_gradient_at
 
 #: a local variance below this fraction of the window's sum of squares is rounding noise
 CC_FLAT_RTOL = 1e-9
 
 
-@njit(nogil=True, cache=True)
+@inline_helper  # two layouts, two call sites: inline
 def box_slide_inplace(lines, r, scratch):
     """``lines[p, :] <- sum(lines[q, :] for max(0, p - r) <= q <= min(n - 1, p + r))``.
 
@@ -60,14 +65,14 @@ def box_slide_inplace(lines, r, scratch):
                 scratch[acc, t] -= scratch[old, t]
 
 
-@njit(nogil=True, cache=True)
-def cc_box_sums_yz(static, moving, ry, rz, sums, scratch, start, stop):
+@kernel
+def cc_box_sums_yz(fixed, moving, ry, rz, sums, scratch, start, stop):
     """Window sums along axes 2 and 1 of the five CC channels, rows ``start:stop``.
 
     ``sums`` has shape ``(5, X, Y, Z)``, float64; ``scratch`` at least
     ``(ry + 2, Z)``, float64, owned by the unit.
     """
-    _, ny, nz = static.shape
+    _, ny, nz = fixed.shape
     for i in range(start, stop):
         for j in range(ny):
             s0 = 0.0
@@ -76,7 +81,7 @@ def cc_box_sums_yz(static, moving, ry, rz, sums, scratch, start, stop):
             s3 = 0.0
             s4 = 0.0
             for k in range(min(rz, nz - 1) + 1):
-                a = np.float64(static[i, j, k])
+                a = np.float64(fixed[i, j, k])
                 b = np.float64(moving[i, j, k])
                 s0 += a
                 s1 += b
@@ -91,7 +96,7 @@ def cc_box_sums_yz(static, moving, ry, rz, sums, scratch, start, stop):
                 sums[4, i, j, k] = s4
                 q = k + rz + 1
                 if q < nz:
-                    a = np.float64(static[i, j, q])
+                    a = np.float64(fixed[i, j, q])
                     b = np.float64(moving[i, j, q])
                     s0 += a
                     s1 += b
@@ -100,7 +105,7 @@ def cc_box_sums_yz(static, moving, ry, rz, sums, scratch, start, stop):
                     s4 += a * b
                 q = k - rz
                 if q >= 0:
-                    a = np.float64(static[i, j, q])
+                    a = np.float64(fixed[i, j, q])
                     b = np.float64(moving[i, j, q])
                     s0 -= a
                     s1 -= b
@@ -111,25 +116,25 @@ def cc_box_sums_yz(static, moving, ry, rz, sums, scratch, start, stop):
             box_slide_inplace(sums[c, i], ry, scratch)
 
 
-@njit(nogil=True, cache=True, inline="always")
+@helper
 def _count(p, r, n):
     """Samples of the window ``[p - r, p + r]`` clipped to ``[0, n - 1]``."""
     return min(p + r, n - 1) - max(p - r, 0) + 1
 
 
-@njit(nogil=True, cache=True)
-def cc_steps(static, moving, sums, rx, ry, rz, grad2world, mask, use_mask, eps,
+@kernel
+def cc_steps(fixed, moving, sums, rx, ry, rz, grad2world, mask, use_mask, eps,
              forward, backward, scratch, partial, start, stop):
     """Finish the window sums along axis 0 and write the CC update fields, columns ``start:stop``.
 
     For ``start <= j < stop``: ``sums[:, :, j, :]`` becomes the full box sums,
     and ``forward[:, j]`` / ``backward[:, j]`` (shape ``(X, Y, Z, ndim)``,
-    float32) the updates of the static / moving displacement. Voxels closer
+    float32) the updates of the fixed / moving displacement. Voxels closer
     than the radius to a border, outside ``mask`` (when ``use_mask``) or whose
     window is flat (guard) get 0. ``partial`` (float64, length 2) receives
     ``[sum of local CC, number of voxels evaluated]``.
     """
-    nx, ny, nz = static.shape
+    nx, ny, nz = fixed.shape
     nd = forward.shape[3]
     g = grad2world
     total = 0.0
@@ -139,13 +144,11 @@ def cc_steps(static, moving, sums, rx, ry, rz, grad2world, mask, use_mask, eps,
             box_slide_inplace(sums[c, :, j, :], rx, scratch)
         cy = _count(j, ry, ny)
         inside_j = j >= ry and j < ny - ry
-        jm = max(j - 1, 0)
-        jp = min(j + 1, ny - 1)
+        jm, jp = neighbours(j, ny)
         for i in range(nx):
             cxy = _count(i, rx, nx) * cy
             inside_ij = inside_j and i >= rx and i < nx - rx
-            im = max(i - 1, 0)
-            ip = min(i + 1, nx - 1)
+            im, ip = neighbours(i, nx)
             for k in range(nz):
                 for d in range(nd):
                     forward[i, j, k, d] = 0.0
@@ -167,22 +170,15 @@ def cc_steps(static, moving, sums, rx, ry, rz, grad2world, mask, use_mask, eps,
                 if b <= CC_FLAT_RTOL * s_ii or c <= CC_FLAT_RTOL * s_jj or b * c < eps:
                     continue
                 total += a * a / (b * c)
-                ic = np.float64(static[i, j, k]) - s_i / n
+                ic = np.float64(fixed[i, j, k]) - s_i / n
                 jc = np.float64(moving[i, j, k]) - s_j / n
                 scale = 2.0 * a / (b * c)
-                f_static = scale * (jc - a / b * ic)
+                f_fixed = scale * (jc - a / b * ic)
                 f_moving = scale * (ic - a / c * jc)
-                km = max(k - 1, 0)
-                kp = min(k + 1, nz - 1)
-                gx, gy, gz = world_gradient_at(static, g, i, j, k, im, ip, jm, jp, km, kp)
-                forward[i, j, k, 0] = f_static * gx
-                forward[i, j, k, 1] = f_static * gy
-                if nd == 3:
-                    forward[i, j, k, 2] = f_static * gz
+                km, kp = neighbours(k, nz)
+                gx, gy, gz = world_gradient_at(fixed, g, i, j, k, im, ip, jm, jp, km, kp)
+                store_vector(forward, i, j, k, f_fixed * gx, f_fixed * gy, f_fixed * gz)
                 gx, gy, gz = world_gradient_at(moving, g, i, j, k, im, ip, jm, jp, km, kp)
-                backward[i, j, k, 0] = f_moving * gx
-                backward[i, j, k, 1] = f_moving * gy
-                if nd == 3:
-                    backward[i, j, k, 2] = f_moving * gz
+                store_vector(backward, i, j, k, f_moving * gx, f_moving * gy, f_moving * gz)
     partial[0] = total
     partial[1] = count

@@ -17,31 +17,21 @@ moving (cubic B-spline window)
     intensity derivative is then 0.
 
 Sample validity and point mapping are those of
-:mod:`parareg.kernels.affine_metrics`.
+:mod:`parareg.kernels.samples`; gradient sums those of
+:mod:`parareg.kernels.affine_metrics`. The B-spline and binning helpers
+serve :mod:`parareg.kernels.syn_mi` too.
 """
 
 from __future__ import annotations
 
 import math
 
-from numba import njit
-
-from .affine_metrics import (
-    add_outer_2d,
-    add_outer_3d,
-    inside_moving_2d,
-    inside_moving_3d,
-    linear_value_gradient_2d,
-    linear_value_gradient_3d,
-    map_point_2d,
-    map_point_3d,
-    next_voxel_2d,
-    next_voxel_3d,
-)
-from .interp import linear_2d, linear_3d
+from ._jit import helper, kernel
+from .interp import linear_3d, linear_value_gradient_3d
+from .samples import add_outer_3d, first_state, inside_moving_3d, map_point_3d, next_voxel_3d
 
 
-@njit(nogil=True, cache=True)
+@helper
 def cubic_bspline_weights(r):
     """``beta3(b - 1 - t), beta3(b - t), beta3(b + 1 - t), beta3(b + 2 - t)`` for ``r = t - b``.
 
@@ -56,7 +46,7 @@ def cubic_bspline_weights(r):
             r3 / 6.0)
 
 
-@njit(nogil=True, cache=True)
+@helper
 def cubic_bspline_slopes(r):
     """``beta3'(b - 1 - t), ..., beta3'(b + 2 - t)`` for ``r = t - b`` (``beta3' = dbeta3/du``)."""
     s = 1.0 - r
@@ -67,7 +57,7 @@ def cubic_bspline_slopes(r):
             -0.5 * r2)
 
 
-@njit(nogil=True, cache=True)
+@helper
 def fixed_bin(value, bin_size, normalized_min, nbins):
     """Box-window bin of a fixed intensity.
 
@@ -81,7 +71,7 @@ def fixed_bin(value, bin_size, normalized_min, nbins):
     return b
 
 
-@njit(nogil=True, cache=True)
+@helper
 def moving_term(value, bin_size, normalized_min, lo, hi, nbins):
     """Parzen coordinate of a moving intensity.
 
@@ -106,7 +96,7 @@ def moving_term(value, bin_size, normalized_min, lo, hi, nbins):
     return t, b, inside
 
 
-@njit(nogil=True, cache=True)
+@helper
 def _add_parzen(joint, fbin, t, b):
     """``joint[fbin, b - 1 + q] += beta3(b - 1 + q - t)`` for ``q = 0..3``."""
     w0, w1, w2, w3 = cubic_bspline_weights(t - b)
@@ -116,7 +106,7 @@ def _add_parzen(joint, fbin, t, b):
     joint[fbin, b + 2] += w3
 
 
-@njit(nogil=True, cache=True)
+@helper
 def _parzen_slope(log_ratio, fbin, t, b):
     """``sum_q log_ratio[fbin, b - 1 + q] * beta3'(b - 1 + q - t)`` over the 4 support bins."""
     d0, d1, d2, d3 = cubic_bspline_slopes(t - b)
@@ -124,7 +114,7 @@ def _parzen_slope(log_ratio, fbin, t, b):
             + log_ratio[fbin, b + 1] * d2 + log_ratio[fbin, b + 2] * d3)
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def joint_histogram_3d(fixed_values, sample_index, ny, nz, fixed_vox2moving_vox,
                        moving, moving_mask, use_mask,
                        fixed_bin_size, fixed_normalized_min,
@@ -136,7 +126,7 @@ def joint_histogram_3d(fixed_values, sample_index, ny, nz, fixed_vox2moving_vox,
     """
     nbins = joint.shape[0]
     count = 0
-    previous, i, j, k = -2, 0, 0, 0
+    previous, i, j, k = first_state()
     for s in range(start, stop):
         index = sample_index[s]
         i, j, k = next_voxel_3d(index, previous, i, j, k, ny, nz)
@@ -153,33 +143,7 @@ def joint_histogram_3d(fixed_values, sample_index, ny, nz, fixed_vox2moving_vox,
     return count
 
 
-@njit(nogil=True, cache=True)
-def joint_histogram_2d(fixed_values, sample_index, ny, fixed_vox2moving_vox,
-                       moving, moving_mask, use_mask,
-                       fixed_bin_size, fixed_normalized_min,
-                       moving_bin_size, moving_normalized_min, moving_min, moving_max,
-                       joint, start, stop):
-    """2D twin of :func:`joint_histogram_3d`."""
-    nbins = joint.shape[0]
-    count = 0
-    previous, i, j = -2, 0, 0
-    for s in range(start, stop):
-        index = sample_index[s]
-        i, j = next_voxel_2d(index, previous, i, j, ny)
-        previous = index
-        x, y = map_point_2d(fixed_vox2moving_vox, i, j)
-        if not inside_moving_2d(moving, moving_mask, use_mask, x, y):
-            continue
-        count += 1
-        m = linear_2d(moving, x, y)
-        t, b, _ = moving_term(m, moving_bin_size, moving_normalized_min, moving_min,
-                              moving_max, nbins)
-        fbin = fixed_bin(fixed_values[s], fixed_bin_size, fixed_normalized_min, nbins)
-        _add_parzen(joint, fbin, t, b)
-    return count
-
-
-@njit(nogil=True, cache=True)
+@kernel
 def mattes_gradient_3d(fixed_values, sample_index, ny, nz, fixed_vox2world, fixed_vox2moving_vox,
                        moving, moving_gradient, exact_gradient, vox_grad2world_grad,
                        moving_mask, use_mask,
@@ -193,7 +157,7 @@ def mattes_gradient_3d(fixed_values, sample_index, ny, nz, fixed_vox2world, fixe
     """
     nbins = log_ratio.shape[0]
     count = 0
-    previous, i, j, k = -2, 0, 0, 0
+    previous, i, j, k = first_state()
     for s in range(start, stop):
         index = sample_index[s]
         i, j, k = next_voxel_3d(index, previous, i, j, k, ny, nz)
@@ -214,38 +178,4 @@ def mattes_gradient_3d(fixed_values, sample_index, ny, nz, fixed_vox2world, fixe
             continue
         w0, w1, w2 = map_point_3d(fixed_vox2world, i, j, k)
         add_outer_3d(out, d, g0, g1, g2, w0, w1, w2)
-    return count
-
-
-@njit(nogil=True, cache=True)
-def mattes_gradient_2d(fixed_values, sample_index, ny, fixed_vox2world, fixed_vox2moving_vox,
-                       moving, moving_gradient, exact_gradient, vox_grad2world_grad,
-                       moving_mask, use_mask,
-                       fixed_bin_size, fixed_normalized_min,
-                       moving_bin_size, moving_normalized_min, moving_min, moving_max,
-                       log_ratio, out, start, stop):
-    """2D twin of :func:`mattes_gradient_3d`; ``out`` has shape (2, 3)."""
-    nbins = log_ratio.shape[0]
-    count = 0
-    previous, i, j = -2, 0, 0
-    for s in range(start, stop):
-        index = sample_index[s]
-        i, j = next_voxel_2d(index, previous, i, j, ny)
-        previous = index
-        x, y = map_point_2d(fixed_vox2moving_vox, i, j)
-        if not inside_moving_2d(moving, moving_mask, use_mask, x, y):
-            continue
-        count += 1
-        m, g0, g1 = linear_value_gradient_2d(moving, moving_gradient, exact_gradient,
-                                              vox_grad2world_grad, x, y)
-        t, b, inside = moving_term(m, moving_bin_size, moving_normalized_min, moving_min,
-                                   moving_max, nbins)
-        if not inside:
-            continue
-        fbin = fixed_bin(fixed_values[s], fixed_bin_size, fixed_normalized_min, nbins)
-        d = _parzen_slope(log_ratio, fbin, t, b)
-        if d == 0.0:
-            continue
-        w0, w1 = map_point_2d(fixed_vox2world, i, j)
-        add_outer_2d(out, d, g0, g1, w0, w1)
     return count

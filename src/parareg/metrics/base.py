@@ -35,36 +35,14 @@ import numpy as np
 from .._config import DEFAULT_GRAIN_VOXELS
 from ..gradients import gradient as image_gradient
 from ..image import Image, as_image, check_matrix
-from ..kernels import affine_metrics, histogram
+from ..kernels.lift import lift_affine, lift_array, lift_linear
 from ..parallel import partition_range, resolve_num_threads, run_units
-
-#: (operation, ndim) -> kernel, in one table, so callers never branch on 2D/3D.
-#: Kernels take the fixed grid's trailing dimensions as separate ints
-#: (``*state.fixed_shape[1:]``) right after ``sample_index``.
-KERNELS = {
-    ("joint_histogram", 2): histogram.joint_histogram_2d,
-    ("joint_histogram", 3): histogram.joint_histogram_3d,
-    ("mattes_gradient", 2): histogram.mattes_gradient_2d,
-    ("mattes_gradient", 3): histogram.mattes_gradient_3d,
-    ("mean_squares", 2): affine_metrics.mean_squares_2d,
-    ("mean_squares", 3): affine_metrics.mean_squares_3d,
-    ("correlation", 2): affine_metrics.correlation_2d,
-    ("correlation", 3): affine_metrics.correlation_3d,
-}
 
 SAMPLING_STRATEGIES = ("random", "regular")
 MOVING_GRADIENTS = ("image", "interpolant")
 
 #: at most this many work units over the samples (bounds the per-unit buffers)
 _MAX_UNITS = 256
-
-
-def kernel(operation: str, ndim: int):
-    """The numba kernel for ``operation`` on ``ndim``-dimensional images."""
-    try:
-        return KERNELS[(operation, ndim)]
-    except KeyError:
-        raise ValueError(f"no metric kernel {operation!r} for {ndim}D images") from None
 
 
 class NoOverlapError(ValueError):
@@ -118,6 +96,9 @@ class AffineMetricState:
         Fraction of the candidate voxels used (1.0 = dense).
     num_candidates : int
         Fixed voxels inside the fixed mask.
+    kernel_view : KernelView
+        The same arrays and matrices lifted to 3D for the kernels
+        (:mod:`parareg.kernels.lift`; views and 4 x 4 / 3 x 3 matrices).
     """
 
     ndim: int
@@ -139,6 +120,7 @@ class AffineMetricState:
     num_threads: int | None
     sampling: float
     num_candidates: int
+    kernel_view: "KernelView"
 
     @property
     def num_samples(self) -> int:
@@ -149,6 +131,50 @@ class AffineMetricState:
                 f"moving_shape={self.moving.shape}, samples={self.num_samples}/"
                 f"{self.num_candidates}, units={len(self.units)}, "
                 f"moving_mask={self.use_moving_mask})")
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class KernelView:
+    """An :class:`AffineMetricState`'s arrays as the 3D kernels take them (2D lifted to Z = 1).
+
+    Attributes
+    ----------
+    grid : tuple of int
+        ``(ny, nz)`` of the fixed grid (``nz = 1`` in 2D): the kernels unravel
+        the flat sample indices with them.
+    fixed_vox2world, moving_world2vox : ndarray, shape (4, 4)
+    moving : ndarray, shape (X, Y, Z), float32
+    moving_gradient : ndarray, shape (X, Y, Z, ndim), float32
+    moving_vox_grad2world_grad : ndarray, shape (3, 3)
+    moving_mask : ndarray, shape (X, Y, Z), uint8
+    """
+
+    grid: tuple
+    fixed_vox2world: np.ndarray
+    moving_world2vox: np.ndarray
+    moving: np.ndarray
+    moving_gradient: np.ndarray
+    moving_vox_grad2world_grad: np.ndarray
+    moving_mask: np.ndarray
+
+    @classmethod
+    def of(cls, ndim, fixed_shape, fixed_vox2world, moving_world2vox, moving, moving_gradient,
+           moving_vox_grad2world_grad, moving_mask) -> "KernelView":
+        shape3 = tuple(fixed_shape) + (1,) * (3 - ndim)
+        return cls(grid=shape3[1:], fixed_vox2world=lift_affine(fixed_vox2world),
+                   moving_world2vox=lift_affine(moving_world2vox),
+                   moving=lift_array(moving, ndim),
+                   moving_gradient=lift_array(moving_gradient, ndim),
+                   moving_vox_grad2world_grad=lift_linear(moving_vox_grad2world_grad),
+                   moving_mask=lift_array(moving_mask, ndim))
+
+
+def matrix_rows(gradient: np.ndarray, ndim: int) -> np.ndarray:
+    """A kernel's ``(..., 3, 4)`` matrix sums as ``(..., ndim, ndim + 1)`` (2D: rows 0-1,
+    columns 0, 1 and 3, the lifted matrix's entries that exist in 2D)."""
+    if ndim == 3:
+        return gradient
+    return gradient[..., :2, :][..., [0, 1, 3]]
 
 
 @dataclass(frozen=True)
@@ -397,17 +423,20 @@ class AffineMetric(ABC):
                                              num_threads=num_threads)
         else:  # not needed: a placeholder saves ndim floats per moving voxel
             moving_gradient = np.zeros((1,) * ndim + (ndim,), dtype=np.float32)
+        fixed_vox2world = np.ascontiguousarray(fixed.vox2world, dtype=np.float64)
+        moving_world2vox = np.ascontiguousarray(moving.world2vox, dtype=np.float64)
+        moving_vox_grad2world_grad = np.ascontiguousarray(
+            np.linalg.inv(moving.vox2world[:ndim, :ndim]).T)
         return AffineMetricState(
             ndim=ndim,
             fixed_shape=tuple(fixed.shape),
-            fixed_vox2world=np.ascontiguousarray(fixed.vox2world, dtype=np.float64),
-            moving_world2vox=np.ascontiguousarray(moving.world2vox, dtype=np.float64),
+            fixed_vox2world=fixed_vox2world,
+            moving_world2vox=moving_world2vox,
             sample_index=sample_index,
             fixed_values=fixed_values,
             moving=moving_data,
             moving_gradient=moving_gradient,
-            moving_vox_grad2world_grad=np.ascontiguousarray(
-                np.linalg.inv(moving.vox2world[:ndim, :ndim]).T),
+            moving_vox_grad2world_grad=moving_vox_grad2world_grad,
             moving_mask=mask_array,
             use_moving_mask=moving_inside is not None,
             fixed_range=(fixed_lo, fixed_hi),
@@ -418,6 +447,9 @@ class AffineMetric(ABC):
             num_threads=num_threads,
             sampling=sampling,
             num_candidates=int(fixed_data.size if fixed_inside is None else candidates.size),
+            kernel_view=KernelView.of(ndim, fixed.shape, fixed_vox2world, moving_world2vox,
+                                      moving_data, moving_gradient, moving_vox_grad2world_grad,
+                                      mask_array),
         )
 
     @abstractmethod
@@ -473,22 +505,24 @@ class AffineMetric(ABC):
 
     @staticmethod
     def _prepare(state, fixed2moving) -> np.ndarray:
-        """Check the state and matrix; return the fixed voxel -> moving voxel matrix."""
+        """Check the state and matrix; return the fixed voxel -> moving voxel matrix (4 x 4)."""
         if not isinstance(state, AffineMetricState):
             raise TypeError(f"state must be the AffineMetricState returned by setup(), "
                             f"got {type(state).__name__}")
         matrix = check_matrix(fixed2moving, state.ndim, name="fixed2moving")
-        return np.ascontiguousarray(state.moving_world2vox @ matrix @ state.fixed_vox2world)
+        view = state.kernel_view
+        return view.moving_world2vox @ lift_affine(matrix) @ view.fixed_vox2world
 
     def _moving_args(self, state) -> tuple:
-        """The moving-image arguments every gradient kernel takes, in kernel order."""
+        """The moving-image arguments every gradient kernel takes, in kernel order (lifted)."""
         if (self.moving_gradient == "image"
                 and state.moving_gradient.shape[:-1] != state.moving.shape):
             raise ValueError("state was set up without the moving gradient image (by a "
                              "metric with moving_gradient='interpolant'); call setup() on "
                              "this metric")
-        return (state.moving, state.moving_gradient, self.moving_gradient == "interpolant",
-                state.moving_vox_grad2world_grad, state.moving_mask, state.use_moving_mask)
+        view = state.kernel_view
+        return (view.moving, view.moving_gradient, self.moving_gradient == "interpolant",
+                view.moving_vox_grad2world_grad, view.moving_mask, state.use_moving_mask)
 
     @staticmethod
     def _run(state, job) -> np.ndarray:

@@ -23,7 +23,8 @@ import math
 import numpy as np
 
 from ..parallel import reduce_units, unit_buffers
-from .base import AffineMetric, AffineMetricState, MetricEvaluation, kernel
+from ..kernels.affine_metrics import correlation_3d
+from .base import AffineMetric, AffineMetricState, MetricEvaluation, matrix_rows
 
 #: the valid samples of an image count as constant when their centred sum of
 #: squares is below this fraction of the shifted raw one (the round-off level
@@ -59,14 +60,13 @@ class Correlation(AffineMetric):
                  gradient: bool = True) -> MetricEvaluation:
         fixed_vox2moving_vox = self._prepare(state, fixed2moving)
         ndim = state.ndim
-        run = kernel("correlation", ndim)
         n_units = len(state.units)
         sums = unit_buffers(n_units, 5)
-        partials = unit_buffers(n_units, (3, ndim, ndim + 1))
-        inner = state.fixed_shape[1:]
+        partials = unit_buffers(n_units, (3, 3, 4))
+        view = state.kernel_view
         moving = self._moving_args(state)
-        counts = self._run(state, lambda unit, start, stop: run(
-            state.fixed_values, state.sample_index, *inner, state.fixed_vox2world,
+        counts = self._run(state, lambda unit, start, stop: correlation_3d(
+            state.fixed_values, state.sample_index, *view.grid, view.fixed_vox2world,
             fixed_vox2moving_vox, *moving, gradient, state.fixed_mean, state.moving_mean,
             sums[unit], partials[unit], start, stop))
         n = int(counts.sum())
@@ -84,7 +84,7 @@ class Correlation(AffineMetric):
         value = float(-s_fm / norm)
         if not gradient:
             return MetricEvaluation(value, None, n, state.num_samples)
-        g_one, g_a, g_b = reduce_units(partials)
+        g_one, g_a, g_b = matrix_rows(reduce_units(partials), ndim)
         alpha = 1.0 / norm
         beta = s_fm / (norm * s_mm)
         grad = -(alpha * (g_a - mean_a * g_one) - beta * (g_b - mean_b * g_one))

@@ -13,7 +13,8 @@ see ``moving_gradient`` in :class:`~parareg.metrics.base.AffineMetric`).
 from __future__ import annotations
 
 from ..parallel import reduce_units, unit_buffers
-from .base import AffineMetric, AffineMetricState, MetricEvaluation, kernel
+from ..kernels.affine_metrics import mean_squares_3d
+from .base import AffineMetric, AffineMetricState, MetricEvaluation, matrix_rows
 
 
 class MeanSquares(AffineMetric):
@@ -44,18 +45,17 @@ class MeanSquares(AffineMetric):
                  gradient: bool = True) -> MetricEvaluation:
         fixed_vox2moving_vox = self._prepare(state, fixed2moving)
         ndim = state.ndim
-        run = kernel("mean_squares", ndim)
         n_units = len(state.units)
         sums = unit_buffers(n_units, 1)
-        partials = unit_buffers(n_units, (ndim, ndim + 1))
-        inner = state.fixed_shape[1:]
+        partials = unit_buffers(n_units, (3, 4))
+        view = state.kernel_view
         moving = self._moving_args(state)
-        counts = self._run(state, lambda unit, start, stop: run(
-            state.fixed_values, state.sample_index, *inner, state.fixed_vox2world,
+        counts = self._run(state, lambda unit, start, stop: mean_squares_3d(
+            state.fixed_values, state.sample_index, *view.grid, view.fixed_vox2world,
             fixed_vox2moving_vox, *moving, gradient, sums[unit], partials[unit], start, stop))
         num_valid = int(counts.sum())
         if num_valid == 0:
             raise self._no_overlap(state, fixed2moving)
         value = float(reduce_units(sums)[0]) / num_valid
-        grad = reduce_units(partials) * (2.0 / num_valid) if gradient else None
+        grad = matrix_rows(reduce_units(partials), ndim) * (2.0 / num_valid) if gradient else None
         return MetricEvaluation(value, grad, num_valid, state.num_samples)

@@ -32,7 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..parallel import reduce_units, unit_buffers
-from .base import AffineMetric, AffineMetricState, MetricEvaluation, kernel
+from ..kernels.histogram import joint_histogram_3d, mattes_gradient_3d
+from .base import AffineMetric, AffineMetricState, MetricEvaluation, matrix_rows
 
 #: joint-pdf entries at or below this are treated as empty (ITK's closeToZero)
 _TINY = 1e-16
@@ -102,13 +103,12 @@ class MattesMutualInformation(AffineMetric):
         return self._histogram(state, self._prepare(state, fixed2moving))
 
     def _histogram(self, state, fixed_vox2moving_vox):
-        run = kernel("joint_histogram", state.ndim)
         binning = self._binning_args(state)
         hist = unit_buffers(len(state.units), (self.bins, self.bins))
-        inner = state.fixed_shape[1:]
-        counts = self._run(state, lambda unit, start, stop: run(
-            state.fixed_values, state.sample_index, *inner, fixed_vox2moving_vox,
-            state.moving, state.moving_mask, state.use_moving_mask, *binning,
+        view = state.kernel_view
+        counts = self._run(state, lambda unit, start, stop: joint_histogram_3d(
+            state.fixed_values, state.sample_index, *view.grid, fixed_vox2moving_vox,
+            view.moving, view.moving_mask, state.use_moving_mask, *binning,
             hist[unit], start, stop))
         return reduce_units(hist), int(counts.sum())
 
@@ -130,15 +130,14 @@ class MattesMutualInformation(AffineMetric):
 
         log_ratio = np.zeros_like(joint)
         log_ratio[filled] = np.log(p / moving_pdf[cols])
-        run = kernel("mattes_gradient", state.ndim)
         binning = self._binning_args(state)
-        ndim = state.ndim
-        partials = unit_buffers(len(state.units), (ndim, ndim + 1))
-        inner = state.fixed_shape[1:]
+        partials = unit_buffers(len(state.units), (3, 4))
+        view = state.kernel_view
         moving = self._moving_args(state)
-        self._run(state, lambda unit, start, stop: run(
-            state.fixed_values, state.sample_index, *inner, state.fixed_vox2world,
+        self._run(state, lambda unit, start, stop: mattes_gradient_3d(
+            state.fixed_values, state.sample_index, *view.grid, view.fixed_vox2world,
             fixed_vox2moving_vox, *moving, *binning, log_ratio, partials[unit], start, stop))
         moving_bin_size = binning[2]
-        grad = reduce_units(partials) * (1.0 / (num_valid * moving_bin_size))
+        grad = (matrix_rows(reduce_units(partials), state.ndim)
+                * (1.0 / (num_valid * moving_bin_size)))
         return MetricEvaluation(-mi, grad, num_valid, state.num_samples)

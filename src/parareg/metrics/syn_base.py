@@ -1,15 +1,15 @@
 """The contract of SyN (diffeomorphic) metrics and the checks they share.
 
 Both images are already resampled onto one reference grid (the SyN
-midpoint or fixed grid): ``static_warped(x) = static(x + u_s(x))`` and
+midpoint or fixed grid): ``fixed_warped(x) = fixed(x + u_s(x))`` and
 ``moving_warped(x) = moving(x + u_m(x))`` in the pull convention of
 :func:`parareg.resample` (``field=``), ``u_s`` and ``u_m`` in world mm.
 
 :meth:`SyNMetric.compute` returns ``(forward, backward, energy)``:
 
 ``forward``
-    The update of the *static* displacement ``u_s`` (the static image moves
-    towards the moving one), built from the gradient of ``static_warped``.
+    The update of the *fixed* displacement ``u_s`` (the fixed image moves
+    towards the moving one), built from the gradient of ``fixed_warped``.
 ``backward``
     The update of the *moving* displacement ``u_m``, built from the gradient
     of ``moving_warped``.
@@ -53,12 +53,12 @@ class SyNMetric(ABC):
     name = ""
 
     @abstractmethod
-    def compute(self, static_warped, moving_warped, *, vox2world, mask=None, num_threads=None):
+    def compute(self, fixed_warped, moving_warped, *, vox2world, mask=None, num_threads=None):
         """Update fields and energy of one SyN iteration.
 
         Parameters
         ----------
-        static_warped, moving_warped : ndarray, shape (X, Y[, Z])
+        fixed_warped, moving_warped : ndarray, shape (X, Y[, Z])
             Both images on the reference grid (converted to float32; finite).
         vox2world : ndarray, shape (ndim + 1, ndim + 1)
             Voxel -> world (mm) matrix of the reference grid.
@@ -72,7 +72,7 @@ class SyNMetric(ABC):
         Returns
         -------
         forward : ndarray, shape (X, Y[, Z], ndim), float32
-            Update of the static displacement, world axes.
+            Update of the fixed displacement, world axes.
         backward : ndarray, shape (X, Y[, Z], ndim), float32
             Update of the moving displacement, world axes.
         energy : float
@@ -117,7 +117,7 @@ class Pair:
     shape : tuple of int
         The caller's grid shape (2D or 3D).
     ndim : int
-    static, moving : ndarray, shape (X, Y, Z), float32, C-contiguous
+    fixed, moving : ndarray, shape (X, Y, Z), float32, C-contiguous
         A 2D image gets a trailing axis of length 1.
     grad2world : ndarray, shape (3, 3), float64
         ``inv(A).T`` (padded with the identity in 2D): voxel gradient -> world gradient.
@@ -128,14 +128,14 @@ class Pair:
         Voxel sizes, mm.
     """
 
-    def __init__(self, static_warped, moving_warped, vox2world, mask):
-        static = check_array(static_warped, name="static_warped")
+    def __init__(self, fixed_warped, moving_warped, vox2world, mask):
+        fixed = check_array(fixed_warped, name="fixed_warped")
         moving = check_array(moving_warped, name="moving_warped")
-        if moving.shape != static.shape:
-            raise ValueError(f"moving_warped must have the shape of static_warped "
-                             f"{static.shape} (both on the reference grid), got {moving.shape}")
-        self.shape = static.shape
-        self.ndim = static.ndim
+        if moving.shape != fixed.shape:
+            raise ValueError(f"moving_warped must have the shape of fixed_warped "
+                             f"{fixed.shape} (both on the reference grid), got {moving.shape}")
+        self.shape = fixed.shape
+        self.ndim = fixed.ndim
         ndim = self.ndim
         matrix = check_matrix(vox2world, ndim, name="vox2world")
         linear = matrix[:ndim, :ndim]
@@ -143,7 +143,7 @@ class Pair:
         self.grad2world = np.eye(3)
         self.grad2world[:ndim, :ndim] = np.linalg.inv(linear).T
         shape3 = self.shape if ndim == 3 else (*self.shape, 1)
-        self.static = np.ascontiguousarray(static, dtype=np.float32).reshape(shape3)
+        self.fixed = np.ascontiguousarray(fixed, dtype=np.float32).reshape(shape3)
         self.moving = np.ascontiguousarray(moving, dtype=np.float32).reshape(shape3)
         if mask is None:
             self.mask = np.ones((1, 1, 1), dtype=np.uint8)
@@ -151,7 +151,7 @@ class Pair:
         else:
             m = np.asarray(mask)
             if m.shape != self.shape:
-                raise ValueError(f"mask must have the shape of static_warped {self.shape}, "
+                raise ValueError(f"mask must have the shape of fixed_warped {self.shape}, "
                                  f"got {m.shape}")
             if not (m.dtype == np.bool_ or np.issubdtype(m.dtype, np.number)):
                 raise ValueError(f"mask must hold booleans or numbers, got dtype {m.dtype}")
@@ -163,7 +163,7 @@ class Pair:
 
     @property
     def shape3(self) -> tuple:
-        return self.static.shape
+        return self.fixed.shape
 
     def empty_field(self) -> np.ndarray:
         """An uninitialised (X, Y, Z, ndim) float32 field (kernels fill every voxel)."""

@@ -1,7 +1,7 @@
 """Local cross-correlation (box window) for SyN, after Avants et al. 2008 and DIPY.
 
 At each voxel ``x`` take the window ``W(x)`` of ``n = (2r + 1)^ndim`` voxels
-centred on ``x``, the local means ``Ī``, ``J̄`` of ``I = static_warped`` and
+centred on ``x``, the local means ``Ī``, ``J̄`` of ``I = fixed_warped`` and
 ``J = moving_warped`` over it, ``Ĩ = I(x) - Ī``, ``J̃ = J(x) - J̄`` and::
 
     A = sum_W (I - Ī)(J - J̄) = sum IJ - sum I sum J / n
@@ -17,9 +17,9 @@ only the window centred on ``x``)::
     forward(x)  = d cc / d I(x) * grad I(x) = 2A/(BC) (J̃ - (A/B) Ĩ) grad I(x)
     backward(x) = d cc / d J(x) * grad J(x) = 2A/(BC) (Ĩ - (A/C) J̃) grad J(x)
 
-so ``forward`` uses the gradient of ``static_warped`` and ``backward`` that of
+so ``forward`` uses the gradient of ``fixed_warped`` and ``backward`` that of
 ``moving_warped`` (world axes, ``inv(A).T``). Adding ``step * forward`` to
-the static displacement (pull convention) raises the correlation; these are
+the fixed displacement (pull convention) raises the correlation; these are
 ``-1`` times DIPY's steps. ``energy = -sum_x cc(x) / N``, ``N`` the voxels
 evaluated (the interior, intersected with ``mask``), in ``[-1, 0]``.
 
@@ -75,7 +75,7 @@ def cc_fields(pair: Pair, radius: int, eps: float, *, num_threads=None,
     scratch = unit_buffers(len(units), (ry + 2, nz))
 
     def yz(u, start, stop):
-        kernels.cc_box_sums_yz(pair.static, pair.moving, ry, rz, sums, scratch[u], start, stop)
+        kernels.cc_box_sums_yz(pair.fixed, pair.moving, ry, rz, sums, scratch[u], start, stop)
 
     run_slabs(yz, units, num_threads)
 
@@ -84,7 +84,7 @@ def cc_fields(pair: Pair, radius: int, eps: float, *, num_threads=None,
     partials = unit_buffers(len(units), 2)
 
     def x_and_steps(u, start, stop):
-        kernels.cc_steps(pair.static, pair.moving, sums, rx, ry, rz, pair.grad2world,
+        kernels.cc_steps(pair.fixed, pair.moving, sums, rx, ry, rz, pair.grad2world,
                          pair.mask, pair.use_mask, eps, forward, backward, scratch[u],
                          partials[u], start, stop)
 
@@ -115,9 +115,9 @@ class CCMetric(SyNMetric):
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
-    >>> static = rng.random((12, 12)).astype(np.float32)
+    >>> fixed = rng.random((12, 12)).astype(np.float32)
     >>> forward, backward, energy = CCMetric(radius=2).compute(
-    ...     static, static, vox2world=np.eye(3))
+    ...     fixed, fixed, vox2world=np.eye(3))
     >>> forward.shape, round(energy, 6)
     ((12, 12, 2), -1.0)
     """
@@ -131,11 +131,11 @@ class CCMetric(SyNMetric):
     def _params(self) -> dict:
         return {"radius": self.radius, "eps": self.eps}
 
-    def compute(self, static_warped, moving_warped, *, vox2world, mask=None, num_threads=None):
-        pair = Pair(static_warped, moving_warped, vox2world, mask)
+    def compute(self, fixed_warped, moving_warped, *, vox2world, mask=None, num_threads=None):
+        pair = Pair(fixed_warped, moving_warped, vox2world, mask)
         window = 2 * self.radius + 1
         if min(pair.shape) < window:
-            raise ValueError(f"static_warped has shape {pair.shape}: every axis needs at "
+            raise ValueError(f"fixed_warped has shape {pair.shape}: every axis needs at "
                              f"least 2 * radius + 1 = {window} voxels for radius="
                              f"{self.radius}; use a smaller radius or a finer pyramid level")
         forward, backward, energy = cc_fields(pair, self.radius, self.eps,

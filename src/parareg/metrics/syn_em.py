@@ -10,7 +10,7 @@ Gauss-Newton V-cycle)::
     I_hat(x) = mean(I | label_J = label_J(x)),   s_I(x) = var(I | label_J = label_J(x))
     J_hat(x) = mean(J | label_I = label_I(x)),   s_J(x) = var(J | label_I = label_I(x))
 
-with ``I = static_warped``, ``J = moving_warped``, statistics over ``mask``
+with ``I = fixed_warped``, ``J = moving_warped``, statistics over ``mask``
 (or all voxels), means of class 0 set to 0 and variances of classes with
 fewer than 2 voxels infinite (zero step), as DIPY. The updates are demons
 steps towards the predicted intensities, with the class variance as the
@@ -23,7 +23,7 @@ demons' ``sigma_i^2`` (Vercauteren et al. 2009, eq. 4)::
 ``g_I = grad I`` (world axes), or with ``double_gradient`` the average
 ``(grad I + grad I_hat) / 2`` (DIPY adds the two; the average keeps a
 demons step's length). Sign convention as every SyN metric: adding
-``step * forward`` to the static displacement moves ``I`` towards ``I_hat``
+``step * forward`` to the fixed displacement moves ``I`` towards ``I_hat``
 and lowers the energy; these are ``-1`` times DIPY's demons steps.
 ``sigma_x`` defaults to ``sqrt(mean(spacing^2))`` mm.
 """
@@ -71,19 +71,19 @@ def em_fields(pair: Pair, q_levels: int, sigma_x_sq: float, double_gradient: boo
     """Driver: EM fields ``(forward, backward, energy)`` on the kernel (3D) grid."""
     num_threads = resolve_num_threads(num_threads)
     units = rows(pair.shape3, grain)
-    static_labels = quantize(pair.static, q_levels, units, num_threads)
+    fixed_labels = quantize(pair.fixed, q_levels, units, num_threads)
     moving_labels = quantize(pair.moving, q_levels, units, num_threads)
-    static_means, static_vars = class_statistics(moving_labels, pair.static, pair, q_levels,
+    fixed_means, fixed_vars = class_statistics(moving_labels, pair.fixed, pair, q_levels,
                                                  units, num_threads)
-    moving_means, moving_vars = class_statistics(static_labels, pair.moving, pair, q_levels,
+    moving_means, moving_vars = class_statistics(fixed_labels, pair.moving, pair, q_levels,
                                                  units, num_threads)
     forward = pair.empty_field()
     backward = pair.empty_field()
     partials = unit_buffers(len(units), 2)
 
     def unit(u, start, stop):
-        kernels.em_steps(pair.static, pair.moving, static_labels, moving_labels, static_means,
-                         static_vars, moving_means, moving_vars, pair.grad2world, sigma_x_sq,
+        kernels.em_steps(pair.fixed, pair.moving, fixed_labels, moving_labels, fixed_means,
+                         fixed_vars, moving_means, moving_vars, pair.grad2world, sigma_x_sq,
                          double_gradient, pair.mask, pair.use_mask, forward, backward, partials[u],
                          start, stop)
 
@@ -110,9 +110,9 @@ class EMMetric(SyNMetric):
     Examples
     --------
     >>> import numpy as np
-    >>> static = np.tile(np.arange(1.0, 9.0, dtype=np.float32), (6, 1))
+    >>> fixed = np.tile(np.arange(1.0, 9.0, dtype=np.float32), (6, 1))
     >>> forward, backward, energy = EMMetric(q_levels=9).compute(
-    ...     static, 10 - static, vox2world=np.eye(3))
+    ...     fixed, 10 - fixed, vox2world=np.eye(3))
     >>> forward.shape, energy < 1e-3     # J = 10 - I predicts I exactly
     ((6, 8, 2), True)
     """
@@ -132,8 +132,8 @@ class EMMetric(SyNMetric):
         return {"q_levels": self.q_levels, "sigma_x": self.sigma_x,
                 "double_gradient": self.double_gradient}
 
-    def compute(self, static_warped, moving_warped, *, vox2world, mask=None, num_threads=None):
-        pair = Pair(static_warped, moving_warped, vox2world, mask)
+    def compute(self, fixed_warped, moving_warped, *, vox2world, mask=None, num_threads=None):
+        pair = Pair(fixed_warped, moving_warped, vox2world, mask)
         sigma_x_sq = default_sigma_x_sq(pair) if self.sigma_x is None else self.sigma_x ** 2
         forward, backward, energy = em_fields(pair, self.q_levels, sigma_x_sq,
                                               self.double_gradient, num_threads=num_threads)

@@ -1,12 +1,12 @@
 """Dense Parzen-window mutual information for SyN (a dense, symmetric Mattes MI).
 
 Every voxel ``x`` of the grid (inside ``mask``) is a sample. With
-``I = static_warped`` and ``J = moving_warped``, each image's range
+``I = fixed_warped`` and ``J = moving_warped``, each image's range
 ``[lo, hi]`` (over the evaluated voxels) is binned as the affine Mattes MI
 (:mod:`parareg.metrics.mi`, ITK's convention): ``B`` bins, 2 of them padding
 on each side, bin size ``D = (hi - lo) / (B - 4)`` and Parzen coordinate
 ``t(x) = v(x) / D - (lo / D - 2)`` in ``[2, B - 2]``. Unlike the affine
-metric, where the fixed image is fixed and gets a box window, here both
+metric, where only the moving image moves and the fixed one gets a box window, here both
 images move, so *both* axes use the cubic B-spline ``beta3`` window; then
 both marginals are smooth functions of the intensities and both update
 fields are exact derivatives::
@@ -59,19 +59,19 @@ from .syn_base import Pair, SyNMetric, rows, run_slabs
 def mi_ranges(pair: Pair, units, num_threads) -> tuple[tuple, tuple, int]:
     """``((I min, I max), (J min, J max), count)`` over the voxels in the mask."""
     partials = unit_buffers(len(units), 5)
-    run_slabs(lambda u, a, b: kernels.masked_range(pair.static, pair.moving, pair.mask,
+    run_slabs(lambda u, a, b: kernels.masked_range(pair.fixed, pair.moving, pair.mask,
                                                    pair.use_mask, partials[u], a, b),
               units, num_threads)
     filled = partials[partials[:, 4] > 0]
-    static_range = (float(filled[:, 0].min()), float(filled[:, 1].max()))
+    fixed_range = (float(filled[:, 0].min()), float(filled[:, 1].max()))
     moving_range = (float(filled[:, 2].min()), float(filled[:, 3].max()))
-    return static_range, moving_range, int(partials[:, 4].sum())
+    return fixed_range, moving_range, int(partials[:, 4].sum())
 
 
-def check_ranges(static_range, moving_range, use_mask) -> None:
+def check_ranges(fixed_range, moving_range, use_mask) -> None:
     """A ``ValueError`` naming the image that is constant (over the mask)."""
     where = " inside mask" if use_mask else ""
-    for name, (lo, hi) in (("static_warped", static_range), ("moving_warped", moving_range)):
+    for name, (lo, hi) in (("fixed_warped", fixed_range), ("moving_warped", moving_range)):
         if not hi > lo:
             raise ValueError(f"{name} is constant{where} (all values {lo!r}); mutual "
                              "information needs intensity variation in both images")
@@ -81,39 +81,39 @@ def mi_fields(pair: Pair, bins: int, *, num_threads=None, grain: int = DEFAULT_G
               return_histogram: bool = False):
     """Driver: dense MI fields ``(forward, backward, energy)`` on the kernel (3D) grid.
 
-    With ``return_histogram`` also the joint histogram ``(bins, bins)`` (static
+    With ``return_histogram`` also the joint histogram ``(bins, bins)`` (fixed
     bin x moving bin, float64, summing to N).
     """
     num_threads = resolve_num_threads(num_threads)
     units = rows(pair.shape3, grain)
-    static_range, moving_range, count = mi_ranges(pair, units, num_threads)
-    check_ranges(static_range, moving_range, pair.use_mask)
-    static_size, static_min = _binning(*static_range, bins)
+    fixed_range, moving_range, count = mi_ranges(pair, units, num_threads)
+    check_ranges(fixed_range, moving_range, pair.use_mask)
+    fixed_size, fixed_min = _binning(*fixed_range, bins)
     moving_size, moving_min = _binning(*moving_range, bins)
-    binning = np.array([static_size, static_min, *static_range,
+    binning = np.array([fixed_size, fixed_min, *fixed_range,
                         moving_size, moving_min, *moving_range], dtype=np.float64)
 
     hist = unit_buffers(len(units), (bins, bins))
     run_slabs(lambda u, a, b: kernels.mi_joint_histogram(
-        pair.static, pair.moving, pair.mask, pair.use_mask, binning, hist[u], a, b),
+        pair.fixed, pair.moving, pair.mask, pair.use_mask, binning, hist[u], a, b),
         units, num_threads)
     joint_counts = reduce_units(hist)
     joint = joint_counts / count
-    static_pdf = joint.sum(axis=1)
+    fixed_pdf = joint.sum(axis=1)
     moving_pdf = joint.sum(axis=0)
     filled = joint > _TINY
     filled_rows, filled_cols = np.nonzero(filled)
     log_ratio = np.zeros_like(joint)
-    log_ratio[filled] = np.log(joint[filled] / (static_pdf[filled_rows] * moving_pdf[filled_cols]))
+    log_ratio[filled] = np.log(joint[filled] / (fixed_pdf[filled_rows] * moving_pdf[filled_cols]))
     energy = -float(np.sum(joint[filled] * log_ratio[filled]))
 
     forward = pair.empty_field()
     backward = pair.empty_field()
-    scale_static = -1.0 / (count * static_size)
+    scale_fixed = -1.0 / (count * fixed_size)
     scale_moving = -1.0 / (count * moving_size)
     run_slabs(lambda u, a, b: kernels.mi_steps(
-        pair.static, pair.moving, pair.grad2world, pair.mask, pair.use_mask, binning, log_ratio,
-        scale_static, scale_moving, forward, backward, a, b), units, num_threads)
+        pair.fixed, pair.moving, pair.grad2world, pair.mask, pair.use_mask, binning, log_ratio,
+        scale_fixed, scale_moving, forward, backward, a, b), units, num_threads)
     if return_histogram:
         return forward, backward, energy, joint_counts
     return forward, backward, energy
@@ -142,9 +142,9 @@ class MIMetric(SyNMetric):
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
-    >>> static = rng.random((20, 20)).astype(np.float32)
+    >>> fixed = rng.random((20, 20)).astype(np.float32)
     >>> forward, backward, energy = MIMetric(bins=16).compute(
-    ...     static, 1 - static, vox2world=np.eye(3))      # J a function of I: high MI
+    ...     fixed, 1 - fixed, vox2world=np.eye(3))      # J a function of I: high MI
     >>> forward.shape, forward.dtype, bool(energy < -1)
     ((20, 20, 2), dtype('float32'), True)
     """
@@ -161,8 +161,8 @@ class MIMetric(SyNMetric):
     def _params(self) -> dict:
         return {"bins": self.bins}
 
-    def compute(self, static_warped, moving_warped, *, vox2world, mask=None, num_threads=None):
-        pair = Pair(static_warped, moving_warped, vox2world, mask)
+    def compute(self, fixed_warped, moving_warped, *, vox2world, mask=None, num_threads=None):
+        pair = Pair(fixed_warped, moving_warped, vox2world, mask)
         forward, backward, energy = mi_fields(pair, self.bins, num_threads=num_threads)
         return pair.unfold(forward), pair.unfold(backward), energy
 

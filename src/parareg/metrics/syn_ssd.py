@@ -1,15 +1,15 @@
 """Sum of squared differences for SyN with the demons step (Thirion; Vercauteren et al. 2009).
 
-With ``I = static_warped``, ``J = moving_warped``, ``delta = J - I`` and
+With ``I = fixed_warped``, ``J = moving_warped``, ``delta = J - I`` and
 world gradients ``grad I``, ``grad J`` (``inv(A).T``, as :func:`parareg.gradient`)::
 
     forward(x)  =  delta grad I / (|grad I|^2 + delta^2 / sigma_x^2)
     backward(x) = -delta grad J / (|grad J|^2 + delta^2 / sigma_x^2)
     energy      =  sum_x delta^2 / N           (N voxels in mask, or all)
 
-``forward`` moves the static image towards the moving one: to first order
+``forward`` moves the fixed image towards the moving one: to first order
 ``I(x + forward) = I + grad I . forward`` is closer to ``J`` (pull
-convention, step added to the static displacement), and ``backward`` moves
+convention, step added to the fixed displacement), and ``backward`` moves
 ``J`` towards ``I``. These are ``-1`` times DIPY's ``compute_demons_step``.
 The step is bounded, ``|forward| <= sigma_x / 2`` mm, and 0 where the
 denominator is below 1e-9. ``sigma_x`` (mm) defaults to DIPY's
@@ -41,7 +41,7 @@ def ssd_fields(pair: Pair, sigma_x_sq: float, *, num_threads=None,
     partials = unit_buffers(len(units), 2)
 
     def unit(u, start, stop):
-        kernels.ssd_steps(pair.static, pair.moving, pair.grad2world, sigma_x_sq, pair.mask,
+        kernels.ssd_steps(pair.fixed, pair.moving, pair.grad2world, sigma_x_sq, pair.mask,
                           pair.use_mask, forward, backward, partials[u], start, stop)
 
     run_slabs(unit, units, num_threads)
@@ -78,8 +78,8 @@ class SSDMetric(SyNMetric):
     def _params(self) -> dict:
         return {"sigma_x": self.sigma_x}
 
-    def compute(self, static_warped, moving_warped, *, vox2world, mask=None, num_threads=None):
-        pair = Pair(static_warped, moving_warped, vox2world, mask)
+    def compute(self, fixed_warped, moving_warped, *, vox2world, mask=None, num_threads=None):
+        pair = Pair(fixed_warped, moving_warped, vox2world, mask)
         sigma_x_sq = default_sigma_x_sq(pair) if self.sigma_x is None else self.sigma_x ** 2
         forward, backward, energy = ssd_fields(pair, sigma_x_sq, num_threads=num_threads)
         return pair.unfold(forward), pair.unfold(backward), energy

@@ -156,7 +156,7 @@ def pyramid_level(image: Image, *, factor: int, sigma: float, sigma_unit: str = 
     sigmas = np.full(image.ndim, float(sigma))
     if sigma_unit == "mm":
         sigmas = sigmas / image.spacing
-    data = image.data.astype(np.float32, copy=False)
+    data = np.ascontiguousarray(image.data, dtype=np.float32)  # kernels take C order only
     if np.any(sigmas > 0):
         data = gaussian_smooth(data, sigmas, num_threads=num_threads)
     smoothed = Image(data, image.vox2world)
