@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from ..fields import compose, compose_unchecked, invert, max_norm, smooth_unchecked
-from ..image import Image, as_image, as_pair, check_matrix, trusted_image
+from ..image import as_image, as_pair, check_matrix
 from ..metrics.syn import get_syn_metric
 from ..parallel import resolve_num_threads
 from ..resampling import resample, warp_unchecked
@@ -188,7 +188,6 @@ class SymmetricDiffeomorphicRegistration:
         history = []
         for index, level in enumerate(self.levels):
             t0 = time.perf_counter()
-            grid = shrink_grid(fixed, level.factor) if level.factor > 1 else fixed
             f_l = pyramid_level(fixed, factor=level.factor, sigma=level.sigma, num_threads=nt)
             if level.factor > 1:
                 m_grid = shrink_grid(moving, level.factor)
