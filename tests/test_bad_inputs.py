@@ -585,7 +585,8 @@ def _estimate(**kwargs):
     return call
 
 
-W = "outputs, labels, memory and warm-up"
+W = "outputs, labels, memory and warm-up: commands"
+WP = "outputs, labels, memory and warm-up: Python"
 LATER: list[Case] = [
     cli(W, "register-output-is-fixed", "the fixed image is named like an output (o_Warped.nii.gz)",
         "register o_Warped.nii.gz moving.nii.gz -o o_ -t rigid", "o_Warped.nii.gz.*input"),
@@ -605,12 +606,12 @@ LATER: list[Case] = [
         "register huge.nii.gz moving.nii.gz -o out_", "not enough memory.*TiB"),
     cli(W, "load-rgb", "an RGB NIfTI", "register rgb.nii.gz moving.nii.gz -o out_",
         "(?i)rgb.*grey"),
-    api(W, "load-labels-too-large", "load(labels=True) of float labels of 1e20 (no integer "
+    api(WP, "load-labels-too-large", "load(labels=True) of float labels of 1e20 (no integer "
         "type holds them)", lambda folder: _load_labels(folder / "hugelabels.nii.gz"),
         ValueError, "hugelabels.nii.gz"),
-    api(W, "save-uint8-labels", "uint8 labels saved and read back (kept, not widened)",
+    api(WP, "save-uint8-labels", "uint8 labels saved and read back (kept, not widened)",
         lambda folder: _save_labels(folder, np.uint8), None, "uint8"),
-    api(W, "save-uint32-labels", "uint32 labels saved and read back",
+    api(WP, "save-uint32-labels", "uint32 labels saved and read back",
         lambda folder: _save_labels(folder, np.uint32), None, "uint32"),
     cli(W, "max-memory-text", "--max-memory abc",
         "register fixed.nii.gz moving.nii.gz -o out_ --max-memory abc", "--max-memory"),
@@ -623,15 +624,15 @@ LATER: list[Case] = [
     cli(W, "max-memory-too-small", "--max-memory 1K, below the estimate",
         "register big.nii.gz big.nii.gz -o out_ --max-memory 1K",
         "needs about.*--max-memory.*--preset fast"),
-    api(W, "estimate-bad-transform", "parareg.memory.estimate(transform='bspline')",
+    api(WP, "estimate-bad-transform", "parareg.memory.estimate(transform='bspline')",
         _estimate(fixed_shape=(12, 12, 12), moving_shape=(12, 12, 12), transform="bspline"),
         ValueError, "transform"),
-    api(W, "estimate-bad-shape", "parareg.memory.estimate(fixed_shape=(0, 12, 12))",
+    api(WP, "estimate-bad-shape", "parareg.memory.estimate(fixed_shape=(0, 12, 12))",
         _estimate(fixed_shape=(0, 12, 12), moving_shape=(12, 12, 12)), ValueError, "shape"),
     cli(W, "warmup-jobs-0", "warmup --jobs 0", "warmup --jobs 0", "--jobs"),
     cli(W, "warmup-jobs-text", "warmup --jobs many", "warmup --jobs many", "--jobs"),
     cli(W, "warmup-dims-4", "warmup --dims 4", "warmup --dims 4", "--dims"),
-    api(W, "warmup-cache-unwritable", "a kernel cache folder that cannot be created",
+    api(WP, "warmup-cache-unwritable", "a kernel cache folder that cannot be created",
         _cache_dir_is_a_file, OSError, "NUMBA_CACHE_DIR"),
 ]
 
