@@ -9,7 +9,7 @@ Compile every kernel a registration or `parareg apply` can use (2D and 3D,
 every metric and transform model, linear and nearest interpolation, label
 maps, field inversion/composition/Jacobian) and cache it on disk, so that
 later runs on this machine start at full speed instead of compiling first
-(about 20 s for a 3D SyN registration on a 2-core machine)."""
+(about 10 s for a 3D SyN registration on a 2-core machine)."""
 
 EPILOG = """\
 the cache (numba's; kept across runs and shared by processes):
