@@ -309,6 +309,26 @@ def _compose_affines(steps) -> np.ndarray:
     return total
 
 
+def plan(steps, reference, *, num_threads=None):
+    """The chain as one ``resample`` call's ``(affine, field)``, and the warps' coverage.
+
+    Affines alone compose into one matrix; a first warp on the reference grid
+    followed by affines is resample's own affine + field path (the computation
+    of :meth:`parareg.DiffeomorphicMap.transform`); anything else is collapsed
+    into one displacement field on the reference grid (:func:`displacement_field`).
+    Computed once, it serves every volume of a series.
+    """
+    if not any(step.is_warp for step in steps):
+        return (_compose_affines(steps) if steps else None), None, []
+    first = steps[0]
+    if first.is_warp and _grid_matches(first, reference) and not any(
+            step.is_warp for step in steps[1:]):
+        matrix = _compose_affines(steps[1:]) if len(steps) > 1 else None
+        return matrix, first.field, [1.0]
+    field, coverage = displacement_field(steps, reference, num_threads=num_threads)
+    return None, field, coverage
+
+
 def resample_through(image, reference, steps, *, interpolation="linear", num_threads=None):
     """``image`` sampled at ``Tn(...T1(x))`` for every point ``x`` of ``reference``.
 
@@ -321,21 +341,34 @@ def resample_through(image, reference, steps, *, interpolation="linear", num_thr
     """
     from ..resampling import resample
 
-    if not any(step.is_warp for step in steps):
-        matrix = _compose_affines(steps) if steps else None
-        return resample(image, reference, affine=matrix, interpolation=interpolation,
-                        num_threads=num_threads), []
-    first = steps[0]
-    if first.is_warp and _grid_matches(first, reference) and not any(
-            step.is_warp for step in steps[1:]):
-        # x -> A(x + u(x)) with u on the reference grid: resample's own affine + field path
-        # (the same computation as parareg's DiffeomorphicMap.transform)
-        matrix = _compose_affines(steps[1:]) if len(steps) > 1 else None
-        return resample(image, reference, affine=matrix, field=first.field,
-                        interpolation=interpolation, num_threads=num_threads), [1.0]
-    field, coverage = displacement_field(steps, reference, num_threads=num_threads)
-    return resample(image, reference, field=field, interpolation=interpolation,
+    matrix, field, coverage = plan(steps, reference, num_threads=num_threads)
+    return resample(image, reference, affine=matrix, field=field, interpolation=interpolation,
                     num_threads=num_threads), coverage
+
+
+def resample_series(volumes, reference, steps, *, interpolation="linear", num_threads=None):
+    """Every image of ``volumes`` through the same chain (a time series, or vector components).
+
+    The chain is planned once (:func:`plan`); volumes run in parallel, each
+    on one thread, so each equals :func:`resample_through` of that volume
+    alone, bit for bit, at any thread count.
+
+    Returns
+    -------
+    list of Image
+        On the reference grid, in the order of ``volumes``.
+    coverage : list of float
+    """
+    from ..parallel import parallel_map
+    from ..resampling import resample
+
+    matrix, field, coverage = plan(steps, reference, num_threads=num_threads)
+
+    def one(volume):
+        return resample(volume, reference, affine=matrix, field=field,
+                        interpolation=interpolation, num_threads=1)
+
+    return parallel_map(one, list(volumes), num_threads=num_threads), coverage
 
 
 def check_coverage(steps, coverage, *, hint: str = "check the reference and the order of "
@@ -418,4 +451,5 @@ def apply_transforms(image, reference, transforms, *, interpolation: str = "line
 
 
 __all__ = ["Step", "apply_transforms", "check_coverage", "displacement_field", "map_points",
-           "read_transforms", "resample_through", "sample_field", "world_points"]
+           "plan", "read_transforms", "resample_series", "resample_through", "sample_field",
+           "world_points"]
