@@ -98,11 +98,12 @@ def read_volumes(path, *, kind: str, labels: bool, ndim: int | None):
     """The input as a list of 2D/3D images (one per time point or component), and its layout."""
     import nibabel as nib
 
-    from ..image import as_image
     from ..io.nifti import image_from_array
 
     if kind == "scalar":
-        image = as_image(path, name="input", labels=labels)
+        from ._common import load_image
+
+        image = load_image(path, name="input", labels=labels)  # its own checks and messages
         return [image], Layout(kind)
     source = Path(path)
     if not source.exists():

@@ -14,7 +14,6 @@ from pathlib import Path
 from ..transforms.chain import AFFINE_SUFFIXES, WARP_SUFFIXES
 from ._apply_io import (
     OUTPUT_TYPES,
-    Layout,
     image_type,
     output_type,
     parse_output,
@@ -219,12 +218,14 @@ def _run(args, console) -> int:
         console.print(f"parareg apply: {what} -> {out} ({time.perf_counter() - t0:.1f} s)")
         return 0
     nearest = args.interpolation == "nearest"
-    if args.input_image_type == "scalar":
-        volumes = [load_image(args.input, name="input", labels=nearest)]
-        layout = None
-    else:
+    try:
         volumes, layout = read_volumes(args.input, kind=args.input_image_type, labels=nearest,
                                        ndim=reference.ndim)
+    except ValueError as exc:
+        if args.input_image_type == "scalar" and (" is 4D" in str(exc) or " is 5D" in str(exc)):
+            raise CLIError(f"{exc}; or, to resample every volume, pass -e 3 (a time series) "
+                           "or -e 1 (a vector image)") from exc
+        raise
     if args.dimensionality is not None and volumes[0].ndim != args.dimensionality:
         raise CLIError(f"-d {args.dimensionality}: input is {volumes[0].ndim}D")
     if volumes[0].ndim != reference.ndim:
@@ -237,13 +238,12 @@ def _run(args, console) -> int:
         check_coverage(steps, coverage, hint="check -r and the order of -t")
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
-    nifti = to_nifti(results, reference, layout or Layout("scalar"),
-                     OUTPUT_TYPES[args.output_data_type])
+    nifti = to_nifti(results, reference, layout, OUTPUT_TYPES[args.output_data_type])
     write_nifti(out, nifti, num_threads=num_threads)
     seconds = time.perf_counter() - t0
 
-    series = f", {len(volumes)} {'volumes' if layout.kind == 'time-series' else 'components'}" \
-        if layout is not None else ""
+    series = ("" if layout.kind == "scalar" else
+              f", {len(volumes)} {'volumes' if layout.kind == 'time-series' else 'components'}")
     console.print(f"parareg apply: {args.input} -> {out} ({describe_grid(reference)}{series}, "
                   f"{args.interpolation}, {num_threads} thread{'s' * (num_threads != 1)}, "
                   f"{seconds:.1f} s)")
