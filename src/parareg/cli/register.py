@@ -210,8 +210,9 @@ def _run(args, console) -> int:
         return 0
     missing = [name for name in ("fixed", "moving") if getattr(args, name) is None]
     if missing or args.output is None:
-        need = [n.upper() for n in missing] + (["-o/--output"] if args.output is None else [])
-        raise CLIError(f"the following arguments are required: {', '.join(need)}")
+        need = missing + (["-o/--output"] if args.output is None else [])
+        raise CLIError(f"the following arguments are required: {', '.join(need)} (see "
+                       "'parareg register --help')")
     initial = control.initial_transform(args.initial_moving_transform)
     if initial is not None:
         from ..registration.pipeline import INITIALISERS
