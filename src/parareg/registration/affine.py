@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from .._hints import InputError
+from ..dipy._order import refuse_dipy_order
 from ..image import Image, as_image, as_pair, check_matrix
 from ..metrics import get_affine_metric
 from ..metrics.base import NoOverlapError
@@ -285,6 +286,7 @@ class AffineRegistration:
         return affine_map
 
 
+@refuse_dipy_order
 def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str = "mi",
                         bins: int = 32, sampling=None, sampling_strategy: str = "random",
                         levels=DEFAULT_LEVELS, sigma_unit: str = "vox",
