@@ -109,9 +109,7 @@ def resample(moving, static, *, moving_affine=None, static_affine=None, between_
 
     moving = read_image(moving, moving_affine, name="moving", affine_name="moving_affine")
     static = read_image(static, static_affine, name="static", affine_name="static_affine")
+    from ..io.nifti import _embed_affine
+
     out = _resample(moving, static, affine=between_affine)
-    affine = static.vox2world
-    if static.ndim == 2:  # NIfTI holds a 4x4 matrix: the 2D grid is the plane z = 0
-        affine = np.eye(4)
-        affine[np.ix_([0, 1, 3], [0, 1, 3])] = static.vox2world
-    return nib.Nifti1Image(out.data, affine)
+    return nib.Nifti1Image(out.data, _embed_affine(static))

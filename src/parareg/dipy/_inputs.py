@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from ..image import Image, as_image, check_array, check_matrix, trusted_image
+from ..io.nifti import _reduce_to_2d
 
 __all__ = ["grid", "read_image"]
 
@@ -26,20 +27,28 @@ def read_image(obj, affine=None, *, name: str, affine_name: str) -> Image:
             raise ValueError(f"{name} is an array, so {affine_name}= must give its voxel-to-"
                              f"world matrix (DIPY's rule too); pass {affine_name}=..., or a "
                              "nibabel image or a path, whose affine is stored with it")
-        return Image(check_array(obj, name=name), affine)
+        return _image(check_array(obj, name=name), affine)
     if isinstance(obj, (str, os.PathLike)):
         image = as_image(obj, name=name)
     elif isinstance(obj, Image):
         image = obj
     elif hasattr(obj, "affine") and hasattr(obj, "get_fdata"):  # a nibabel spatial image
-        image = Image(check_array(np.asarray(obj.get_fdata(dtype=np.float32)), name=name),
-                      obj.affine)
+        image = _image(check_array(np.asarray(obj.get_fdata(dtype=np.float32)), name=name),
+                       obj.affine)
     else:
         raise TypeError(f"{name} must be an array (with {affine_name}=), a nibabel image or a "
                         f"path to a NIfTI file, got {type(obj).__name__}")
     if affine is not None:
-        image = Image(image.data, affine)
+        image = _image(image.data, affine)
     return image
+
+
+def _image(data: np.ndarray, affine) -> Image:
+    """An Image; a 2D array with a NIfTI 4x4 affine keeps the in-plane part, as parareg.load."""
+    affine = np.asarray(affine, dtype=np.float64)
+    if data.ndim == 2 and affine.shape == (4, 4):
+        affine = _reduce_to_2d(affine, [0, 1])
+    return Image(data, affine)
 
 
 def grid(shape, grid2world, *, name: str) -> Image:
