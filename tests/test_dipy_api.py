@@ -108,10 +108,10 @@ def test_syn_registration_returns_dipys_pair(pair):
 
 def test_gauss_newton_steps_warn_and_demons_steps_do_not():
     with pytest.warns(DipyCompatWarning, match="gauss_newton.*demons"):
-        pdipy.SymmetricDiffeomorphicRegistration(pdipy.EMMetric(2)).native(2)
+        pdipy.SymmetricDiffeomorphicRegistration(pdipy.EMMetric(2))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        pdipy.SymmetricDiffeomorphicRegistration(pdipy.EMMetric(2, step_type="demons")).native(2)
+        pdipy.SymmetricDiffeomorphicRegistration(pdipy.EMMetric(2, step_type="demons"))
 
 
 # -- bad input --------------------------------------------------------------------------
@@ -157,18 +157,20 @@ def test_an_array_needs_its_affine(pair):
      "smooth"),
     (lambda s, m: pdipy.syn_registration(m, s, metric="MI", dim=2), ValueError, "CC"),
     (lambda s, m: pdipy.syn_registration(m, s, dim=3, level_iters=[1]), ValueError,
-     r"CCMetric\(2"),
+     "pass dim=2"),
+    (lambda s, m: pdipy.SymmetricDiffeomorphicRegistration(pdipy.CCMetric(3)).optimize(
+        s.data, m.data), ValueError, r"CCMetric\(2"),
     (lambda s, m: pdipy.SymmetricDiffeomorphicRegistration(pdipy.CCMetric(2),
                                                            callback=print), TypeError,
      "callback"),
     (lambda s, m: pdipy.SymmetricDiffeomorphicRegistration(pdipy.CCMetric(2),
                                                            level_iters=[]), ValueError,
      "level_iters"),
-    (lambda s, m: pdipy.SymmetricDiffeomorphicRegistration("CC").native(2), TypeError,
+    (lambda s, m: pdipy.SymmetricDiffeomorphicRegistration("CC"), TypeError,
      "CCMetric"),
     (lambda s, m: pdipy.SSDMetric(4), ValueError, "dim"),
     (lambda s, m: pdipy.SymmetricDiffeomorphicRegistration(
-        pdipy.SSDMetric(2, step_type="newton")).native(2), ValueError, "step_type"),
+        pdipy.SSDMetric(2, step_type="newton")), ValueError, "step_type"),
 ])
 def test_unsupported_parameters_are_named(pair, call, error, match):
     static, moving = pair

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..metrics.syn import get_syn_metric
 from ._compat import warn_unsupported
 
-__all__ = ["CCMetric", "EMMetric", "SSDMetric", "syn_metric"]
+__all__ = ["CCMetric", "EMMetric", "SSDMetric", "check_dim", "syn_metric"]
 
 STEP_TYPES = ("demons", "gauss_newton")
 
@@ -78,27 +78,29 @@ def _step_type(metric, name: str) -> None:
                          "(step_type='demons' says this without the warning)", stacklevel=5)
 
 
-def syn_metric(metric, *, dim=None):
-    """A DIPY metric (object, or a name with DIPY's defaults) as ``(parareg metric, update_sigma)``.
+def check_dim(metric, dim: int) -> None:
+    """Refuse a DIPY metric made for another dimension than the images'."""
+    if getattr(metric, "dim", dim) != dim:
+        kind = type(metric).__name__
+        raise ValueError(f"{kind} was made for {metric.dim}D images but the images are "
+                         f"{dim}D: make it with {kind}({dim}, ...)")
+
+
+def syn_metric(metric):
+    """A DIPY metric object as ``(parareg SyN metric, update_sigma in voxels)``.
 
     Parameters
     ----------
     metric : CCMetric, SSDMetric or EMMetric
-        DIPY's own objects or this module's lookalikes.
-    dim : int, optional
-        The images' dimension, checked against ``metric.dim``.
+        DIPY's own objects (read by their attributes) or this module's lookalikes.
     """
     kind = type(metric).__name__
-    name = kind
     if kind not in ("CCMetric", "SSDMetric", "EMMetric"):
         raise TypeError(f"metric must be a DIPY CCMetric, SSDMetric or EMMetric (from "
                         f"dipy.align.metrics or parareg.dipy), got {kind}")
-    if dim is not None and getattr(metric, "dim", dim) != dim:
-        raise ValueError(f"{name} was made for {metric.dim}D images but the images are "
-                         f"{dim}D: make it with {kind}({dim}, ...)")
     if kind == "CCMetric":
         return get_syn_metric("cc", radius=metric.radius), float(metric.sigma_diff)
-    _step_type(metric, name)
+    _step_type(metric, kind)
     if kind == "SSDMetric":
         return get_syn_metric("ssd"), float(metric.smooth)
     return (get_syn_metric("em", q_levels=metric.q_levels,

@@ -19,7 +19,7 @@ from ..registration.syn import SymmetricDiffeomorphicRegistration as _SyN
 from ..transforms.diffeomorphic import DiffeomorphicMap as _NativeMap
 from ._compat import refuse_unknown, warn_unsupported
 from ._inputs import read_image
-from .metrics import CCMetric, EMMetric, SSDMetric, syn_metric
+from .metrics import CCMetric, EMMetric, SSDMetric, check_dim, syn_metric
 
 __all__ = ["DiffeomorphicMap", "SymmetricDiffeomorphicRegistration", "syn_levels",
            "syn_registration"]
@@ -173,6 +173,7 @@ class SymmetricDiffeomorphicRegistration:
                              f"at a mean residual of {INVERSION_TOLERANCE} voxel (or inv_iter "
                              "iterations)")
         self.metric = metric
+        self._metric, self._update_sigma = syn_metric(metric)
         self.level_iters = level_iters
         self.levels = len(level_iters)  # DIPY's meaning: the number of levels
         self.step_length = step_length
@@ -187,9 +188,9 @@ class SymmetricDiffeomorphicRegistration:
     def native(self, dim: int) -> _SyN:
         """The parareg :class:`~parareg.registration.syn.SymmetricDiffeomorphicRegistration`
         these settings map to, for ``dim``-D images."""
-        metric, update_sigma = syn_metric(self.metric, dim=dim)
-        return _SyN(metric, levels=syn_levels(self.level_iters, self.ss_sigma_factor),
-                    step=self.step_length, update_sigma=update_sigma, field_sigma=0.0,
+        check_dim(self.metric, dim)
+        return _SyN(self._metric, levels=syn_levels(self.level_iters, self.ss_sigma_factor),
+                    step=self.step_length, update_sigma=self._update_sigma, field_sigma=0.0,
                     convergence=(self.opt_tol * self.energy_window, self.energy_window),
                     inversion_iterations=self.inv_iter,
                     callback=lambda info: self.full_energy_profile.append(info["energy"]))
@@ -253,6 +254,9 @@ def syn_registration(moving, static, *, moving_affine=None, static_affine=None,
     refuse_unknown(metric_kwargs, allowed, where=f"syn_registration (metric {metric!r})")
     static = read_image(static, static_affine, name="static", affine_name="static_affine")
     moving = read_image(moving, moving_affine, name="moving", affine_name="moving_affine")
+    if dim != static.ndim:
+        raise ValueError(f"dim={dim!r} but static is {static.ndim}D; pass dim={static.ndim} "
+                         "(DIPY's default is 3)")
     sdr = SymmetricDiffeomorphicRegistration(
         kind(dim, **metric_kwargs), level_iters=list(level_iters or [10, 10, 5]),
         step_length=step_length)
