@@ -23,6 +23,13 @@ def corr(a, b) -> float:
     return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
 
 
+def assert_same_warps(ours, theirs, fixed, moving) -> None:
+    """A parareg and a DIPY mapping warp ``moving`` onto ``fixed`` and back alike."""
+    assert corr(ours.transform(moving).data, theirs.transform(moving.data)) >= 0.9999
+    assert corr(ours.transform_inverse(fixed).data,
+                theirs.transform_inverse(fixed.data)) >= 0.9999
+
+
 @pytest.fixture(scope="module")
 def pair():
     return parareg.load(MINDBOGGLE[0]), parareg.load(MINDBOGGLE[1])
@@ -55,9 +62,7 @@ def test_affine_map_to_dipy_warps_as_parareg(pair, affine):
     fixed, moving = pair
     converted = to_dipy(affine)
     assert isinstance(converted, imaffine.AffineMap)
-    assert corr(converted.transform(moving.data), affine.transform(moving).data) >= 0.9999
-    assert corr(converted.transform_inverse(fixed.data),
-                affine.transform_inverse(fixed).data) >= 0.9999
+    assert_same_warps(affine, converted, fixed, moving)
     np.testing.assert_array_equal(from_dipy(converted).matrix, affine.matrix)
 
 
@@ -69,19 +74,14 @@ def test_dipys_own_affine_map_converts(pair):
                                 domain_grid2world=fixed.vox2world,
                                 codomain_grid_shape=moving.shape,
                                 codomain_grid2world=moving.vox2world)
-    ours = from_dipy(theirs)
-    assert corr(ours.transform(moving).data, theirs.transform(moving.data)) >= 0.9999
-    assert corr(ours.transform_inverse(fixed).data,
-                theirs.transform_inverse(fixed.data)) >= 0.9999
+    assert_same_warps(from_dipy(theirs), theirs, fixed, moving)
 
 
 def test_diffeomorphic_map_to_dipy_warps_as_parareg(pair, syn):
     fixed, moving = pair
     converted = to_dipy(syn)
     assert isinstance(converted, imwarp.DiffeomorphicMap)
-    assert corr(converted.transform(moving.data), syn.transform(moving).data) >= 0.9999
-    assert corr(converted.transform_inverse(fixed.data),
-                syn.transform_inverse(fixed).data) >= 0.9999
+    assert_same_warps(syn, converted, fixed, moving)
     # DIPY's accessors give parareg's fields (DIPY swaps the arrays when is_inverse)
     np.testing.assert_array_equal(converted.get_forward_field(), syn.forward)
     np.testing.assert_array_equal(converted.get_backward_field(), syn.backward)
@@ -93,9 +93,7 @@ def test_diffeomorphic_map_to_dipy_warps_as_parareg(pair, syn):
 def test_dipys_own_syn_result_converts(pair, dipy_syn, affine):
     fixed, moving = pair
     ours = from_dipy(dipy_syn)
-    assert corr(ours.transform(moving).data, dipy_syn.transform(moving.data)) >= 0.9999
-    assert corr(ours.transform_inverse(fixed).data,
-                dipy_syn.transform_inverse(fixed.data)) >= 0.9999
+    assert_same_warps(ours, dipy_syn, fixed, moving)
     np.testing.assert_allclose(ours.prealign, affine.matrix, rtol=0, atol=1e-12)
     # the round trip gives DIPY's arrays and stored prealign back, bit for bit
     again = to_dipy(ours)
@@ -118,9 +116,7 @@ def test_a_dipy_map_in_the_other_layout_converts(pair, dipy_syn):
     theirs = dipy_syn.inverse()
     ours = from_dipy(theirs)
     assert ours.fixed_grid.shape == moving.shape
-    assert corr(ours.transform(fixed).data, theirs.transform(fixed.data)) >= 0.9999
-    assert corr(ours.transform_inverse(moving).data,
-                theirs.transform_inverse(moving.data)) >= 0.9999
+    assert_same_warps(ours, theirs, moving, fixed)
 
 
 def test_the_dipy_shaped_mapping_converts_both_ways(pair):
