@@ -44,11 +44,19 @@ def test_images_paths_and_arrays_give_the_same_bits():
     path = MINDBOGGLE[1]
     img = nib.load(path)
     static = parareg.load(MINDBOGGLE[0])
+    inputs = [(path, {}), (img, {}),
+              (img.get_fdata(dtype=np.float32), {"moving_affine": img.affine}),
+              # as in DIPY, an affine given with an image overrides the image's own
+              (nib.Nifti1Image(img.get_fdata(dtype=np.float32), np.eye(4)),
+               {"moving_affine": img.affine})]
+    try:
+        import ants
+
+        inputs.append((ants.image_read(str(path)), {}))
+    except ImportError:
+        pass
     results = [pdipy.center_of_mass(moving, static.data, static_affine=static.vox2world,
-                                    **kwargs)
-               for moving, kwargs in ((path, {}), (img, {}),
-                                      (img.get_fdata(dtype=np.float32),
-                                       {"moving_affine": img.affine}))]
+                                    **kwargs) for moving, kwargs in inputs]
     for resampled, affine in results[1:]:
         np.testing.assert_array_equal(resampled, results[0][0])
         np.testing.assert_array_equal(affine, results[0][1])
@@ -141,7 +149,8 @@ def test_unknown_or_missing_pipeline_steps_are_named(pair, pipeline, match):
 
 def test_an_array_needs_its_affine(pair):
     static, moving = pair
-    with pytest.raises(ValueError, match="moving is an array, so moving_affine="):
+    with pytest.raises(TypeError, match="moving is an ndarray without a grid: pass "
+                                        "moving_affine="):
         pdipy.affine_registration(moving.data, static)
 
 

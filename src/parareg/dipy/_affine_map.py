@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..image import Image, check_matrix
+from ..image import check_matrix
 from ..resampling import resample as _resample
 from ._inputs import grid, read_image
 
@@ -72,7 +72,7 @@ class AffineMap:
         matrix = self.affine_inv if inverse else self.affine
         if matrix is None or resample_only:
             matrix = np.eye(data.ndim + 1)
-        moving = Image(data, image_grid2world)
+        moving = read_image(data, image_grid2world, name="image")
         out = _resample(moving, grid(shape, sampling_grid2world, name="sampling grid"),
                         affine=matrix, interpolation=interpolation)
         return out.data
@@ -107,8 +107,8 @@ def resample(moving, static, *, moving_affine=None, static_affine=None, between_
     """
     import nibabel as nib
 
-    moving = read_image(moving, moving_affine, name="moving", affine_name="moving_affine")
-    static = read_image(static, static_affine, name="static", affine_name="static_affine")
+    moving = read_image(moving, moving_affine, name="moving")
+    static = read_image(static, static_affine, name="static")
     from ..io.nifti import _embed_affine
 
     out = _resample(moving, static, affine=between_affine)

@@ -161,8 +161,8 @@ def affine_registration(moving, static, *, moving_affine=None, static_affine=Non
                          "not used: parareg runs its own L-BFGS-B, stopped by level_iters "
                          "and a relative tolerance")
     levels = affine_levels(level_iters, sigmas, factors)
-    static = read_image(static, static_affine, name="static", affine_name="static_affine")
-    moving = read_image(moving, moving_affine, name="moving", affine_name="moving_affine")
+    static = read_image(static, static_affine, name="static")
+    moving = read_image(moving, moving_affine, name="moving")
     if starting_affine is not None and "center_of_mass" in steps:
         warnings.warn("starting_affine overwritten by center_of_mass transform", UserWarning,
                       stacklevel=2)

@@ -13,7 +13,6 @@ import inspect
 
 import numpy as np
 
-from ..image import Image
 from ..registration.syn import INVERSION_TOLERANCE
 from ..registration.syn import SymmetricDiffeomorphicRegistration as _SyN
 from ..transforms.diffeomorphic import DiffeomorphicMap as _NativeMap
@@ -48,8 +47,11 @@ def syn_levels(level_iters, ss_sigma_factor) -> tuple:
                  for j, iterations in enumerate(level_iters))
 
 
-def _grid2world(matrix, ndim):
-    return np.eye(ndim + 1) if matrix is None else np.asarray(matrix, dtype=np.float64)
+def _optimize_input(obj, grid2world, *, name):
+    """DIPY's ``optimize`` input: an array's ``None`` grid2world is the identity."""
+    if grid2world is None and isinstance(obj, np.ndarray):
+        grid2world = np.eye(obj.ndim + 1)
+    return read_image(obj, grid2world, name=name)
 
 
 class DiffeomorphicMap:
@@ -107,7 +109,8 @@ class DiffeomorphicMap:
         grid2world = source.vox2world if image_world2grid is None else \
             np.linalg.inv(image_world2grid)
         method = self.native.transform_inverse if inverse else self.native.transform
-        return method(Image(data, grid2world), interpolation=interpolation).data
+        return method(read_image(data, grid2world, name="image"),
+                      interpolation=interpolation).data
 
     def transform(self, image, *, interpolation="linear", image_world2grid=None,
                   out_shape=None, out_grid2world=None) -> np.ndarray:
@@ -204,10 +207,8 @@ class SymmetricDiffeomorphicRegistration:
         DiffeomorphicMap
             ``transform(moving)`` puts the moving image on the static grid.
         """
-        static = np.asarray(static)
-        moving = np.asarray(moving)
-        static_image = Image(static, _grid2world(static_grid2world, static.ndim))
-        moving_image = Image(moving, _grid2world(moving_grid2world, moving.ndim))
+        static_image = _optimize_input(static, static_grid2world, name="static")
+        moving_image = _optimize_input(moving, moving_grid2world, name="moving")
         self.full_energy_profile = []
         native = self.native(static_image.ndim).optimize(static_image, moving_image,
                                                          prealign=prealign)
@@ -252,8 +253,8 @@ def syn_registration(moving, static, *, moving_affine=None, static_affine=None,
         raise ValueError(f"metric must be one of {sorted(METRICS)}, got {metric!r}")
     allowed = [p for p in inspect.signature(kind).parameters if p != "dim"]
     refuse_unknown(metric_kwargs, allowed, where=f"syn_registration (metric {metric!r})")
-    static = read_image(static, static_affine, name="static", affine_name="static_affine")
-    moving = read_image(moving, moving_affine, name="moving", affine_name="moving_affine")
+    static = read_image(static, static_affine, name="static")
+    moving = read_image(moving, moving_affine, name="moving")
     if dim != static.ndim:
         raise ValueError(f"dim={dim!r} but static is {static.ndim}D; pass dim={static.ndim} "
                          "(DIPY's default is 3)")
