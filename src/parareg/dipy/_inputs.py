@@ -12,7 +12,7 @@ import numpy as np
 from ..image import Image, as_image, check_matrix, trusted_image
 from ..io.nifti import image_from_array
 
-__all__ = ["grid", "read_image"]
+__all__ = ["grid", "read_array", "read_image"]
 
 
 def read_image(obj, affine=None, *, name: str) -> Image:
@@ -25,6 +25,13 @@ def read_image(obj, affine=None, *, name: str) -> Image:
         return as_image(obj, name=name, affine=affine)
     # DIPY: an explicit affine overrides the image's own
     return image_from_array(as_image(obj, name=name).data, affine, labels=False, where=name)
+
+
+def read_array(obj, grid2world, *, name: str) -> Image:
+    """Input of DIPY's class ``optimize`` methods: an array's ``None`` grid2world is the identity."""
+    if grid2world is None and isinstance(obj, np.ndarray):
+        grid2world = np.eye(obj.ndim + 1)
+    return read_image(obj, grid2world, name=name)
 
 
 def grid(shape, grid2world, *, name: str) -> Image:

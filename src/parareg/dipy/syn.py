@@ -17,7 +17,7 @@ from ..registration.syn import INVERSION_TOLERANCE
 from ..registration.syn import SymmetricDiffeomorphicRegistration as _SyN
 from ..transforms.diffeomorphic import DiffeomorphicMap as _NativeMap
 from ._compat import refuse_unknown, warn_unsupported
-from ._inputs import read_image
+from ._inputs import read_array, read_image
 from .metrics import CCMetric, EMMetric, SSDMetric, check_dim, syn_metric
 
 __all__ = ["DiffeomorphicMap", "SymmetricDiffeomorphicRegistration", "syn_levels",
@@ -45,13 +45,6 @@ def syn_levels(level_iters, ss_sigma_factor) -> tuple:
     n = len(level_iters)
     return tuple((2 ** (n - 1 - j), ss_sigma_factor * (2 ** (n - 1 - j) - 1), int(iterations))
                  for j, iterations in enumerate(level_iters))
-
-
-def _optimize_input(obj, grid2world, *, name):
-    """DIPY's ``optimize`` input: an array's ``None`` grid2world is the identity."""
-    if grid2world is None and isinstance(obj, np.ndarray):
-        grid2world = np.eye(obj.ndim + 1)
-    return read_image(obj, grid2world, name=name)
 
 
 class DiffeomorphicMap:
@@ -207,8 +200,8 @@ class SymmetricDiffeomorphicRegistration:
         DiffeomorphicMap
             ``transform(moving)`` puts the moving image on the static grid.
         """
-        static_image = _optimize_input(static, static_grid2world, name="static")
-        moving_image = _optimize_input(moving, moving_grid2world, name="moving")
+        static_image = read_array(static, static_grid2world, name="static")
+        moving_image = read_array(moving, moving_grid2world, name="moving")
         self.full_energy_profile = []
         native = self.native(static_image.ndim).optimize(static_image, moving_image,
                                                          prealign=prealign)
