@@ -202,3 +202,48 @@ def test_a_mapping_samples_only_its_own_grid(pair):
                            moving_grid2world=moving.vox2world)
     with pytest.raises(ValueError, match="out_shape"):
         mapping.transform(moving.data, out_shape=(10, 10))
+
+
+# -- the class form ---------------------------------------------------------------------
+def _class_run(pair, transform, **kwargs):
+    static, moving = pair
+    affreg = pdipy.AffineRegistration(metric=pdipy.MutualInformationMetric(16),
+                                      level_iters=[6, 3], sigmas=[1.0, 0.0], factors=[2, 1])
+    return affreg.optimize(static.data, moving.data, transform, None,
+                           static_grid2world=static.vox2world,
+                           moving_grid2world=moving.vox2world, **kwargs)
+
+
+def test_the_class_form_accepts_dipys_own_transform_objects(pair):
+    dipy_transforms = pytest.importorskip("dipy.align.transforms")
+    ours = _class_run(pair, pdipy.RigidTransform2D(), starting_affine="mass")
+    theirs = _class_run(pair, dipy_transforms.RigidTransform2D(), starting_affine="mass")
+    np.testing.assert_array_equal(ours.affine, theirs.affine)
+    static, moving = pair
+    native = parareg.AffineRegistration(metric="mi", bins=16, sampling=1.0,
+                                        levels=((2, 1.0, 6), (1, 0.0, 3))).optimize(
+        static, moving, "rigid", starting_affine=parareg.transforms.center_of_mass(static,
+                                                                                  moving))
+    np.testing.assert_array_equal(ours.affine, native.matrix)
+
+
+@pytest.mark.parametrize("transform, kwargs, error, match", [
+    (pdipy.RigidScalingTransform2D(), {}, ValueError, "AffineTransform"),
+    (pdipy.RigidTransform3D(), {}, ValueError, "use the 2D form"),
+    ("rigid", {}, TypeError, "RigidTransform3D"),
+    (pdipy.RigidTransform2D(), {"starting_affine": "middle"}, ValueError, "'mass'"),
+])
+def test_the_class_form_names_bad_input(pair, transform, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        _class_run(pair, transform, **kwargs)
+
+
+def test_the_class_form_refuses_what_it_cannot_honour(pair):
+    static, moving = pair
+    with pytest.raises(ValueError, match="params0=None"):
+        pdipy.AffineRegistration().optimize(static.data, moving.data,
+                                            pdipy.RigidTransform2D(), np.zeros(3))
+    with pytest.raises(TypeError, match="MutualInformationMetric"):
+        pdipy.AffineRegistration(metric=pdipy.CCMetric(2))
+    with pytest.warns(DipyCompatWarning, match="method"):
+        pdipy.AffineRegistration(method="Powell")
