@@ -1,4 +1,4 @@
-"""DIPY's ``AffineMap`` (``dipy.align.imaffine``) and ``resample`` over :func:`parareg.resample`."""
+"""DIPY's ``AffineMap`` (``dipy.align.imaffine``) and ``resample``, on :func:`parareg.resample`."""
 
 from __future__ import annotations
 

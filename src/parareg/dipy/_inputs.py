@@ -28,7 +28,7 @@ def read_image(obj, affine=None, *, name: str) -> Image:
 
 
 def read_array(obj, grid2world, *, name: str) -> Image:
-    """Input of DIPY's class ``optimize`` methods: an array's ``None`` grid2world is the identity."""
+    """An input of DIPY's ``optimize`` methods: an array's ``None`` grid2world is the identity."""
     if grid2world is None and isinstance(obj, np.ndarray):
         grid2world = np.eye(obj.ndim + 1)
     return read_image(obj, grid2world, name=name)

@@ -37,7 +37,7 @@ STARTS = {"mass": "center_of_mass", "centers": "geometric_centers", "voxel-origi
 
 
 class MutualInformationMetric:
-    """DIPY's Mattes mutual information: ``nbins`` bins, every voxel or a ``sampling_proportion``."""
+    """DIPY's Mattes mutual information: ``nbins`` bins, all voxels or ``sampling_proportion``."""
 
     def __init__(self, nbins=32, sampling_proportion=None):
         self.nbins = nbins
