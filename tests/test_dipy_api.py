@@ -12,6 +12,7 @@ import parareg
 import parareg.dipy as pdipy
 from parareg.dipy import DipyCompatWarning, DipyOrderError
 from parareg.metrics.syn import get_syn_metric
+from parareg.registration import RegistrationWarning
 
 from ._data import MINDBOGGLE, needs_data
 
@@ -135,6 +136,13 @@ def test_dipy_order_keywords_get_the_fix(call, keyword, fix):
         call()
     assert isinstance(info.value, TypeError)
     assert fix in str(info.value) and "parareg.dipy." in str(info.value)
+
+
+def test_the_order_check_keeps_warnings_pointing_at_the_caller(pair):
+    static, _ = pair
+    with pytest.warns(RegistrationWarning) as record:  # 0 iterations: no improvement
+        parareg.affine_registration(static, static, pipeline=("rigid",), levels=((2, 0.0, 0),))
+    assert record[0].filename == __file__
 
 
 @pytest.mark.parametrize("pipeline, match", [

@@ -396,7 +396,7 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
     if optimised and not any(h["value"] < h["initial_value"] for h in optimised):
         warnings.warn("affine registration did not improve the metric at any stage; the "
                       "images may not overlap or may need another initialiser",
-                      RegistrationWarning, stacklevel=2)
+                      RegistrationWarning, stacklevel=3)  # 3: the refuse_dipy_order wrapper
     result = AffineMap(matrix, fixed=fixed, moving=moving)
     result.history = history
     return result
