@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from .._hints import InputError
+from ..dipy._order import refuse_dipy_order
 from ..image import Image, as_image, as_pair, check_matrix
 from ..metrics import get_affine_metric
 from ..metrics.base import NoOverlapError
@@ -296,6 +297,7 @@ class AffineRegistration:
         return affine_map
 
 
+@refuse_dipy_order
 def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str = "mi",
                         bins: int = 32, sampling=None, sampling_strategy: str = "random",
                         levels=DEFAULT_LEVELS, sigma_unit: str = "vox",
@@ -394,7 +396,7 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
     if optimised and not any(h["value"] < h["initial_value"] for h in optimised):
         warnings.warn("affine registration did not improve the metric at any stage; the "
                       "images may not overlap or may need another initialiser",
-                      RegistrationWarning, stacklevel=2)
+                      RegistrationWarning, stacklevel=3)  # 3: the refuse_dipy_order wrapper
     result = AffineMap(matrix, fixed=fixed, moving=moving)
     result.history = history
     return result

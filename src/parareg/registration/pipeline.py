@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..dipy._order import refuse_dipy_order
 from ..image import Image, as_image, as_image_or_path, check_matrix
 from ..memory import check_registration
 from .affine import DEFAULT_LEVELS, AffineMap, affine_registration
@@ -109,6 +110,7 @@ class RegistrationResult:
     seconds: dict = field(default_factory=dict)
 
 
+@refuse_dipy_order
 def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi",
              syn_metric: str = "cc", preset: str = "default", fixed_mask=None,
              moving_mask=None, num_threads=None, seed: int = 0, affine_options=None,

@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from ..dipy._order import refuse_dipy_order
 from ..fields import compose, compose_unchecked, invert, max_norm, smooth_unchecked
 from ..image import as_image, as_pair, check_matrix
 from ..metrics.syn import get_syn_metric
@@ -292,6 +293,7 @@ class SymmetricDiffeomorphicRegistration:
         return result
 
 
+@refuse_dipy_order
 def syn_registration(fixed, moving, *, metric="cc", prealign=None, levels=DEFAULT_SYN_LEVELS,
                      radius: int = 2, step: float = 0.5, update_sigma: float = 1.2,
                      field_sigma: float = 0.5, convergence=(1e-4, 10), fixed_mask=None,
