@@ -39,7 +39,8 @@ METRICS = {
 #: the metric used when --metric is not given
 DEFAULT_METRIC = {"rigid": "mi", "affine": "mi", "syn": "cc"}
 
-#: output name -> file name after the prefix, as antsRegistrationSyN.sh names them
+#: output name -> file name after the prefix, as antsRegistrationSyN.sh names them (the
+#: transforms as parareg.io.registration_files.TRANSFORM_NAMES, which writes them)
 OUTPUT_NAMES = {
     "affine": "0GenericAffine.mat",
     "warp": "1Warp.nii.gz",
@@ -168,10 +169,9 @@ def _run(args, console) -> int:
     from .. import register
     from .._hints import InputError
     from ._hints import register_error
-    from ..io.itk import affine_map_to_itk
-    from ..io.itk_warp import write_warp
     from ..io.nifti import save
     from ..io.outputs import OutputSet
+    from ..io.registration_files import stage_transforms
     from ..parallel import resolve_num_threads
     from ..registration.affine import DEFAULT_LEVELS
     from ..registration.pipeline import SYN_PRESETS
@@ -235,11 +235,7 @@ def _run(args, console) -> int:
     # numbers only the summary and --qc need are computed alongside, in one more thread.
     with OutputSet(remove=stale, num_threads=num_threads) as outputs, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="parareg-summary") as side:
-        affine_map_to_itk(result.affine, paths["affine"], outputs=outputs)
-        if args.transform == "syn":
-            write_warp(mapping.forward, mapping.vox2world, paths["warp"], outputs=outputs)
-            write_warp(mapping.backward, mapping.vox2world, paths["inverse_warp"],
-                       outputs=outputs)
+        stage_transforms(result, paths, outputs)
         save(result.warped, paths["warped"], outputs=outputs)
         numbers = side.submit(_side_numbers, fixed, moving, result,
                               jacobian=args.transform == "syn" and (summary or args.qc),
