@@ -96,6 +96,7 @@ def registration(fixed, moving, type_of_transform="SyN", initial_transform=None,
     if fixed_image.ndim != moving_image.ndim:
         raise ValueError(f"fixed is {fixed_image.ndim}D but moving is {moving_image.ndim}D; "
                          "register images of the same dimension")
+    prefix = _check_prefix(outprefix)
     masks = _masks(recipe, mask, moving_mask, mask_all_stages, fixed_image, moving_image,
                    type_of_transform)
     start = _initial_matrix(initial_transform, fixed_image.ndim)
@@ -131,7 +132,7 @@ def registration(fixed, moving, type_of_transform="SyN", initial_transform=None,
         result = _without_linear_stages(fixed_image, moving_image, start, syn_options,
                                         fixed_mask=masks[0], num_threads=num_threads)
     warped_fixed = result.mapping.transform_inverse(fixed_image, num_threads=num_threads)
-    paths = _write(result, outprefix, deformable=recipe.deformable, num_threads=num_threads)
+    paths = _write(result, prefix, deformable=recipe.deformable, num_threads=num_threads)
     affine = str(paths["affine"])
     if recipe.deformable:
         forward, inverse = [str(paths["warp"]), affine], [affine, str(paths["inverse_warp"])]
@@ -367,23 +368,28 @@ def _without_linear_stages(fixed, moving, start, syn_options, *, fixed_mask, num
     return RegistrationResult(warped=warped, mapping=mapping, affine=affine)
 
 
-def _write(result, outprefix, *, deformable: bool, num_threads) -> dict:
+def _check_prefix(outprefix) -> str:
+    """``outprefix`` as a string whose folder exists (``""``: a temporary folder, made later)."""
+    if not isinstance(outprefix, (str, os.PathLike)):
+        raise TypeError(f"outprefix must be a string, got {type(outprefix).__name__}")
+    prefix = str(outprefix)
+    folder = Path(prefix + "x").parent
+    if prefix and not folder.is_dir():
+        raise FileNotFoundError(f"outprefix: the folder {str(folder)!r} does not exist; "
+                                "create it first")
+    return prefix
+
+
+def _write(result, prefix: str, *, deformable: bool, num_threads) -> dict:
     """Write the transform files through parareg's writer (one transaction)."""
     from ..io.outputs import OutputSet
     from ..io.registration_files import stage_transforms, transform_paths
 
-    if not isinstance(outprefix, (str, os.PathLike)):
-        raise TypeError(f"outprefix must be a string, got {type(outprefix).__name__}")
-    prefix = str(outprefix)
     if not prefix:
         prefix = tempfile.mkdtemp(prefix="parareg_ants_") + os.sep
     paths = transform_paths(prefix, deformable=deformable)
     stale = [p for p in transform_paths(prefix, deformable=True).values()
              if p not in paths.values()]
-    folder = Path(prefix + "x").parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"outprefix: the folder {str(folder)!r} does not exist; "
-                                "create it first")
     with OutputSet(remove=stale, num_threads=num_threads) as outputs:
         stage_transforms(result, paths, outputs)
     return paths
