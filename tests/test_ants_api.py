@@ -127,6 +127,16 @@ def test_arguments_antspy_ignores_warn(slices, tmp_path):
 
 
 @needs_slices
+def test_verbose_logs_progress(slices, tmp_path, caplog):
+    fixed, moving = slices
+    with caplog.at_level("INFO", logger="parareg.ants"):
+        pants.registration(fixed, moving, "Rigid", verbose=True, outprefix=str(tmp_path / "v_"),
+                           **CHEAP)
+    assert any(r.name == "parareg.ants" and "rigid level 1 iteration" in r.getMessage()
+               for r in caplog.records)
+
+
+@needs_slices
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"initial_transform": "warp.nii.gz"}, ValueError, "is a displacement field"),
     ({"initial_transform": ["a.mat", "b.mat"]}, ValueError, "holds 2 transforms"),

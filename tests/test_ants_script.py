@@ -1,4 +1,4 @@
-"""tests/scripts/ants_registration.py, an ANTsPy user's script, on parareg after changing its import.
+"""tests/scripts/ants_registration.py, an ANTsPy script, on parareg after changing its import.
 
 Its outputs are compared with a direct parareg call written out with the mapping docs/ants.md
 gives for ``type_of_transform="SyN"``; the script also runs as written on ANTsPy.

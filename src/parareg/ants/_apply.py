@@ -140,11 +140,7 @@ def apply_transforms(fixed, moving, transformlist, interpolator="linear", imaget
                          as_input(fixed, name="fixed"), transformlist,
                          interpolation=INTERPOLATORS[interpolator], invert=invert,
                          num_threads=num_threads)
-    out = as_output(warped, fixed)
-    pixeltype = getattr(fixed, "pixeltype", None)
-    if pixeltype not in (None, "float") and hasattr(out, "clone"):
-        out = out.clone(pixeltype)  # ANTsPy returns the fixed image's pixel type
-    return out
+    return as_output(warped, fixed)  # ANTsPy's: the kind and pixel type of fixed
 
 
 def create_jacobian_determinant_image(domain_image, tx, do_log=False, geom=False):
@@ -187,7 +183,7 @@ def create_jacobian_determinant_image(domain_image, tx, do_log=False, geom=False
         with np.errstate(divide="ignore", invalid="ignore"):
             jac = np.where(jac > 0, np.log(np.maximum(jac, 1e-30)), np.nan).astype(np.float32)
     # produced from a checked field; a log Jacobian may hold NaN where the field folds
-    return as_output(trusted_image(jac, vox2world), domain_image)
+    return as_output(trusted_image(jac, vox2world), domain_image, same_pixeltype=False)
 
 
 __all__ = ["apply_transforms", "create_jacobian_determinant_image"]

@@ -135,11 +135,17 @@ def as_input(obj, *, name: str, labels: bool = False) -> Image:
     return as_image(obj, name=name, labels=labels)
 
 
-def as_output(image: Image, like):
-    """``image`` as the kind of image the caller holds: a real ANTsImage for a real ``like``."""
-    if is_ants_image(like):
-        return image.to_ants()
-    return ANTsImage(image)
+def as_output(image: Image, like, *, same_pixeltype: bool = True):
+    """``image`` as the kind of image the caller holds: a real ANTsImage for a real ``like``.
+
+    With ``same_pixeltype`` it takes ``like``'s pixel type, as ANTsPy's outputs
+    take the fixed image's.
+    """
+    out = image.to_ants() if is_ants_image(like) else ANTsImage(image)
+    pixeltype = getattr(like, "pixeltype", None)
+    if same_pixeltype and pixeltype not in (None, out.pixeltype):
+        out = out.clone(pixeltype)
+    return out
 
 
 def image_read(filename, dimension=None, pixeltype="float", reorient=False) -> ANTsImage:

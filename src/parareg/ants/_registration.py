@@ -138,8 +138,8 @@ def registration(fixed, moving, type_of_transform="SyN", initial_transform=None,
         forward, inverse = [str(paths["warp"]), affine], [affine, str(paths["inverse_warp"])]
     else:
         forward, inverse = [affine], [affine]
-    return {"warpedmovout": _output(result.warped, fixed),
-            "warpedfixout": _output(warped_fixed, fixed),
+    return {"warpedmovout": as_output(result.warped, fixed),
+            "warpedfixout": as_output(warped_fixed, fixed),
             "fwdtransforms": forward, "invtransforms": inverse}
 
 
@@ -333,7 +333,15 @@ def _syn_options(recipe, reg_iterations, syn_metric, syn_sampling, grad_step, fl
     # ANTs' SyN[step, flow, total] takes variances in voxels^2; parareg takes sigmas in voxels
     options.update(step=float(step), update_sigma=math.sqrt(update_variance),
                    field_sigma=math.sqrt(total_variance), convergence=recipe.syn_convergence)
+    if "sigma_units" in _syn_parameters():  # where the SyN sigmas may be in mm, say voxels
+        options["sigma_units"] = "voxels"
     return options
+
+
+def _syn_parameters():
+    from ..registration.syn import SymmetricDiffeomorphicRegistration
+
+    return inspect.signature(SymmetricDiffeomorphicRegistration).parameters
 
 
 # --- running -----------------------------------------------------------------------------
@@ -393,14 +401,6 @@ def _write(result, prefix: str, *, deformable: bool, num_threads) -> dict:
     with OutputSet(remove=stale, num_threads=num_threads) as outputs:
         stage_transforms(result, paths, outputs)
     return paths
-
-
-def _output(image, like):
-    out = as_output(image, like)
-    pixeltype = getattr(like, "pixeltype", None)
-    if pixeltype not in (None, "float") and hasattr(out, "clone"):
-        out = out.clone(pixeltype)  # ANTsPy returns the fixed image's pixel type
-    return out
 
 
 __all__ = ["registration"]
