@@ -363,15 +363,17 @@ def _progress_callbacks() -> dict:
 
 def _without_linear_stages(fixed, moving, start, syn_options, *, fixed_mask, num_threads):
     """SyN only (or nothing) from ``start``: the deformable-only types, which register() has not."""
-    from ..registration import AffineMap, RegistrationResult, syn_registration
+    from ..registration import AffineMap, RegistrationResult, SymmetricDiffeomorphicRegistration
 
     ndim = fixed.ndim
     start = np.eye(ndim + 1) if start is None else start
     affine = AffineMap(start, fixed=fixed, moving=moving)
     mapping = affine
     if syn_options is not None:
-        mapping = syn_registration(fixed, moving, prealign=start, fixed_mask=fixed_mask,
-                                   num_threads=num_threads, **syn_options)
+        options = dict(syn_options)
+        syn = SymmetricDiffeomorphicRegistration(options.pop("metric"), num_threads=num_threads,
+                                                 **options)
+        mapping = syn.optimize(fixed, moving, prealign=start, fixed_mask=fixed_mask)
     warped = mapping.transform(moving, num_threads=num_threads)
     return RegistrationResult(warped=warped, mapping=mapping, affine=affine)
 
