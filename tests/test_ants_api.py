@@ -207,3 +207,16 @@ def test_jacobian_of_a_known_field(tmp_path):
     np.testing.assert_allclose(log.numpy()[1:-1, 1:-1], np.log(1.1), rtol=1e-4)
     with pytest.raises(ValueError, match="geom=True"):
         pants.create_jacobian_determinant_image(domain, str(warp), geom=True)
+
+
+def test_antspyx_is_never_imported_for_parareg_images():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; import parareg.ants as ants; "
+            "img = ants.from_numpy(np.ones((6, 7), np.float32)); "
+            "ants.apply_transforms(img, img, []); "
+            "assert 'ants' not in sys.modules, 'antspyx was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
