@@ -60,6 +60,21 @@ def test_affine_files_outputs_and_stale_removal(slices, tmp_path):
 
 
 @needs_slices
+@pytest.mark.parametrize("type_of_transform, files", [
+    ("Similarity", 1), ("BOLDAffine", 1), ("antsRegistrationSyNRepro[a]", 1),
+    ("antsRegistrationSyNQuick[sr]", 3)])
+def test_more_types_run_with_their_antspy_defaults(slices, tmp_path, type_of_transform, files):
+    fixed, moving = slices
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tx = pants.registration(fixed, moving, type_of_transform, outprefix=str(tmp_path / "t_"))
+    assert len(set(tx["fwdtransforms"]) | set(tx["invtransforms"])) == files
+    before = np.corrcoef(fixed.numpy().ravel(), moving.numpy().ravel())[0, 1]
+    after = np.corrcoef(fixed.numpy().ravel(), tx["warpedmovout"].numpy().ravel())[0, 1]
+    assert after > before
+
+
+@needs_slices
 def test_empty_outprefix_writes_a_new_temporary_folder(slices):
     fixed, moving = slices
     tx = pants.registration(fixed, moving, "Rigid", **CHEAP)
