@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -58,6 +60,27 @@ def test_ants_applies_parareg_outputs_as_parareg_does(real_slices, tmp_path, typ
         moving, fixed).numpy().ravel())[0, 1]
     after = np.corrcoef(fixed.numpy().ravel(), reg["warpedmovout"].numpy().ravel())[0, 1]
     assert 1 - after < 0.5 * (1 - before)  # the dissimilarity at least halved
+
+
+@needs_slices
+def test_composite_transforms_as_antspy_writes_them(real_slices, tmp_path):
+    fixed, moving = (zero_padded(img) for img in real_slices)
+    prefix = str(tmp_path / "c_")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reg = pants.registration(fixed, moving, "SyN", outprefix=prefix,
+                                 reg_iterations=(20, 10, 0), write_composite_transform=True)
+    assert reg["fwdtransforms"] == prefix + "Composite.h5"  # a name, not a list, as ANTsPy
+    assert reg["invtransforms"] == prefix + "InverseComposite.h5"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c_Composite.h5",
+                                                          "c_InverseComposite.h5"]
+    for apply in (ants.apply_transforms, pants.apply_transforms):
+        forward = apply(fixed, moving, reg["fwdtransforms"])
+        assert relative_max_diff(forward.numpy(), reg["warpedmovout"].numpy(),
+                                 moving.numpy()) <= 1e-3
+        inverse = apply(moving, fixed, reg["invtransforms"])
+        assert relative_max_diff(inverse.numpy(), reg["warpedfixout"].numpy(),
+                                 fixed.numpy()) <= 1e-3
 
 
 @needs_ixi

@@ -103,7 +103,6 @@ def test_cli_and_library_name_the_transform_files_alike():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"write_composite_transform": True}, "composite .h5"),
     ({"multivariate_extras": [("CC", None, None, 1, 2)]}, "multi-metric"),
     ({"restrict_transformation": (1, 1, 0)}, "restriction"),
     ({"use_legacy_histogram_matching": True}, "histogram matching"),

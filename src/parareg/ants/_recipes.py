@@ -72,7 +72,8 @@ class Recipe:
 
     def arguments(self) -> frozenset:
         """The ANTsPy arguments this recipe reads (the others ANTsPy ignores for it)."""
-        used = {"fixed", "moving", "initial_transform", "mask", "moving_mask", "outprefix"}
+        used = {"fixed", "moving", "initial_transform", "mask", "moving_mask", "outprefix",
+                "write_composite_transform"}
         if self.late_masks:
             used.add("mask_all_stages")
         if self.linear:

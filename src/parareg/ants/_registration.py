@@ -132,12 +132,15 @@ def registration(fixed, moving, type_of_transform="SyN", initial_transform=None,
         result = _without_linear_stages(fixed_image, moving_image, start, syn_options,
                                         fixed_mask=masks[0], num_threads=num_threads)
     warped_fixed = result.mapping.transform_inverse(fixed_image, num_threads=num_threads)
-    paths = _write(result, prefix, deformable=recipe.deformable, num_threads=num_threads)
-    affine = str(paths["affine"])
-    if recipe.deformable:
+    paths = _write(result, prefix, deformable=recipe.deformable,
+                   composite=bool(write_composite_transform), num_threads=num_threads)
+    if write_composite_transform:  # ANTsPy then returns the two file names, not lists
+        forward, inverse = str(paths["composite"]), str(paths["inverse_composite"])
+    elif recipe.deformable:
+        affine = str(paths["affine"])
         forward, inverse = [str(paths["warp"]), affine], [affine, str(paths["inverse_warp"])]
     else:
-        forward, inverse = [affine], [affine]
+        forward, inverse = [str(paths["affine"])], [str(paths["affine"])]
     return {"warpedmovout": as_output(result.warped, fixed),
             "warpedfixout": as_output(warped_fixed, fixed),
             "fwdtransforms": forward, "invtransforms": inverse}
@@ -151,8 +154,6 @@ _DEFAULTS = {name: p.default for name, p in inspect.signature(registration).para
 
 def _refuse_unsupported(given: dict) -> None:
     refused = {
-        "write_composite_transform": "composite .h5 transforms are not written; use the "
-                                     "fwdtransforms/invtransforms lists",
         "multivariate_extras": "multi-metric registration is not offered",
         "restrict_transformation": "per-component restriction of the transform is not offered",
         "use_legacy_histogram_matching": "histogram matching is not offered; match the images "
@@ -390,18 +391,21 @@ def _check_prefix(outprefix) -> str:
     return prefix
 
 
-def _write(result, prefix: str, *, deformable: bool, num_threads) -> dict:
+def _write(result, prefix: str, *, deformable: bool, composite: bool, num_threads) -> dict:
     """Write the transform files through parareg's writer (one transaction)."""
     from ..io.outputs import OutputSet
-    from ..io.registration_files import stage_transforms, transform_paths
+    from ..io.registration_files import (composite_paths, stage_composites, stage_transforms,
+                                         transform_paths)
 
     if not prefix:
         prefix = tempfile.mkdtemp(prefix="parareg_ants_") + os.sep
-    paths = transform_paths(prefix, deformable=deformable)
-    stale = [p for p in transform_paths(prefix, deformable=True).values()
-             if p not in paths.values()]
+    every = [*transform_paths(prefix, deformable=True).values(),
+             *composite_paths(prefix).values()]
+    paths = composite_paths(prefix) if composite else transform_paths(prefix,
+                                                                      deformable=deformable)
+    stale = [p for p in every if p not in paths.values()]
     with OutputSet(remove=stale, num_threads=num_threads) as outputs:
-        stage_transforms(result, paths, outputs)
+        (stage_composites if composite else stage_transforms)(result, paths, outputs)
     return paths
 
 
