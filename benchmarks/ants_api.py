@@ -1,4 +1,4 @@
-"""The same ANTsPy call on ANTs and on parareg: ``ants.registration`` vs ``parareg.ants.registration``.
+"""One ANTsPy call on ANTs and on parareg: ants.registration vs parareg.ants.registration.
 
 For each ``type_of_transform`` the two run interleaved (ANTs, parareg, ANTs,
 parareg, ...) on one IXI 2 mm pair (moving IXI013 -> fixed IXI012 by default,

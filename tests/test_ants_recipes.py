@@ -136,10 +136,11 @@ def test_from_numpy_geometry_is_itk_lps():
     (lambda: pants.from_numpy(np.zeros((4, 4)), spacing=(1.0,)), "spacing must hold 2"),
     (lambda: pants.from_numpy(np.zeros((4, 4, 4, 4))), "2D or 3D"),
     (lambda: pants.image_read("x.nii.gz", reorient="RPI"), "reorient"),
+    (lambda: pants.registration(np.zeros((5, 5)), np.zeros((5, 5)), "Rigid"), "from_numpy"),
     (lambda: pants.image_read("x.nii.gz", pixeltype="short"), "pixeltype must be one of"),
 ])
 def test_image_helpers_bad_input(call, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((TypeError, ValueError), match=message):
         call()
 
 
@@ -154,3 +155,8 @@ def test_no_warning_for_defaults():
         _warn_unused({**_DEFAULTS, "aff_iterations": (10,)}, {}, get_recipe("SyN"), "SyN")
     with pytest.warns(UserWarning, match="unknown keyword argument.*foo"):
         _warn_unused(dict(_DEFAULTS), {"foo": 1}, get_recipe("SyN"), "SyN")
+
+
+def test_other_antspy_names_say_what_is_offered():
+    with pytest.raises(AttributeError, match="parareg.ants has no 'resample_image'.*registration"):
+        pants.resample_image  # noqa: B018

@@ -28,3 +28,12 @@ __all__ = [
     "image_write",
     "registration",
 ]
+
+
+def __getattr__(name):
+    """Other ANTsPy names: an AttributeError saying what parareg.ants offers instead."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise AttributeError(f"parareg.ants has no {name!r}: it offers {', '.join(__all__)}; "
+                         "for ANTsPy's other functions use antspyx alongside (import ants): "
+                         "given its ANTsImages, parareg.ants returns ANTsImages")

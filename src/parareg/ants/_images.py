@@ -132,6 +132,9 @@ def as_input(obj, *, name: str, labels: bool = False) -> Image:
     """Any image parareg.ants accepts (its own, a real ANTsImage, a path...) as a parareg Image."""
     if isinstance(obj, ANTsImage):
         return obj.image
+    if isinstance(obj, np.ndarray):
+        raise TypeError(f"{name} is an ndarray without a grid; make it an image as in ANTsPy: "
+                        "from_numpy(array, origin=..., spacing=..., direction=...)")
     return as_image(obj, name=name, labels=labels)
 
 
