@@ -235,3 +235,21 @@ def test_antspyx_is_never_imported_for_parareg_images():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_antsimage_clone_write_and_pixeltypes(tmp_path):
+    data = np.array([[0.2, 1.6], [2.5, 7.0]], np.float32)
+    img = pants.ANTsImage(parareg.Image(data, np.eye(3)))
+    labels = img.clone("unsigned char")
+    assert labels.pixeltype == "unsigned int" and labels.view().dtype == np.uint8
+    np.testing.assert_array_equal(labels.numpy(), [[0, 2], [2, 7]])
+    copy = img.clone()
+    copy.view()[0, 0] = 5.0
+    assert img.numpy()[0, 0] == np.float32(0.2)  # a clone owns its voxels
+    assert pants.image_write(img, str(tmp_path / "a.nii.gz"), ri=True) is img
+    img.to_file(str(tmp_path / "b.nii.gz"))
+    back = pants.image_read(str(tmp_path / "b.nii.gz"))
+    np.testing.assert_array_equal(back.numpy(), data)
+    np.testing.assert_array_equal(back.image.vox2world, np.eye(3))
+    with pytest.raises(ValueError, match="pixeltype must be one of"):
+        img.clone("short")

@@ -138,6 +138,16 @@ def test_apply_transforms_and_jacobian_of_ants_written_files(real_slices, tmp_pa
     assert np.corrcoef(jac.ravel(), reference.ravel())[0, 1] > 0.99
 
 
+@needs_slices
+def test_real_antsimage_masks_are_accepted(real_slices, tmp_path):
+    fixed, moving = real_slices
+    mask = ants.get_mask(fixed)
+    reg = pants.registration(fixed, moving, "Rigid", mask=mask, moving_mask=ants.get_mask(moving),
+                             outprefix=str(tmp_path / "m_"), aff_iterations=(20, 10, 0),
+                             aff_shrink_factors=(4, 2, 1), aff_smoothing_sigmas=(2, 1, 0))
+    assert isinstance(reg["warpedmovout"], ants.ANTsImage)
+
+
 def test_an_antsimage_with_components_is_refused():
     rgba = ants.from_numpy(np.zeros((8, 8, 4), np.float32), has_components=True)
     scalar = ants.from_numpy(np.zeros((8, 8), np.float32))
