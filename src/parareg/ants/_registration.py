@@ -160,7 +160,8 @@ def _refuse_unsupported(given: dict) -> None:
                                          "first (e.g. skimage.exposure.match_histograms)",
     }
     for name, why in refused.items():
-        if given[name] not in (None, False):
+        value = given[name]
+        if value is not None and not (isinstance(value, (bool, int)) and not value):
             raise ValueError(f"registration: {name}={given[name]!r}: {why} by parareg.ants; "
                              f"pass {name}={_DEFAULTS[name]!r}")
     for name in ("fixed", "moving"):
