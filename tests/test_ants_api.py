@@ -124,8 +124,9 @@ def test_masks_and_their_warnings(slices, tmp_path):
     with pytest.warns(UserWarning, match="SyN stage only"):
         pants.registration(fixed, moving, "SyN", mask=mask, reg_iterations=(2,),
                            outprefix=str(tmp_path / "s_"))
-    with pytest.raises(ValueError, match="moving_mask with type_of_transform='SyNOnly'"):
-        pants.registration(fixed, moving, "SyNOnly", moving_mask=mask)
+    with pytest.warns(UserWarning, match="SyN stage only"):
+        pants.registration(fixed, moving, "SyN", moving_mask=mask, reg_iterations=(2,),
+                           outprefix=str(tmp_path / "m_"))
     with pytest.raises(ValueError, match="mask has shape"):
         pants.registration(fixed, moving, "Rigid", mask=pants.from_numpy(np.ones((5, 5))))
 

@@ -103,34 +103,29 @@ def registration(fixed, moving, type_of_transform="SyN", initial_transform=None,
     linear_levels = _linear_levels(recipe, aff_iterations, aff_shrink_factors,
                                    aff_smoothing_sigmas)
     callbacks = _progress_callbacks() if verbose else {}
-    pipeline = (("center_of_mass",) if start is None and recipe.center_of_mass else ()) + (
-        recipe.linear if linear_levels else ())
     syn_options = _syn_options(recipe, reg_iterations, syn_metric, syn_sampling, grad_step,
                                flow_sigma, total_sigma) if recipe.deformable else None
     if syn_options is not None:
         syn_options.update(callbacks.get("syn", {}))
-    seed = 0 if seed is None else int(seed)
-    if pipeline:
-        from ..registration import register
+    affine_options = {"full_resolution": "all",
+                      **_linear_options(recipe, aff_metric, aff_sampling,
+                                        aff_random_sampling_rate, smoothing_in_mm),
+                      **callbacks.get("affine", {})}
+    if recipe.linear and linear_levels:
+        affine_options["levels"] = linear_levels
+    elif recipe.linear:  # every linear level has 0 iterations: the start alone, as ANTs
+        affine_options["pipeline"] = ("center_of_mass",) if start is None else ()
+    if start is None:
+        start = "com" if recipe.center_of_mass else "identity"
+    stages = recipe.linear + (("syn",) if recipe.deformable else ())
+    from ..registration import register
 
-        affine_options = {"pipeline": pipeline, "full_resolution": "all",
-                          **_linear_options(recipe, aff_metric, aff_sampling,
-                                            aff_random_sampling_rate, smoothing_in_mm),
-                          **callbacks.get("affine", {})}
-        if linear_levels:
-            affine_options["levels"] = linear_levels
-        if start is not None:
-            affine_options["starting_affine"] = start
-        affine_metric = affine_options.pop("metric")
-        syn_metric_name = syn_options.pop("metric") if syn_options else "cc"
-        result = register(fixed_image, moving_image,
-                          transform="syn" if recipe.deformable else "affine",
-                          affine_metric=affine_metric, syn_metric=syn_metric_name,
-                          fixed_mask=masks[0], moving_mask=masks[1], num_threads=num_threads,
-                          seed=seed, affine_options=affine_options, syn_options=syn_options)
-    else:
-        result = _without_linear_stages(fixed_image, moving_image, start, syn_options,
-                                        fixed_mask=masks[0], num_threads=num_threads)
+    result = register(fixed_image, moving_image, stages=stages, initial_transform=start,
+                      affine_metric=affine_options.pop("metric"),
+                      syn_metric=syn_options.pop("metric") if syn_options else "cc",
+                      fixed_mask=masks[0], moving_mask=masks[1], num_threads=num_threads,
+                      seed=0 if seed is None else int(seed), affine_options=affine_options,
+                      syn_options=syn_options)
     warped_fixed = result.mapping.transform_inverse(fixed_image, num_threads=num_threads)
     paths = _write(result, prefix, deformable=recipe.deformable,
                    composite=bool(write_composite_transform), num_threads=num_threads)
@@ -214,17 +209,11 @@ def _masks(recipe, mask, moving_mask, mask_all_stages, fixed, moving, type_of_tr
             raise ValueError(f"registration: {name} has shape {value.shape} but {other} has "
                              f"shape {image.shape}; the mask must be on the {other} grid")
     where = f"type_of_transform={type_of_transform!r}"
-    if fixed_mask is not None and recipe.late_masks and recipe.linear and not mask_all_stages:
-        warnings.warn(f"registration: with {where} ANTsPy gives mask to the SyN stage only "
+    if (fixed_mask is not None or moving_mask is not None) and recipe.late_masks \
+            and recipe.linear and not mask_all_stages:
+        warnings.warn(f"registration: with {where} ANTsPy gives the masks to the SyN stage only "
                       "(mask_all_stages=False); parareg masks the linear stages too, as "
                       "mask_all_stages=True does", UserWarning, stacklevel=4)
-    if moving_mask is not None and recipe.deformable:
-        if not recipe.linear:
-            raise ValueError(f"registration: moving_mask with {where}: parareg's SyN stage "
-                             "takes no moving mask and this type has no linear stage; "
-                             "pass mask= (on the fixed grid) instead")
-        warnings.warn(f"registration: with {where} parareg's SyN stage takes no moving mask: "
-                      "moving_mask drives the linear stages only", UserWarning, stacklevel=4)
     return fixed_mask, moving_mask
 
 
@@ -361,23 +350,6 @@ def _progress_callbacks() -> dict:
                   info["iteration"], info["energy"])
 
     return {"affine": {"callback": affine}, "syn": {"callback": syn}}
-
-
-def _without_linear_stages(fixed, moving, start, syn_options, *, fixed_mask, num_threads):
-    """SyN only (or nothing) from ``start``: the deformable-only types, which register() has not."""
-    from ..registration import AffineMap, RegistrationResult, SymmetricDiffeomorphicRegistration
-
-    ndim = fixed.ndim
-    start = np.eye(ndim + 1) if start is None else start
-    affine = AffineMap(start, fixed=fixed, moving=moving)
-    mapping = affine
-    if syn_options is not None:
-        options = dict(syn_options)
-        syn = SymmetricDiffeomorphicRegistration(options.pop("metric"), num_threads=num_threads,
-                                                 **options)
-        mapping = syn.optimize(fixed, moving, prealign=start, fixed_mask=fixed_mask)
-    warped = mapping.transform(moving, num_threads=num_threads)
-    return RegistrationResult(warped=warped, mapping=mapping, affine=affine)
 
 
 def _check_prefix(outprefix) -> str:
