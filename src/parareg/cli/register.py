@@ -40,7 +40,8 @@ METRICS = {
 #: the metric used when --metric is not given
 DEFAULT_METRIC = {"rigid": "mi", "affine": "mi", "syn": "cc"}
 
-#: output name -> file name after the prefix, as antsRegistrationSyN.sh names them
+#: output name -> file name after the prefix, as antsRegistrationSyN.sh names them (the
+#: transforms as parareg.io.registration_files.TRANSFORM_NAMES, which writes them)
 OUTPUT_NAMES = {
     "affine": "0GenericAffine.mat",
     "warp": "1Warp.nii.gz",
@@ -182,10 +183,9 @@ def _run(args, console) -> int:
     from .. import register
     from .._hints import InputError
     from ._hints import register_error
-    from ..io.itk import affine_map_to_itk
-    from ..io.itk_warp import write_warp
     from ..io.nifti import save
     from ..io.outputs import OutputSet
+    from ..io.registration_files import stage_transforms
     from ..parallel import resolve_num_threads
     from ..registration.pipeline import check_stages
 
@@ -289,11 +289,7 @@ def _run(args, console) -> int:
     # numbers only the summary and --qc need are computed alongside, in one more thread.
     with OutputSet(remove=stale, num_threads=num_threads) as outputs, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="parareg-summary") as side:
-        affine_map_to_itk(result.affine, paths["affine"], outputs=outputs)
-        if args.transform == "syn":
-            write_warp(mapping.forward, mapping.vox2world, paths["warp"], outputs=outputs)
-            write_warp(mapping.backward, mapping.vox2world, paths["inverse_warp"],
-                       outputs=outputs)
+        stage_transforms(result, paths, outputs)
         save(result.warped, paths["warped"], outputs=outputs)
         outputs.add_bytes(paths["settings"], control.record(
             args, num_threads=num_threads, affine_levels=affine_levels, syn_levels=syn_levels,
