@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._config import DEFAULT_GRAIN_VOXELS
+from ._options import choice
 from .image import Image, all_finite, as_grid, as_image, check_matrix, trusted_image
 from .kernels.lift import lift_affine, lift_array
 from .kernels.resample import resample_affine_3d, warp_3d
@@ -15,10 +16,7 @@ INTERPOLATIONS = ("linear", "nearest")
 
 def check_interpolation(interpolation) -> bool:
     """Return ``True`` for nearest-neighbour, ``False`` for linear; reject anything else."""
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, "
-                         f"got {interpolation!r}")
-    return interpolation == "nearest"
+    return choice(interpolation, INTERPOLATIONS, name="interpolation") == "nearest"
 
 
 def check_field(field, shape, *, name: str = "field") -> np.ndarray:

@@ -18,12 +18,13 @@ thread count.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from ..fields import compose, compose_unchecked, invert, max_norm, smooth_unchecked
 from ..image import as_image, as_pair, check_matrix
-from ..metrics.syn import get_syn_metric
+from ..metrics.syn import SyNMetric, get_syn_metric
 from ..parallel import resolve_num_threads
 from ..resampling import resample, warp_unchecked
 from ..transforms.diffeomorphic import DiffeomorphicMap, resample_field
@@ -36,8 +37,16 @@ DEFAULT_SYN_LEVELS = ((4, 1.0, 100), (2, 0.5, 30), (1, 0.0, 6))
 INVERSION_TOLERANCE = 0.01
 
 
+#: CC window radius (voxels) when a SyN metric is named without one (``CCMetric``'s own
+#: default, 4, is for direct use)
+DEFAULT_CC_RADIUS = 2
+
+
 class SyNError(ValueError):
-    """A diffeomorphic registration that cannot run on the given input."""
+    """A diffeomorphic registration that cannot run: an image with nothing to register (all
+    zero or constant), or a metric whose energy is not finite (the built-in metrics
+    accumulate in float64 and stay finite on finite float32 images; a user's metric may
+    not)."""
 
 
 def _check_sigma(value, *, name: str) -> float:
@@ -45,6 +54,20 @@ def _check_sigma(value, *, name: str) -> float:
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0 (voxels), got {value!r}")
     return value
+
+
+def _syn_metric(metric, *, radius, bins) -> SyNMetric:
+    """The metric a name (any case) and its options give; a metric object as it is."""
+    if isinstance(metric, SyNMetric):
+        for option, value in (("radius", radius), ("bins", bins)):
+            if value is not None:
+                raise ValueError(f"{option}={value!r} is an option of a metric given by name; "
+                                 f"the metric object {metric!r} has its own: set it there "
+                                 f"or pass the metric's name")
+        return metric
+    if radius is None and isinstance(metric, str) and metric.casefold() == "cc":
+        radius = DEFAULT_CC_RADIUS
+    return get_syn_metric(metric, radius=radius, bins=bins)
 
 
 def _zero_boundary(field: np.ndarray) -> None:
@@ -78,11 +101,15 @@ class SymmetricDiffeomorphicRegistration:
     Parameters
     ----------
     metric : {"cc", "ssd", "em", "mi"} or SyNMetric
-        Similarity; a name uses the metric's defaults with ``radius`` for CC.
+        Similarity, by name (any case) or as a metric object.
     levels : sequence of (factor, sigma, iterations)
         Pyramid, coarse to fine; ``sigma`` smooths the images, in voxels.
-    radius : int
-        CC window radius (voxels) when ``metric="cc"``.
+    radius : int, optional
+        CC window radius in voxels (default ``DEFAULT_CC_RADIUS`` = 2); only
+        for ``metric="cc"``: the other metrics refuse it.
+    bins : int, optional
+        Histogram bins for ``metric="mi"`` (default 32); the other metrics
+        refuse it.
     step : float
         Largest update displacement per iteration, in voxels.
     update_sigma, field_sigma : float
@@ -97,14 +124,14 @@ class SymmetricDiffeomorphicRegistration:
         Called after every iteration with a dict (level, iteration, energy).
     """
 
-    def __init__(self, metric="cc", *, levels=DEFAULT_SYN_LEVELS, radius: int = 2,
-                 step: float = 0.5, update_sigma: float = 1.2, field_sigma: float = 0.5,
-                 convergence=(1e-4, 10), inversion_iterations: int = 20, num_threads=None,
-                 callback=None):
-        if isinstance(metric, str):
-            metric = get_syn_metric(metric, radius=radius) if metric == "cc" else \
-                get_syn_metric(metric)
-        self.metric = metric
+    def __init__(self, metric: str | SyNMetric = "cc", *,
+                 levels: Sequence[tuple[int, float, int]] = DEFAULT_SYN_LEVELS,
+                 radius: int | None = None, bins: int | None = None, step: float = 0.5,
+                 update_sigma: float = 1.2, field_sigma: float = 0.5,
+                 convergence: tuple[float, int] = (1e-4, 10), inversion_iterations: int = 20,
+                 num_threads: int | None = None,
+                 callback: Callable[[dict], None] | None = None):
+        self.metric = _syn_metric(metric, radius=radius, bins=bins)
         self.levels = check_levels(levels)
         step = float(step)
         if not np.isfinite(step) or step <= 0:
@@ -173,9 +200,9 @@ class SymmetricDiffeomorphicRegistration:
             prealign, ndim, name="prealign")
         for name, image in (("fixed", fixed), ("moving", moving)):
             if not np.any(image.data):
-                raise ValueError(f"{name} is all zero; nothing to register")
+                raise SyNError(f"{name} is all zero; nothing to register")
             if float(image.data.max()) == float(image.data.min()):
-                raise ValueError(f"{name} is constant; nothing to register")
+                raise SyNError(f"{name} is constant; nothing to register")
         self.check_grid(fixed)
         mask = None
         if fixed_mask is not None:
@@ -229,7 +256,13 @@ class SymmetricDiffeomorphicRegistration:
                         mask_now = None
                 forward, backward, energy = self.metric.compute(
                     warped_fixed, warped_moving, vox2world=v2w, mask=mask_now, num_threads=nt)
-                energies.append(float(energy))
+                energy = float(energy)
+                if not np.isfinite(energy):
+                    raise SyNError(
+                        f"the metric {self.metric!r} returned a non-finite energy ({energy}) "
+                        f"at level {index}, iteration {iteration + 1}, so no update can be "
+                        "trusted; rescale the images (e.g. to [0, 1]) or fix the metric")
+                energies.append(energy)
                 iterations = iteration + 1
                 if self.callback is not None:
                     self.callback({"level": index, "iteration": iterations,
@@ -274,24 +307,29 @@ class SymmetricDiffeomorphicRegistration:
         return result
 
 
-def syn_registration(fixed, moving, *, metric="cc", prealign=None, levels=DEFAULT_SYN_LEVELS,
-                     radius: int = 2, step: float = 0.5, update_sigma: float = 1.2,
-                     field_sigma: float = 0.5, convergence=(1e-4, 10), fixed_mask=None,
-                     num_threads=None, callback=None) -> DiffeomorphicMap:
+def syn_registration(fixed, moving, *, metric: str | SyNMetric = "cc", prealign=None,
+                     levels: Sequence[tuple[int, float, int]] = DEFAULT_SYN_LEVELS,
+                     radius: int | None = None, bins: int | None = None, step: float = 0.5,
+                     update_sigma: float = 1.2, field_sigma: float = 0.5,
+                     convergence: tuple[float, int] = (1e-4, 10), fixed_mask=None,
+                     num_threads: int | None = None,
+                     callback: Callable[[dict], None] | None = None) -> DiffeomorphicMap:
     """Symmetric diffeomorphic registration of ``moving`` to ``fixed``.
 
     Parameters
     ----------
     fixed, moving : Image or path
-    metric : {"cc", "ssd", "em", "mi"}
+    metric : {"cc", "ssd", "em", "mi"} or SyNMetric
         Local cross-correlation (the default; contrasts related linearly in a
         small window), sum of squared differences, EM, or mutual information
-        (any contrasts, e.g. FLAIR to T1).
+        (any contrasts, e.g. FLAIR to T1); any case.
     prealign : ndarray, shape (ndim + 1, ndim + 1), optional
         Fixed-world -> moving-world affine, e.g. from :func:`parareg.affine_registration`.
     levels : sequence of (factor, sigma, iterations)
-    radius : int
-        CC window radius in voxels.
+    radius : int, optional
+        CC window radius in voxels (default 2); refused by the other metrics.
+    bins : int, optional
+        Histogram bins of ``"mi"`` (default 32); refused by the other metrics.
     step : float
         Largest update per iteration, voxels.
     update_sigma, field_sigma : float
@@ -306,6 +344,11 @@ def syn_registration(fixed, moving, *, metric="cc", prealign=None, levels=DEFAUL
     -------
     DiffeomorphicMap
 
+    Raises
+    ------
+    SyNError
+        When an image is all zero or constant, or the energy stops being finite.
+
     Examples
     --------
     >>> import parareg
@@ -313,7 +356,7 @@ def syn_registration(fixed, moving, *, metric="cc", prealign=None, levels=DEFAUL
     >>> warped = mapping.transform(parareg.load("moving.nii.gz"))  # doctest: +SKIP
     """
     registration = SymmetricDiffeomorphicRegistration(
-        metric, levels=levels, radius=radius, step=step, update_sigma=update_sigma,
+        metric, levels=levels, radius=radius, bins=bins, step=step, update_sigma=update_sigma,
         field_sigma=field_sigma, convergence=convergence, num_threads=num_threads,
         callback=callback)
     return registration.optimize(fixed, moving, prealign=prealign, fixed_mask=fixed_mask)
