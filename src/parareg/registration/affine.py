@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from ..transforms import center_of_mass, geometric_centers, get_transform, image
 from .optimize import optimize_stage
 from .pyramid import (SIGMA_UNITS, check_level_image, check_level_mask, check_levels,
                       pyramid_level, shrink_mask)
+
+if TYPE_CHECKING:
+    from .._typing import ArrayLike, ImageLike, MaskLike, MatrixLike
 
 #: initialisers: (fixed, moving) -> fixed-world -> moving-world translation matrix
 INITIALIZERS = {
@@ -65,7 +69,7 @@ class AffineMap:
         Grid that :meth:`transform_inverse` resamples onto.
     """
 
-    def __init__(self, matrix, *, fixed: Image, moving: Image):
+    def __init__(self, matrix: MatrixLike, *, fixed: Image, moving: Image):
         self.matrix = check_matrix(matrix, fixed.ndim, name="matrix")
         self.fixed_grid = _grid(fixed)
         self.moving_grid = _grid(moving)
@@ -76,18 +80,19 @@ class AffineMap:
     def ndim(self) -> int:
         return self.fixed_grid.ndim
 
-    def transform(self, image, *, interpolation: str = "linear", num_threads=None) -> Image:
+    def transform(self, image: ImageLike, *, interpolation: str = "linear",
+                  num_threads: int | None = None) -> Image:
         """``image`` (on the moving grid's world space) resampled onto the fixed grid."""
         return resample(image, self.fixed_grid, affine=self.matrix, interpolation=interpolation,
                         num_threads=num_threads)
 
-    def transform_inverse(self, image, *, interpolation: str = "linear",
-                          num_threads=None) -> Image:
+    def transform_inverse(self, image: ImageLike, *, interpolation: str = "linear",
+                          num_threads: int | None = None) -> Image:
         """``image`` (in the fixed world space) resampled onto the moving grid."""
         return resample(image, self.moving_grid, affine=np.linalg.inv(self.matrix),
                         interpolation=interpolation, num_threads=num_threads)
 
-    def transform_points(self, points) -> np.ndarray:
+    def transform_points(self, points: ArrayLike) -> np.ndarray:
         """Map fixed world points, shape (N, ndim), to moving world points (mm)."""
         points = np.asarray(points, dtype=np.float64)
         return points @ self.matrix[:-1, :-1].T + self.matrix[:-1, -1]
@@ -194,7 +199,8 @@ class AffineRegistration:
         self.callback = callback
 
     # -- pyramid and metric states, built once and shared by every stage ---------------
-    def prepare(self, fixed, moving, *, fixed_mask=None, moving_mask=None) -> "PreparedPair":
+    def prepare(self, fixed: ImageLike, moving: ImageLike, *, fixed_mask: MaskLike | None = None,
+                moving_mask: MaskLike | None = None) -> PreparedPair:
         """Build the pyramids and metric states of one image pair, once for every stage.
 
         Parameters
@@ -245,8 +251,9 @@ class AffineRegistration:
             levels.append((level, state))
         return PreparedPair(fixed, moving, tuple(levels), owner=self)
 
-    def optimize(self, fixed, moving, transform: str = "affine", *, starting_affine=None,
-                 fixed_mask=None, moving_mask=None, levels=None) -> AffineMap:
+    def optimize(self, fixed: ImageLike, moving: ImageLike, transform: str = "affine", *,
+                 starting_affine: MatrixLike | None = None, fixed_mask: MaskLike | None = None,
+                 moving_mask: MaskLike | None = None, levels: int | None = None) -> AffineMap:
         """Register ``moving`` to ``fixed`` with one transform family.
 
         ``optimize(fixed, moving, ...)`` is ``run(prepare(fixed, moving, ...), ...)``:
@@ -273,8 +280,8 @@ class AffineRegistration:
         prepared = self.prepare(fixed, moving, fixed_mask=fixed_mask, moving_mask=moving_mask)
         return self.run(prepared, transform, starting_affine=starting_affine, levels=levels)
 
-    def run(self, prepared: "PreparedPair", transform: str = "affine", *,
-            starting_affine=None, levels: int | None = None) -> AffineMap:
+    def run(self, prepared: PreparedPair, transform: str = "affine", *,
+            starting_affine: MatrixLike | None = None, levels: int | None = None) -> AffineMap:
         """Optimise one transform family on a pair built by :meth:`prepare`.
 
         Parameters
@@ -357,8 +364,10 @@ def affine_registration(fixed, moving, *, pipeline: str | Sequence[str] = DEFAUL
                         metric: str = "mi", bins: int | None = None,
                         sampling: float | None = None, sampling_strategy: str = "random",
                         levels: Sequence[tuple[int, float, int]] = DEFAULT_LEVELS,
-                        sigma_unit: str = "vox", tolerance: float = 1e-5, fixed_mask=None,
-                        moving_mask=None, starting_affine=None, num_threads: int | None = None,
+                        sigma_unit: str = "vox", tolerance: float = 1e-5,
+                        fixed_mask: MaskLike | None = None, moving_mask: MaskLike | None = None,
+                        starting_affine: MatrixLike | None = None,
+                        num_threads: int | None = None,
                         seed: int = 0, full_resolution: str = "last",
                         callback: Callable[[dict], None] | None = None) -> AffineMap:
     """Register ``moving`` to ``fixed`` with a pipeline of linear stages.

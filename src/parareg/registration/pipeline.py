@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .._options import accepted_options, choice
 from ..image import Image, as_image
@@ -13,6 +14,9 @@ from ..metrics.syn import SYN_METRICS
 from .affine import DEFAULT_LEVELS, AffineMap, affine_registration
 from .pyramid import check_level_shapes
 from .syn import DEFAULT_SYN_LEVELS, SymmetricDiffeomorphicRegistration
+
+if TYPE_CHECKING:
+    from .._typing import MaskLike
 
 #: register(transform=...) -> the affine pipeline run before (and, for "syn", the SyN step)
 AFFINE_PIPELINES = {
@@ -85,8 +89,9 @@ def _stage_options(options, *, name: str, accepted, clashes) -> dict:
 
 
 def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi",
-             syn_metric: str = "cc", preset: str = "default", fixed_mask=None,
-             moving_mask=None, num_threads: int | None = None, seed: int = 0,
+             syn_metric: str = "cc", preset: str = "default",
+             fixed_mask: MaskLike | None = None, moving_mask: MaskLike | None = None,
+             num_threads: int | None = None, seed: int = 0,
              affine_options: dict | None = None, syn_options: dict | None = None,
              max_memory: int | str | None = None) -> RegistrationResult:
     """Register ``moving`` to ``fixed``: the affine pipeline, then (for ``"syn"``) SyN.

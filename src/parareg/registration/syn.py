@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from ..resampling import resample, warp_unchecked
 from ..transforms.diffeomorphic import DiffeomorphicMap, resample_field
 from .pyramid import (check_level_image, check_level_mask, check_level_shapes, check_levels,
                       pyramid_level, shrink_grid, shrink_mask)
+
+if TYPE_CHECKING:
+    from .._typing import ArrayLike, ImageLike, MaskLike, MatrixLike
 
 #: (shrink factor, image smoothing sigma in voxels, iterations), coarse to fine
 DEFAULT_SYN_LEVELS = ((4, 1.0, 100), (2, 0.5, 30), (1, 0.0, 6))
@@ -171,7 +175,7 @@ class SymmetricDiffeomorphicRegistration:
         _zero_boundary(moved)
         return moved
 
-    def check_grid(self, fixed) -> None:
+    def check_grid(self, fixed: ImageLike) -> None:
         """Refuse a ``fixed`` image whose pyramid levels are smaller than the metric's window
         (CC: ``2 * radius + 1`` voxels); cheap, so callers may check before other work."""
         radius = getattr(self.metric, "radius", 0)
@@ -179,7 +183,9 @@ class SymmetricDiffeomorphicRegistration:
             check_level_shapes(as_image(fixed, name="fixed"), self.levels,
                                window=2 * radius + 1, stage="syn_options")
 
-    def optimize(self, fixed, moving, *, prealign=None, fixed_mask=None) -> DiffeomorphicMap:
+    def optimize(self, fixed: ImageLike, moving: ImageLike, *,
+                 prealign: MatrixLike | None = None,
+                 fixed_mask: MaskLike | None = None) -> DiffeomorphicMap:
         """Register ``moving`` to ``fixed``.
 
         Parameters
@@ -307,12 +313,13 @@ class SymmetricDiffeomorphicRegistration:
         return result
 
 
-def syn_registration(fixed, moving, *, metric: str | SyNMetric = "cc", prealign=None,
+def syn_registration(fixed, moving, *, metric: str | SyNMetric = "cc",
+                     prealign: MatrixLike | None = None,
                      levels: Sequence[tuple[int, float, int]] = DEFAULT_SYN_LEVELS,
                      radius: int | None = None, bins: int | None = None, step: float = 0.5,
                      update_sigma: float = 1.2, field_sigma: float = 0.5,
-                     convergence: tuple[float, int] = (1e-4, 10), fixed_mask=None,
-                     num_threads: int | None = None,
+                     convergence: tuple[float, int] = (1e-4, 10),
+                     fixed_mask: MaskLike | None = None, num_threads: int | None = None,
                      callback: Callable[[dict], None] | None = None) -> DiffeomorphicMap:
     """Symmetric diffeomorphic registration of ``moving`` to ``fixed``.
 
