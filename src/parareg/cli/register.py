@@ -10,7 +10,6 @@ import numpy as np
 
 from ._common import (
     CLIError,
-    RegistrationProgress,
     add_quiet_argument,
     add_threads_argument,
     check_output_file,
@@ -173,8 +172,6 @@ def _run(args, console) -> int:
     from ..io.nifti import save
     from ..io.outputs import OutputSet
     from ..parallel import resolve_num_threads
-    from ..registration.affine import DEFAULT_LEVELS
-    from ..registration.pipeline import SYN_PRESETS
 
     paths = output_paths(args.output, transform=args.transform, qc=args.qc)
     stale = stale_paths(args.output, paths.values())
@@ -201,7 +198,6 @@ def _run(args, console) -> int:
                            f"{fixed.shape}; the mask must be on the fixed grid")
     affine_metric, syn_metric = metrics_for(args.transform, args.metric)
     num_threads = resolve_num_threads(args.threads)
-    syn_levels = SYN_PRESETS[args.preset]["levels"] if args.transform == "syn" else ()
 
     metric_text = affine_metric + (f" + SyN {syn_metric}" if syn_metric else "")
     console.print(f"parareg register: {args.transform} (metric {metric_text}"
@@ -210,23 +206,16 @@ def _run(args, console) -> int:
     console.print(f"  fixed   {args.fixed}: {describe_grid(fixed)}")
     console.print(f"  moving  {args.moving}: {describe_grid(moving)}")
 
-    progress = RegistrationProgress(enabled=not console.quiet, affine_levels=DEFAULT_LEVELS,
-                                    syn_levels=syn_levels, affine_metric=affine_metric,
-                                    syn_metric=syn_metric or "")
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # progress: the library's log records (run_command shows them)
     try:
         result = register(fixed, moving, transform=args.transform, affine_metric=affine_metric,
                           syn_metric=syn_metric or "cc", preset=args.preset, fixed_mask=mask,
-                          num_threads=num_threads, seed=args.seed,
-                          affine_options={"callback": progress.affine},
-                          syn_options={"callback": progress.syn})
+                          num_threads=num_threads, seed=args.seed)
     except InputError as exc:  # re-said with this command's options
         raise register_error(exc, files={"fixed": args.fixed, "moving": args.moving,
                                          "fixed_mask": args.fixed_mask}) from exc
     except MemoryError as exc:
         raise CLIError(out_of_memory(exc, args, **memory)) from exc
-    finally:
-        progress.close()
     mapping = result.mapping
 
     t_write = time.perf_counter()

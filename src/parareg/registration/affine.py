@@ -8,6 +8,7 @@ metric's parallel kernels.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._hints import InputError
+from .._log import get_logger, log_progress
 from .._options import choice
 from ..image import Image, as_image, as_pair, check_matrix
 from ..metrics import AFFINE_METRICS, get_affine_metric
@@ -28,6 +30,8 @@ from .pyramid import (SIGMA_UNITS, check_level_image, check_level_mask, check_le
 
 if TYPE_CHECKING:
     from .._typing import ArrayLike, ImageLike, MaskLike, MatrixLike
+
+_logger = get_logger(__name__)
 
 #: initialisers: (fixed, moving) -> fixed-world -> moving-world translation matrix
 INITIALIZERS = {
@@ -312,12 +316,14 @@ class AffineRegistration:
         scales = family.param_scales(extent)
         matrix = start
         history = []
+        n_levels = len(self.levels)
         for index, (level, state) in enumerate(prepared.levels[:levels]):
             info = {"stage": transform, "level": index}
             try:
                 result = optimize_stage(self.metric, state, family, matrix, center=center,
                                         scales=scales, iterations=level.iterations,
-                                        tolerance=self.tolerance, callback=self.callback,
+                                        tolerance=self.tolerance,
+                                        callback=self._iteration_callback(level, n_levels),
                                         info=info)
             except NoOverlapError as exc:
                 raise RegistrationError(
@@ -327,9 +333,34 @@ class AffineRegistration:
             matrix = result.matrix
             history.append({**info, "initial_value": result.initial_value,
                             "value": result.value, "iterations": result.iterations})
+            log_progress(_logger, logging.INFO, "affine %s level %d/%d: %d iterations, %s "
+                         "%.6g -> %.6g", transform, index + 1, n_levels, result.iterations,
+                         self.metric_name, result.initial_value, result.value,
+                         progress={"kind": "affine", **history[-1]}, level_done=True)
         affine_map = AffineMap(matrix, fixed=fixed, moving=prepared.moving)
         affine_map.history = history
         return affine_map
+
+
+    def _iteration_callback(self, level, n_levels: int):
+        """The user's callback, preceded by a DEBUG progress record when those are wanted."""
+        user = self.callback
+        if not _logger.isEnabledFor(logging.DEBUG):
+            return user
+
+        def on_iteration(info):
+            log_progress(_logger, logging.DEBUG, "affine %s level %d/%d iteration %d/%d %s %.6g",
+                         info["stage"], info["level"] + 1, n_levels, info["iteration"],
+                         level.iterations, self.metric_name, info["value"],
+                         progress={"kind": "affine", "stage": info["stage"],
+                                   "level": info["level"], "iteration": info["iteration"],
+                                   "value": info["value"], "levels": n_levels,
+                                   "max_iterations": level.iterations,
+                                   "metric": self.metric_name})
+            if user is not None:
+                user(info)
+
+        return on_iteration
 
 
 class PreparedPair:

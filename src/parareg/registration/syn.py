@@ -17,12 +17,14 @@ thread count.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._log import get_logger, log_progress
 from ..fields import compose, compose_unchecked, invert, max_norm, smooth_unchecked
 from ..image import as_image, as_pair, check_matrix
 from ..metrics.syn import SyNMetric, get_syn_metric
@@ -33,7 +35,9 @@ from .pyramid import (check_level_image, check_level_mask, check_level_shapes, c
                       pyramid_level, shrink_grid, shrink_mask)
 
 if TYPE_CHECKING:
-    from .._typing import ArrayLike, ImageLike, MaskLike, MatrixLike
+    from .._typing import ImageLike, MaskLike, MatrixLike
+
+_logger = get_logger(__name__)
 
 #: (shrink factor, image smoothing sigma in voxels, iterations), coarse to fine
 DEFAULT_SYN_LEVELS = ((4, 1.0, 100), (2, 0.5, 30), (1, 0.0, 6))
@@ -219,6 +223,9 @@ class SymmetricDiffeomorphicRegistration:
         u_s = u_m = v_s = v_m = None
         grid_prev = None
         history = []
+        n_levels = len(self.levels)
+        metric_name = self.metric.name or type(self.metric).__name__
+        debug = _logger.isEnabledFor(logging.DEBUG)
         for index, level in enumerate(self.levels):
             t0 = time.perf_counter()
             f_l = pyramid_level(fixed, factor=level.factor, sigma=level.sigma, num_threads=nt)
@@ -273,6 +280,15 @@ class SymmetricDiffeomorphicRegistration:
                 if self.callback is not None:
                     self.callback({"level": index, "iteration": iterations,
                                    "energy": float(energy)})
+                if debug:
+                    log_progress(_logger, logging.DEBUG, "syn level %d/%d (shrink %d) iteration "
+                                 "%d/%d %s energy %.6g", index + 1, n_levels, level.factor,
+                                 iterations, level.iterations, metric_name, energy,
+                                 progress={"kind": "syn", "level": index,
+                                           "iteration": iterations, "energy": energy,
+                                           "levels": n_levels, "factor": level.factor,
+                                           "max_iterations": level.iterations,
+                                           "metric": metric_name})
                 if _converged(energies, self.convergence[1], self.convergence[0]):
                     break
                 step_s = self._scaled_update(forward, spacing, scratch_s)
@@ -302,6 +318,14 @@ class SymmetricDiffeomorphicRegistration:
                             "inversion_residual_mm": max(stats_s.mean_residual,
                                                          stats_m.mean_residual),
                             "seconds": time.perf_counter() - t0})
+            entry = history[-1]
+            log_progress(_logger, logging.INFO, "syn level %d/%d (shrink %d): %d iterations, %s "
+                         "energy %.6g -> %.6g, inversion residual %.3g mm, %.2f s", index + 1,
+                         n_levels, level.factor, iterations, metric_name,
+                         *(np.nan if e is None else e
+                           for e in (entry["first_energy"], entry["energy"])),
+                         entry["inversion_residual_mm"], entry["seconds"],
+                         progress={"kind": "syn", **entry}, level_done=True)
         if grid_prev is not None and u_s.shape[:-1] != fixed.shape:  # levels ended coarse
             u_s, u_m, v_s, v_m = (resample_field(f, grid_prev, fixed, num_threads=nt)
                                   for f in (u_s, u_m, v_s, v_m))
