@@ -470,9 +470,7 @@ def affine_registration(fixed, moving, *, pipeline: str | Sequence[str] = DEFAUL
                                       sampling_strategy=sampling_strategy, levels=levels,
                                       sigma_unit=sigma_unit, tolerance=tolerance, seed=seed,
                                       num_threads=num_threads, callback=callback)
-    has_stage = any(step in STAGES for step in pipeline)
-    prepared = registration.prepare(fixed, moving, fixed_mask=fixed_mask,
-                                    moving_mask=moving_mask) if has_stage else None
+    prepared = None  # built at the first stage (after the initialisers' own checks)
     history = []
     n_levels = len(registration.levels)
     last_stage = max((i for i, step in enumerate(pipeline) if step in STAGES), default=-1)
@@ -483,6 +481,9 @@ def affine_registration(fixed, moving, *, pipeline: str | Sequence[str] = DEFAUL
             continue
         coarse_only = full_resolution == "last" and position != last_stage and n_levels > 1
         levels_used = n_levels - 1 if coarse_only else n_levels
+        if prepared is None:
+            prepared = registration.prepare(fixed, moving, fixed_mask=fixed_mask,
+                                            moving_mask=moving_mask)
         stage_map = registration.run(prepared, step, starting_affine=matrix,
                                      levels=levels_used)
         matrix = stage_map.matrix
