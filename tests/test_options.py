@@ -3,6 +3,8 @@ and the explicit prepared pair of :class:`parareg.AffineRegistration`."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ from parareg.metrics.syn_base import SyNMetric
 from parareg.registration import (
     AffineRegistration,
     PreparedPair,
+    RegistrationWarning,
     SymmetricDiffeomorphicRegistration,
     SyNError,
     affine_registration,
@@ -126,6 +129,21 @@ def test_register_with_syn_mi_drops_the_presets_cc_window():
     assert np.isfinite(result.warped.data).all()
     with pytest.raises(ValueError, match="radius=3 is not an option of the SyN metric 'mi'"):
         register(fixed, moving, syn_metric="mi", syn_options={"radius": 3})
+
+
+def test_a_starting_affine_that_an_initialiser_replaces_is_warned_about():
+    fixed, moving = blob(), blob(shift=(1.0, 0.0, 0.0))
+    start = np.eye(4)
+    start[0, 3] = 1.0
+    with pytest.warns(RegistrationWarning, match=r"starting_affine is not used: the pipeline "
+                                                 r"starts with the initialiser 'center_of_mass'"
+                                                 r".*pipeline=\('rigid',\)"):
+        affine_registration(fixed, moving, pipeline=("center_of_mass", "rigid"),
+                            levels=AFFINE_LEVELS, starting_affine=start)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RegistrationWarning)
+        affine_registration(fixed, moving, pipeline=("rigid",), levels=AFFINE_LEVELS,
+                            starting_affine=start)
 
 
 # --- clashes between register's arguments and the stage options ----------------------------

@@ -429,7 +429,8 @@ def affine_registration(fixed, moving, *, pipeline: str | Sequence[str] = DEFAUL
     fixed_mask, moving_mask : Image, ndarray or path, optional
         Non-zero voxels are used; same grid as their image; NaN is refused.
     starting_affine : ndarray, shape (ndim + 1, ndim + 1), optional
-        Initial matrix (identity if omitted); initialisers replace it.
+        Initial matrix (identity if omitted); initialisers replace it (a
+        :class:`RegistrationWarning` says so when the pipeline starts with one).
     num_threads : int, optional
         The result is bit-identical at any thread count.
     seed : int
@@ -464,6 +465,12 @@ def affine_registration(fixed, moving, *, pipeline: str | Sequence[str] = DEFAUL
     ndim = fixed.ndim
     matrix = np.eye(ndim + 1) if starting_affine is None else check_matrix(
         starting_affine, ndim, name="starting_affine")
+    if starting_affine is not None and pipeline[0] in INITIALIZERS:
+        # a warning, not an error: "initialisers replace it" is documented behaviour
+        warnings.warn(f"starting_affine is not used: the pipeline starts with the initialiser "
+                      f"{pipeline[0]!r}, which replaces it; drop the initialiser (e.g. "
+                      f"pipeline={tuple(s for s in pipeline if s not in INITIALIZERS)}) to "
+                      "start from starting_affine", RegistrationWarning, stacklevel=2)
     fixed_mask = _as_mask(fixed_mask, fixed, name="fixed_mask")
     moving_mask = _as_mask(moving_mask, moving, name="moving_mask")
     registration = AffineRegistration(metric=metric, bins=bins, sampling=sampling,

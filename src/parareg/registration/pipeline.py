@@ -110,6 +110,8 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
         to ``syn_metric="cc"`` only).
     fixed_mask, moving_mask : Image, ndarray or path, optional
         Non-zero voxels drive the metric; same grid as their image; NaN is refused.
+        SyN uses ``fixed_mask`` only (its updates are zero outside it);
+        ``moving_mask`` drives the affine stages.
     num_threads : int, optional
         The result is bit-identical at any thread count.
     seed : int
