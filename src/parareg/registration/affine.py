@@ -85,16 +85,23 @@ class AffineMap:
         return self.fixed_grid.ndim
 
     def transform(self, image: ImageLike, *, interpolation: str = "linear",
-                  num_threads: int | None = None) -> Image:
-        """``image`` (on the moving grid's world space) resampled onto the fixed grid."""
+                  num_threads: int | None = None,
+                  image_affine: MatrixLike | None = None) -> Image:
+        """``image`` (on the moving grid's world space) resampled onto the fixed grid.
+
+        ``image`` is any image :func:`parareg.resample` takes (an ndarray with
+        ``image_affine``, its vox2world).
+        """
         return resample(image, self.fixed_grid, affine=self.matrix, interpolation=interpolation,
-                        num_threads=num_threads)
+                        num_threads=num_threads, moving_affine=image_affine)
 
     def transform_inverse(self, image: ImageLike, *, interpolation: str = "linear",
-                          num_threads: int | None = None) -> Image:
+                          num_threads: int | None = None,
+                          image_affine: MatrixLike | None = None) -> Image:
         """``image`` (in the fixed world space) resampled onto the moving grid."""
         return resample(image, self.moving_grid, affine=np.linalg.inv(self.matrix),
-                        interpolation=interpolation, num_threads=num_threads)
+                        interpolation=interpolation, num_threads=num_threads,
+                        moving_affine=image_affine)
 
     def transform_points(self, points: ArrayLike) -> np.ndarray:
         """Map fixed world points, shape (N, ndim), to moving world points (mm)."""
@@ -204,15 +211,19 @@ class AffineRegistration:
 
     # -- pyramid and metric states, built once and shared by every stage ---------------
     def prepare(self, fixed: ImageLike, moving: ImageLike, *, fixed_mask: MaskLike | None = None,
-                moving_mask: MaskLike | None = None) -> PreparedPair:
+                moving_mask: MaskLike | None = None, fixed_affine: MatrixLike | None = None,
+                moving_affine: MatrixLike | None = None) -> PreparedPair:
         """Build the pyramids and metric states of one image pair, once for every stage.
 
         Parameters
         ----------
-        fixed, moving : Image or path
+        fixed, moving : Image, path, nibabel image, ants.ANTsImage or ndarray
         fixed_mask, moving_mask : Image, ndarray or path, optional
             Non-zero voxels are used; same grid as their image. NaN is refused
             (it is neither inside nor outside).
+        fixed_affine, moving_affine : ndarray, optional
+            vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
+            / ``moving``; required for ndarrays, refused for anything else.
 
         Returns
         -------
@@ -221,7 +232,8 @@ class AffineRegistration:
             It holds this registration's levels, sampling and metric: it is
             built for this instance only.
         """
-        fixed, moving = as_pair(fixed, moving)
+        fixed, moving = as_pair(fixed, moving, fixed_affine=fixed_affine,
+                                moving_affine=moving_affine)
         fixed_mask = _as_mask(fixed_mask, fixed, name="fixed_mask")
         moving_mask = _as_mask(moving_mask, moving, name="moving_mask")
         levels = []
@@ -257,7 +269,9 @@ class AffineRegistration:
 
     def optimize(self, fixed: ImageLike, moving: ImageLike, transform: str = "affine", *,
                  starting_affine: MatrixLike | None = None, fixed_mask: MaskLike | None = None,
-                 moving_mask: MaskLike | None = None, levels: int | None = None) -> AffineMap:
+                 moving_mask: MaskLike | None = None, levels: int | None = None,
+                 fixed_affine: MatrixLike | None = None,
+                 moving_affine: MatrixLike | None = None) -> AffineMap:
         """Register ``moving`` to ``fixed`` with one transform family.
 
         ``optimize(fixed, moving, ...)`` is ``run(prepare(fixed, moving, ...), ...)``:
@@ -266,7 +280,7 @@ class AffineRegistration:
 
         Parameters
         ----------
-        fixed, moving : Image or path
+        fixed, moving : Image, path, nibabel image, ants.ANTsImage or ndarray
         transform : {"translation", "rigid", "similarity", "affine"}
         starting_affine : ndarray, shape (ndim + 1, ndim + 1), optional
             Initial fixed-world -> moving-world matrix; identity when omitted.
@@ -275,13 +289,17 @@ class AffineRegistration:
             (it is neither inside nor outside).
         levels : int, optional
             Run only the first (coarsest) ``levels`` pyramid levels.
+        fixed_affine, moving_affine : ndarray, optional
+            vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
+            / ``moving``; required for ndarrays, refused for anything else.
 
         Returns
         -------
         AffineMap
         """
         transform = choice(transform, STAGES, name="transform")
-        prepared = self.prepare(fixed, moving, fixed_mask=fixed_mask, moving_mask=moving_mask)
+        prepared = self.prepare(fixed, moving, fixed_mask=fixed_mask, moving_mask=moving_mask,
+                                fixed_affine=fixed_affine, moving_affine=moving_affine)
         return self.run(prepared, transform, starting_affine=starting_affine, levels=levels)
 
     def run(self, prepared: PreparedPair, transform: str = "affine", *,
@@ -400,12 +418,14 @@ def affine_registration(fixed, moving, *, pipeline: str | Sequence[str] = DEFAUL
                         starting_affine: MatrixLike | None = None,
                         num_threads: int | None = None,
                         seed: int = 0, full_resolution: str = "last",
-                        callback: Callable[[dict], None] | None = None) -> AffineMap:
+                        callback: Callable[[dict], None] | None = None,
+                        fixed_affine: MatrixLike | None = None,
+                        moving_affine: MatrixLike | None = None) -> AffineMap:
     """Register ``moving`` to ``fixed`` with a pipeline of linear stages.
 
     Parameters
     ----------
-    fixed, moving : Image or path
+    fixed, moving : Image, path, nibabel image, ants.ANTsImage or ndarray
         2D or 3D images in a shared world space (their ``vox2world``).
     pipeline : sequence of str
         Initialisers (``"center_of_mass"``, ``"geometric_centers"``,
@@ -441,6 +461,9 @@ def affine_registration(fixed, moving, *, pipeline: str | Sequence[str] = DEFAUL
         one level early saves about a third of the time at equal accuracy.
     callback : callable, optional
         Per-iteration callback, see :class:`AffineRegistration`.
+    fixed_affine, moving_affine : ndarray, optional
+        vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
+        / ``moving``; required for ndarrays, refused for anything else.
 
     Returns
     -------
@@ -461,7 +484,7 @@ def affine_registration(fixed, moving, *, pipeline: str | Sequence[str] = DEFAUL
     """
     pipeline = _check_pipeline(pipeline)
     full_resolution = choice(full_resolution, ("last", "all"), name="full_resolution")
-    fixed, moving = as_pair(fixed, moving)
+    fixed, moving = as_pair(fixed, moving, fixed_affine=fixed_affine, moving_affine=moving_affine)
     ndim = fixed.ndim
     matrix = np.eye(ndim + 1) if starting_affine is None else check_matrix(
         starting_affine, ndim, name="starting_affine")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .._options import accepted_options, choice
-from ..image import Image, as_image
+from ..image import Image, as_image, as_image_or_path
 from ..memory import check_registration
 from ..metrics import AFFINE_METRICS
 from ..metrics.syn import SYN_METRICS
@@ -16,7 +16,7 @@ from .pyramid import check_level_shapes
 from .syn import DEFAULT_SYN_LEVELS, SymmetricDiffeomorphicRegistration
 
 if TYPE_CHECKING:
-    from .._typing import MaskLike
+    from .._typing import MaskLike, MatrixLike
 
 #: register(transform=...) -> the affine pipeline run before (and, for "syn", the SyN step)
 AFFINE_PIPELINES = {
@@ -63,8 +63,10 @@ class RegistrationResult:
 #: register's own arguments that ``affine_options`` / ``syn_options`` must not repeat
 #: (option key -> the argument of register that sets it)
 _AFFINE_CLASHES = {"metric": "affine_metric", "fixed_mask": "fixed_mask",
-                   "moving_mask": "moving_mask", "num_threads": "num_threads", "seed": "seed"}
-_SYN_CLASHES = {"metric": "syn_metric", "num_threads": "num_threads", "fixed_mask": "fixed_mask"}
+                   "moving_mask": "moving_mask", "num_threads": "num_threads", "seed": "seed",
+                   "fixed_affine": "fixed_affine", "moving_affine": "moving_affine"}
+_SYN_CLASHES = {"metric": "syn_metric", "num_threads": "num_threads", "fixed_mask": "fixed_mask",
+                "fixed_affine": "fixed_affine", "moving_affine": "moving_affine"}
 #: the images are register's first arguments, never a stage option
 _IMAGES = ("fixed", "moving")
 
@@ -93,12 +95,13 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
              fixed_mask: MaskLike | None = None, moving_mask: MaskLike | None = None,
              num_threads: int | None = None, seed: int = 0,
              affine_options: dict | None = None, syn_options: dict | None = None,
-             max_memory: int | str | None = None) -> RegistrationResult:
+             max_memory: int | str | None = None, fixed_affine: MatrixLike | None = None,
+             moving_affine: MatrixLike | None = None) -> RegistrationResult:
     """Register ``moving`` to ``fixed``: the affine pipeline, then (for ``"syn"``) SyN.
 
     Parameters
     ----------
-    fixed, moving : Image or path
+    fixed, moving : Image, path, nibabel image, ants.ANTsImage or ndarray
     transform : {"rigid", "affine", "syn"}
         Names here are case-insensitive (``"SyN"``, ``"MI"``).
     affine_metric : {"mi", "meansquares", "correlation"}
@@ -128,6 +131,9 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
         Stop before any work if the estimated peak memory exceeds this many bytes
         (or a size such as ``"8G"``). The estimate is always checked against the
         memory available (see :mod:`parareg.memory`).
+    fixed_affine, moving_affine : ndarray, optional
+        vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
+        / ``moving``; required for ndarrays, refused for anything else.
 
     Returns
     -------
@@ -158,6 +164,8 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
     syn_options = _stage_options(syn_options, name="syn_options",
                                  accepted=accepted_options(SymmetricDiffeomorphicRegistration),
                                  clashes=_SYN_CLASHES)
+    fixed = as_image_or_path(fixed, name="fixed", affine=fixed_affine)
+    moving = as_image_or_path(moving, name="moving", affine=moving_affine)
     check_registration(fixed, moving, transform=transform, preset=preset, metric=syn_metric,
                        levels=syn_options.get("levels"),
                        fixed_mask=fixed_mask is not None, max_memory=max_memory)

@@ -188,23 +188,28 @@ class SymmetricDiffeomorphicRegistration:
                                window=2 * radius + 1, stage="syn_options")
 
     def optimize(self, fixed: ImageLike, moving: ImageLike, *,
-                 prealign: MatrixLike | None = None,
-                 fixed_mask: MaskLike | None = None) -> DiffeomorphicMap:
+                 prealign: MatrixLike | None = None, fixed_mask: MaskLike | None = None,
+                 fixed_affine: MatrixLike | None = None,
+                 moving_affine: MatrixLike | None = None) -> DiffeomorphicMap:
         """Register ``moving`` to ``fixed``.
 
         Parameters
         ----------
-        fixed, moving : Image or path
+        fixed, moving : Image, path, nibabel image, ants.ANTsImage or ndarray
         prealign : ndarray, shape (ndim + 1, ndim + 1), optional
             Fixed-world -> moving-world affine (e.g. ``affine_registration(...).matrix``).
         fixed_mask : Image, ndarray or path, optional
             Updates are zero outside the (warped) mask.
+        fixed_affine, moving_affine : ndarray, optional
+            vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
+            / ``moving``; required for ndarrays, refused for anything else.
 
         Returns
         -------
         DiffeomorphicMap
         """
-        fixed, moving = as_pair(fixed, moving)
+        fixed, moving = as_pair(fixed, moving, fixed_affine=fixed_affine,
+                                moving_affine=moving_affine)
         ndim = fixed.ndim
         prealign = np.eye(ndim + 1) if prealign is None else check_matrix(
             prealign, ndim, name="prealign")
@@ -337,19 +342,21 @@ class SymmetricDiffeomorphicRegistration:
         return result
 
 
-def syn_registration(fixed, moving, *, metric: str | SyNMetric = "cc",
+def syn_registration(fixed: ImageLike, moving: ImageLike, *, metric: str | SyNMetric = "cc",
                      prealign: MatrixLike | None = None,
                      levels: Sequence[tuple[int, float, int]] = DEFAULT_SYN_LEVELS,
                      radius: int | None = None, bins: int | None = None, step: float = 0.5,
                      update_sigma: float = 1.2, field_sigma: float = 0.5,
                      convergence: tuple[float, int] = (1e-4, 10),
                      fixed_mask: MaskLike | None = None, num_threads: int | None = None,
-                     callback: Callable[[dict], None] | None = None) -> DiffeomorphicMap:
+                     callback: Callable[[dict], None] | None = None,
+                     fixed_affine: MatrixLike | None = None,
+                     moving_affine: MatrixLike | None = None) -> DiffeomorphicMap:
     """Symmetric diffeomorphic registration of ``moving`` to ``fixed``.
 
     Parameters
     ----------
-    fixed, moving : Image or path
+    fixed, moving : Image, path, nibabel image, ants.ANTsImage or ndarray
     metric : {"cc", "ssd", "em", "mi"} or SyNMetric
         Local cross-correlation (the default; contrasts related linearly in a
         small window), sum of squared differences, EM, or mutual information
@@ -370,6 +377,9 @@ def syn_registration(fixed, moving, *, metric: str | SyNMetric = "cc",
     num_threads : int, optional
         The result is bit-identical at any thread count.
     callback : callable, optional
+    fixed_affine, moving_affine : ndarray, optional
+        vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
+        / ``moving``; required for ndarrays, refused for anything else.
 
     Returns
     -------
@@ -390,4 +400,5 @@ def syn_registration(fixed, moving, *, metric: str | SyNMetric = "cc",
         metric, levels=levels, radius=radius, bins=bins, step=step, update_sigma=update_sigma,
         field_sigma=field_sigma, convergence=convergence, num_threads=num_threads,
         callback=callback)
-    return registration.optimize(fixed, moving, prealign=prealign, fixed_mask=fixed_mask)
+    return registration.optimize(fixed, moving, prealign=prealign, fixed_mask=fixed_mask,
+                                 fixed_affine=fixed_affine, moving_affine=moving_affine)

@@ -22,7 +22,7 @@ from ..image import Image, as_image, check_matrix, trusted_image
 from ..resampling import check_field, resample
 
 if TYPE_CHECKING:
-    from .._typing import ArrayLike, ImageLike, MaskLike, MatrixLike
+    from .._typing import ArrayLike, ImageLike, MatrixLike
 
 
 def _grid(image: Image) -> Image:
@@ -83,15 +83,22 @@ class DiffeomorphicMap:
         return self.fixed_grid.vox2world
 
     def transform(self, image: ImageLike, *, interpolation: str = "linear",
-                  num_threads: int | None = None) -> Image:
-        """``image`` in the moving world, resampled onto the fixed grid."""
+                  num_threads: int | None = None,
+                  image_affine: MatrixLike | None = None) -> Image:
+        """``image`` in the moving world, resampled onto the fixed grid.
+
+        ``image`` is any image :func:`parareg.resample` takes (an ndarray with
+        ``image_affine``, its vox2world).
+        """
         return resample(image, self.fixed_grid, affine=self.prealign, field=self.forward,
-                        interpolation=interpolation, num_threads=num_threads)
+                        interpolation=interpolation, num_threads=num_threads,
+                        moving_affine=image_affine)
 
     def transform_inverse(self, image: ImageLike, *, interpolation: str = "linear",
-                          num_threads: int | None = None) -> Image:
+                          num_threads: int | None = None,
+                          image_affine: MatrixLike | None = None) -> Image:
         """``image`` in the fixed world, resampled onto the moving grid."""
-        image = as_image(image, name="image")
+        image = as_image(image, name="image", affine=image_affine)
         inv_prealign = np.linalg.inv(self.prealign)
         back = resample_field(self.backward, self.vox2world, self.moving_grid,
                               affine=inv_prealign, num_threads=num_threads)
