@@ -409,7 +409,8 @@ class PreparedPair:
                 f"levels={len(self.levels)})")
 
 
-def affine_registration(fixed, moving, *, pipeline: str | Sequence[str] = DEFAULT_PIPELINE,
+def affine_registration(fixed: ImageLike, moving: ImageLike, *,
+                        pipeline: str | Sequence[str] = DEFAULT_PIPELINE,
                         metric: str = "mi", bins: int | None = None,
                         sampling: float | None = None, sampling_strategy: str = "random",
                         levels: Sequence[tuple[int, float, int]] = DEFAULT_LEVELS,

@@ -16,7 +16,7 @@ from .pyramid import check_level_shapes
 from .syn import DEFAULT_SYN_LEVELS, SymmetricDiffeomorphicRegistration
 
 if TYPE_CHECKING:
-    from .._typing import MaskLike, MatrixLike
+    from .._typing import ImageLike, MaskLike, MatrixLike
 
 #: register(transform=...) -> the affine pipeline run before (and, for "syn", the SyN step)
 AFFINE_PIPELINES = {
@@ -90,8 +90,8 @@ def _stage_options(options, *, name: str, accepted, clashes) -> dict:
     return dict(options)
 
 
-def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi",
-             syn_metric: str = "cc", preset: str = "default",
+def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
+             affine_metric: str = "mi", syn_metric: str = "cc", preset: str = "default",
              fixed_mask: MaskLike | None = None, moving_mask: MaskLike | None = None,
              num_threads: int | None = None, seed: int = 0,
              affine_options: dict | None = None, syn_options: dict | None = None,
