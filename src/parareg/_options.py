@@ -53,9 +53,12 @@ def choice(value: Any, options: Iterable[str], *, name: str) -> str:
     raise ValueError(f"{name} must be one of {options}, got {value!r}")
 
 
-def accepted_options(factory: Callable) -> list[str]:
-    """The keyword arguments ``factory`` (a class or function) accepts, in signature order."""
+def accepted_options(factory: Callable) -> list[str] | None:
+    """The keyword arguments ``factory`` (a class or function) accepts, in signature order;
+    ``None`` when it takes ``**kwargs`` (any name may be valid, so none can be refused)."""
     parameters = inspect.signature(factory).parameters.values()
+    if any(p.kind == p.VAR_KEYWORD for p in parameters):
+        return None
     return [p.name for p in parameters
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"]
 
@@ -97,7 +100,7 @@ def build(registry: Mapping[str, Callable], name: Any, *, kind: str,
     given = {k: v for k, v in options.items() if v is not None}
     accepted = accepted_options(factory)
     for option, value in given.items():
-        if option not in accepted:
+        if accepted is not None and option not in accepted:
             takes = ", ".join(accepted) if accepted else "no option"
             raise ValueError(f"{option}={value!r} is not an option of the {kind} {key!r} "
                              f"(it takes {takes}); drop {option} or choose a {argument} "

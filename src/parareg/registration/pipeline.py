@@ -84,9 +84,9 @@ def _stage_options(options, *, name: str, accepted, clashes) -> dict:
             raise ValueError(f"{name}={{{key!r}: ...}} clashes with register's own "
                              f"{clashes[key]}= argument: pass {clashes[key]}= to register "
                              f"and drop {key!r} from {name}")
-        if key not in accepted or key in _IMAGES:
-            raise ValueError(f"{name} has an unknown key {key!r}; it takes "
-                             f"{sorted(k for k in accepted if k not in (*clashes, *_IMAGES))}")
+        if key in _IMAGES or (accepted is not None and key not in accepted):
+            takes = sorted(k for k in (accepted or ()) if k not in (*clashes, *_IMAGES))
+            raise ValueError(f"{name} has an unknown key {key!r}; it takes {takes}")
     return dict(options)
 
 
@@ -182,7 +182,7 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
     syn = None
     if transform == "syn":
         preset_options = dict(SYN_PRESETS[preset])
-        if "radius" not in accepted_options(SYN_METRICS[syn_metric]):
+        if "radius" not in (accepted_options(SYN_METRICS[syn_metric]) or ("radius",)):
             preset_options.pop("radius", None)  # a preset's window is CC's
         syn = SymmetricDiffeomorphicRegistration(
             syn_metric, num_threads=num_threads, **{**preset_options, **syn_options})
