@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import parareg
 from parareg.cli.main import main
+
+from .test_options import blob as options_blob
 
 ROOT = Path(__file__).resolve().parents[1]
 AFFINE_LEVELS = ((2, 1.0, 6), (1, 0.0, 3))
@@ -20,11 +21,7 @@ SYN_LEVELS = ((2, 0.5, 3), (1, 0.0, 2))
 
 
 def blob(shape=(24, 26, 22), shift=(0.0, 0.0, 0.0)):
-    grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape],
-                                indexing="ij"), axis=-1)
-    centre = np.array(shape) / 2 + np.array(shift)
-    data = np.exp(-(((grid - centre) / 5.0) ** 2).sum(-1)) * 100 + 5
-    return parareg.Image(data.astype(np.float32), np.eye(4))
+    return options_blob(shape, shift)
 
 
 def test_a_library_user_gets_nothing_printed():
