@@ -69,6 +69,18 @@ def test_register_names_are_case_insensitive():
     np.testing.assert_array_equal(a.warped.data, b.warped.data)
 
 
+def test_the_register_command_takes_names_in_any_case(tmp_path, capsys):
+    from parareg.cli.main import main
+
+    for name, shift in (("fixed", 0.0), ("moving", 1.0)):
+        parareg.save(blob(shift=(shift, 0.0, 0.0)), tmp_path / f"{name}.nii.gz")
+    argv = ["register", str(tmp_path / "fixed.nii.gz"), str(tmp_path / "moving.nii.gz"),
+            "-o", str(tmp_path / "o_"), "--threads", "1", "-q"]
+    assert main([*argv, "-t", "Rigid", "-m", "MI", "-p", "FAST"]) == 0
+    assert main([*argv, "-t", "bspline"]) == 2
+    assert "invalid choice: 'bspline'" in capsys.readouterr().err
+
+
 def test_a_name_that_is_no_option_still_fails():
     with pytest.raises(ValueError, match=r"metric must be one of \['correlation', "):
         AffineRegistration(metric="nmi")

@@ -99,11 +99,11 @@ def _get_parser():
     parser.add_argument("moving", help="moving image, same dimensionality as FIXED")
     parser.add_argument("-o", "--output", required=True, metavar="PREFIX",
                         help="output prefix (see below)")
-    parser.add_argument("--transform", "-t", choices=TRANSFORMS, default="syn",
+    parser.add_argument("--transform", "-t", type=str.lower, choices=TRANSFORMS, default="syn",
                         help="transform model (default: syn = rigid + affine + SyN)")
-    parser.add_argument("--metric", "-m", choices=sorted(METRICS), default=None,
+    parser.add_argument("--metric", "-m", type=str.lower, choices=sorted(METRICS), default=None,
                         help="similarity metric (see the table below)")
-    parser.add_argument("--preset", "-p", choices=PRESETS, default="default",
+    parser.add_argument("--preset", "-p", type=str.lower, choices=PRESETS, default="default",
                         help="SyN pyramid and iterations (default: default)")
     parser.add_argument("--fixed-mask", "-x", default=None, metavar="MASK",
                         help="non-zero voxels of MASK (on the FIXED grid) drive the metric")
