@@ -454,6 +454,30 @@ def _resample(folder, **kwargs):
     return parareg.resample(_image(folder), _image(folder), **kwargs)
 
 
+def _metrics():
+    import parareg.metrics
+
+    return parareg.metrics
+
+
+def _metrics_syn():
+    import parareg.metrics.syn
+
+    return parareg.metrics.syn
+
+
+def _syn_class():
+    from parareg import SymmetricDiffeomorphicRegistration
+
+    return SymmetricDiffeomorphicRegistration
+
+
+def _syn_registration():
+    from parareg import syn_registration
+
+    return syn_registration
+
+
 P = "Python API"
 NAN_MASK = np.full((12, 12, 12), np.nan, np.float32)
 PYTHON = [
@@ -513,6 +537,37 @@ PYTHON = [
     api(P, "py-syn-window", "syn_registration(radius=4) on 24^3 (window 9 > level 6^3)",
         lambda d: _syn(d, radius=4), ValueError,
         r"smaller than the CC window of 2 \* radius \+ 1 = 9.*levels="),
+    api(P, "py-name-case-affine-metric", "get_affine_metric('MI'): names in any case are "
+        "accepted", lambda d: _metrics().get_affine_metric("MI"), None,
+        r"MattesMutualInformation\(bins=32"),
+    api(P, "py-name-case-syn", "SymmetricDiffeomorphicRegistration('CC').metric: any case",
+        lambda d: _syn_class()("CC").metric, None, r"CCMetric\(radius=2"),
+    api(P, "py-syn-radius-unused", "syn_registration(metric='mi', radius=3): MI has no window",
+        lambda d: _syn(d, metric="mi", radius=3), ValueError,
+        r"radius=3 is not an option of the SyN metric 'mi' \(it takes bins\); drop radius"),
+    api(P, "py-syn-bins-unused", "syn_registration(bins=16) with the default metric cc",
+        lambda d: _syn(d, bins=16), ValueError,
+        r"bins=16 is not an option of the SyN metric 'cc' \(it takes radius, eps\)"),
+    api(P, "py-affine-bins-unused", "affine_registration(metric='correlation', bins=64)",
+        lambda d: _affine(d, metric="correlation", bins=64), ValueError,
+        r"bins=64 is not an option of the affine metric 'correlation'"),
+    api(P, "py-syn-radius-object", "SymmetricDiffeomorphicRegistration(CCMetric(), radius=3)",
+        lambda d: _syn_class()(_metrics_syn().CCMetric(), radius=3), ValueError,
+        r"radius=3 is an option of a metric given by name; the metric object"),
+    api(P, "py-register-affine-options-clash", "register(affine_options={'metric': 'mi'})",
+        lambda d: _register(d, affine_options={"metric": "mi"}), ValueError,
+        r"affine_options=\{'metric': \.\.\.\} clashes with register's own affine_metric= "
+        r"argument: pass affine_metric= to register"),
+    api(P, "py-register-syn-options-clash", "register(syn_options={'num_threads': 2})",
+        lambda d: _register(d, syn_options={"num_threads": 2}), ValueError,
+        r"syn_options=\{'num_threads': \.\.\.\} clashes with register's own num_threads="),
+    api(P, "py-register-options-unknown", "register(affine_options={'iterations': 3})",
+        lambda d: _register(d, affine_options={"iterations": 3}), ValueError,
+        r"affine_options has an unknown key 'iterations'; it takes \['bins'"),
+    api(P, "py-syn-constant", "syn_registration() of a constant moving image",
+        lambda d: _syn_registration()(_image(d, "big.nii.gz"), _image_of(
+            np.full(_image(d, "big.nii.gz").shape, 2.0, np.float32), np.eye(4))),
+        ValueError, r"moving is constant; nothing to register"),
     api(P, "py-image-singular", "Image() with a singular vox2world",
         lambda d: _image_of(np.zeros((4, 4, 4), np.float32), np.zeros((4, 4))), ValueError,
         "vox2world"),

@@ -382,3 +382,7 @@ def test_registry():
         get_affine_metric("nmi")
     expected = "metric must be one of ['correlation', 'meansquares', 'mi'], got 'nmi'"
     assert str(info.value) == expected
+    assert get_affine_metric("MI", bins=40).bins == 40
+    with pytest.raises(ValueError, match=r"bins=40 is not an option of the affine metric "
+                                         r"'correlation' \(it takes moving_gradient\)"):
+        get_affine_metric("correlation", bins=40)

@@ -32,6 +32,7 @@ import pkgutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def cache_location() -> Path:
     return Path(path)
 
 
-def check_cache_writable(path=None) -> Path:
+def check_cache_writable(path: str | os.PathLike | None = None) -> Path:
     """Raise ``OSError`` naming ``NUMBA_CACHE_DIR`` unless the kernel cache can be written.
 
     Parameters
@@ -143,7 +144,7 @@ COLD_COMPILE_SECONDS = {
 }
 
 
-def estimated_compile_seconds(command: str, transform=None) -> float | None:
+def estimated_compile_seconds(command: str, transform: str | None = None) -> float | None:
     """Seconds ``command`` (e.g. ``"parareg register"``) compiles on a cold cache, or ``None``.
 
     From :data:`COLD_COMPILE_SECONDS`; ``transform`` is the ``--transform``
@@ -323,7 +324,8 @@ def _check_jobs(jobs) -> int:
     return jobs
 
 
-def warmup(*, jobs=None, ndims=(2, 3), callback=None) -> WarmupReport:
+def warmup(*, jobs: int | None = None, ndims: Sequence[int] = (2, 3),
+           callback: Callable[[str, list], None] | None = None) -> WarmupReport:
     """Compile every kernel a registration or ``apply`` can use, and cache them on disk.
 
     Runs tiny synthetic registrations and resamplings through the public API

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ._config import CHEAP_GRAIN_VOXELS
@@ -10,8 +12,11 @@ from .kernels.gradient import gradient_3d
 from .kernels.lift import lift_array, lift_linear
 from .parallel import for_each_slab, resolve_num_threads
 
+if TYPE_CHECKING:
+    from ._typing import ImageLike
 
-def gradient(image, *, num_threads=None) -> np.ndarray:
+
+def gradient(image: ImageLike, *, num_threads: int | None = None) -> np.ndarray:
     """Spatial gradient of ``image`` in intensity per millimetre.
 
     Derivatives along voxel axes follow ``numpy.gradient`` (central

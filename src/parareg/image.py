@@ -12,11 +12,19 @@ import os
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ants
+    import nibabel
+
+    from ._typing import ArrayLike, ImageLike, MatrixLike, PathLike
+
 #: smallest |det| of a vox2world linear part accepted as invertible (mm^ndim per voxel)
 _MIN_ABS_DET = 1e-12
 
 
-def check_matrix(matrix, ndim: int, *, name: str) -> np.ndarray:
+def check_matrix(matrix: MatrixLike, ndim: int, *, name: str) -> np.ndarray:
     """Return ``matrix`` as a float64 ``(ndim+1, ndim+1)`` invertible homogeneous matrix.
 
     Raises a ``ValueError`` naming ``name`` when it has the wrong shape, holds
@@ -70,7 +78,7 @@ def all_finite(array: np.ndarray) -> bool:
     return bool(np.all(np.isfinite(sums)))
 
 
-def check_array(data, *, name: str) -> np.ndarray:
+def check_array(data: ArrayLike, *, name: str) -> np.ndarray:
     """Return ``data`` as a finite 2D/3D array (float32, or integer for label maps).
 
     Raises a ``ValueError`` naming ``name`` on a wrong number of dimensions, an
@@ -114,7 +122,7 @@ class Image:
 
     __slots__ = ("data", "vox2world")
 
-    def __init__(self, data, vox2world):
+    def __init__(self, data: ArrayLike, vox2world: MatrixLike):
         self.data = check_array(data, name="data")
         self.vox2world = check_matrix(vox2world, self.data.ndim, name="vox2world")
 
@@ -140,17 +148,17 @@ class Image:
         """True for integer (label map) data."""
         return bool(np.issubdtype(self.data.dtype, np.integer))
 
-    def with_data(self, data) -> "Image":
+    def with_data(self, data: ArrayLike) -> Image:
         """A new image on the same grid holding ``data``."""
         return Image(data, self.vox2world)
 
-    def to_nibabel(self):
+    def to_nibabel(self) -> nibabel.Nifti1Image:
         """This image as a ``nibabel.Nifti1Image`` (see :func:`parareg.io.nifti.to_nifti`)."""
         from .io.nifti import to_nifti
 
         return to_nifti(self)
 
-    def to_ants(self):
+    def to_ants(self) -> ants.ANTsImage:
         """This image as an ``ants.ANTsImage`` (needs antspyx; see :mod:`parareg.io.ants_image`)."""
         from .io.ants_image import to_ants
 
@@ -181,7 +189,8 @@ class _NotOffered:
 NOT_OFFERED = _NotOffered()
 
 
-def as_image(obj, *, name: str, affine=NOT_OFFERED, labels: bool = False) -> Image:
+def as_image(obj: ImageLike, *, name: str, affine: MatrixLike | None = NOT_OFFERED,
+             labels: bool = False) -> Image:
     """Any image a user holds, as a checked :class:`Image`; ``name`` is named in any error.
 
     Parameters
@@ -248,8 +257,8 @@ def as_image(obj, *, name: str, affine=NOT_OFFERED, labels: bool = False) -> Ima
     raise TypeError(f"{name} must be {ACCEPTED}; got {type(obj).__name__}")
 
 
-def as_pair(fixed, moving, *, fixed_affine=NOT_OFFERED,
-            moving_affine=NOT_OFFERED) -> tuple[Image, Image]:
+def as_pair(fixed: ImageLike, moving: ImageLike, *, fixed_affine: MatrixLike | None = NOT_OFFERED,
+            moving_affine: MatrixLike | None = NOT_OFFERED) -> tuple[Image, Image]:
     """``fixed`` and ``moving`` as checked images of the same dimensionality."""
     fixed = as_image(fixed, name="fixed", affine=fixed_affine)
     moving = as_image(moving, name="moving", affine=moving_affine)
@@ -259,14 +268,15 @@ def as_pair(fixed, moving, *, fixed_affine=NOT_OFFERED,
     return fixed, moving
 
 
-def as_image_or_path(obj, *, name: str, affine=None):
+def as_image_or_path(obj: ImageLike, *, name: str,
+                     affine: MatrixLike | None = None) -> Image | PathLike:
     """A path unchanged (so it can be checked before it is read), anything else as an Image."""
     if isinstance(obj, (str, os.PathLike)) and affine is None:
         return obj
     return as_image(obj, name=name, affine=affine)
 
 
-def as_grid(obj, *, name: str, affine=NOT_OFFERED) -> Image:
+def as_grid(obj: ImageLike, *, name: str, affine: MatrixLike | None = NOT_OFFERED) -> Image:
     """Like :func:`as_image` for an image used only for its grid (data not scanned)."""
     if isinstance(obj, Image) and (affine is None or affine is NOT_OFFERED):
         return obj
@@ -281,7 +291,7 @@ def trusted_image(data: np.ndarray, vox2world: np.ndarray) -> Image:
     return image
 
 
-def grid_points(shape) -> np.ndarray:
+def grid_points(shape: tuple[int, ...]) -> np.ndarray:
     """Voxel index coordinates of every voxel, shape ``(*shape, ndim)``, float64."""
     return np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape],
                                 indexing="ij"), axis=-1)

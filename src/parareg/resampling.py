@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ._config import DEFAULT_GRAIN_VOXELS
@@ -10,12 +12,15 @@ from .kernels.lift import lift_affine, lift_array
 from .kernels.resample import resample_affine_3d, warp_3d
 from .parallel import for_each_slab, resolve_num_threads
 
+if TYPE_CHECKING:
+    from ._typing import ArrayLike, ImageLike, MatrixLike
+
 INTERPOLATIONS = ("linear", "nearest")
 #: accepted spellings (any case; ANTs' names included) -> parareg's
 INTERPOLATION_ALIASES = {"linear": "linear", "nearest": "nearest", "nearestneighbor": "nearest"}
 
 
-def check_interpolation(interpolation) -> bool:
+def check_interpolation(interpolation: str) -> bool:
     """Return ``True`` for nearest-neighbour, ``False`` for linear; reject anything else.
 
     Names are case-insensitive, and ANTs' ``NearestNeighbor`` means nearest.
@@ -27,7 +32,7 @@ def check_interpolation(interpolation) -> bool:
     return INTERPOLATION_ALIASES[key] == "nearest"
 
 
-def check_field(field, shape, *, name: str = "field") -> np.ndarray:
+def check_field(field: ArrayLike, shape: tuple[int, ...], *, name: str = "field") -> np.ndarray:
     """Return ``field`` as a finite C-contiguous float32 array of shape ``(*shape, len(shape))``."""
     f = np.asarray(field)
     expected = (*shape, len(shape))
@@ -42,8 +47,10 @@ def check_field(field, shape, *, name: str = "field") -> np.ndarray:
     return f
 
 
-def resample(moving, reference, *, affine=None, field=None, interpolation: str = "linear",
-             num_threads=None, moving_affine=None, reference_affine=None) -> Image:
+def resample(moving: ImageLike, reference: ImageLike, *, affine: MatrixLike | None = None,
+             field: ArrayLike | None = None, interpolation: str = "linear",
+             num_threads: int | None = None, moving_affine: MatrixLike | None = None,
+             reference_affine: MatrixLike | None = None) -> Image:
     """Resample ``moving`` onto the grid of ``reference``.
 
     Each reference voxel ``p`` with world position ``x = reference.vox2world @ p``
@@ -142,7 +149,9 @@ def _resample_by_index(src, reference, world2moving_vox, field, num_threads) -> 
     return trusted_image(values[out], reference.vox2world)
 
 
-def warp_unchecked(src, field, out_vox2world, world2moving_vox, nearest, out, num_threads):
+def warp_unchecked(src: np.ndarray, field: np.ndarray, out_vox2world: np.ndarray,
+                   world2moving_vox: np.ndarray, nearest: bool, out: np.ndarray,
+                   num_threads: int | None) -> np.ndarray:
     """Fill ``out`` with ``src`` sampled at ``world2moving_vox @ (out_vox2world @ p + field[p])``.
 
     The driver behind :func:`resample` with a field, without validation, for

@@ -9,6 +9,10 @@ Contract of a command (see :func:`run_command`):
 * anything else (a bug) is raised, with its traceback; set ``PARAREG_DEBUG=1`` to get
   the traceback of a bad-input error too;
 * results go to stdout (silenced by ``-q``), progress and warnings to stderr;
+* the library's progress comes as :mod:`logging` records (:mod:`parareg._log`);
+  :func:`run_command` configures the ``"parareg"`` logger for the command's
+  duration (:class:`parareg.cli._logging.LogHandler`): a progress display by default, nothing with
+  ``-q``, every record as one line with ``-v``;
 * output files are written as one set by :class:`parareg.io.OutputSet`: a
   failure, Ctrl-C or SIGTERM leaves the earlier outputs exactly as they were,
   and no output is ever one of the command's inputs
@@ -110,8 +114,14 @@ def add_threads_argument(parser) -> None:
 
 
 def add_quiet_argument(parser) -> None:
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="print nothing but warnings and errors (no progress, no summary)")
+    """``-q/--quiet`` and ``-v/--verbose`` (one or the other)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true",
+                       help="print nothing but warnings and errors (no progress, no summary)")
+    group.add_argument("-v", "--verbose", action="store_true",
+                       help="print every log record of the library on stderr, one line each "
+                            "(each iteration and each pyramid level's summary), instead of "
+                            "the progress display")
 
 
 # --- messages ------------------------------------------------------------------------------
@@ -186,7 +196,11 @@ def run_command(command, parser: argparse.ArgumentParser, argv) -> int:
     try:
         args = parser.parse_args(argv)
         console.quiet = bool(getattr(args, "quiet", False))
-        with warnings_to(console), compile_notice(console, parser.prog, args):
+        verbose = bool(getattr(args, "verbose", False))
+        from ._logging import logging_to
+
+        with warnings_to(console), compile_notice(console, parser.prog, args), \
+                logging_to(console, verbose=verbose):
             return command(args, console)
     except KeyboardInterrupt:
         console.error("interrupted")
@@ -352,11 +366,15 @@ class RegistrationProgress:
     ``interval`` seconds); otherwise (a log file, a pipe) one line is written
     per finished pyramid level, so logs stay short.
 
+    The dicts are those of the library's progress records (:mod:`parareg._log`),
+    which carry ``levels``, ``max_iterations`` and ``metric``; without them
+    (a registration callback's dict) the constructor's pyramids and names are used.
+
     Parameters
     ----------
     enabled : bool
         ``False`` (``-q``) makes every method a no-op.
-    affine_levels : sequence of (factor, sigma, iterations)
+    affine_levels : sequence of (factor, sigma, iterations), optional
         The affine pyramid, for "level i/n" and iteration limits.
     syn_levels : sequence of (factor, sigma, iterations), optional
     affine_metric, syn_metric : str
@@ -365,8 +383,8 @@ class RegistrationProgress:
         Seconds between terminal redraws.
     """
 
-    def __init__(self, *, enabled: bool, affine_levels, syn_levels=(), affine_metric: str = "",
-                 syn_metric: str = "", interval: float = 0.1):
+    def __init__(self, *, enabled: bool, affine_levels=(), syn_levels=(),
+                 affine_metric: str = "", syn_metric: str = "", interval: float = 0.1):
         self.enabled = enabled
         self.affine_levels = tuple(affine_levels)
         self.syn_levels = tuple(syn_levels)
@@ -383,22 +401,29 @@ class RegistrationProgress:
         if not self.enabled:
             return
         level = int(info.get("level", 0))
-        n = len(self.affine_levels)
-        limit = self.affine_levels[level][2] if level < n else "?"
+        n = info.get("levels", len(self.affine_levels))
+        limit = info.get("max_iterations")
+        if limit is None:
+            limit = self.affine_levels[level][2] if level < len(self.affine_levels) else "?"
         text = (f"affine {info.get('stage', ''):<11} level {level + 1}/{n}  "
                 f"iteration {info.get('iteration', 0):>3}/{limit}  "
-                f"{self.affine_metric} {float(info.get('value', np.nan)):.6g}")
+                f"{info.get('metric', self.affine_metric)} "
+                f"{float(info.get('value', np.nan)):.6g}")
         self._update(("affine", info.get("stage"), level), text)
 
     def syn(self, info: dict) -> None:
         if not self.enabled:
             return
         level = int(info.get("level", 0))
-        n = len(self.syn_levels)
-        factor, _, limit = self.syn_levels[level] if level < n else ("?", None, "?")
+        n = info.get("levels", len(self.syn_levels))
+        factor, _, limit = self.syn_levels[level] if level < len(self.syn_levels) else \
+            ("?", None, "?")
+        factor = info.get("factor", factor)
+        limit = info.get("max_iterations", limit)
         text = (f"syn    shrink {factor:<4} level {level + 1}/{n}  "
                 f"iteration {info.get('iteration', 0):>3}/{limit}  "
-                f"{self.syn_metric} energy {float(info.get('energy', np.nan)):.6g}")
+                f"{info.get('metric', self.syn_metric)} energy "
+                f"{float(info.get('energy', np.nan)):.6g}")
         self._update(("syn", level), text)
 
     def close(self) -> None:

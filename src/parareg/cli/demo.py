@@ -25,7 +25,6 @@ import numpy as np
 from ..transforms.chain import sample_field, world_points
 from ._common import (
     CLIError,
-    RegistrationProgress,
     add_quiet_argument,
     add_threads_argument,
     describe_grid,
@@ -313,8 +312,6 @@ def _run(args, console) -> int:
     from ..io.nifti import save
     from ..io.outputs import OutputSet
     from ..parallel import resolve_num_threads
-    from ..registration.affine import DEFAULT_LEVELS
-    from ..registration.pipeline import SYN_PRESETS
     from ..resampling import resample
 
     source = choose_source(args.source)
@@ -346,16 +343,9 @@ def _run(args, console) -> int:
     console.print(f"  register    affine (mi) + SyN (cc, preset {setting.preset}), "
                   f"{num_threads} thread{'s' * (num_threads != 1)}")
 
-    progress = RegistrationProgress(enabled=not console.quiet, affine_levels=DEFAULT_LEVELS,
-                                    syn_levels=SYN_PRESETS[setting.preset]["levels"],
-                                    affine_metric="mi", syn_metric="cc")
-    try:
-        result = register(fixed, moving, transform="syn", preset=setting.preset,
-                          num_threads=num_threads, seed=args.seed,
-                          affine_options={"callback": progress.affine},
-                          syn_options={"callback": progress.syn})
-    finally:
-        progress.close()
+    # progress: the library's log records (run_command shows them)
+    result = register(fixed, moving, transform="syn", preset=setting.preset,
+                      num_threads=num_threads, seed=args.seed)
     t_registered = time.perf_counter()
 
     mapping = result.mapping

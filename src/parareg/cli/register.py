@@ -10,7 +10,6 @@ import numpy as np
 
 from ._common import (
     CLIError,
-    RegistrationProgress,
     add_quiet_argument,
     add_threads_argument,
     check_output_file,
@@ -103,11 +102,11 @@ def _get_parser():
     parser.add_argument("moving", nargs="?", help="moving image, same dimensionality as FIXED")
     parser.add_argument("-o", "--output", metavar="PREFIX",
                         help="output prefix (see below); required unless --print-settings")
-    parser.add_argument("--transform", "-t", choices=TRANSFORMS, default="syn",
+    parser.add_argument("--transform", "-t", type=str.lower, choices=TRANSFORMS, default="syn",
                         help="transform model (default: syn = rigid + affine + SyN)")
-    parser.add_argument("--metric", "-m", choices=sorted(METRICS), default=None,
+    parser.add_argument("--metric", "-m", type=str.lower, choices=sorted(METRICS), default=None,
                         help="similarity metric (see the table below)")
-    parser.add_argument("--preset", "-p", choices=PRESETS, default="default",
+    parser.add_argument("--preset", "-p", type=str.lower, choices=PRESETS, default="default",
                         help="SyN pyramid and iterations (default: default)")
     parser.add_argument("--fixed-mask", "-x", default=None, metavar="MASK",
                         help="non-zero voxels of MASK (on the FIXED grid) drive the metric; "
@@ -261,26 +260,20 @@ def _run(args, console) -> int:
     console.print(f"  fixed   {args.fixed}: {describe_grid(fixed)}")
     console.print(f"  moving  {args.moving}: {describe_grid(moving)}")
 
-    progress = RegistrationProgress(enabled=not console.quiet, affine_levels=affine_levels,
-                                    syn_levels=syn_levels, affine_metric=affine_metric,
-                                    syn_metric=syn_metric or "")
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # progress: the library's log records (run_command shows them)
     try:
         result = register(fixed, moving, transform=args.transform, affine_metric=affine_metric,
                           syn_metric=syn_metric or "cc", preset=args.preset,
                           fixed_mask=masks.get("fixed"), moving_mask=masks.get("moving"),
                           num_threads=num_threads, seed=args.seed, stages=stages,
-                          initial_transform=initial,
-                          affine_options={**affine_options, "callback": progress.affine},
-                          syn_options={**syn_options, "callback": progress.syn})
+                          initial_transform=initial, affine_options=affine_options,
+                          syn_options=syn_options)
     except InputError as exc:  # re-said with this command's options
         raise register_error(exc, files={"fixed": args.fixed, "moving": args.moving,
                                          "fixed_mask": args.fixed_mask,
                                          "moving_mask": args.moving_mask}) from exc
     except MemoryError as exc:
         raise CLIError(out_of_memory(exc, args, **memory)) from exc
-    finally:
-        progress.close()
     mapping = result.mapping
 
     t_write = time.perf_counter()

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
 
 from ..image import Image
 from .outputs import staging_in, write_nifti
+
+if TYPE_CHECKING:
+    from .._typing import ArrayLike, MatrixLike, PathLike
+    from .outputs import OutputSet
 
 #: integer dtypes a NIfTI-1 file can hold (label maps keep theirs)
 _LABEL_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.uint32,
@@ -40,7 +45,7 @@ def _reduce_to_2d(affine: np.ndarray, kept: list[int]) -> np.ndarray:
     return affine[np.ix_(rows, [a, b, 3])]
 
 
-def load(path, *, labels: bool = False) -> Image:
+def load(path: PathLike, *, labels: bool = False) -> Image:
     """Read a NIfTI (or other nibabel-readable) image.
 
     Parameters
@@ -160,7 +165,8 @@ def _label_data(data: np.ndarray, where: str) -> np.ndarray:
                      "store the labels as an integer NIfTI")
 
 
-def image_from_array(data, affine, *, labels: bool, where: str) -> Image:
+def image_from_array(data: ArrayLike, affine: MatrixLike, *, labels: bool,
+                     where: str) -> Image:
     """An :class:`Image` from a NIfTI-shaped array and its 4x4 (or in-plane 3x3) vox2world.
 
     The rules of :func:`load`: trailing singleton axes beyond the third are
@@ -204,8 +210,8 @@ def image_from_array(data, affine, *, labels: bool, where: str) -> Image:
         raise ValueError(f"{where}: {exc}") from exc
 
 
-def from_nibabel(img, *, name: str = "image", labels: bool = False, path: Path | None = None
-                 ) -> Image:
+def from_nibabel(img: nib.spatialimages.SpatialImage, *, name: str = "image",
+                 labels: bool = False, path: Path | None = None) -> Image:
     """A nibabel spatial image (``Nifti1Image``, ``MGHImage``...) as an :class:`Image`.
 
     The same rules as :func:`load` (which reads a file, then calls this).
@@ -254,7 +260,7 @@ def _embed_affine(image: Image) -> np.ndarray:
     return affine
 
 
-def to_nifti(image: Image):
+def to_nifti(image: Image) -> nib.Nifti1Image:
     """``image`` as a nibabel ``Nifti1Image`` (qform and sform set), data not copied.
 
     Intensities are float32; label maps keep their integer dtype (uint8 stays
@@ -275,7 +281,7 @@ def to_nifti(image: Image):
     return nifti
 
 
-def check_nifti_path(path, *, name: str = "path") -> Path:
+def check_nifti_path(path: PathLike, *, name: str = "path") -> Path:
     """``path`` as a Path, which must end in ``.nii`` or ``.nii.gz``."""
     path = Path(path)
     if _suffix(path) not in (".nii", ".nii.gz"):
@@ -283,7 +289,8 @@ def check_nifti_path(path, *, name: str = "path") -> Path:
     return path
 
 
-def save(image: Image, path, *, num_threads=None, outputs=None) -> Path:
+def save(image: Image, path: PathLike, *, num_threads: int | None = None,
+         outputs: OutputSet | None = None) -> Path:
     """Write ``image`` to ``path`` as NIfTI (``.nii`` or ``.nii.gz``), atomically.
 
     Intensities are written as float32; label maps keep their integer dtype.

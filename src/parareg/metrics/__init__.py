@@ -9,6 +9,7 @@ MattesMutualInformation(bins=64, moving_gradient='interpolant')
 
 from __future__ import annotations
 
+from .._options import build
 from .base import (
     AffineMetric,
     AffineMetricState,
@@ -34,16 +35,17 @@ def get_affine_metric(name: str, **kwargs) -> AffineMetric:
     Parameters
     ----------
     name : {"mi", "meansquares", "correlation"}
+        Any case (``"MI"`` is ``"mi"``).
     **kwargs
-        Passed to the metric class (e.g. ``bins=32`` for ``"mi"``).
+        Passed to the metric class (e.g. ``bins=32`` for ``"mi"``); ``None``
+        means the metric's default. An option the metric does not take
+        (``bins`` for ``"correlation"``) is refused with a ``ValueError``.
 
     Returns
     -------
     AffineMetric
     """
-    if name not in AFFINE_METRICS:
-        raise ValueError(f"metric must be one of {sorted(AFFINE_METRICS)}, got {name!r}")
-    return AFFINE_METRICS[name](**kwargs)
+    return build(AFFINE_METRICS, name, kind="affine metric", **kwargs)
 
 
 __all__ = [

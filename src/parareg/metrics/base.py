@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._config import DEFAULT_GRAIN_VOXELS
+from .._options import choice
 from ..gradients import gradient as image_gradient
 from ..image import Image, as_image, check_matrix
 from ..kernels.lift import lift_affine, lift_array, lift_linear
@@ -339,10 +340,7 @@ class AffineMetric(ABC):
     name = "metric"
 
     def __init__(self, *, moving_gradient: str = "interpolant"):
-        if moving_gradient not in MOVING_GRADIENTS:
-            raise ValueError(f"moving_gradient must be one of {list(MOVING_GRADIENTS)}, "
-                             f"got {moving_gradient!r}")
-        self.moving_gradient = moving_gradient
+        self.moving_gradient = choice(moving_gradient, MOVING_GRADIENTS, name="moving_gradient")
 
     def setup(self, fixed, moving, *, fixed_mask=None, moving_mask=None, sampling=None,
               sampling_strategy: str = "random", seed: int = 0,
@@ -387,9 +385,8 @@ class AffineMetric(ABC):
                              "must have the same number of dimensions")
         ndim = fixed.ndim
         sampling = check_sampling(sampling)
-        if sampling_strategy not in SAMPLING_STRATEGIES:
-            raise ValueError(f"sampling_strategy must be one of {list(SAMPLING_STRATEGIES)}, "
-                             f"got {sampling_strategy!r}")
+        sampling_strategy = choice(sampling_strategy, SAMPLING_STRATEGIES,
+                                   name="sampling_strategy")
         seed = check_seed(seed)
         if num_threads is not None:
             resolve_num_threads(num_threads)

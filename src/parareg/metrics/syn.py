@@ -12,6 +12,7 @@ CCMetric(radius=2, eps=1e-05)
 
 from __future__ import annotations
 
+from .._options import build
 from .syn_base import SyNMetric
 from .syn_cc import CCMetric
 from .syn_em import EMMetric
@@ -33,16 +34,17 @@ def get_syn_metric(name: str, **kwargs) -> SyNMetric:
     Parameters
     ----------
     name : {"cc", "em", "mi", "ssd"}
+        Any case (``"CC"`` is ``"cc"``).
     **kwargs
-        Passed to the metric class (e.g. ``radius=2`` for ``"cc"``).
+        Passed to the metric class (e.g. ``radius=2`` for ``"cc"``); ``None``
+        means the metric's default. An option the metric does not take
+        (``radius`` for ``"mi"``) is refused with a ``ValueError``.
 
     Returns
     -------
     SyNMetric
     """
-    if name not in SYN_METRICS:
-        raise ValueError(f"metric must be one of {sorted(SYN_METRICS)}, got {name!r}")
-    return SYN_METRICS[name](**kwargs)
+    return build(SYN_METRICS, name, kind="SyN metric", **kwargs)
 
 
 __all__ = ["SYN_METRICS", "CCMetric", "EMMetric", "SSDMetric", "SyNMetric", "get_syn_metric"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from .._config import as_index, check_num_threads, env_num_threads
@@ -74,7 +75,7 @@ def get_num_threads() -> int:
     return os.cpu_count() or 1
 
 
-def resolve_num_threads(num_threads=None) -> int:
+def resolve_num_threads(num_threads: int | None = None) -> int:
     """``num_threads`` checked, or the default of :func:`get_num_threads` when ``None``."""
     if num_threads is None:
         return get_num_threads()
@@ -82,7 +83,7 @@ def resolve_num_threads(num_threads=None) -> int:
 
 
 @contextlib.contextmanager
-def threads(n: int):
+def threads(n: int) -> Iterator[None]:
     """Use ``n`` threads by default inside the block, in the calling thread only.
 
     The previous value is restored on exit, even on error.
@@ -161,7 +162,8 @@ def _run_serial(func, n_units: int) -> None:
         raise errors[min(errors)]
 
 
-def run_units(func, n_units: int, *, num_threads=None, schedule: str = "dynamic") -> None:
+def run_units(func: Callable[[int], object], n_units: int, *, num_threads: int | None = None,
+              schedule: str = "dynamic") -> None:
     """Run ``func(unit)`` for ``unit`` in ``range(n_units)`` on the pool.
 
     Parameters

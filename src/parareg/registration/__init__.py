@@ -5,24 +5,32 @@ from .affine import (
     DEFAULT_PIPELINE,
     AffineMap,
     AffineRegistration,
+    PreparedPair,
     RegistrationError,
     RegistrationWarning,
     affine_registration,
 )
 from .pipeline import SYN_PRESETS, RegistrationResult, register
-from .syn import DEFAULT_SYN_LEVELS, SymmetricDiffeomorphicRegistration, syn_registration
+from .syn import (
+    DEFAULT_SYN_LEVELS,
+    SymmetricDiffeomorphicRegistration,
+    SyNError,
+    syn_registration,
+)
 
 __all__ = [
     "DEFAULT_SYN_LEVELS",
     "SYN_PRESETS",
     "RegistrationResult",
     "SymmetricDiffeomorphicRegistration",
+    "SyNError",
     "register",
     "syn_registration",
     "DEFAULT_LEVELS",
     "DEFAULT_PIPELINE",
     "AffineMap",
     "AffineRegistration",
+    "PreparedPair",
     "RegistrationError",
     "RegistrationWarning",
     "affine_registration",

@@ -8,21 +8,31 @@ metric's parallel kernels.
 
 from __future__ import annotations
 
+import logging
 import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._hints import InputError
 from ..dipy._order import refuse_dipy_order
+from .._log import get_logger, log_progress
+from .._options import choice
 from ..image import Image, as_image, as_pair, check_matrix
-from ..metrics import get_affine_metric
-from ..metrics.base import NoOverlapError
+from ..metrics import AFFINE_METRICS, get_affine_metric
+from ..metrics.base import SAMPLING_STRATEGIES, NoOverlapError
 from ..parallel import resolve_num_threads
 from ..resampling import resample
 from ..transforms import center_of_mass, geometric_centers, get_transform, image_center, origins
 from .optimize import optimize_stage
-from .pyramid import (check_level_image, check_level_mask, check_levels, pyramid_level,
-                      shrink_mask)
+from .pyramid import (SIGMA_UNITS, check_level_image, check_level_mask, check_levels,
+                      pyramid_level, shrink_mask)
+
+if TYPE_CHECKING:
+    from .._typing import ArrayLike, ImageLike, MaskLike, MatrixLike
+
+_logger = get_logger(__name__)
 
 #: initialisers: (fixed, moving) -> fixed-world -> moving-world translation matrix
 INITIALIZERS = {
@@ -64,7 +74,7 @@ class AffineMap:
         Grid that :meth:`transform_inverse` resamples onto.
     """
 
-    def __init__(self, matrix, *, fixed: Image, moving: Image):
+    def __init__(self, matrix: MatrixLike, *, fixed: Image, moving: Image):
         self.matrix = check_matrix(matrix, fixed.ndim, name="matrix")
         self.fixed_grid = _grid(fixed)
         self.moving_grid = _grid(moving)
@@ -75,8 +85,9 @@ class AffineMap:
     def ndim(self) -> int:
         return self.fixed_grid.ndim
 
-    def transform(self, image, *, interpolation: str = "linear", num_threads=None,
-                  image_affine=None) -> Image:
+    def transform(self, image: ImageLike, *, interpolation: str = "linear",
+                  num_threads: int | None = None,
+                  image_affine: MatrixLike | None = None) -> Image:
         """``image`` (on the moving grid's world space) resampled onto the fixed grid.
 
         ``image`` is any image :func:`parareg.resample` takes (an ndarray with
@@ -85,14 +96,15 @@ class AffineMap:
         return resample(image, self.fixed_grid, affine=self.matrix, interpolation=interpolation,
                         num_threads=num_threads, moving_affine=image_affine)
 
-    def transform_inverse(self, image, *, interpolation: str = "linear",
-                          num_threads=None, image_affine=None) -> Image:
+    def transform_inverse(self, image: ImageLike, *, interpolation: str = "linear",
+                          num_threads: int | None = None,
+                          image_affine: MatrixLike | None = None) -> Image:
         """``image`` (in the fixed world space) resampled onto the moving grid."""
         return resample(image, self.moving_grid, affine=np.linalg.inv(self.matrix),
                         interpolation=interpolation, num_threads=num_threads,
                         moving_affine=image_affine)
 
-    def transform_points(self, points) -> np.ndarray:
+    def transform_points(self, points: ArrayLike) -> np.ndarray:
         """Map fixed world points, shape (N, ndim), to moving world points (mm)."""
         points = np.asarray(points, dtype=np.float64)
         return points @ self.matrix[:-1, :-1].T + self.matrix[:-1, -1]
@@ -138,11 +150,8 @@ def _as_mask(mask, image: Image, *, name: str) -> Image | None:
 def _check_pipeline(pipeline) -> tuple[str, ...]:
     if isinstance(pipeline, str):
         pipeline = (pipeline,)
-    pipeline = tuple(pipeline)
-    known = set(INITIALIZERS) | set(STAGES)
-    for step in pipeline:
-        if step not in known:
-            raise ValueError(f"pipeline step must be one of {sorted(known)}, got {step!r}")
+    known = sorted({*INITIALIZERS, *STAGES})
+    pipeline = tuple(choice(step, known, name="pipeline step") for step in pipeline)
     if not pipeline:
         raise ValueError("pipeline must hold at least one step")
     return pipeline
@@ -154,9 +163,10 @@ class AffineRegistration:
     Parameters
     ----------
     metric : {"mi", "meansquares", "correlation"}
-        Mattes mutual information (any contrasts) or same-modality metrics.
-    bins : int
-        Histogram bins for ``"mi"``.
+        Mattes mutual information (any contrasts) or same-modality metrics;
+        any case.
+    bins : int, optional
+        Histogram bins for ``"mi"`` (default 32); refused by the other metrics.
     sampling : float, optional
         Fraction of fixed voxels sampled per level: 1.0 samples every voxel
         (dense); a smaller fraction a seeded subset, never fewer than
@@ -180,39 +190,61 @@ class AffineRegistration:
     >>> affine_map = reg.optimize(fixed, moving, "rigid")  # doctest: +SKIP
     """
 
-    def __init__(self, *, metric: str = "mi", bins: int = 32, sampling=None,
-                 sampling_strategy: str = "random", levels=DEFAULT_LEVELS,
+    def __init__(self, *, metric: str = "mi", bins: int | None = None,
+                 sampling: float | None = None, sampling_strategy: str = "random",
+                 levels: Sequence[tuple[int, float, int]] = DEFAULT_LEVELS,
                  sigma_unit: str = "vox", tolerance: float = 1e-5, seed: int = 0,
-                 num_threads=None, callback=None):
-        self.metric_name = metric
-        self.metric = get_affine_metric(metric, bins=bins) if metric == "mi" else \
-            get_affine_metric(metric)
+                 num_threads: int | None = None,
+                 callback: Callable[[dict], None] | None = None):
+        self.metric = get_affine_metric(metric, bins=bins)
+        self.metric_name = choice(metric, AFFINE_METRICS, name="metric")
         if sampling is not None and not (0.0 < float(sampling) <= 1.0):
             raise ValueError(f"sampling must be in (0, 1] or None, got {sampling!r}")
         self.sampling = sampling
-        self.sampling_strategy = sampling_strategy
+        self.sampling_strategy = choice(sampling_strategy, SAMPLING_STRATEGIES,
+                                        name="sampling_strategy")
         self.levels = check_levels(levels)
-        self.sigma_unit = sigma_unit
+        self.sigma_unit = choice(sigma_unit, SIGMA_UNITS, name="sigma_unit")
         self.tolerance = float(tolerance)
         self.seed = seed
         self.num_threads = None if num_threads is None else resolve_num_threads(num_threads)
         self.callback = callback
-        self._cache_key = None
-        self._states = None
 
     # -- pyramid and metric states, built once and shared by every stage ---------------
-    def _prepare(self, fixed, moving, fixed_mask, moving_mask):
-        key = (id(fixed), id(moving), id(fixed_mask), id(moving_mask))
-        if key == self._cache_key:
-            return self._states
-        states = []
+    def prepare(self, fixed: ImageLike, moving: ImageLike, *, fixed_mask: MaskLike | None = None,
+                moving_mask: MaskLike | None = None, fixed_affine: MatrixLike | None = None,
+                moving_affine: MatrixLike | None = None) -> PreparedPair:
+        """Build the pyramids and metric states of one image pair, once for every stage.
+
+        Parameters
+        ----------
+        fixed, moving : Image, path, nibabel image, ants.ANTsImage or ndarray
+        fixed_mask, moving_mask : Image, ndarray or path, optional
+            Non-zero voxels are used; same grid as their image. NaN is refused
+            (it is neither inside nor outside).
+        fixed_affine, moving_affine : ndarray, optional
+            vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
+            / ``moving``; required for ndarrays, refused for anything else.
+
+        Returns
+        -------
+        PreparedPair
+            Pass it to :meth:`run` for each stage (e.g. rigid, then affine).
+            It holds this registration's levels, sampling and metric: it is
+            built for this instance only.
+        """
+        fixed, moving = as_pair(fixed, moving, fixed_affine=fixed_affine,
+                                moving_affine=moving_affine)
+        fixed_mask = _as_mask(fixed_mask, fixed, name="fixed_mask")
+        moving_mask = _as_mask(moving_mask, moving, name="moving_mask")
+        levels = []
         for level in self.levels:
             f = pyramid_level(fixed, factor=level.factor, sigma=level.sigma,
                               sigma_unit=self.sigma_unit, num_threads=self.num_threads)
             m = pyramid_level(moving, factor=level.factor, sigma=level.sigma,
                               sigma_unit=self.sigma_unit, num_threads=self.num_threads)
             for name, image, shrunk in (("fixed", fixed, f), ("moving", moving, m)):
-                check_level_image(shrunk, image, name=name, level=len(states),
+                check_level_image(shrunk, image, name=name, level=len(levels),
                                   factor=level.factor, stage="affine_options")
             fm = None if fixed_mask is None else shrink_mask(fixed_mask, f,
                                                              num_threads=self.num_threads)
@@ -221,7 +253,7 @@ class AffineRegistration:
             for name, full, shrunk in (("fixed_mask", fixed_mask, fm),
                                        ("moving_mask", moving_mask, mm)):
                 if shrunk is not None:
-                    check_level_mask(shrunk, full, name=name, level=len(states),
+                    check_level_mask(shrunk, full, name=name, level=len(levels),
                                      factor=level.factor)
             sampling = self.sampling
             if sampling is None:
@@ -233,14 +265,19 @@ class AffineRegistration:
             state = self.metric.setup(f, m, fixed_mask=fm, moving_mask=mm, sampling=sampling,
                                       sampling_strategy=self.sampling_strategy, seed=self.seed,
                                       num_threads=self.num_threads)
-            states.append((level, f, state))
-        self._cache_key, self._states = key, states
-        return states
+            levels.append((level, state))
+        return PreparedPair(fixed, moving, tuple(levels), owner=self)
 
-    def optimize(self, fixed, moving, transform: str = "affine", *, starting_affine=None,
-                 fixed_mask=None, moving_mask=None, levels=None, fixed_affine=None,
-                 moving_affine=None) -> AffineMap:
+    def optimize(self, fixed: ImageLike, moving: ImageLike, transform: str = "affine", *,
+                 starting_affine: MatrixLike | None = None, fixed_mask: MaskLike | None = None,
+                 moving_mask: MaskLike | None = None, levels: int | None = None,
+                 fixed_affine: MatrixLike | None = None,
+                 moving_affine: MatrixLike | None = None) -> AffineMap:
         """Register ``moving`` to ``fixed`` with one transform family.
+
+        ``optimize(fixed, moving, ...)`` is ``run(prepare(fixed, moving, ...), ...)``:
+        to run several stages on one pair, call :meth:`prepare` once and
+        :meth:`run` per stage.
 
         Parameters
         ----------
@@ -261,28 +298,51 @@ class AffineRegistration:
         -------
         AffineMap
         """
-        fixed, moving = as_pair(fixed, moving, fixed_affine=fixed_affine,
-                                moving_affine=moving_affine)
-        if transform not in STAGES:
-            raise ValueError(f"transform must be one of {list(STAGES)}, got {transform!r}")
+        transform = choice(transform, STAGES, name="transform")
+        prepared = self.prepare(fixed, moving, fixed_mask=fixed_mask, moving_mask=moving_mask,
+                                fixed_affine=fixed_affine, moving_affine=moving_affine)
+        return self.run(prepared, transform, starting_affine=starting_affine, levels=levels)
+
+    def run(self, prepared: PreparedPair, transform: str = "affine", *,
+            starting_affine: MatrixLike | None = None, levels: int | None = None) -> AffineMap:
+        """Optimise one transform family on a pair built by :meth:`prepare`.
+
+        Parameters
+        ----------
+        prepared : PreparedPair
+            From this instance's :meth:`prepare`.
+        transform : {"translation", "rigid", "similarity", "affine"}
+        starting_affine : ndarray, shape (ndim + 1, ndim + 1), optional
+            Initial fixed-world -> moving-world matrix; identity when omitted.
+        levels : int, optional
+            Run only the first (coarsest) ``levels`` pyramid levels.
+
+        Returns
+        -------
+        AffineMap
+        """
+        if not isinstance(prepared, PreparedPair) or prepared.owner is not self:
+            raise TypeError("prepared must come from this AffineRegistration's prepare(); "
+                            f"got {type(prepared).__name__}")
+        transform = choice(transform, STAGES, name="transform")
+        fixed = prepared.fixed
         ndim = fixed.ndim
         start = np.eye(ndim + 1) if starting_affine is None else check_matrix(
             starting_affine, ndim, name="starting_affine")
-        fixed_mask = _as_mask(fixed_mask, fixed, name="fixed_mask")
-        moving_mask = _as_mask(moving_mask, moving, name="moving_mask")
-        states = self._prepare(fixed, moving, fixed_mask, moving_mask)
         family = get_transform(transform, ndim)
         center = image_center(fixed)
         extent = np.asarray(fixed.shape) * fixed.spacing
         scales = family.param_scales(extent)
         matrix = start
         history = []
-        for index, (level, _grid_image, state) in enumerate(states[:levels]):
+        n_levels = len(self.levels)
+        for index, (level, state) in enumerate(prepared.levels[:levels]):
             info = {"stage": transform, "level": index}
             try:
                 result = optimize_stage(self.metric, state, family, matrix, center=center,
                                         scales=scales, iterations=level.iterations,
-                                        tolerance=self.tolerance, callback=self.callback,
+                                        tolerance=self.tolerance,
+                                        callback=self._iteration_callback(level, n_levels),
                                         info=info)
             except NoOverlapError as exc:
                 raise RegistrationError(
@@ -292,19 +352,78 @@ class AffineRegistration:
             matrix = result.matrix
             history.append({**info, "initial_value": result.initial_value,
                             "value": result.value, "iterations": result.iterations})
-        affine_map = AffineMap(matrix, fixed=fixed, moving=moving)
+            log_progress(_logger, logging.INFO, "affine %s level %d/%d: %d iterations, %s "
+                         "%.6g -> %.6g", transform, index + 1, n_levels, result.iterations,
+                         self.metric_name, result.initial_value, result.value,
+                         progress={"kind": "affine", **history[-1]}, level_done=True)
+        affine_map = AffineMap(matrix, fixed=fixed, moving=prepared.moving)
         affine_map.history = history
         return affine_map
 
 
+    def _iteration_callback(self, level, n_levels: int):
+        """The user's callback, preceded by a DEBUG progress record when those are wanted."""
+        user = self.callback
+        if not _logger.isEnabledFor(logging.DEBUG):
+            return user
+
+        def on_iteration(info):
+            log_progress(_logger, logging.DEBUG, "affine %s level %d/%d iteration %d/%d %s %.6g",
+                         info["stage"], info["level"] + 1, n_levels, info["iteration"],
+                         level.iterations, self.metric_name, info["value"],
+                         progress={"kind": "affine", "stage": info["stage"],
+                                   "level": info["level"], "iteration": info["iteration"],
+                                   "value": info["value"], "levels": n_levels,
+                                   "max_iterations": level.iterations,
+                                   "metric": self.metric_name})
+            if user is not None:
+                user(info)
+
+        return on_iteration
+
+
+class PreparedPair:
+    """One image pair made ready for :meth:`AffineRegistration.run`: its pyramid levels and
+    their metric states (samples, masks, moving gradients), built once by
+    :meth:`AffineRegistration.prepare` and shared by every stage.
+
+    Attributes
+    ----------
+    fixed, moving : Image
+    levels : tuple of (Level, AffineMetricState)
+        Coarse to fine.
+    owner : AffineRegistration
+        The registration whose settings built it.
+    """
+
+    __slots__ = ("fixed", "moving", "levels", "owner")
+
+    def __init__(self, fixed: Image, moving: Image, levels: tuple, *,
+                 owner: AffineRegistration):
+        self.fixed = fixed
+        self.moving = moving
+        self.levels = levels
+        self.owner = owner
+
+    def __repr__(self) -> str:
+        return (f"PreparedPair(fixed={self.fixed.shape}, moving={self.moving.shape}, "
+                f"levels={len(self.levels)})")
+
+
 @refuse_dipy_order
-def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str = "mi",
-                        bins: int = 32, sampling=None, sampling_strategy: str = "random",
-                        levels=DEFAULT_LEVELS, sigma_unit: str = "vox",
-                        tolerance: float = 1e-5, fixed_mask=None, moving_mask=None,
-                        starting_affine=None, num_threads=None, seed: int = 0,
-                        full_resolution: str = "last", callback=None, fixed_affine=None,
-                        moving_affine=None) -> AffineMap:
+def affine_registration(fixed: ImageLike, moving: ImageLike, *,
+                        pipeline: str | Sequence[str] = DEFAULT_PIPELINE,
+                        metric: str = "mi", bins: int | None = None,
+                        sampling: float | None = None, sampling_strategy: str = "random",
+                        levels: Sequence[tuple[int, float, int]] = DEFAULT_LEVELS,
+                        sigma_unit: str = "vox", tolerance: float = 1e-5,
+                        fixed_mask: MaskLike | None = None, moving_mask: MaskLike | None = None,
+                        starting_affine: MatrixLike | None = None,
+                        num_threads: int | None = None,
+                        seed: int = 0, full_resolution: str = "last",
+                        callback: Callable[[dict], None] | None = None,
+                        fixed_affine: MatrixLike | None = None,
+                        moving_affine: MatrixLike | None = None) -> AffineMap:
     """Register ``moving`` to ``fixed`` with a pipeline of linear stages.
 
     Parameters
@@ -315,10 +434,11 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
         Initialisers (``"center_of_mass"``, ``"geometric_centers"``,
         ``"origins"``) and stages (``"translation"``, ``"rigid"``,
         ``"similarity"``, ``"affine"``), run in order, each starting where the
-        previous one stopped.
+        previous one stopped. Names are case-insensitive here and everywhere.
     metric : {"mi", "meansquares", "correlation"}
-    bins : int
-        Histogram bins for mutual information.
+    bins : int, optional
+        Histogram bins for mutual information (default 32); refused by the
+        other metrics.
     sampling : float, optional
         Fraction of fixed voxels sampled per level; 1.0 is dense. ``None``
         (auto) is dense up to ``AUTO_SAMPLES`` voxels per level and a seeded
@@ -332,7 +452,8 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
     fixed_mask, moving_mask : Image, ndarray or path, optional
         Non-zero voxels are used; same grid as their image; NaN is refused.
     starting_affine : ndarray, shape (ndim + 1, ndim + 1), optional
-        Initial matrix (identity if omitted); initialisers replace it.
+        Initial matrix (identity if omitted); initialisers replace it (a
+        :class:`RegistrationWarning` says so when the pipeline starts with one).
     num_threads : int, optional
         The result is bit-identical at any thread count.
     seed : int
@@ -365,18 +486,24 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
     >>> warped = result.transform(parareg.load("moving.nii.gz"))  # doctest: +SKIP
     """
     pipeline = _check_pipeline(pipeline)
-    if full_resolution not in ("last", "all"):
-        raise ValueError(f"full_resolution must be 'last' or 'all', got {full_resolution!r}")
+    full_resolution = choice(full_resolution, ("last", "all"), name="full_resolution")
     fixed, moving = as_pair(fixed, moving, fixed_affine=fixed_affine, moving_affine=moving_affine)
     ndim = fixed.ndim
     matrix = np.eye(ndim + 1) if starting_affine is None else check_matrix(
         starting_affine, ndim, name="starting_affine")
+    if starting_affine is not None and pipeline[0] in INITIALIZERS:
+        # a warning, not an error: "initialisers replace it" is documented behaviour
+        warnings.warn(f"starting_affine is not used: the pipeline starts with the initialiser "
+                      f"{pipeline[0]!r}, which replaces it; drop the initialiser (e.g. "
+                      f"pipeline={tuple(s for s in pipeline if s not in INITIALIZERS)}) to "
+                      "start from starting_affine", RegistrationWarning, stacklevel=2)
     fixed_mask = _as_mask(fixed_mask, fixed, name="fixed_mask")
     moving_mask = _as_mask(moving_mask, moving, name="moving_mask")
     registration = AffineRegistration(metric=metric, bins=bins, sampling=sampling,
                                       sampling_strategy=sampling_strategy, levels=levels,
                                       sigma_unit=sigma_unit, tolerance=tolerance, seed=seed,
                                       num_threads=num_threads, callback=callback)
+    prepared = None  # built at the first stage (after the initialisers' own checks)
     history = []
     n_levels = len(registration.levels)
     last_stage = max((i for i, step in enumerate(pipeline) if step in STAGES), default=-1)
@@ -387,9 +514,11 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
             continue
         coarse_only = full_resolution == "last" and position != last_stage and n_levels > 1
         levels_used = n_levels - 1 if coarse_only else n_levels
-        stage_map = registration.optimize(fixed, moving, step, starting_affine=matrix,
-                                          fixed_mask=fixed_mask, moving_mask=moving_mask,
-                                          levels=levels_used)
+        if prepared is None:
+            prepared = registration.prepare(fixed, moving, fixed_mask=fixed_mask,
+                                            moving_mask=moving_mask)
+        stage_map = registration.run(prepared, step, starting_affine=matrix,
+                                     levels=levels_used)
         matrix = stage_map.matrix
         history.extend(stage_map.history)
     optimised = [h for h in history if "value" in h]

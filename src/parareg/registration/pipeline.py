@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._options import accepted_options, choice
 from ..dipy._order import refuse_dipy_order
 from ..image import Image, as_image, as_image_or_path, check_matrix
 from ..memory import check_registration
+from ..metrics import AFFINE_METRICS
+from ..metrics.syn import SYN_METRICS
 from .affine import DEFAULT_LEVELS, AffineMap, affine_registration
 from .pyramid import check_level_shapes
 from .syn import DEFAULT_SYN_LEVELS, SymmetricDiffeomorphicRegistration
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .._typing import ImageLike, MaskLike, MatrixLike
 
 #: register(transform=...) -> the affine pipeline run before (and, for "syn", the SyN step)
 AFFINE_PIPELINES = {
@@ -110,24 +119,64 @@ class RegistrationResult:
     seconds: dict = field(default_factory=dict)
 
 
+#: register's own arguments that ``affine_options`` / ``syn_options`` must not repeat
+#: (option key -> the argument of register that sets it)
+_AFFINE_CLASHES = {"metric": "affine_metric", "fixed_mask": "fixed_mask",
+                   "moving_mask": "moving_mask", "num_threads": "num_threads", "seed": "seed",
+                   "fixed_affine": "fixed_affine", "moving_affine": "moving_affine",
+                   "starting_affine": "initial_transform"}
+_SYN_CLASHES = {"metric": "syn_metric", "num_threads": "num_threads", "fixed_mask": "fixed_mask",
+                "moving_mask": "moving_mask", "fixed_affine": "fixed_affine",
+                "moving_affine": "moving_affine"}
+#: the images are register's first arguments, never a stage option
+_IMAGES = ("fixed", "moving")
+
+
+def _stage_options(options, *, name: str, accepted, clashes) -> dict:
+    """``options`` as a dict of keyword arguments for one stage, or a ``ValueError`` naming
+    the key that clashes with one of register's arguments or that the stage does not take."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ValueError(f"{name} must be a dict of keyword arguments or None, got "
+                         f"{type(options).__name__}")
+    for key in options:
+        if key in clashes:
+            raise ValueError(f"{name}={{{key!r}: ...}} clashes with register's own "
+                             f"{clashes[key]}= argument: pass {clashes[key]}= to register "
+                             f"and drop {key!r} from {name}")
+        if key in _IMAGES or (accepted is not None and key not in accepted):
+            takes = sorted(k for k in (accepted or ()) if k not in (*clashes, *_IMAGES))
+            raise ValueError(f"{name} has an unknown key {key!r}; it takes {takes}")
+    return dict(options)
+
+
 @refuse_dipy_order
-def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi",
-             syn_metric: str = "cc", preset: str = "default", fixed_mask=None,
-             moving_mask=None, num_threads=None, seed: int = 0, affine_options=None,
-             syn_options=None, max_memory=None, fixed_affine=None,
-             moving_affine=None, initial_transform=None, stages=None) -> RegistrationResult:
+def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
+             affine_metric: str = "mi", syn_metric: str = "cc", preset: str = "default",
+             fixed_mask: MaskLike | None = None, moving_mask: MaskLike | None = None,
+             num_threads: int | None = None, seed: int = 0,
+             affine_options: dict | None = None, syn_options: dict | None = None,
+             max_memory: int | str | None = None, fixed_affine: MatrixLike | None = None,
+             moving_affine: MatrixLike | None = None, initial_transform=None,
+             stages: Sequence[str] | str | None = None) -> RegistrationResult:
     """Register ``moving`` to ``fixed``: the affine pipeline, then (for ``"syn"``) SyN.
 
     Parameters
     ----------
     fixed, moving : Image, path, nibabel image, ants.ANTsImage or ndarray
     transform : {"rigid", "affine", "syn"}
+        Names here are case-insensitive (``"SyN"``, ``"MI"``).
     affine_metric : {"mi", "meansquares", "correlation"}
-    syn_metric : {"cc", "ssd", "em"}
+    syn_metric : {"cc", "ssd", "em", "mi"}
+        Local cross-correlation, squared differences, EM, or mutual
+        information (any contrasts).
     preset : {"fast", "default", "accurate"}
-        SyN pyramid and iteration settings.
+        SyN pyramid and iteration settings (the preset's CC ``radius`` applies
+        to ``syn_metric="cc"`` only).
     fixed_mask, moving_mask : Image, ndarray or path, optional
         Non-zero voxels drive the metric; same grid as their image; NaN is refused.
+        Both drive every stage (SyN uses the points inside both masks).
     num_threads : int, optional
         The result is bit-identical at any thread count.
     seed : int
@@ -137,6 +186,9 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
         :func:`syn_registration` (they override the defaults and the preset).
         Before SyN the affine pyramid stops at half resolution
         (``SYN_PREALIGN_LEVELS``); pass ``affine_options={"levels": ...}`` to change it.
+        A key that repeats one of register's own arguments (``"metric"``,
+        ``"fixed_mask"``, ``"num_threads"``...) or that the stage does not take
+        is refused with a ``ValueError`` naming both.
     max_memory : int or str, optional
         Stop before any work if the estimated peak memory exceeds this many bytes
         (or a size such as ``"8G"``). The estimate is always checked against the
@@ -174,20 +226,25 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
     >>> result = parareg.register("fixed.nii.gz", "moving.nii.gz")  # doctest: +SKIP
     >>> parareg.save(result.warped, "warped.nii.gz")  # doctest: +SKIP
     """
-    if transform not in AFFINE_PIPELINES:
-        raise ValueError(f"transform must be one of {sorted(AFFINE_PIPELINES)}, "
-                         f"got {transform!r}")
+    transform = choice(transform, sorted(AFFINE_PIPELINES), name="transform")
     stages = check_stages(stages, transform)
     if "syn" in stages:
         transform = "syn"
     elif transform == "syn":
         transform = "rigid" if stages[-1] in ("translation", "rigid") else "affine"
-    if preset not in SYN_PRESETS:
-        raise ValueError(f"preset must be one of {sorted(SYN_PRESETS)}, got {preset!r}")
+    preset = choice(preset, sorted(SYN_PRESETS), name="preset")
+    affine_metric = choice(affine_metric, sorted(AFFINE_METRICS), name="affine_metric")
+    syn_metric = choice(syn_metric, sorted(SYN_METRICS), name="syn_metric")
+    affine_options = _stage_options(affine_options, name="affine_options",
+                                    accepted=accepted_options(affine_registration),
+                                    clashes=_AFFINE_CLASHES)
+    syn_options = _stage_options(syn_options, name="syn_options",
+                                 accepted=accepted_options(SymmetricDiffeomorphicRegistration),
+                                 clashes=_SYN_CLASHES)
     fixed = as_image_or_path(fixed, name="fixed", affine=fixed_affine)
     moving = as_image_or_path(moving, name="moving", affine=moving_affine)
     check_registration(fixed, moving, transform=transform, preset=preset, metric=syn_metric,
-                       levels=(syn_options or {}).get("levels"),
+                       levels=syn_options.get("levels"),
                        fixed_mask=fixed_mask is not None, max_memory=max_memory)
     fixed = as_image(fixed, name="fixed")
     moving = as_image(moving, name="moving")
@@ -197,15 +254,18 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
                "starting_affine": start}
     if transform == "syn":
         options["levels"] = SYN_PREALIGN_LEVELS
-    options.update(affine_options or {})
+    options.update(affine_options)
     # shapes checked before any work: a pyramid too coarse for the images fails at once
     for name, image in (("fixed", fixed), ("moving", moving)):
         check_level_shapes(image, options.get("levels", DEFAULT_LEVELS), name=name,
                            stage="affine_options")
     syn = None
     if transform == "syn":
+        preset_options = dict(SYN_PRESETS[preset])
+        if "radius" not in (accepted_options(SYN_METRICS[syn_metric]) or ("radius",)):
+            preset_options.pop("radius", None)  # a preset's window is CC's
         syn = SymmetricDiffeomorphicRegistration(
-            syn_metric, num_threads=num_threads, **{**SYN_PRESETS[preset], **(syn_options or {})})
+            syn_metric, num_threads=num_threads, **{**preset_options, **syn_options})
         syn.check_grid(fixed)
     seconds = {}
     t0 = time.perf_counter()

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._hints import InputError
+from .._options import choice
 from ..filters import gaussian_smooth
 from ..image import Image
 from ..resampling import resample
@@ -151,8 +152,7 @@ def pyramid_level(image: Image, *, factor: int, sigma: float, sigma_unit: str = 
     sigma_unit : {"vox", "mm"}
     num_threads : int, optional
     """
-    if sigma_unit not in SIGMA_UNITS:
-        raise ValueError(f"sigma_unit must be one of {list(SIGMA_UNITS)}, got {sigma_unit!r}")
+    sigma_unit = choice(sigma_unit, SIGMA_UNITS, name="sigma_unit")
     sigmas = np.full(image.ndim, float(sigma))
     if sigma_unit == "mm":
         sigmas = sigmas / image.spacing

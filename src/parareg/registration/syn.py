@@ -17,19 +17,28 @@ thread count.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._log import get_logger, log_progress
 from ..dipy._order import refuse_dipy_order
 from ..fields import compose, compose_unchecked, invert, max_norm, smooth_unchecked
 from ..image import as_image, as_pair, check_matrix
-from ..metrics.syn import get_syn_metric
+from ..metrics.syn import SyNMetric, get_syn_metric
 from ..parallel import resolve_num_threads
 from ..resampling import resample, warp_unchecked
 from ..transforms.diffeomorphic import DiffeomorphicMap, resample_field
 from .pyramid import (check_level_image, check_level_mask, check_level_shapes, check_levels,
                       pyramid_level, shrink_grid, shrink_mask)
+
+if TYPE_CHECKING:
+    from .._typing import ImageLike, MaskLike, MatrixLike
+
+_logger = get_logger(__name__)
 
 #: (shrink factor, image smoothing sigma in voxels, iterations), coarse to fine
 DEFAULT_SYN_LEVELS = ((4, 1.0, 100), (2, 0.5, 30), (1, 0.0, 6))
@@ -37,8 +46,16 @@ DEFAULT_SYN_LEVELS = ((4, 1.0, 100), (2, 0.5, 30), (1, 0.0, 6))
 INVERSION_TOLERANCE = 0.01
 
 
+#: CC window radius (voxels) when a SyN metric is named without one (``CCMetric``'s own
+#: default, 4, is for direct use)
+DEFAULT_CC_RADIUS = 2
+
+
 class SyNError(ValueError):
-    """A diffeomorphic registration that cannot run on the given input."""
+    """A diffeomorphic registration that cannot run: an image with nothing to register (all
+    zero or constant), or a metric whose energy is not finite (the built-in metrics
+    accumulate in float64 and stay finite on finite float32 images; a user's metric may
+    not)."""
 
 
 def _check_sigma(value, *, name: str) -> float:
@@ -46,6 +63,20 @@ def _check_sigma(value, *, name: str) -> float:
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0 (voxels), got {value!r}")
     return value
+
+
+def _syn_metric(metric, *, radius, bins) -> SyNMetric:
+    """The metric a name (any case) and its options give; a metric object as it is."""
+    if isinstance(metric, SyNMetric):
+        for option, value in (("radius", radius), ("bins", bins)):
+            if value is not None:
+                raise ValueError(f"{option}={value!r} is an option of a metric given by name; "
+                                 f"the metric object {metric!r} has its own: set it there "
+                                 f"or pass the metric's name")
+        return metric
+    if radius is None and isinstance(metric, str) and metric.casefold() == "cc":
+        radius = DEFAULT_CC_RADIUS
+    return get_syn_metric(metric, radius=radius, bins=bins)
 
 
 def _zero_boundary(field: np.ndarray) -> None:
@@ -79,11 +110,15 @@ class SymmetricDiffeomorphicRegistration:
     Parameters
     ----------
     metric : {"cc", "ssd", "em", "mi"} or SyNMetric
-        Similarity; a name uses the metric's defaults with ``radius`` for CC.
+        Similarity, by name (any case) or as a metric object.
     levels : sequence of (factor, sigma, iterations)
         Pyramid, coarse to fine; ``sigma`` smooths the images, in voxels.
-    radius : int
-        CC window radius (voxels) when ``metric="cc"``.
+    radius : int, optional
+        CC window radius in voxels (default ``DEFAULT_CC_RADIUS`` = 2); only
+        for ``metric="cc"``: the other metrics refuse it.
+    bins : int, optional
+        Histogram bins for ``metric="mi"`` (default 32); the other metrics
+        refuse it.
     step : float
         Largest update displacement per iteration, in voxels.
     update_sigma, field_sigma : float
@@ -98,14 +133,14 @@ class SymmetricDiffeomorphicRegistration:
         Called after every iteration with a dict (level, iteration, energy).
     """
 
-    def __init__(self, metric="cc", *, levels=DEFAULT_SYN_LEVELS, radius: int = 2,
-                 step: float = 0.5, update_sigma: float = 1.2, field_sigma: float = 0.5,
-                 convergence=(1e-4, 10), inversion_iterations: int = 20, num_threads=None,
-                 callback=None):
-        if isinstance(metric, str):
-            metric = get_syn_metric(metric, radius=radius) if metric == "cc" else \
-                get_syn_metric(metric)
-        self.metric = metric
+    def __init__(self, metric: str | SyNMetric = "cc", *,
+                 levels: Sequence[tuple[int, float, int]] = DEFAULT_SYN_LEVELS,
+                 radius: int | None = None, bins: int | None = None, step: float = 0.5,
+                 update_sigma: float = 1.2, field_sigma: float = 0.5,
+                 convergence: tuple[float, int] = (1e-4, 10), inversion_iterations: int = 20,
+                 num_threads: int | None = None,
+                 callback: Callable[[dict], None] | None = None):
+        self.metric = _syn_metric(metric, radius=radius, bins=bins)
         self.levels = check_levels(levels)
         step = float(step)
         if not np.isfinite(step) or step <= 0:
@@ -145,7 +180,7 @@ class SymmetricDiffeomorphicRegistration:
         _zero_boundary(moved)
         return moved
 
-    def check_grid(self, fixed) -> None:
+    def check_grid(self, fixed: ImageLike) -> None:
         """Refuse a ``fixed`` image whose pyramid levels are smaller than the metric's window
         (CC: ``2 * radius + 1`` voxels); cheap, so callers may check before other work."""
         radius = getattr(self.metric, "radius", 0)
@@ -153,8 +188,11 @@ class SymmetricDiffeomorphicRegistration:
             check_level_shapes(as_image(fixed, name="fixed"), self.levels,
                                window=2 * radius + 1, stage="syn_options")
 
-    def optimize(self, fixed, moving, *, prealign=None, fixed_mask=None, fixed_affine=None,
-                 moving_affine=None, moving_mask=None) -> DiffeomorphicMap:
+    def optimize(self, fixed: ImageLike, moving: ImageLike, *,
+                 prealign: MatrixLike | None = None, fixed_mask: MaskLike | None = None,
+                 fixed_affine: MatrixLike | None = None,
+                 moving_affine: MatrixLike | None = None,
+                 moving_mask: MaskLike | None = None) -> DiffeomorphicMap:
         """Register ``moving`` to ``fixed``.
 
         Parameters
@@ -182,9 +220,9 @@ class SymmetricDiffeomorphicRegistration:
             prealign, ndim, name="prealign")
         for name, image in (("fixed", fixed), ("moving", moving)):
             if not np.any(image.data):
-                raise ValueError(f"{name} is all zero; nothing to register")
+                raise SyNError(f"{name} is all zero; nothing to register")
             if float(image.data.max()) == float(image.data.min()):
-                raise ValueError(f"{name} is constant; nothing to register")
+                raise SyNError(f"{name} is constant; nothing to register")
         self.check_grid(fixed)
         mask = moving_mask_image = None
         if fixed_mask is not None or moving_mask is not None:
@@ -196,6 +234,9 @@ class SymmetricDiffeomorphicRegistration:
         u_s = u_m = v_s = v_m = None
         grid_prev = None
         history = []
+        n_levels = len(self.levels)
+        metric_name = self.metric.name or type(self.metric).__name__
+        debug = _logger.isEnabledFor(logging.DEBUG)
         for index, level in enumerate(self.levels):
             t0 = time.perf_counter()
             f_l = pyramid_level(fixed, factor=level.factor, sigma=level.sigma, num_threads=nt)
@@ -248,11 +289,26 @@ class SymmetricDiffeomorphicRegistration:
                     mask_now = None
                 forward, backward, energy = self.metric.compute(
                     warped_fixed, warped_moving, vox2world=v2w, mask=mask_now, num_threads=nt)
-                energies.append(float(energy))
+                energy = float(energy)
+                if not np.isfinite(energy):
+                    raise SyNError(
+                        f"the metric {self.metric!r} returned a non-finite energy ({energy}) "
+                        f"at level {index}, iteration {iteration + 1}, so no update can be "
+                        "trusted; rescale the images (e.g. to [0, 1]) or fix the metric")
+                energies.append(energy)
                 iterations = iteration + 1
                 if self.callback is not None:
                     self.callback({"level": index, "iteration": iterations,
                                    "energy": float(energy)})
+                if debug:
+                    log_progress(_logger, logging.DEBUG, "syn level %d/%d (shrink %d) iteration "
+                                 "%d/%d %s energy %.6g", index + 1, n_levels, level.factor,
+                                 iterations, level.iterations, metric_name, energy,
+                                 progress={"kind": "syn", "level": index,
+                                           "iteration": iterations, "energy": energy,
+                                           "levels": n_levels, "factor": level.factor,
+                                           "max_iterations": level.iterations,
+                                           "metric": metric_name})
                 if _converged(energies, self.convergence[1], self.convergence[0]):
                     break
                 step_s = self._scaled_update(forward, spacing, scratch_s)
@@ -282,6 +338,14 @@ class SymmetricDiffeomorphicRegistration:
                             "inversion_residual_mm": max(stats_s.mean_residual,
                                                          stats_m.mean_residual),
                             "seconds": time.perf_counter() - t0})
+            entry = history[-1]
+            log_progress(_logger, logging.INFO, "syn level %d/%d (shrink %d): %d iterations, %s "
+                         "energy %.6g -> %.6g, inversion residual %.3g mm, %.2f s", index + 1,
+                         n_levels, level.factor, iterations, metric_name,
+                         *(np.nan if e is None else e
+                           for e in (entry["first_energy"], entry["energy"])),
+                         entry["inversion_residual_mm"], entry["seconds"],
+                         progress={"kind": "syn", **entry}, level_done=True)
         if grid_prev is not None and u_s.shape[:-1] != fixed.shape:  # levels ended coarse
             u_s, u_m, v_s, v_m = (resample_field(f, grid_prev, fixed, num_threads=nt)
                                   for f in (u_s, u_m, v_s, v_m))
@@ -294,26 +358,33 @@ class SymmetricDiffeomorphicRegistration:
 
 
 @refuse_dipy_order
-def syn_registration(fixed, moving, *, metric="cc", prealign=None, levels=DEFAULT_SYN_LEVELS,
-                     radius: int = 2, step: float = 0.5, update_sigma: float = 1.2,
-                     field_sigma: float = 0.5, convergence=(1e-4, 10), fixed_mask=None,
-                     moving_mask=None,
-                     num_threads=None, callback=None, fixed_affine=None,
-                     moving_affine=None) -> DiffeomorphicMap:
+def syn_registration(fixed: ImageLike, moving: ImageLike, *, metric: str | SyNMetric = "cc",
+                     prealign: MatrixLike | None = None,
+                     levels: Sequence[tuple[int, float, int]] = DEFAULT_SYN_LEVELS,
+                     radius: int | None = None, bins: int | None = None, step: float = 0.5,
+                     update_sigma: float = 1.2, field_sigma: float = 0.5,
+                     convergence: tuple[float, int] = (1e-4, 10),
+                     fixed_mask: MaskLike | None = None, moving_mask: MaskLike | None = None,
+                     num_threads: int | None = None,
+                     callback: Callable[[dict], None] | None = None,
+                     fixed_affine: MatrixLike | None = None,
+                     moving_affine: MatrixLike | None = None) -> DiffeomorphicMap:
     """Symmetric diffeomorphic registration of ``moving`` to ``fixed``.
 
     Parameters
     ----------
     fixed, moving : Image, path, nibabel image, ants.ANTsImage or ndarray
-    metric : {"cc", "ssd", "em", "mi"}
+    metric : {"cc", "ssd", "em", "mi"} or SyNMetric
         Local cross-correlation (the default; contrasts related linearly in a
         small window), sum of squared differences, EM, or mutual information
-        (any contrasts, e.g. FLAIR to T1).
+        (any contrasts, e.g. FLAIR to T1); any case.
     prealign : ndarray, shape (ndim + 1, ndim + 1), optional
         Fixed-world -> moving-world affine, e.g. from :func:`parareg.affine_registration`.
     levels : sequence of (factor, sigma, iterations)
-    radius : int
-        CC window radius in voxels.
+    radius : int, optional
+        CC window radius in voxels (default 2); refused by the other metrics.
+    bins : int, optional
+        Histogram bins of ``"mi"`` (default 32); refused by the other metrics.
     step : float
         Largest update per iteration, voxels.
     update_sigma, field_sigma : float
@@ -332,6 +403,11 @@ def syn_registration(fixed, moving, *, metric="cc", prealign=None, levels=DEFAUL
     -------
     DiffeomorphicMap
 
+    Raises
+    ------
+    SyNError
+        When an image is all zero or constant, or the energy stops being finite.
+
     Examples
     --------
     >>> import parareg
@@ -339,7 +415,7 @@ def syn_registration(fixed, moving, *, metric="cc", prealign=None, levels=DEFAUL
     >>> warped = mapping.transform(parareg.load("moving.nii.gz"))  # doctest: +SKIP
     """
     registration = SymmetricDiffeomorphicRegistration(
-        metric, levels=levels, radius=radius, step=step, update_sigma=update_sigma,
+        metric, levels=levels, radius=radius, bins=bins, step=step, update_sigma=update_sigma,
         field_sigma=field_sigma, convergence=convergence, num_threads=num_threads,
         callback=callback)
     return registration.optimize(fixed, moving, prealign=prealign, fixed_mask=fixed_mask,

@@ -33,10 +33,17 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..image import as_grid, as_image, check_matrix, grid_points
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .._typing import ImageLike, MatrixLike
+    from ..image import Image
 
 #: suffix -> kind of transform file
 AFFINE_SUFFIXES = (".mat", ".txt", ".tfm")
@@ -151,7 +158,8 @@ def _read_mapping(mapping, *, ndim: int, inverse: bool, label: str) -> list[Step
             Step(label, matrix=mapping.prealign)]
 
 
-def read_transforms(transforms, *, ndim: int, invert=None, labels=None) -> list[Step]:
+def read_transforms(transforms: Sequence, *, ndim: int, invert: Sequence[bool] | None = None,
+                    labels: Sequence[str] | None = None) -> list[Step]:
     """Read a transform list (see the module docstring) for a ``ndim``-D reference.
 
     Parameters
@@ -205,7 +213,8 @@ def read_transforms(transforms, *, ndim: int, invert=None, labels=None) -> list[
 # --- mapping points --------------------------------------------------------------------------
 
 
-def sample_field(field, vox2world, points) -> tuple[np.ndarray, np.ndarray]:
+def sample_field(field: np.ndarray, vox2world: MatrixLike,
+                 points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A displacement field's value at world ``points``, and which points lie on its grid.
 
     Like ITK's displacement-field transform: linear interpolation, edge values
@@ -239,14 +248,15 @@ def sample_field(field, vox2world, points) -> tuple[np.ndarray, np.ndarray]:
     return displacement, inside
 
 
-def world_points(image) -> np.ndarray:
+def world_points(image: Image) -> np.ndarray:
     """World coordinates (mm) of every voxel centre of ``image``, shape (N, ndim), C order."""
     ndim = image.ndim
     index = grid_points(image.shape).reshape(-1, ndim)
     return index @ image.vox2world[:ndim, :ndim].T + image.vox2world[:ndim, ndim]
 
 
-def map_points(steps, points) -> tuple[np.ndarray, list[np.ndarray]]:
+def map_points(steps: Sequence[Step],
+               points: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """World ``points`` (N, ndim) through the chain; per warp, which points were on its grid."""
     ndim = points.shape[1]
     inside = []
@@ -260,7 +270,8 @@ def map_points(steps, points) -> tuple[np.ndarray, list[np.ndarray]]:
     return points, inside
 
 
-def displacement_field(steps, reference, *, num_threads=None):
+def displacement_field(steps: Sequence[Step], reference: Image, *,
+                       num_threads: int | None = None) -> tuple[np.ndarray, list[float]]:
     """Displacement ``T(x) - x`` of the chain at every reference world point ``x``.
 
     Returns
@@ -309,7 +320,8 @@ def _compose_affines(steps) -> np.ndarray:
     return total
 
 
-def plan(steps, reference, *, num_threads=None):
+def plan(steps: Sequence[Step], reference: Image, *, num_threads: int | None = None
+         ) -> tuple[np.ndarray | None, np.ndarray | None, list[float]]:
     """The chain as one ``resample`` call's ``(affine, field)``, and the warps' coverage.
 
     Affines alone compose into one matrix; a first warp on the reference grid
@@ -329,7 +341,9 @@ def plan(steps, reference, *, num_threads=None):
     return None, field, coverage
 
 
-def resample_through(image, reference, steps, *, interpolation="linear", num_threads=None):
+def resample_through(image: Image, reference: Image, steps: Sequence[Step], *,
+                     interpolation: str = "linear",
+                     num_threads: int | None = None) -> tuple[Image, list[float]]:
     """``image`` sampled at ``Tn(...T1(x))`` for every point ``x`` of ``reference``.
 
     Returns
@@ -346,7 +360,9 @@ def resample_through(image, reference, steps, *, interpolation="linear", num_thr
                     num_threads=num_threads), coverage
 
 
-def resample_series(volumes, reference, steps, *, interpolation="linear", num_threads=None):
+def resample_series(volumes: Sequence[Image], reference: Image, steps: Sequence[Step], *,
+                    interpolation: str = "linear",
+                    num_threads: int | None = None) -> tuple[list[Image], list[float]]:
     """Every image of ``volumes`` through the same chain (a time series, or vector components).
 
     The chain is planned once (:func:`plan`); volumes run in parallel, each
@@ -371,8 +387,8 @@ def resample_series(volumes, reference, steps, *, interpolation="linear", num_th
     return parallel_map(one, list(volumes), num_threads=num_threads), coverage
 
 
-def check_coverage(steps, coverage, *, hint: str = "check the reference and the order of "
-                   "the transforms") -> None:
+def check_coverage(steps: Sequence[Step], coverage: Sequence[float], *,
+                   hint: str = "check the reference and the order of the transforms") -> None:
     """Refuse a warp no reference point falls in; warn when fewer than half do."""
     warps = [step for step in steps if step.is_warp]
     for step, fraction in zip(warps, coverage):
@@ -385,8 +401,10 @@ def check_coverage(steps, coverage, *, hint: str = "check the reference and the 
                           UserWarning, stacklevel=3)
 
 
-def apply_transforms(image, reference, transforms, *, interpolation: str = "linear",
-                     invert=None, num_threads=None, image_affine=None, reference_affine=None):
+def apply_transforms(image: ImageLike, reference: ImageLike, transforms: Sequence, *,
+                     interpolation: str = "linear", invert: Sequence[bool] | None = None,
+                     num_threads: int | None = None, image_affine: MatrixLike | None = None,
+                     reference_affine: MatrixLike | None = None) -> Image:
     """Resample ``image`` onto the grid of ``reference`` through a list of transforms.
 
     The list is read as ``antsApplyTransforms`` reads its ``-t`` list (see

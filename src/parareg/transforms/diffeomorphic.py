@@ -13,11 +13,16 @@ ndim)``, float32), in the pull convention of :func:`parareg.resample`:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..fields import inverse_consistency_error, jacobian_determinant
 from ..image import Image, as_image, check_matrix, trusted_image
 from ..resampling import check_field, resample
+
+if TYPE_CHECKING:
+    from .._typing import ArrayLike, ImageLike, MatrixLike
 
 
 def _grid(image: Image) -> Image:
@@ -26,8 +31,9 @@ def _grid(image: Image) -> Image:
                          image.vox2world)
 
 
-def resample_field(field, field_vox2world, grid: Image, *, affine=None,
-                   num_threads=None) -> np.ndarray:
+def resample_field(field: np.ndarray, field_vox2world: MatrixLike, grid: Image, *,
+                   affine: MatrixLike | None = None,
+                   num_threads: int | None = None) -> np.ndarray:
     """Sample each component of ``field`` at ``affine @ x`` for every world point ``x`` of ``grid``.
 
     Zero outside the field's grid. Returns ``(*grid.shape, ndim)`` float32.
@@ -55,7 +61,8 @@ class DiffeomorphicMap:
         Fixed-world -> moving-world affine applied after the field.
     """
 
-    def __init__(self, forward, backward, *, fixed: Image, moving: Image, prealign=None):
+    def __init__(self, forward: ArrayLike, backward: ArrayLike, *, fixed: Image, moving: Image,
+                 prealign: MatrixLike | None = None):
         self.fixed_grid = _grid(fixed)
         self.moving_grid = _grid(moving)
         ndim = fixed.ndim
@@ -75,8 +82,9 @@ class DiffeomorphicMap:
         """The fields' grid (the fixed grid)."""
         return self.fixed_grid.vox2world
 
-    def transform(self, image, *, interpolation: str = "linear", num_threads=None,
-                  image_affine=None) -> Image:
+    def transform(self, image: ImageLike, *, interpolation: str = "linear",
+                  num_threads: int | None = None,
+                  image_affine: MatrixLike | None = None) -> Image:
         """``image`` in the moving world, resampled onto the fixed grid.
 
         ``image`` is any image :func:`parareg.resample` takes (an ndarray with
@@ -86,8 +94,9 @@ class DiffeomorphicMap:
                         interpolation=interpolation, num_threads=num_threads,
                         moving_affine=image_affine)
 
-    def transform_inverse(self, image, *, interpolation: str = "linear",
-                          num_threads=None, image_affine=None) -> Image:
+    def transform_inverse(self, image: ImageLike, *, interpolation: str = "linear",
+                          num_threads: int | None = None,
+                          image_affine: MatrixLike | None = None) -> Image:
         """``image`` in the fixed world, resampled onto the moving grid."""
         image = as_image(image, name="image", affine=image_affine)
         inv_prealign = np.linalg.inv(self.prealign)
@@ -98,7 +107,7 @@ class DiffeomorphicMap:
         return resample(image, self.moving_grid, affine=inv_prealign, field=field,
                         interpolation=interpolation, num_threads=num_threads)
 
-    def transform_points(self, points) -> np.ndarray:
+    def transform_points(self, points: ArrayLike) -> np.ndarray:
         """Map fixed world points, shape (N, ndim), to moving world points (mm)."""
         points = np.asarray(points, dtype=np.float64)
         ndim = self.ndim
@@ -113,12 +122,13 @@ class DiffeomorphicMap:
         moved = points + disp
         return moved @ self.prealign[:-1, :-1].T + self.prealign[:-1, -1]
 
-    def jacobian_determinant(self, *, num_threads=None) -> np.ndarray:
+    def jacobian_determinant(self, *, num_threads: int | None = None) -> np.ndarray:
         """det(d forward-map / dx) of the deformable part on the fixed grid (float32)."""
         return jacobian_determinant(self.forward, vox2world=self.vox2world,
                                     num_threads=num_threads)
 
-    def inverse_consistency_error(self, *, mask=None, num_threads=None) -> tuple[float, float]:
+    def inverse_consistency_error(self, *, mask: ArrayLike | None = None,
+                                  num_threads: int | None = None) -> tuple[float, float]:
         """(mean, max) in mm of ``forward o backward`` and ``backward o forward`` residuals."""
         return inverse_consistency_error(self.forward, self.backward, vox2world=self.vox2world,
                                          mask=mask, num_threads=num_threads)

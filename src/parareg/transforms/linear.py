@@ -40,6 +40,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from .._options import choice
 from ..image import check_matrix
 
 __all__ = [
@@ -561,6 +562,4 @@ def get_transform(name: str, ndim: int) -> LinearTransform:
     >>> t.n_params
     12
     """
-    if name not in TRANSFORMS:
-        raise ValueError(f"transform must be one of {sorted(TRANSFORMS)}, got {name!r}")
-    return TRANSFORMS[name](ndim)
+    return TRANSFORMS[choice(name, sorted(TRANSFORMS), name="transform")](ndim)
