@@ -207,10 +207,15 @@ def explicit(args, affine_levels, syn_levels, syn_options) -> list[str]:
         words += ["--affine-iterations", affine["iterations"], "--affine-shrink-factors",
                   affine["shrink_factors"], "--affine-smoothing-sigmas",
                   affine["smoothing_sigmas"]]
-        defaults = SymmetricDiffeomorphicRegistration.__init__.__kwdefaults__
-        values = {name: syn_options.get(name, defaults[name])
+        from ..registration.pipeline import SYN_PRESETS
+
+        defaults = {**SymmetricDiffeomorphicRegistration.__init__.__kwdefaults__,
+                    **SYN_PRESETS[args.preset]}
+        values = {name: syn_options.get(name, defaults.get(name))
                   for name in ("radius", "step", "update_sigma", "field_sigma", "convergence")}
-        words += ["--radius", str(values["radius"]), "--step", f"{values['step']:g}",
+        if values["radius"] is not None and metric_is_cc(args):
+            words += ["--radius", str(values["radius"])]
+        words += ["--step", f"{values['step']:g}",
                   "--update-sigma", f"{values['update_sigma']:g}",
                   "--field-sigma", f"{values['field_sigma']:g}",
                   "--convergence", f"{values['convergence'][0]:g},{values['convergence'][1]}"]
@@ -220,6 +225,11 @@ def explicit(args, affine_levels, syn_levels, syn_options) -> list[str]:
                   "-s", schedule["smoothing_sigmas"]]
     words += ["--seed", str(args.seed)]
     return words
+
+
+def metric_is_cc(args) -> bool:
+    """Whether the SyN metric of this run is CC (the only one with a window radius)."""
+    return (args.metric or "cc") == "cc"
 
 
 def record(args, *, num_threads: int, affine_levels, syn_levels, syn_options) -> str:

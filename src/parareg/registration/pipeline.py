@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
     from .._typing import ImageLike, MaskLike, MatrixLike
 
+    #: what register(initial_transform=) takes: a name, a matrix, an AffineMap or a file
+    InitialTransform = str | MatrixLike | AffineMap | None
+
 #: register(transform=...) -> the affine pipeline run before (and, for "syn", the SyN step)
 AFFINE_PIPELINES = {
     "rigid": ("center_of_mass", "translation", "rigid"),
@@ -48,7 +51,7 @@ SYN_PRESETS = {
 }
 
 
-def check_stages(stages, transform: str) -> tuple[str, ...]:
+def check_stages(stages: Sequence[str] | str | None, transform: str) -> tuple[str, ...]:
     """``stages`` checked (known, in :data:`STAGE_ORDER`, each once), or ``transform``'s."""
     if stages is None:
         linear = tuple(s for s in AFFINE_PIPELINES[transform] if s in STAGE_ORDER)
@@ -68,7 +71,8 @@ def check_stages(stages, transform: str) -> tuple[str, ...]:
     return stages
 
 
-def initial_alignment(initial, ndim: int):
+def initial_alignment(initial: InitialTransform, ndim: int
+                      ) -> tuple[str | None, np.ndarray | None]:
     """``(initialiser name or None, starting matrix or None)`` from ``initial_transform``."""
     import os
 
@@ -158,7 +162,8 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
              num_threads: int | None = None, seed: int = 0,
              affine_options: dict | None = None, syn_options: dict | None = None,
              max_memory: int | str | None = None, fixed_affine: MatrixLike | None = None,
-             moving_affine: MatrixLike | None = None, initial_transform=None,
+             moving_affine: MatrixLike | None = None,
+             initial_transform: InitialTransform = None,
              stages: Sequence[str] | str | None = None) -> RegistrationResult:
     """Register ``moving`` to ``fixed``: the affine pipeline, then (for ``"syn"``) SyN.
 
