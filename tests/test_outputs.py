@@ -316,7 +316,7 @@ def test_another_process_leaves_a_live_writers_temporaries(pair, tmp_path):
         assert a.poll() is None and time.monotonic() < deadline, a.communicate()
         time.sleep(0.02)
     staged = _hidden(folder)
-    assert len(staged) == len(NAMES)
+    assert len(staged) == len(NAMES) + 1  # and PREFIX_settings.json
     assert recover(folder) == []  # A is alive: its temporaries are locked
     parareg.save(parareg.Image(np.ones((3, 4, 5)), np.eye(4)), folder / "b.nii.gz")
     assert a.poll() is None and _hidden(folder) == staged
