@@ -46,8 +46,12 @@ DATA = REPO.parent / "shared" / "data"
 IXI = [("IXI012-HH-1211", "IXI013-HH-1212"), ("IXI014-HH-1236", "IXI015-HH-1258"),
        ("IXI033-HH-1259", "IXI034-HH-1260")]
 MINDBOGGLE = [("1", "2"), ("3", "4"), ("5", "6")]
-#: the sweep: update sigma x field sigma (mm, as the presets give them) x step (voxels)
-GRID = {"update_sigma": (2.4, 4.0, 6.0), "field_sigma": (0.5, 1.0, 1.6, 2.5), "step": (0.5, 1.0)}
+#: the sweep: update sigma x field sigma (mm, as the presets give them) x step (voxels); in 3D
+#: field sigma 1.0 mm already gives a looser map than every peer's, so 0.5 mm is 2D only
+GRID = {"2d": {"update_sigma": (2.4, 4.0, 6.0), "field_sigma": (0.5, 1.0, 1.6, 2.5),
+               "step": (0.5, 1.0)},
+        "3d": {"update_sigma": (2.4, 4.0, 6.0), "field_sigma": (1.0, 1.6, 2.5),
+               "step": (0.5, 1.0)}}
 QUICK_GRID = [{"update_sigma": 2.4, "field_sigma": 1.0, "step": 0.5},
               {"update_sigma": 6.0, "field_sigma": 2.5, "step": 0.5}]
 QUICK_LEVELS = ((4, 1.0, 10), (2, 0.5, 5), (1, 0.0, 2))
@@ -76,12 +80,18 @@ def pairs(dim: str, n: int) -> list[dict]:
              "moving_labels": root / "labels" / labels.format(m)} for f, m in MINDBOGGLE[:n]]
 
 
-def settings_grid(quick: bool) -> list[dict]:
+def _name(options) -> str:
+    """``sweep u2.4 f1.6 s0.5``: the point's update sigma, field sigma and step."""
+    return (f"sweep u{options['update_sigma']:g} f{options['field_sigma']:g} "
+            f"s{options['step']:g}")
+
+
+def settings_grid(quick: bool, dim: str) -> list[dict]:
     if quick:
         return [dict(s, sigma_units="mm") for s in QUICK_GRID]
-    keys = list(GRID)
+    keys = list(GRID[dim])
     return [dict(zip(keys, values), sigma_units="mm")
-            for values in itertools.product(*GRID.values())]
+            for values in itertools.product(*GRID[dim].values())]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -335,7 +345,8 @@ def _cells(s) -> list[str]:
 def markdown(report) -> str:
     summary = {(d, m): s for d, m, s in report["summary"]}
     lines = [f"# Accuracy vs regularity (`benchmarks/pareto.py`), {report['machine']['date']}",
-             "", f"{report['settings']['threads']} threads; parareg time: SyN stage + resampling "
+             "", "Sweep points: `sweep u<update sigma, mm> f<field sigma, mm> s<step, voxels>`, "
+             f"default levels. {report['settings']['threads']} threads; parareg time: SyN stage + resampling "
              "(in process, after the cached affine); peers: the whole method (bench harness, "
              "own process, own affine). Means over the pairs of each dimension.", ""]
     headers = ["method", "Dice", "SDlogJ", "HD95 (mm)", "det J range", "time (s)"]
@@ -348,8 +359,7 @@ def markdown(report) -> str:
         lines += [_common.markdown_table(headers, rows), ""]
         sweep = {m: summary[(dim, m)] for m in names if m.startswith("sweep")}
         front = pareto_front(sweep)
-        rows = [[f"{m} ({', '.join(f'{k} {v}' for k, v in sweep[m]['options'].items())})"]
-                + _cells(sweep[m]) for m in front]
+        rows = [[m] + _cells(sweep[m]) for m in front]
         lines += ["Pareto front of the sweep:", "", _common.markdown_table(headers, rows), ""]
         for p in presets:
             beaten = [q for q in peers if dominates(summary[(dim, p)], summary[(dim, q)])]
@@ -401,10 +411,6 @@ def main(argv=None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     revision = _common.git_revision(REPO / "src" / "parareg" / "__init__.py")
-    points = [(f"sweep{i}", dict(s, levels=QUICK_LEVELS) if args.quick else s)
-              for i, s in enumerate(settings_grid(args.quick))]
-    if not args.quick:
-        points += [(f"preset:{name}", dict(SYN_PRESETS[name])) for name in PRESETS]
 
     def progress(text):
         print(text, file=sys.stderr, flush=True)
@@ -412,6 +418,10 @@ def main(argv=None) -> int:
     rows, used = [], {}
     for dim in dims:
         the_pairs = pairs(dim, n_pairs[dim])
+        points = [(_name(s), dict(s, levels=QUICK_LEVELS) if args.quick else s)
+                  for s in settings_grid(args.quick, dim)]
+        if not args.quick:
+            points += [(f"preset:{name}", dict(SYN_PRESETS[name])) for name in PRESETS]
         missing = [str(p[k]) for p in the_pairs for k in ("fixed_image", "moving_image")
                    if not Path(p[k]).is_file()]
         if missing:
