@@ -143,12 +143,22 @@ def affine_matrix(pair, cache, threads) -> np.ndarray:
     return np.asarray(cache.get(key))
 
 
+def _syn_key(cache, pair, options) -> str:
+    """The cache key of a SyN run: options equal to the class defaults are left out, so a
+    preset and the sweep point with its settings share one entry."""
+    from parareg.registration.syn import DEFAULT_SYN_LEVELS
+
+    defaults = {"levels": json.loads(json.dumps(DEFAULT_SYN_LEVELS)), "radius": 2}
+    short = {k: v for k, v in json.loads(json.dumps(options)).items() if defaults.get(k) != v}
+    return cache.key("syn", pair["name"], short)
+
+
 def run_parareg(pair, options: dict, cache, threads, loaded) -> dict:
     """SyN with ``options`` after the cached affine; scores and seconds (cached)."""
     from parareg.bench.scoring import score_registration, shared_labels
     from parareg.registration.syn import SymmetricDiffeomorphicRegistration
 
-    key = cache.key("syn", pair["name"], options)
+    key = _syn_key(cache, pair, options)
     if cache.get(key) is not None:
         return cache.get(key)
     fixed, fixed_labels, moving, moving_labels = loaded
@@ -170,14 +180,19 @@ def run_parareg(pair, options: dict, cache, threads, loaded) -> dict:
     return row
 
 
-def sweep(dim, the_pairs, points, cache, threads, progress, *, warm=True) -> list[dict]:
+def sweep(dim, the_pairs, points, cache, threads, progress, *, warm=True,
+          cached_only=False) -> list[dict]:
     """Every point on every pair; ``points`` are ``(label, options)``. With ``warm``, one tiny
-    untimed run first, when a point is not in the cache."""
+    untimed run first, when a point is not in the cache; with ``cached_only``, points not in
+    the cache are left out (a point without every pair is then left out of the summary)."""
     rows = []
     for pair in the_pairs:
         loaded = _load(pair)
         for label, options in points:
-            if warm and cache.get(cache.key("syn", pair["name"], options)) is None:
+            if cache.get(_syn_key(cache, pair, options)) is None and cached_only:
+                progress(f"{dim} {pair['name']} {label}: not in the cache, left out")
+                continue
+            if warm and cache.get(_syn_key(cache, pair, options)) is None:
                 warm_up(the_pairs[0], threads)
                 warm = False
             row = run_parareg(pair, options, cache, threads, loaded)
@@ -382,6 +397,8 @@ def _get_parser():
     parser.add_argument("--pairs-2d", type=int, default=3, help="Mindboggle pairs (1-3)")
     parser.add_argument("--pairs-3d", type=int, default=2, help="IXI pairs (1-3)")
     parser.add_argument("--dims", default="2d,3d", help="comma-separated: 2d, 3d")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="report the parareg points already computed, compute none")
     parser.add_argument("--fresh", action="store_true",
                         help="ignore the cache of parareg results (the peers' studies resume)")
     parser.add_argument("--peers", default=",".join(PEERS),
@@ -398,6 +415,8 @@ def main(argv=None) -> int:
         n = getattr(args, f"pairs_{dim}")
         if not 1 <= n <= 3:
             parser.error(f"--pairs-{dim} must be 1, 2 or 3, got {n}")
+    if args.fresh and args.cached_only:
+        parser.error("--fresh and --cached-only exclude each other: give one")
     dims = [d.strip() for d in args.dims.split(",") if d.strip()]
     if not dims or set(dims) - {"2d", "3d"}:
         parser.error(f"--dims must list 2d and/or 3d, got {args.dims!r}")
@@ -431,12 +450,13 @@ def main(argv=None) -> int:
         if args.fresh:
             cache.data = {}
         rows += sweep(dim, the_pairs, points, cache, args.threads, progress,
-                      warm=not args.quick)
+                      warm=not args.quick, cached_only=args.cached_only)
         rows += run_peers(dim, the_pairs, peers, args.out, args.threads)
     summary = summarize(rows)
     report = {
         "settings": {"threads": args.threads, "dims": dims, "quick": args.quick,
                      "grid": GRID if not args.quick else QUICK_GRID, "peers": peers,
+                     "cached_only": args.cached_only,
                      "presets": {n: SYN_PRESETS[n] for n in PRESETS}},
         "machine": _common.machine_info(),
         "versions": _common.package_versions(VERSIONS),

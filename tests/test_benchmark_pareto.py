@@ -44,6 +44,7 @@ def test_quick_run_writes_json_table_and_plot_and_reuses_its_cache(tmp_path, cap
     (["--pairs-3d", "4"], "--pairs-3d must be 1, 2 or 3"),
     (["--dims", "4d"], "--dims must list 2d and/or 3d"),
     (["--peers", "elastix"], "--peers must be among"),
+    (["--fresh", "--cached-only"], "--fresh and --cached-only exclude each other"),
 ])
 def test_bad_options(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as info:

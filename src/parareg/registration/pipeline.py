@@ -22,14 +22,17 @@ AFFINE_PIPELINES = {
 #: (IXI013->IXI012: Dice 0.673 vs 0.674 with a full-resolution affine, 0.35 s less)
 SYN_PREALIGN_LEVELS = DEFAULT_LEVELS[:-1]
 
-#: the presets' regularisation: sigmas in mm of the fixed grid, the same regularity at any voxel
-#: size and in 2D as in 3D (BENCHMARKS.md, "Accuracy vs regularity")
-_MM = {"sigma_units": "mm", "update_sigma": 2.4, "field_sigma": 1.0, "step": 0.5}
+#: the presets' regularisation: sigmas in mm of the fixed grid (the same regularity at any voxel
+#: size, and in 2D as in 3D), chosen from the Dice-SDlogJ curve of benchmarks/pareto.py
+#: (BENCHMARKS.md, "Accuracy vs regularity"); "fast" keeps the looser field of earlier versions
+_MM = {"sigma_units": "mm", "update_sigma": 2.4, "step": 0.5}
 #: named SyN settings (see BENCHMARKS.md for how they compare with greedy and ANTs)
 SYN_PRESETS = {
-    "fast": {"levels": ((4, 1.0, 60), (2, 0.5, 30), (1, 0.0, 0)), "radius": 2, **_MM},
-    "default": {"levels": DEFAULT_SYN_LEVELS, "radius": 2, **_MM},
-    "accurate": {"levels": ((4, 1.0, 100), (2, 0.5, 70), (1, 0.0, 30)), "radius": 2, **_MM},
+    "fast": {"levels": ((4, 1.0, 60), (2, 0.5, 30), (1, 0.0, 0)), "radius": 2,
+             "field_sigma": 1.0, **_MM},
+    "default": {"levels": DEFAULT_SYN_LEVELS, "radius": 2, "field_sigma": 1.6, **_MM},
+    "accurate": {"levels": ((4, 1.0, 100), (2, 0.5, 70), (1, 0.0, 30)), "radius": 2,
+                 "field_sigma": 1.6, **_MM},
 }
 
 
@@ -69,7 +72,7 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
     affine_metric : {"mi", "meansquares", "correlation"}
     syn_metric : {"cc", "ssd", "em"}
     preset : {"fast", "default", "accurate"}
-        SyN pyramid and iteration settings.
+        SyN pyramid, iterations and regularisation (:data:`SYN_PRESETS`; sigmas in mm).
     fixed_mask, moving_mask : Image, ndarray or path, optional
         Non-zero voxels drive the metric; same grid as their image; NaN is refused.
     num_threads : int, optional
