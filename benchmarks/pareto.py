@@ -337,11 +337,11 @@ def plot(path: Path, dim: str, summary, title: str) -> Path:
         if name in mine:
             ax.scatter([mine[name]["sdlogj"]], [mine[name]["dice_mean"]], marker="D", s=60,
                        color=colour, edgecolor="k", label=name, zorder=3)
-    for name in PRESETS:
+    for name, colour in zip(PRESETS, ("gold", "darkorange", "magenta")):
         key = f"preset:{name}"
         if key in mine:
-            ax.scatter([mine[key]["sdlogj"]], [mine[key]["dice_mean"]], marker="*", s=140,
-                       edgecolor="k", zorder=4, label=f"parareg {name}")
+            ax.scatter([mine[key]["sdlogj"]], [mine[key]["dice_mean"]], marker="*", s=160,
+                       color=colour, edgecolor="k", zorder=4, label=f"parareg {name}")
     ax.set_xlabel("SDlogJ over the fixed foreground (lower: smoother)")
     ax.set_ylabel("mean Dice (higher: more accurate)")
     ax.set_title(title)
