@@ -431,9 +431,6 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     revision = _common.git_revision(REPO / "src" / "parareg" / "__init__.py")
 
-    def progress(text):
-        print(text, file=sys.stderr, flush=True)
-
     rows, used = [], {}
     for dim in dims:
         the_pairs = pairs(dim, n_pairs[dim])
@@ -449,7 +446,7 @@ def main(argv=None) -> int:
         cache = Cache(args.out / f"cache_{dim}.json", revision.get("commit", "unknown"))
         if args.fresh:
             cache.data = {}
-        rows += sweep(dim, the_pairs, points, cache, args.threads, progress,
+        rows += sweep(dim, the_pairs, points, cache, args.threads, _common.log,
                       warm=not args.quick, cached_only=args.cached_only)
         rows += run_peers(dim, the_pairs, peers, args.out, args.threads)
     summary = summarize(rows)
@@ -466,8 +463,7 @@ def main(argv=None) -> int:
         "summary": [[d, m, s] for (d, m), s in summary.items()],
         "choice": choose(summary, dims, peers),
     }
-    (args.out / "pareto.json").write_text(json.dumps(report, indent=1, default=str),
-                                          encoding="utf-8")
+    _common.write_json(args.out / "pareto.json", report)
     for dim in dims:
         plot(args.out / f"pareto_{dim}.png", dim, summary,
              f"{dim.upper()}: Dice vs SDlogJ ({', '.join(used[dim])})")
