@@ -20,6 +20,7 @@ import pytest
 from parareg import bench
 from parareg.bench import datasets, methods, peers, report, results, runner, scoring
 from parareg.bench.methods import identity_method
+from parareg.measures import hausdorff95
 from parareg.cli.bench import main as bench_main
 
 from ._data import DATA, needs_data
@@ -142,7 +143,8 @@ def test_score_registration_matches_numpy():
     warped = 0.7 * image + 0.3 * rng.normal(size=fixed.shape)
     jac = np.ones(fixed.shape)
     jac[0, :3] = [0.0, -0.5, 1e-9]  # two folded voxels (<= 0), one tiny positive
-    s = scoring.score_registration(image, fixed, warped, moving, labels=[1, 2], jacobian=jac)
+    s = scoring.score_registration(image, fixed, warped, moving, labels=[1, 2], jacobian=jac,
+                                   spacing=(1, 2))
     expected = [numpy_dice_jaccard(fixed, moving, label) for label in (1, 2)]
     assert s["dice_mean"] == pytest.approx(np.mean([d for d, _ in expected]))
     assert s["jaccard_mean"] == pytest.approx(np.mean([j for _, j in expected]))
@@ -150,10 +152,14 @@ def test_score_registration_matches_numpy():
     assert s["ncc"] == pytest.approx(np.corrcoef(image.ravel(), warped.ravel())[0, 1])
     assert s["nmi"] == pytest.approx(numpy_nmi(image, warped))
     assert s["folded_percent"] == pytest.approx(100.0 * 2 / fixed.size)
-    assert s["jacobian_min"] == -0.5
+    assert s["jacobian_min"] == -0.5 and s["jacobian_max"] == 1.0
+    assert s["sdlogj"] == pytest.approx(np.log(np.clip(jac[fixed > 0], 1e-9, None)).std())
+    assert s["hd95"] == hausdorff95(fixed, moving, labels=[1, 2], spacing=(1, 2)).tolist()
+    assert s["hd95_mean"] == pytest.approx(np.mean(s["hd95"]))
     linear = scoring.score_registration(image, fixed, image, fixed, labels=[1, 2])
     assert linear["dice_mean"] == 1.0 and linear["ncc"] == pytest.approx(1.0)
     assert np.isnan(linear["folded_percent"])  # no Jacobian: not a number, not 0
+    assert np.isnan(linear["sdlogj"]) and np.isnan(linear["hd95_mean"])  # nor spacing
 
 
 def test_warp_affine_2d_shift():

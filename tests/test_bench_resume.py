@@ -293,3 +293,21 @@ def test_per_label_rows_of_a_rejected_row_are_kept_aside(tmp_path, in_process):
                                      encoding="utf-8")))
     assert len(aside) == 1 and aside[0]["reason"] == "no row of results.csv has its key"
     assert len(results.read_csv(args["out"] / "per_label_dice.csv")) == 6
+
+
+def test_resume_reads_a_table_written_before_the_hd95_and_sdlogj_columns(tmp_path, in_process):
+    """A study from an older parareg (no hd95_mean, jacobian_max, sdlogj; no per-label hd95)
+    resumes as it is: nothing rejected, nothing rerun, and the report draws."""
+    args = study(tmp_path)
+    run_study(args)
+    new = {"hd95_mean", "jacobian_max", "sdlogj", "hd95"}
+    for name in ("results.csv", "per_label_dice.csv"):
+        path = args["out"] / name
+        rows = list(csv.DictReader(open(path, encoding="utf-8")))
+        columns = [c for c in rows[0] if c not in new]
+        assert len(columns) < len(rows[0])
+        results.write_csv_atomic(path, columns, rows)
+    again = run_study(args)
+    assert (again.computed, again.skipped, again.rejected) == (0, 6, [])
+    if __import__("importlib").util.find_spec("matplotlib"):
+        bench.write_report(args["out"])

@@ -7,7 +7,9 @@ one ``parareg: error:`` line on stderr and no output files.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import re
 
 import nibabel as nib
@@ -58,10 +60,11 @@ def syn_run(tmp_path_factory):
             "--threads", "2"]
     if HAS_MATPLOTLIB:
         argv.append("--qc")
-    code = main(argv)
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        code = main(argv)
     assert code == 0
     return {"folder": folder, "fixed": fixed, "moving": moving,
-            "prefix": str(folder / "out_")}
+            "prefix": str(folder / "out_"), "out": out.getvalue()}
 
 
 # --- help and dispatch --------------------------------------------------------------------------
@@ -204,6 +207,12 @@ def test_register_syn_writes_ants_files(syn_run):
     assert warped.shape == fixed.shape
     before = corr(fixed.data, parareg.resample(moving, fixed).data)
     assert 1.0 - corr(fixed.data, warped.data) < 0.5 * (1.0 - before)
+    # the summary's regularity line: det J range around 1, folds, SDlogJ over the grid
+    found = re.search(r"Jacobian determinant in \[(\S+), (\S+)\], (\d+) folded voxels; "
+                      r"SDlogJ (\S+) over the grid\n", syn_run["out"])
+    assert found, syn_run["out"]
+    low, high, folds, sdlogj = map(float, found.groups())
+    assert 0 < low < 1 < high and folds == 0 and 0 < sdlogj < 1
 
 
 @needs_slices

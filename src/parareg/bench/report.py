@@ -26,12 +26,18 @@ REPORT_MD = "report.md"
 PER_LABEL_SUMMARY_CSV = "per_label_summary.csv"
 DICE_PLOT = "dice_boxplot.png"
 TIME_PLOT = "time_boxplot.png"
+HD95_PLOT = "hd95_boxplot.png"
+SDLOGJ_PLOT = "sdlogj_boxplot.png"
 #: (column, heading, decimals) of the summary table
 METRICS = (
     ("dice_mean", "Dice", 4),
     ("jaccard_mean", "Jaccard", 4),
+    ("hd95_mean", "HD95 (mm)", 2),
     ("ncc", "NCC", 4),
     ("nmi", "NMI", 4),
+    ("sdlogj", "SDlogJ", 3),
+    ("jacobian_min", "min det J", 3),
+    ("jacobian_max", "max det J", 2),
     ("folded_percent", "folded %", 3),
     ("seconds", "time (s)", None),
     ("peak_rss_mb", "peak memory (MB)", 0),
@@ -109,9 +115,11 @@ def _per_label_summary(per_label, methods) -> list[dict]:
         for label in sorted({r["label"] for r in mine}):
             dice = [r["dice"] for r in mine if r["label"] == label]
             jaccard = [r["jaccard"] for r in mine if r["label"] == label]
+            hd95 = [r.get("hd95") for r in mine if r["label"] == label]
             d_mean, d_sd, n = _mean_sd(dice)
             rows.append({"method": name, "label": label, "pairs": n, "dice_mean": d_mean,
-                         "dice_sd": d_sd, "jaccard_mean": _mean_sd(jaccard)[0]})
+                         "dice_sd": d_sd, "jaccard_mean": _mean_sd(jaccard)[0],
+                         "hd95_mean": _mean_sd(hd95)[0]})
     return rows
 
 
@@ -218,12 +226,17 @@ def write_report(out) -> Path:
     methods = _methods_in_order(rows, study)
     summary = summarize(rows, methods)
     write_csv_atomic(out / PER_LABEL_SUMMARY_CSV,
-                     ("method", "label", "pairs", "dice_mean", "dice_sd", "jaccard_mean"),
+                     ("method", "label", "pairs", "dice_mean", "dice_sd", "jaccard_mean",
+                      "hd95_mean"),
                      _per_label_summary(per_label, methods))
     plots = []
     try:
         plots = [_boxplot(out / DICE_PLOT, rows, methods, "dice_mean", "mean Dice per pair",
                           "Label overlap"),
+                 _boxplot(out / HD95_PLOT, rows, methods, "hd95_mean", "mean HD95 per pair (mm)",
+                          "Label boundaries"),
+                 _boxplot(out / SDLOGJ_PLOT, rows, methods, "sdlogj",
+                          "SDlogJ per pair (fixed foreground)", "Regularity of the map"),
                  _boxplot(out / TIME_PLOT, rows, methods, "seconds", "seconds per pair",
                           "Wall time of the registration", log=True)]
     except ImportError:
@@ -244,8 +257,12 @@ def write_report(out) -> Path:
         "Mean ± sd over the pairs each method registered successfully. Dice/Jaccard: mean over "
         "the non-zero labels present in both the fixed and the (unwarped) moving label map, "
         "moving labels resampled with nearest neighbour; NCC and NMI (Studholme, 32 bins): "
-        "warped moving vs fixed image over the whole fixed grid; folded %: voxels with "
-        "Jacobian determinant ≤ 0 (– for linear maps); time: the method call alone "
+        "warped moving vs fixed image over the whole fixed grid; HD95: per label the "
+        "larger 95th percentile of the surface-to-surface distances (mm), averaged over the "
+        "labels as Dice is (a label the warp loses scores the grid's diagonal); SDlogJ: "
+        "standard deviation of log det J (det J clipped to [1e-9, 1e9], as Learn2Reg does) "
+        "over the fixed foreground (fixed labels > 0); min/max det J and folded % (voxels "
+        "with det J ≤ 0) over the whole grid (– for linear maps); time: the method call alone "
         "(registration + resampling image and labels, after an untimed warm-up; for the "
         "file-based peers their file I/O too, `registration_seconds` in the `info` column of "
         "`results.csv` is their registration call alone); peak memory: peak RSS of the "
@@ -273,7 +290,8 @@ def write_report(out) -> Path:
         lines += ["## Best and worst pair of each method", ""] + qc
     lines += ["## Files", "",
               f"- `{RESULTS_CSV}`: one row per pair and method (scores, time, memory, errors)",
-              f"- `{PER_LABEL_CSV}`: Dice and Jaccard of every label of every pair and method",
+              f"- `{PER_LABEL_CSV}`: Dice, Jaccard and HD95 of every label of every pair and "
+              "method",
               f"- `{PER_LABEL_SUMMARY_CSV}`: per method and label, mean ± sd over pairs",
               "- `study.json`: inputs, every method's settings, versions, runs", ""]
     if study.get("methods"):

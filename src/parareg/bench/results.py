@@ -54,15 +54,16 @@ PER_LABEL_CSV = "per_label_dice.csv"
 KEY = ("fixed", "moving", "method")
 #: columns of results.csv, in order
 COLUMNS = (
-    "fixed", "moving", "method", "status", "dice_mean", "jaccard_mean", "n_labels", "ncc",
-    "nmi", "folded_percent", "jacobian_min", "seconds", "peak_rss_mb", "baseline_rss_mb",
-    "threads", "warmup_seconds", "prealign", "prealign_seconds", "seed", "settings_hash",
-    "worker", "finished", "error", "info",
+    "fixed", "moving", "method", "status", "dice_mean", "jaccard_mean", "hd95_mean", "n_labels",
+    "ncc", "nmi", "folded_percent", "jacobian_min", "jacobian_max", "sdlogj", "seconds",
+    "peak_rss_mb", "baseline_rss_mb", "threads", "warmup_seconds", "prealign",
+    "prealign_seconds", "seed", "settings_hash", "worker", "finished", "error", "info",
 )
-PER_LABEL_COLUMNS = ("fixed", "moving", "method", "label", "dice", "jaccard")
-NUMERIC = frozenset({"dice_mean", "jaccard_mean", "ncc", "nmi", "folded_percent",
-                     "jacobian_min", "seconds", "peak_rss_mb", "baseline_rss_mb",
-                     "warmup_seconds", "prealign_seconds", "dice", "jaccard"})
+#: (a file written before a column was added is read as it is: the missing cells are empty)
+PER_LABEL_COLUMNS = ("fixed", "moving", "method", "label", "dice", "jaccard", "hd95")
+NUMERIC = frozenset({"dice_mean", "jaccard_mean", "hd95_mean", "ncc", "nmi", "folded_percent",
+                     "jacobian_min", "jacobian_max", "sdlogj", "hd95", "seconds", "peak_rss_mb",
+                     "baseline_rss_mb", "warmup_seconds", "prealign_seconds", "dice", "jaccard"})
 INTEGER = frozenset({"n_labels", "threads", "seed", "label"})
 #: statuses of a task that did not produce scores
 FAILED = ("error", "timeout", "crashed")

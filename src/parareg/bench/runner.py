@@ -266,8 +266,9 @@ def _row(pair, method, record, *, prealign, seed, hash_) -> dict:
     row = {"fixed": pair.fixed.name, "moving": pair.moving.name, "method": method.name,
            "prealign": prealign or "none", "seed": seed, "settings_hash": hash_,
            "finished": datetime.datetime.now().isoformat(timespec="seconds")}
-    for column in ("status", "dice_mean", "jaccard_mean", "n_labels", "ncc", "nmi",
-                   "folded_percent", "jacobian_min", "seconds", "peak_rss_mb",
+    for column in ("status", "dice_mean", "jaccard_mean", "hd95_mean", "n_labels", "ncc", "nmi",
+                   "folded_percent", "jacobian_min", "jacobian_max", "sdlogj", "seconds",
+                   "peak_rss_mb",
                    "baseline_rss_mb", "threads", "warmup_seconds", "prealign_seconds",
                    "worker", "error"):
         if column in record:
@@ -345,8 +346,10 @@ def _execute(client, todo, store, *, out, prealign, seed, hashes, task_threads, 
                    hash_=hashes[method.name])
         per_label = []
         if row.get("status") == "ok":
-            per_label = [{"label": label, "dice": d, "jaccard": j} for label, d, j in
-                         zip(record["labels"], record["dice"], record["jaccard"])]
+            hd95 = record.get("hd95") or [None] * len(record["labels"])
+            per_label = [{"label": label, "dice": d, "jaccard": j, "hd95": h}
+                         for label, d, j, h in zip(record["labels"], record["dice"],
+                                                   record["jaccard"], hd95)]
             if record.get("qc_png"):
                 (out / "qc").mkdir(exist_ok=True)
                 name = safe_name(*pair.key, method.name) + ".png"

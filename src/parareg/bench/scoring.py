@@ -1,9 +1,12 @@
-"""How well two images on the same grid agree: label overlap, NCC, mutual information, folding.
+"""How well two images on the same grid agree: label overlap, HD95, NCC, MI, regularity.
 
 Plain NumPy, independent of the registration code, so every method in a
 benchmark is scored by the same code. The one SciPy helper, :func:`warp_affine`,
 resamples a method's fixed->moving world matrix onto the fixed grid with
 :func:`scipy.ndimage.affine_transform` (again the same for every method).
+
+The regularity (SDlogJ, det J range) and boundary (HD95) measures come from
+:mod:`parareg.measures`, which computes them on the pool.
 
 Conventions: ``fixed`` is the reference, ``moving`` the image already brought
 onto the fixed grid. Logarithms are natural (entropies in nats).
@@ -248,7 +251,7 @@ def folded_percent(jacobian, *, mask=None) -> float:
 
 
 def score_registration(fixed, fixed_labels, warped, warped_labels, *, labels,
-                       jacobian=None, bins=BINS) -> dict:
+                       jacobian=None, spacing=None, bins=BINS, num_threads=None) -> dict:
     """Every benchmark score of one registration, on the fixed grid.
 
     Parameters
@@ -262,37 +265,57 @@ def score_registration(fixed, fixed_labels, warped, warped_labels, *, labels,
         the *unwarped* moving map).
     jacobian : ndarray, same shape, optional
         Jacobian determinant of the map (non-finite voxels ignored); without it
-        ``folded_percent`` and ``jacobian_min`` are NaN.
+        the regularity scores are NaN.
+    spacing : sequence of float, optional
+        The fixed grid's voxel size in mm; without it the HD95 scores are NaN.
     bins : int
         Histogram bins of NMI.
+    num_threads : int, optional
+        Threads of the HD95 and Jacobian measures (the scores do not depend on it).
 
     Returns
     -------
     dict
-        ``dice_mean``, ``jaccard_mean`` (means over ``labels``), ``n_labels``,
+        ``dice_mean``, ``jaccard_mean``, ``hd95_mean`` (means over ``labels``;
+        HD95 in mm, see :func:`parareg.measures.hausdorff95`), ``n_labels``,
         ``ncc``, ``nmi`` (over the whole grid), ``folded_percent``,
-        ``jacobian_min``, and per label ``labels``, ``dice``, ``jaccard`` (lists).
+        ``jacobian_min``, ``jacobian_max`` (over the whole grid), ``sdlogj``
+        (over the fixed foreground ``fixed_labels > 0``, see
+        :func:`parareg.measures.jacobian_stats`), and per label ``labels``,
+        ``dice``, ``jaccard``, ``hd95`` (lists).
     """
+    from ..measures import hausdorff95, jacobian_stats
+
     labels, dice, jaccard = label_overlap(fixed_labels, warped_labels, labels=labels)
+    hd95 = np.full(labels.size, np.nan)
+    if spacing is not None:
+        hd95 = hausdorff95(_as_labels(fixed_labels, "fixed_labels"),
+                           _as_labels(warped_labels, "warped_labels"), labels=labels,
+                           spacing=spacing, num_threads=num_threads)
     scores = {
         "dice_mean": float(np.nanmean(dice)) if dice.size else float("nan"),
         "jaccard_mean": float(np.nanmean(jaccard)) if jaccard.size else float("nan"),
+        "hd95_mean": float(np.nanmean(hd95)) if np.isfinite(hd95).any() else float("nan"),
         "n_labels": int(labels.size),
         "ncc": ncc(fixed, warped),
         "nmi": normalized_mutual_information(fixed, warped, bins=bins),
         "folded_percent": float("nan"),
         "jacobian_min": float("nan"),
+        "jacobian_max": float("nan"),
+        "sdlogj": float("nan"),
     }
     if jacobian is not None:
         jac = np.asarray(jacobian)
         if jac.shape != np.shape(fixed):
             raise ValueError(f"jacobian must be on the fixed grid {np.shape(fixed)}, "
                              f"got shape {jac.shape}")
-        scores["folded_percent"] = folded_percent(jac)
-        finite = jac[np.isfinite(jac)]
-        scores["jacobian_min"] = float(finite.min()) if finite.size else float("nan")
+        grid = jacobian_stats(jac, num_threads=num_threads)
+        foreground = jacobian_stats(jac, mask=np.asarray(fixed_labels) > 0,
+                                    num_threads=num_threads)
+        scores.update(folded_percent=grid.folded_percent, jacobian_min=grid.min,
+                      jacobian_max=grid.max, sdlogj=foreground.sdlogj)
     scores.update(labels=[int(v) for v in labels], dice=[float(v) for v in dice],
-                  jaccard=[float(v) for v in jaccard])
+                  jaccard=[float(v) for v in jaccard], hd95=[float(v) for v in hd95])
     return scores
 
 

@@ -155,7 +155,8 @@ def execute(task: dict, workdir) -> dict:
         scores = score_registration(fixed.data, fixed_labels.data, np.asarray(output.warped),
                                     np.asarray(output.warped_labels),
                                     labels=shared_labels(fixed_labels.data, moving_labels.data),
-                                    jacobian=jacobian)
+                                    jacobian=jacobian, spacing=fixed.spacing,
+                                    num_threads=threads)
         record.update(scores)
         record["info"].update(output.info)
         record["status"] = "ok"

@@ -43,9 +43,12 @@ def add_arguments(parser) -> None:
     group.add_argument("--bins", metavar="N", help="mutual-information histogram bins")
     group.add_argument("--step", metavar="X", help="SyN step, voxels (ANTs SyN[X,...])")
     group.add_argument("--update-sigma", metavar="X",
-                       help="SyN smoothing of each update, voxels (ANTs SyN[.,X,.]; greedy -s X)")
+                       help="SyN smoothing of each update, mm of the fixed grid, as the presets "
+                            "give it (ANTs SyN[.,X,.] and greedy -s X are voxels: times the "
+                            "voxel size)")
     group.add_argument("--field-sigma", metavar="X",
-                       help="SyN smoothing of the total fields, voxels (greedy -s . X)")
+                       help="SyN smoothing of the total fields, mm of the fixed grid (greedy "
+                            "-s . X is voxels: times the voxel size)")
     group.add_argument("--convergence", metavar="THRESHOLD,WINDOW",
                        help="SyN: stop a level when the energy slope over WINDOW iterations "
                             "is above -THRESHOLD (ANTs -c [...,1e-6,10])")

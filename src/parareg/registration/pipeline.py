@@ -43,11 +43,17 @@ INITIALISERS = {"com": "center_of_mass", "center_of_mass": "center_of_mass",
 #: (IXI013->IXI012: Dice 0.673 vs 0.674 with a full-resolution affine, 0.35 s less)
 SYN_PREALIGN_LEVELS = DEFAULT_LEVELS[:-1]
 
+#: the presets' regularisation: sigmas in mm of the fixed grid (the same regularity at any voxel
+#: size, and in 2D as in 3D), chosen from the Dice-SDlogJ curve of benchmarks/pareto.py
+#: (BENCHMARKS.md, "Accuracy vs regularity"); "fast" keeps the looser field of earlier versions
+_MM = {"sigma_units": "mm", "update_sigma": 2.4, "step": 0.5}
 #: named SyN settings (see BENCHMARKS.md for how they compare with greedy and ANTs)
 SYN_PRESETS = {
-    "fast": {"levels": ((4, 1.0, 60), (2, 0.5, 30), (1, 0.0, 0)), "radius": 2},
-    "default": {"levels": DEFAULT_SYN_LEVELS, "radius": 2},
-    "accurate": {"levels": ((4, 1.0, 100), (2, 0.5, 70), (1, 0.0, 30)), "radius": 2},
+    "fast": {"levels": ((4, 1.0, 60), (2, 0.5, 30), (1, 0.0, 0)), "radius": 2,
+             "field_sigma": 1.0, **_MM},
+    "default": {"levels": DEFAULT_SYN_LEVELS, "radius": 2, "field_sigma": 1.6, **_MM},
+    "accurate": {"levels": ((4, 1.0, 100), (2, 0.5, 70), (1, 0.0, 30)), "radius": 2,
+                 "field_sigma": 1.6, **_MM},
 }
 
 
@@ -177,8 +183,8 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
         Local cross-correlation, squared differences, EM, or mutual
         information (any contrasts).
     preset : {"fast", "default", "accurate"}
-        SyN pyramid and iteration settings (the preset's CC ``radius`` applies
-        to ``syn_metric="cc"`` only).
+        SyN pyramid, iterations and regularisation (:data:`SYN_PRESETS`; sigmas in
+        mm; the preset's CC ``radius`` applies to ``syn_metric="cc"`` only).
     fixed_mask, moving_mask : Image, ndarray or path, optional
         Non-zero voxels drive the metric; same grid as their image; NaN is refused.
         Both drive every stage (SyN uses the points inside both masks).

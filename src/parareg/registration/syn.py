@@ -44,6 +44,8 @@ _logger = get_logger(__name__)
 DEFAULT_SYN_LEVELS = ((4, 1.0, 100), (2, 0.5, 30), (1, 0.0, 6))
 #: field inversion stops at this mean residual, in voxels
 INVERSION_TOLERANCE = 0.01
+#: units of ``update_sigma`` and ``field_sigma`` (see SymmetricDiffeomorphicRegistration)
+SIGMA_UNITS = ("mm", "voxels")
 
 
 #: CC window radius (voxels) when a SyN metric is named without one (``CCMetric``'s own
@@ -61,7 +63,7 @@ class SyNError(ValueError):
 def _check_sigma(value, *, name: str) -> float:
     value = float(value)
     if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0 (voxels), got {value!r}")
+        raise ValueError(f"{name} must be a finite number >= 0 (in sigma_units), got {value!r}")
     return value
 
 
@@ -122,7 +124,13 @@ class SymmetricDiffeomorphicRegistration:
     step : float
         Largest update displacement per iteration, in voxels.
     update_sigma, field_sigma : float
-        Gaussian smoothing (voxels) of each update and of the total fields.
+        Gaussian smoothing of each update and of the total fields, in ``sigma_units``.
+    sigma_units : {"voxels", "mm"}
+        ``"voxels"`` (as ANTs and DIPY give them): voxels of each pyramid
+        level's grid. ``"mm"``: millimetres of the fixed image's full-resolution
+        grid, per axis; every level then smooths with the same number of its own
+        voxels, so one setting gives the same regularity at any voxel size
+        (measured in BENCHMARKS.md; the presets of :func:`parareg.register` use it).
     convergence : (tolerance, window)
         Stop a level when the fitted relative energy slope over the last
         ``window`` iterations is above ``-tolerance``.
@@ -137,6 +145,7 @@ class SymmetricDiffeomorphicRegistration:
                  levels: Sequence[tuple[int, float, int]] = DEFAULT_SYN_LEVELS,
                  radius: int | None = None, bins: int | None = None, step: float = 0.5,
                  update_sigma: float = 1.2, field_sigma: float = 0.5,
+                 sigma_units: str = "voxels",
                  convergence: tuple[float, int] = (1e-4, 10), inversion_iterations: int = 20,
                  num_threads: int | None = None,
                  callback: Callable[[dict], None] | None = None):
@@ -148,6 +157,10 @@ class SymmetricDiffeomorphicRegistration:
         self.step = step
         self.update_sigma = _check_sigma(update_sigma, name="update_sigma")
         self.field_sigma = _check_sigma(field_sigma, name="field_sigma")
+        if sigma_units not in SIGMA_UNITS:
+            raise ValueError(f"sigma_units must be one of {sorted(SIGMA_UNITS)}, "
+                             f"got {sigma_units!r}")
+        self.sigma_units = sigma_units
         tolerance, window = convergence
         if int(window) < 2 or not float(tolerance) >= 0:
             raise ValueError(f"convergence must be (tolerance >= 0, window >= 2), "
@@ -158,25 +171,28 @@ class SymmetricDiffeomorphicRegistration:
         self.callback = callback
 
     # -- one iteration ------------------------------------------------------------------
-    def _scaled_update(self, force, spacing, scratch):
+    def _voxel_sigmas(self, fixed) -> tuple[np.ndarray, np.ndarray]:
+        """``update_sigma`` and ``field_sigma`` per axis in voxels of every level."""
+        per_mm = 1.0 / fixed.spacing if self.sigma_units == "mm" else np.ones(fixed.ndim)
+        return self.update_sigma * per_mm, self.field_sigma * per_mm
+
+    def _scaled_update(self, force, spacing, scratch, sigma):
         nt = self.num_threads
         if self.update_sigma > 0:
-            force = smooth_unchecked(force, np.full(spacing.size, self.update_sigma), 4.0, nt,
-                                     scratch=scratch)
+            force = smooth_unchecked(force, sigma, 4.0, nt, scratch=scratch)
         norm = max_norm(force, scale=1.0 / spacing, num_threads=nt)
         if norm <= 0:
             return None
         force *= np.float32(self.step / norm)
         return force
 
-    def _advance(self, field, update, disp2vox, scratch):
+    def _advance(self, field, update, disp2vox, scratch, sigma):
         """``smooth(field o (id + update))`` written into ``scratch`` or ``update`` (both are
         overwritten; ``field`` is not)."""
         nt = self.num_threads
         moved = compose_unchecked(field, update, disp2vox, scratch, nt)
         if self.field_sigma > 0:
-            moved = smooth_unchecked(moved, np.full(field.shape[-1], self.field_sigma), 4.0, nt,
-                                     scratch=update)
+            moved = smooth_unchecked(moved, sigma, 4.0, nt, scratch=update)
         _zero_boundary(moved)
         return moved
 
@@ -231,6 +247,7 @@ class SymmetricDiffeomorphicRegistration:
             mask = _as_mask(fixed_mask, fixed, name="fixed_mask")
             moving_mask_image = _as_mask(moving_mask, moving, name="moving_mask")
         nt = self.num_threads
+        update_sigma, field_sigma = self._voxel_sigmas(fixed)
         u_s = u_m = v_s = v_m = None
         grid_prev = None
         history = []
@@ -311,18 +328,20 @@ class SymmetricDiffeomorphicRegistration:
                                            "metric": metric_name})
                 if _converged(energies, self.convergence[1], self.convergence[0]):
                     break
-                step_s = self._scaled_update(forward, spacing, scratch_s)
-                step_m = self._scaled_update(backward, spacing, scratch_m)
+                step_s = self._scaled_update(forward, spacing, scratch_s, update_sigma)
+                step_m = self._scaled_update(backward, spacing, scratch_m, update_sigma)
                 if step_s is None and step_m is None:
                     break
                 # buffers rotate: per side the force, one scratch and the field; nothing is
                 # allocated here but the metric's forces
                 if step_s is not None:
                     free = scratch_s if step_s is forward else forward
-                    u_s, scratch_s = self._advance(u_s, step_s, disp2vox, free), u_s
+                    u_s, scratch_s = (self._advance(u_s, step_s, disp2vox, free, field_sigma),
+                                      u_s)
                 if step_m is not None:
                     free = scratch_m if step_m is backward else backward
-                    u_m, scratch_m = self._advance(u_m, step_m, disp2vox, free), u_m
+                    u_m, scratch_m = (self._advance(u_m, step_m, disp2vox, free, field_sigma),
+                                      u_m)
             tolerance = INVERSION_TOLERANCE * float(spacing.min())
             v_s, stats_s = invert(u_s, vox2world=v2w, initial=v_s, tolerance=tolerance,
                                   iterations=self.inversion_iterations, damped=True,
@@ -363,6 +382,7 @@ def syn_registration(fixed: ImageLike, moving: ImageLike, *, metric: str | SyNMe
                      levels: Sequence[tuple[int, float, int]] = DEFAULT_SYN_LEVELS,
                      radius: int | None = None, bins: int | None = None, step: float = 0.5,
                      update_sigma: float = 1.2, field_sigma: float = 0.5,
+                     sigma_units: str = "voxels",
                      convergence: tuple[float, int] = (1e-4, 10),
                      fixed_mask: MaskLike | None = None, moving_mask: MaskLike | None = None,
                      num_threads: int | None = None,
@@ -388,7 +408,9 @@ def syn_registration(fixed: ImageLike, moving: ImageLike, *, metric: str | SyNMe
     step : float
         Largest update per iteration, voxels.
     update_sigma, field_sigma : float
-        Smoothing of updates and of total fields, voxels.
+        Smoothing of updates and of total fields, in ``sigma_units``.
+    sigma_units : {"voxels", "mm"}
+        See :class:`SymmetricDiffeomorphicRegistration`.
     convergence : (tolerance, window)
     fixed_mask, moving_mask : Image, ndarray or path, optional
         Each on its image's grid; the metric uses the points inside both.
@@ -416,8 +438,8 @@ def syn_registration(fixed: ImageLike, moving: ImageLike, *, metric: str | SyNMe
     """
     registration = SymmetricDiffeomorphicRegistration(
         metric, levels=levels, radius=radius, bins=bins, step=step, update_sigma=update_sigma,
-        field_sigma=field_sigma, convergence=convergence, num_threads=num_threads,
-        callback=callback)
+        field_sigma=field_sigma, sigma_units=sigma_units, convergence=convergence,
+        num_threads=num_threads, callback=callback)
     return registration.optimize(fixed, moving, prealign=prealign, fixed_mask=fixed_mask,
                                  moving_mask=moving_mask,
                                  fixed_affine=fixed_affine, moving_affine=moving_affine)
