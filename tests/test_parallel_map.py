@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-import parareg.parallel.map as map_module
+import parareg.parallel.adaptive as adaptive_module
 from parareg.parallel import SCHEDULES, in_work_unit, map_slices, parallel_map, run_units
 
 pytestmark = pytest.mark.usefixtures("clean_threads")
@@ -35,7 +35,7 @@ def count_units(monkeypatch):
         seen.append(n_units)
         return run_units(func, n_units, **kwargs)
 
-    monkeypatch.setattr(map_module, "run_units", spy)
+    monkeypatch.setattr(adaptive_module, "run_units", spy)
     return seen
 
 
@@ -101,9 +101,15 @@ def test_serial_fallback_with_processes_needs_no_pickling():
 
 
 def test_processes_backend_ordered_and_elsewhere():
-    out = parallel_map(square_and_pid, range(12), num_threads=2, backend="processes")
+    out = parallel_map(square_and_pid, range(12), num_threads=2, backend="processes", grain=1)
     assert [value for value, _ in out] == [x * x for x in range(12)]
     assert os.getpid() not in {pid for _, pid in out}
+
+
+def test_processes_backend_keeps_quick_work_in_the_caller():
+    # twelve microsecond items: a round trip to a worker costs more than the loop
+    out = parallel_map(square_and_pid, range(12), num_threads=2, backend="processes")
+    assert out == [(x * x, os.getpid()) for x in range(12)]
 
 
 def test_first_error_propagates():
@@ -119,7 +125,7 @@ def test_nested_parallel_map_runs_serially():
 
     done = []
     worker = threading.Thread(target=lambda: done.append(
-        parallel_map(outer, range(4), num_threads=3)), daemon=True)
+        parallel_map(outer, range(4), num_threads=3, grain=1)), daemon=True)
     worker.start()
     worker.join(20)
     assert not worker.is_alive(), "nested parallel_map deadlocked"
@@ -186,11 +192,11 @@ def test_map_slices_schedules(schedule):
     np.testing.assert_array_equal(out, expected)
 
 
-def test_map_slices_default_grain_groups_slices(monkeypatch):
+def test_map_slices_grain_groups_slices(monkeypatch):
     seen = count_units(monkeypatch)
     volume = np.zeros((40, 64, 64), dtype=np.float32)  # 4096 voxels per slice
-    out = map_slices(lambda s: s + 1, volume, num_threads=2)
-    assert seen == [5]  # 32768 // 4096 = 8 slices per unit
+    out = map_slices(lambda s: s + 1, volume, num_threads=2, grain=32768)
+    assert seen == [5]  # slice 0 first, then 39 slices in units of 32768 // 4096 = 8
     assert np.all(out == 1)
 
 

@@ -41,12 +41,11 @@ from .kernels.fields import (
 from .kernels.lift import lift_array, lift_linear
 from .kernels.smooth import convolve_middle, convolve_middle_narrow
 from .parallel import (
-    partition_range,
     axis0_ranges,
-    for_each_slab,
+    for_each_unit,
+    partition_range,
     reduce_units,
     resolve_num_threads,
-    run_units,
     unit_buffers,
 )
 from .resampling import check_field
@@ -119,15 +118,6 @@ def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
             and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype)
 
 
-def _slab_norms(shape, n_columns, call, num_threads) -> np.ndarray:
-    """Run ``call(norms_row, start, stop)`` per axis-0 unit; return the ``(units, n)`` buffers."""
-    ranges = axis0_ranges(shape, grain=DEFAULT_GRAIN_VOXELS)
-    norms = unit_buffers(len(ranges), n_columns)
-    run_units(lambda unit: call(norms[unit], *ranges[unit]), len(ranges),
-              num_threads=num_threads)
-    return norms
-
-
 def max_norm(field, *, scale=None, num_threads=None) -> float:
     """Largest displacement length of ``field``, each component first multiplied by ``scale``.
 
@@ -138,11 +128,10 @@ def max_norm(field, *, scale=None, num_threads=None) -> float:
     ndim = f.shape[-1]
     rows = f.reshape(-1, ndim)
     s = np.ones(ndim) if scale is None else np.asarray(scale, dtype=np.float64)
-    ranges = partition_range(0, rows.shape[0], grain=DEFAULT_GRAIN_VOXELS)
-    best = np.zeros(len(ranges))
-    run_units(lambda u: best.__setitem__(u, max_scaled_norm(rows, s, *ranges[u])), len(ranges),
-              num_threads=resolve_num_threads(num_threads))
-    return float(best.max()) if len(best) else 0.0
+    best = for_each_unit(lambda unit, start, stop: max_scaled_norm(rows, s, start, stop),
+                         partition_range(0, rows.shape[0], grain=DEFAULT_GRAIN_VOXELS),
+                         num_threads=resolve_num_threads(num_threads))
+    return float(max(best)) if best else 0.0
 
 
 # --- composition -------------------------------------------------------------------------
@@ -210,8 +199,9 @@ def compose_unchecked(outer, inner, disp2vox, out, num_threads) -> np.ndarray:
     ndim = inner.shape[-1]
     outer3, inner3, out3 = _lifted(ndim, outer, inner, out)
     d2v = lift_linear(disp2vox)
-    for_each_slab(lambda start, stop: compose_3d(outer3, inner3, d2v, out3, start, stop),
-                  inner.shape[:-1], grain=DEFAULT_GRAIN_VOXELS, num_threads=num_threads)
+    for_each_unit(lambda unit, start, stop: compose_3d(outer3, inner3, d2v, out3, start, stop),
+                  axis0_ranges(inner.shape[:-1], grain=DEFAULT_GRAIN_VOXELS),
+                  num_threads=num_threads)
     return out
 
 
@@ -328,14 +318,15 @@ def invert(field, *, vox2world, initial=None, iterations: int = 20, tolerance: f
 
     following = np.empty_like(forward)
     n_voxels = math.prod(shape)
+    ranges = axis0_ranges(shape, grain=DEFAULT_GRAIN_VOXELS)
     done = 0
     while True:
         # one pass: the residual of `current` and the next iterate, into `following`
         src, dst = current, following
-        norms = _slab_norms(
-            shape, 2,
-            lambda row, start, stop: run(forward, src, disp2vox, dst, row, start, stop),
-            num_threads)
+        norms = unit_buffers(len(ranges), 2)
+        for_each_unit(
+            lambda unit, start, stop: run(forward, src, disp2vox, dst, norms[unit], start, stop),
+            ranges, num_threads=num_threads)
         mean = float(reduce_units(norms[:, 0])) / n_voxels
         largest = float(norms[:, 1].max())
         if mean < tol or done == steps:
@@ -383,9 +374,10 @@ def jacobian_determinant(field, *, vox2world, num_threads=None) -> np.ndarray:
     disp2vox = lift_linear(_disp2vox(matrix, ndim))
     out = np.empty(shape, dtype=np.float32)
     field3, out3 = _lifted(ndim, field, out)
-    for_each_slab(lambda start, stop: jacobian_determinant_3d(field3, disp2vox, out3, start,
-                                                              stop), shape,
-                  grain=DEFAULT_GRAIN_VOXELS, num_threads=resolve_num_threads(num_threads))
+    for_each_unit(lambda unit, start, stop: jacobian_determinant_3d(field3, disp2vox, out3,
+                                                                    start, stop),
+                  axis0_ranges(shape, grain=DEFAULT_GRAIN_VOXELS),
+                  num_threads=resolve_num_threads(num_threads))
     return out
 
 
@@ -449,12 +441,13 @@ def inverse_consistency_error(forward, backward, *, vox2world, mask=None,
     total = 0.0
     largest = 0.0
     count = 0.0
+    ranges = axis0_ranges(shape, grain=DEFAULT_GRAIN_VOXELS)
     for outer, inner in ((forward, backward), (backward, forward)):
-        norms = _slab_norms(
-            shape, 3,
-            lambda row, start, stop, o=outer, i=inner: composed_norms_3d(
-                o, i, disp2vox, mask_arr, use_mask, row, start, stop),
-            num_threads)
+        norms = unit_buffers(len(ranges), 3)
+        for_each_unit(
+            lambda unit, start, stop, o=outer, i=inner: composed_norms_3d(
+                o, i, disp2vox, mask_arr, use_mask, norms[unit], start, stop),
+            ranges, num_threads=num_threads)
         total += float(reduce_units(norms[:, 0]))
         largest = max(largest, float(norms[:, 1].max()))
         count += float(reduce_units(norms[:, 2]))
@@ -486,7 +479,8 @@ def _convolve_axis(src, dst, weights, axis, num_threads):
     else:
         cols = max(64, DEFAULT_GRAIN_VOXELS // max(shape[axis], 1))
         units = [(0, 1, a, b) for a, b in partition_range(0, inner, grain=cols)]
-    run_units(lambda u: run(s, d, inner, weights, *units[u]), len(units), num_threads=num_threads)
+    for_each_unit(lambda unit, *bounds: run(s, d, inner, weights, *bounds), units,
+                  num_threads=num_threads)
 
 
 def smooth_field(field, sigma_vox, *, truncate: float = 4.0, num_threads=None) -> np.ndarray:

@@ -8,7 +8,7 @@ from ._config import CHEAP_GRAIN_VOXELS
 from .image import as_image
 from .kernels.gradient import gradient_3d
 from .kernels.lift import lift_array, lift_linear
-from .parallel import for_each_slab, resolve_num_threads
+from .parallel import axis0_ranges, for_each_unit, resolve_num_threads
 
 
 def gradient(image, *, num_threads=None) -> np.ndarray:
@@ -42,7 +42,8 @@ def gradient(image, *, num_threads=None) -> np.ndarray:
     src = lift_array(np.ascontiguousarray(image.data, dtype=np.float32), ndim)
     out = np.empty((*image.shape, ndim), dtype=np.float32)
     out3 = lift_array(out, ndim)
-    for_each_slab(lambda start, stop: gradient_3d(src, vox_grad2world_grad, out3, start, stop),
-                  image.shape, grain=CHEAP_GRAIN_VOXELS,
+    for_each_unit(lambda unit, start, stop: gradient_3d(src, vox_grad2world_grad, out3, start,
+                                                         stop),
+                  axis0_ranges(image.shape, grain=CHEAP_GRAIN_VOXELS),
                   num_threads=resolve_num_threads(num_threads))
     return out

@@ -46,35 +46,31 @@ def check_matrix(matrix, ndim: int, *, name: str) -> np.ndarray:
 _SERIAL_CHECK = 1 << 20
 
 
-def all_finite(array: np.ndarray) -> bool:
+def all_finite(array: np.ndarray, *, num_threads=None) -> bool:
     """True when ``array`` (floating point) holds no NaN or inf.
 
     One pass without temporaries: the float64 sum of finite float32/float64
     values cannot overflow at any realistic size, while NaN and inf
-    propagate. Large arrays are summed in axis-0 slabs on the pool (NumPy
-    releases the GIL in reductions), so validation is not the serial part
+    propagate. Large arrays are summed in axis-0 slabs on ``num_threads``
+    threads (NumPy releases the GIL in reductions; ``None`` means
+    :func:`parareg.get_num_threads`), so validation is not the serial part
     of a parallel call.
     """
     if array.size <= _SERIAL_CHECK or array.ndim == 0 or array.shape[0] < 2:
         return math.isfinite(float(np.sum(array, dtype=np.float64)))
-    from .parallel import axis0_ranges, run_units
+    from .parallel import axis0_ranges, for_each_unit
 
-    ranges = axis0_ranges(array.shape, grain=_SERIAL_CHECK)
-    sums = np.zeros(len(ranges))
-
-    def unit(u):
-        start, stop = ranges[u]
-        sums[u] = np.sum(array[start:stop], dtype=np.float64)
-
-    run_units(unit, len(ranges))
+    sums = for_each_unit(lambda unit, start, stop: np.sum(array[start:stop], dtype=np.float64),
+                         axis0_ranges(array.shape, grain=_SERIAL_CHECK), num_threads=num_threads)
     return bool(np.all(np.isfinite(sums)))
 
 
-def check_array(data, *, name: str) -> np.ndarray:
+def check_array(data, *, name: str, num_threads=None) -> np.ndarray:
     """Return ``data`` as a finite 2D/3D array (float32, or integer for label maps).
 
     Raises a ``ValueError`` naming ``name`` on a wrong number of dimensions, an
-    empty axis, a non-numeric dtype or NaN/inf values.
+    empty axis, a non-numeric dtype or NaN/inf values. ``num_threads`` is
+    the NaN scan's (see :func:`all_finite`).
     """
     a = np.asarray(data)
     if a.ndim not in (2, 3):
@@ -88,7 +84,7 @@ def check_array(data, *, name: str) -> np.ndarray:
     if not np.issubdtype(a.dtype, np.floating):
         raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
     a = a.astype(np.float32, copy=False)
-    if not all_finite(a):
+    if not all_finite(a, num_threads=num_threads):
         bad = int(np.count_nonzero(~np.isfinite(a)))
         raise ValueError(f"{name} contains {bad} NaN or inf values; replace them (e.g. np.nan_to_num)")
     return a
@@ -149,8 +145,11 @@ class Image:
                 f"spacing={np.round(self.spacing, 4).tolist()})")
 
 
-def as_image(obj, *, name: str) -> Image:
-    """Accept an :class:`Image` or a path; check it and name ``name`` in any error."""
+def as_image(obj, *, name: str, num_threads=None) -> Image:
+    """Accept an :class:`Image` or a path; check it and name ``name`` in any error.
+
+    ``num_threads`` is the NaN scan's (see :func:`all_finite`).
+    """
     if isinstance(obj, (str, os.PathLike)):
         from .io.nifti import _load
 
@@ -158,7 +157,7 @@ def as_image(obj, *, name: str) -> Image:
     if not isinstance(obj, Image):
         raise TypeError(f"{name} must be a parareg.Image or a path to a NIfTI file, "
                         f"got {type(obj).__name__}")
-    check_array(obj.data, name=name)
+    check_array(obj.data, name=name, num_threads=num_threads)
     return obj
 
 

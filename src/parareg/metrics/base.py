@@ -36,7 +36,7 @@ from .._config import DEFAULT_GRAIN_VOXELS
 from ..gradients import gradient as image_gradient
 from ..image import Image, as_image, check_matrix
 from ..kernels.lift import lift_affine, lift_array, lift_linear
-from ..parallel import partition_range, resolve_num_threads, run_units
+from ..parallel import partition_range, resolve_num_threads
 
 SAMPLING_STRATEGIES = ("random", "regular")
 MOVING_GRADIENTS = ("image", "interpolant")
@@ -523,18 +523,6 @@ class AffineMetric(ABC):
         view = state.kernel_view
         return (view.moving, view.moving_gradient, self.moving_gradient == "interpolant",
                 view.moving_vox_grad2world_grad, view.moving_mask, state.use_moving_mask)
-
-    @staticmethod
-    def _run(state, job) -> np.ndarray:
-        """Run ``job(unit, start, stop) -> valid count`` over every unit; return the counts."""
-        counts = np.zeros(len(state.units), dtype=np.int64)
-        units = state.units
-
-        def unit_job(unit):
-            counts[unit] = job(unit, *units[unit])
-
-        run_units(unit_job, len(units), num_threads=state.num_threads)
-        return counts
 
     @staticmethod
     def _no_overlap(state, fixed2moving) -> NoOverlapError:

@@ -1,0 +1,170 @@
+"""Adaptive scheduling of independent items: time the first ones, then choose.
+
+The items (slices, blocks, list entries) are fixed by the data; only *who
+runs them and in which groups* adapts, so results never depend on the
+choice. :func:`run_items` runs the first items serially in the caller and
+times them, then
+
+* runs the rest serially when they would take less than about a
+  millisecond (the pool's dispatch costs ~50 us), or
+* groups them into work units of about a millisecond each and runs one
+  *probe* unit per thread on the pool; when the probe is not at least
+  ``MIN_SPEEDUP`` times faster than the serial estimate (a function that
+  holds the GIL, a busy machine) the rest runs serially, otherwise in
+  parallel with the same grain.
+
+The probe is at most one unit per thread, so a function that holds the GIL
+loses at most that unit's contention; every other item runs as in a plain
+loop. Each call logs its choice in one ``DEBUG`` record of the
+``"parareg.parallel"`` logger, with the :class:`Plan` as ``record.plan``.
+
+Examples
+--------
+>>> out = [None] * 5
+>>> def square(i):
+...     out[i] = i * i
+>>> run_items(square, 5, num_threads=2)
+Plan(mode='serial', items=5, grain=5, item_s=..., speedup=None, reason='under 1 ms of work')
+>>> out
+[0, 1, 4, 9, 16]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+
+from .partition import partition_range
+from .pool import in_work_unit, run_units
+
+_log = logging.getLogger("parareg.parallel")
+
+#: the serial timing phase ends once this much work has been timed
+MEASURE_S = 1e-3
+#: remaining work estimated below this runs serially
+SERIAL_BELOW_S = 1e-3
+#: the target duration of one work unit on the pool
+UNIT_S = 1e-3
+#: a first item slower than this is timed alone (large items: no second serial one)
+LARGE_ITEM_S = 20e-3
+#: the probe must beat the serial estimate by this factor for the rest to go parallel
+MIN_SPEEDUP = 1.15
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How :func:`run_items` scheduled one call (logged, and returned for tests)."""
+
+    mode: str  # "serial" or "threads"
+    items: int
+    grain: int  # items per work unit
+    item_s: float | None  # the serial time of one item (None: not timed)
+    speedup: float | None  # the probe's speed-up over the serial estimate (None: no probe)
+    reason: str
+
+
+def _report(plan: Plan, what: str) -> Plan:
+    if _log.isEnabledFor(logging.DEBUG):
+        timing = "" if plan.item_s is None else f", {plan.item_s * 1e3:.3g} ms per item"
+        probe = "" if plan.speedup is None else f", probe speed-up {plan.speedup:.2f}"
+        _log.debug("%s: %d items %s, grain %d%s%s (%s)", what, plan.items, plan.mode,
+                   plan.grain, timing, probe, plan.reason, extra={"plan": plan})
+    return plan
+
+
+def measure(call, n: int, *, start: int = 0) -> tuple[int, float]:
+    """Run ``call(i)`` serially from ``i = start`` until enough work is timed.
+
+    Returns ``(done, item_s)``: the next item to run and the estimated time of
+    one item (the fastest after the first, which may include warm-up such
+    as a numba compilation or cold caches).
+    """
+    times = []
+    while start + len(times) < n:
+        begin = time.perf_counter()
+        call(start + len(times))
+        times.append(time.perf_counter() - begin)
+        if times[0] >= LARGE_ITEM_S or (len(times) >= 2 and sum(times) >= MEASURE_S):
+            break
+    return start + len(times), min(times[1:]) if len(times) > 1 else times[0]
+
+
+def _run_range(call, start: int, stop: int) -> None:
+    for index in range(start, stop):
+        call(index)
+
+
+def run_items(call, n: int, *, num_threads: int, schedule: str = "dynamic",
+              grain: int | None = None, start: int = 0, what: str = "run_items") -> Plan:
+    """Call ``call(i)`` for every ``i`` in ``range(start, n)``, serially or on the pool.
+
+    Parameters
+    ----------
+    call : callable
+        ``call(i)`` computes item ``i`` and stores its result in a place
+        owned by ``i``. It should catch the Exceptions it wants to keep
+        (the map functions do); an escaping exception propagates as from
+        :func:`parareg.parallel.run_units`.
+    n : int
+        Number of items.
+    num_threads : int
+        Resolved thread count (the caller included).
+    schedule : {"static", "dynamic", "guided"}
+        Assignment of work units to threads.
+    grain : int, optional
+        Items per work unit. ``None`` times the first items and chooses the
+        grain or serial execution (see the module docstring); an integer
+        fixes it and skips the timing (serial when it makes one unit).
+    start : int
+        The first item to run (the earlier ones ran already, e.g. item 0 of
+        an array map, which fixes the output's shape).
+    what : str
+        The caller's name, for the log record.
+
+    Returns
+    -------
+    Plan
+        The choice made (also logged at ``DEBUG`` on ``"parareg.parallel"``).
+    """
+    if num_threads <= 1 or n - start <= 1 or in_work_unit():
+        _run_range(call, start, n)
+        reason = ("nested in a work unit" if in_work_unit()
+                  else "one thread" if num_threads <= 1 else "one item")
+        return _report(Plan("serial", n, max(n, 1), None, None, reason), what)
+    if grain is not None:
+        units = partition_range(start, n, grain=grain)
+        if len(units) <= 1:
+            _run_range(call, start, n)
+            return _report(Plan("serial", n, grain, None, None, "one unit of the given grain"),
+                           what)
+        run_units(lambda u: _run_range(call, *units[u]), len(units), num_threads=num_threads,
+                  schedule=schedule)
+        return _report(Plan("threads", n, grain, None, None, "the given grain"), what)
+
+    done, item_s = measure(call, n, start=start)
+    left = n - done
+    if item_s * left < SERIAL_BELOW_S:
+        _run_range(call, done, n)
+        return _report(Plan("serial", n, n, item_s, None,
+                            f"under {SERIAL_BELOW_S * 1e3:.3g} ms of work"), what)
+    grain = max(1, min(math.ceil(UNIT_S / max(item_s, 1e-9)),
+                       math.ceil(left / (2 * num_threads))))
+    probe_stop = min(n, done + grain * num_threads)
+    probe = partition_range(done, probe_stop, grain=grain)
+    start = time.perf_counter()
+    run_units(lambda u: _run_range(call, *probe[u]), len(probe), num_threads=num_threads,
+              schedule=schedule)
+    wall = time.perf_counter() - start
+    speedup = item_s * (probe_stop - done) / max(wall, 1e-9)
+    if probe_stop == n:
+        return _report(Plan("threads", n, grain, item_s, speedup, "all in the probe"), what)
+    if speedup < MIN_SPEEDUP:
+        _run_range(call, probe_stop, n)
+        return _report(Plan("serial", n, grain, item_s, speedup,
+                            f"the probe ran under {MIN_SPEEDUP}x the serial speed"), what)
+    rest = partition_range(probe_stop, n, grain=grain)
+    run_units(lambda u: _run_range(call, *rest[u]), len(rest), num_threads=num_threads,
+              schedule=schedule)
+    return _report(Plan("threads", n, grain, item_s, speedup, "the probe ran faster"), what)
