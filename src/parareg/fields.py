@@ -74,7 +74,8 @@ def _check_vox2world(vox2world) -> tuple[np.ndarray, int]:
     return check_matrix(vox2world, ndim, name="vox2world"), ndim
 
 
-def _check_vector_field(field, ndim: int, *, name: str, shape=None) -> np.ndarray:
+def _check_vector_field(field, ndim: int, *, name: str, shape=None,
+                        num_threads=None) -> np.ndarray:
     """``field`` as a finite C-contiguous float32 ``(*grid, ndim)`` array.
 
     ``grid`` must equal ``shape`` when given; otherwise any non-empty
@@ -89,7 +90,7 @@ def _check_vector_field(field, ndim: int, *, name: str, shape=None) -> np.ndarra
         shape = f.shape[:-1]
         if 0 in shape:
             raise ValueError(f"{name} has an empty grid (shape {f.shape})")
-    return check_field(f, tuple(shape), name=name)
+    return check_field(f, tuple(shape), name=name, num_threads=num_threads)
 
 
 def _disp2vox(vox2world: np.ndarray, ndim: int) -> np.ndarray:
@@ -175,8 +176,9 @@ def compose(outer, inner, *, vox2world, out=None, num_threads=None) -> np.ndarra
     [0.0, 2.0]
     """
     matrix, ndim = _check_vox2world(vox2world)
-    outer = _check_vector_field(outer, ndim, name="outer")
-    inner = _check_vector_field(inner, ndim, name="inner", shape=outer.shape[:-1])
+    outer = _check_vector_field(outer, ndim, name="outer", num_threads=num_threads)
+    inner = _check_vector_field(inner, ndim, name="inner", shape=outer.shape[:-1],
+                                num_threads=num_threads)
     if out is None:
         out = np.empty_like(inner)
     else:
@@ -286,7 +288,7 @@ def invert(field, *, vox2world, initial=None, iterations: int = 20, tolerance: f
     (-1.5, 5)
     """
     matrix, ndim = _check_vox2world(vox2world)
-    forward = _check_vector_field(field, ndim, name="field")
+    forward = _check_vector_field(field, ndim, name="field", num_threads=num_threads)
     shape = forward.shape[:-1]
     steps = as_index(iterations)
     if steps is None or steps < 0:
@@ -300,7 +302,8 @@ def invert(field, *, vox2world, initial=None, iterations: int = 20, tolerance: f
     if initial is None:
         current = np.zeros_like(forward)
     else:
-        current = np.array(_check_vector_field(initial, ndim, name="initial", shape=shape),
+        current = np.array(_check_vector_field(initial, ndim, name="initial", shape=shape,
+                                               num_threads=num_threads),
                            dtype=np.float32, copy=True)
     num_threads = resolve_num_threads(num_threads)
     disp2vox = lift_linear(_disp2vox(matrix, ndim))
@@ -369,7 +372,7 @@ def jacobian_determinant(field, *, vox2world, num_threads=None) -> np.ndarray:
     1.1
     """
     matrix, ndim = _check_vox2world(vox2world)
-    field = _check_vector_field(field, ndim, name="field")
+    field = _check_vector_field(field, ndim, name="field", num_threads=num_threads)
     shape = field.shape[:-1]
     disp2vox = lift_linear(_disp2vox(matrix, ndim))
     out = np.empty(shape, dtype=np.float32)
@@ -420,9 +423,10 @@ def inverse_consistency_error(forward, backward, *, vox2world, mask=None,
     (0.0, 0.0)
     """
     matrix, ndim = _check_vox2world(vox2world)
-    forward = _check_vector_field(forward, ndim, name="forward")
+    forward = _check_vector_field(forward, ndim, name="forward", num_threads=num_threads)
     shape = forward.shape[:-1]
-    backward = _check_vector_field(backward, ndim, name="backward", shape=shape)
+    backward = _check_vector_field(backward, ndim, name="backward", shape=shape,
+                                   num_threads=num_threads)
     if mask is None:
         use_mask, mask_arr = False, np.ones((1,) * ndim, dtype=np.uint8)
     else:
@@ -519,7 +523,7 @@ def smooth_field(field, sigma_vox, *, truncate: float = 4.0, num_threads=None) -
         raise ValueError("field must have shape (X, Y, 2) or (X, Y, Z, 3), "
                          f"got {f.shape}")
     ndim = f.ndim - 1
-    f = _check_vector_field(f, ndim, name="field")
+    f = _check_vector_field(f, ndim, name="field", num_threads=num_threads)
     sigmas = np.broadcast_to(np.asarray(sigma_vox, dtype=np.float64), (ndim,))
     if np.any(sigmas < 0) or not np.all(np.isfinite(sigmas)):
         raise ValueError(f"sigma_vox must be finite and >= 0, got {sigma_vox!r}")

@@ -36,7 +36,7 @@ def gradient(image, *, num_threads=None) -> np.ndarray:
     >>> float(parareg.gradient(ramp)[2, 2, 1])  # 1 per voxel over 2 mm voxels
     0.5
     """
-    image = as_image(image, name="image")
+    image = as_image(image, name="image", num_threads=num_threads)
     ndim = image.ndim
     vox_grad2world_grad = lift_linear(np.linalg.inv(image.vox2world[:ndim, :ndim]).T)
     src = lift_array(np.ascontiguousarray(image.data, dtype=np.float32), ndim)

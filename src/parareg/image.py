@@ -161,10 +161,10 @@ def as_image(obj, *, name: str, num_threads=None) -> Image:
     return obj
 
 
-def as_pair(fixed, moving) -> tuple[Image, Image]:
-    """``fixed`` and ``moving`` as checked images of the same dimensionality."""
-    fixed = as_image(fixed, name="fixed")
-    moving = as_image(moving, name="moving")
+def as_pair(fixed, moving, *, num_threads=None) -> tuple[Image, Image]:
+    """``fixed`` and ``moving`` as checked images (on ``num_threads``) of the same dimensionality."""
+    fixed = as_image(fixed, name="fixed", num_threads=num_threads)
+    moving = as_image(moving, name="moving", num_threads=num_threads)
     if fixed.ndim != moving.ndim:
         raise ValueError(f"fixed is {fixed.ndim}D but moving is {moving.ndim}D; both must "
                          "have the same number of dimensions")

@@ -380,8 +380,8 @@ class AffineMetric(ABC):
             shape or empty, ``sampling`` outside (0, 1], an unknown
             ``sampling_strategy``, or an image constant inside its mask.
         """
-        fixed = as_image(fixed, name="fixed")
-        moving = as_image(moving, name="moving")
+        fixed = as_image(fixed, name="fixed", num_threads=num_threads)
+        moving = as_image(moving, name="moving", num_threads=num_threads)
         if moving.ndim != fixed.ndim:
             raise ValueError(f"moving is {moving.ndim}D but fixed is {fixed.ndim}D; both "
                              "must have the same number of dimensions")

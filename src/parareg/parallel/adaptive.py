@@ -7,15 +7,19 @@ times them, then
 
 * runs the rest serially when they would take less than about a
   millisecond (the pool's dispatch costs ~50 us), or
-* groups them into work units of about a millisecond each and runs one
-  *probe* unit per thread on the pool; when the probe is not at least
-  ``MIN_SPEEDUP`` times faster than the serial estimate (a function that
+* groups them into work units of about a millisecond each and runs a
+  *probe* on the pool (one unit per thread, or 2 % of the items if that is
+  more), then, for a short probe, as many items serially right after it (a
+  reference taken under the same machine load); when the probe is not at least
+  ``MIN_SPEEDUP`` times faster than that reference (a function that
   holds the GIL, a busy machine) the rest runs serially, otherwise in
   parallel with the same grain.
 
-The probe is at most one unit per thread, so a function that holds the GIL
-loses at most that unit's contention; every other item runs as in a plain
-loop. Each call logs its choice in one ``DEBUG`` record of the
+The probe is small, so a function that holds the GIL loses at most the
+probe's contention; every other item runs as in a plain loop. The probe's
+time runs from its first unit's start to its last unit's end, so the
+pool's wake-up (milliseconds on a loaded machine) does not count against
+it. Each call logs its choice in one ``DEBUG`` record of the
 ``"parareg.parallel"`` logger, with the :class:`Plan` as ``record.plan``.
 
 Examples
@@ -41,7 +45,7 @@ from .pool import in_work_unit, run_units
 
 _log = logging.getLogger("parareg.parallel")
 
-#: the serial timing phase ends once this much work has been timed
+#: the serial timing phase ends once this much work has been timed after the first item
 MEASURE_S = 1e-3
 #: remaining work estimated below this runs serially
 SERIAL_BELOW_S = 1e-3
@@ -49,6 +53,11 @@ SERIAL_BELOW_S = 1e-3
 UNIT_S = 1e-3
 #: a first item slower than this is timed alone (large items: no second serial one)
 LARGE_ITEM_S = 20e-3
+#: the probe runs at least this share of the remaining items (and one unit per thread)
+PROBE_SHARE = 0.02
+#: a probe shorter than this is compared with a serial run of as many items right after
+#: it (longer ones with the timed first items: their timing is already reliable)
+REFERENCE_BELOW_S = 50e-3
 #: the probe must beat the serial estimate by this factor for the rest to go parallel
 MIN_SPEEDUP = 1.15
 
@@ -57,7 +66,7 @@ MIN_SPEEDUP = 1.15
 class Plan:
     """How :func:`run_items` scheduled one call (logged, and returned for tests)."""
 
-    mode: str  # "serial" or "threads"
+    mode: str  # "serial", "threads" (the rest after the probe), or "probe" (nothing after it)
     items: int
     grain: int  # items per work unit
     item_s: float | None  # the serial time of one item (None: not timed)
@@ -77,18 +86,31 @@ def _report(plan: Plan, what: str) -> Plan:
 def measure(call, n: int, *, start: int = 0) -> tuple[int, float]:
     """Run ``call(i)`` serially from ``i = start`` until enough work is timed.
 
-    Returns ``(done, item_s)``: the next item to run and the estimated time of
-    one item (the fastest after the first, which may include warm-up such
-    as a numba compilation or cold caches).
+    The first item is timed alone (it may include warm-up such as a numba
+    compilation or cold caches), then batches of 1, 2, 4, ... items, so that
+    tiny items are not slowed by a clock read each. Returns ``(done,
+    item_s)``: the next item to run and the estimated time of one item (the
+    fastest batch's per-item time; the first item's if nothing followed it).
     """
-    times = []
-    while start + len(times) < n:
+    index, batch = start, 1
+    first = None
+    estimates = []
+    total = 0.0
+    while index < n:
+        stop = min(n, index + batch)
         begin = time.perf_counter()
-        call(start + len(times))
-        times.append(time.perf_counter() - begin)
-        if times[0] >= LARGE_ITEM_S or (len(times) >= 2 and sum(times) >= MEASURE_S):
+        _run_range(call, index, stop)
+        elapsed = time.perf_counter() - begin
+        if first is None:
+            first = elapsed
+        else:
+            total += elapsed
+            estimates.append(elapsed / (stop - index))
+            batch *= 2
+        index = stop
+        if first >= LARGE_ITEM_S or (estimates and total >= MEASURE_S):
             break
-    return start + len(times), min(times[1:]) if len(times) > 1 else times[0]
+    return index, min(estimates) if estimates else first
 
 
 def _run_range(call, start: int, stop: int) -> None:
@@ -145,26 +167,44 @@ def run_items(call, n: int, *, num_threads: int, schedule: str = "dynamic",
 
     done, item_s = measure(call, n, start=start)
     left = n - done
+    if left == 0:
+        return _report(Plan("serial", n, n, item_s, None, "every item ran while timing"), what)
     if item_s * left < SERIAL_BELOW_S:
         _run_range(call, done, n)
         return _report(Plan("serial", n, n, item_s, None,
                             f"under {SERIAL_BELOW_S * 1e3:.3g} ms of work"), what)
     grain = max(1, min(math.ceil(UNIT_S / max(item_s, 1e-9)),
                        math.ceil(left / (2 * num_threads))))
-    probe_stop = min(n, done + grain * num_threads)
-    probe = partition_range(done, probe_stop, grain=grain)
-    start = time.perf_counter()
-    run_units(lambda u: _run_range(call, *probe[u]), len(probe), num_threads=num_threads,
-              schedule=schedule)
-    wall = time.perf_counter() - start
-    speedup = item_s * (probe_stop - done) / max(wall, 1e-9)
+    probe_items = max(grain * num_threads, math.ceil(PROBE_SHARE * left))
+    probe = partition_range(done, min(n, done + probe_items), grain=grain)
+    spans = [None] * len(probe)
+
+    def probe_unit(unit):
+        begin = time.perf_counter()
+        _run_range(call, *probe[unit])
+        spans[unit] = (begin, time.perf_counter())
+
+    run_units(probe_unit, len(probe), num_threads=num_threads, schedule=schedule)
+    probe_stop = probe[-1][1]
+    # from the first unit's start to the last one's end: the pool's wake-up is not counted
+    wall = max(end for _, end in spans) - min(begin for begin, _ in spans)
     if probe_stop == n:
-        return _report(Plan("threads", n, grain, item_s, speedup, "all in the probe"), what)
+        return _report(Plan("probe", n, grain, item_s, None, "all in the probe"), what)
+    reference_stop, serial_s = probe_stop, item_s
+    if item_s * (probe_stop - done) < REFERENCE_BELOW_S:
+        # as many items right after, serially: a reference taken under the same machine load
+        reference_stop = min(n, probe_stop + (probe_stop - done))
+        begin = time.perf_counter()
+        _run_range(call, probe_stop, reference_stop)
+        serial_s = (time.perf_counter() - begin) / (reference_stop - probe_stop)
+    speedup = serial_s * (probe_stop - done) / max(wall, 1e-9)
+    if reference_stop == n:
+        return _report(Plan("probe", n, grain, item_s, speedup, "all in the probes"), what)
     if speedup < MIN_SPEEDUP:
-        _run_range(call, probe_stop, n)
+        _run_range(call, reference_stop, n)
         return _report(Plan("serial", n, grain, item_s, speedup,
                             f"the probe ran under {MIN_SPEEDUP}x the serial speed"), what)
-    rest = partition_range(probe_stop, n, grain=grain)
+    rest = partition_range(reference_stop, n, grain=grain)
     run_units(lambda u: _run_range(call, *rest[u]), len(rest), num_threads=num_threads,
               schedule=schedule)
     return _report(Plan("threads", n, grain, item_s, speedup, "the probe ran faster"), what)

@@ -250,7 +250,7 @@ class AffineRegistration:
         -------
         AffineMap
         """
-        fixed, moving = as_pair(fixed, moving)
+        fixed, moving = as_pair(fixed, moving, num_threads=self.num_threads)
         if transform not in STAGES:
             raise ValueError(f"transform must be one of {list(STAGES)}, got {transform!r}")
         ndim = fixed.ndim
@@ -350,7 +350,7 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
     pipeline = _check_pipeline(pipeline)
     if full_resolution not in ("last", "all"):
         raise ValueError(f"full_resolution must be 'last' or 'all', got {full_resolution!r}")
-    fixed, moving = as_pair(fixed, moving)
+    fixed, moving = as_pair(fixed, moving, num_threads=num_threads)
     ndim = fixed.ndim
     matrix = np.eye(ndim + 1) if starting_affine is None else check_matrix(
         starting_affine, ndim, name="starting_affine")

@@ -110,8 +110,8 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
     check_registration(fixed, moving, transform=transform, preset=preset, metric=syn_metric,
                        levels=(syn_options or {}).get("levels"),
                        fixed_mask=fixed_mask is not None, max_memory=max_memory)
-    fixed = as_image(fixed, name="fixed")
-    moving = as_image(moving, name="moving")
+    fixed = as_image(fixed, name="fixed", num_threads=num_threads)
+    moving = as_image(moving, name="moving", num_threads=num_threads)
     options = {"pipeline": AFFINE_PIPELINES[transform]}
     if transform == "syn":
         options["levels"] = SYN_PREALIGN_LEVELS
