@@ -12,13 +12,19 @@ Workloads (``--quick`` shrinks every array and item count so the script just run
 ``python_items``
     a pure-Python function that holds the GIL (a sum of squares in a Python
     loop, ~50 us), once per item of 2000.
+``blocks_halo``
+    ``gaussian_filter(sigma=2)`` over (48, 192, 192)-voxel blocks of a 192^3
+    float32 volume, each grown by a halo of 8 voxels (the filter's reach), the
+    cores written into one output (equal to filtering the whole volume).
 
-Methods: ``loop`` (a list comprehension, then ``np.stack`` for the slices),
-``joblib`` (``joblib.Parallel(n_jobs=T, prefer="threads")``, the same stacking;
-skipped when joblib is not installed: it is an optional benchmark extra) and
-``parareg`` (:func:`parareg.parallel.map_slices` / :func:`parallel_map` with the
-default adaptive grain; the plan it chose is recorded from its ``DEBUG`` log
-record). Every method's result is checked equal to the loop's in the same run.
+Methods: ``loop`` (a list comprehension, then ``np.stack`` for the slices; a
+loop over the blocks), ``futures`` (``concurrent.futures.ThreadPoolExecutor``
+``.map`` with T workers, the same stacking), ``joblib``
+(``joblib.Parallel(n_jobs=T, prefer="threads")``, the same stacking; skipped
+when joblib is not installed: it is an optional benchmark extra) and
+``parareg`` (:func:`parareg.parallel.map_slices` / :func:`map_blocks` /
+:func:`parallel_map` with the default adaptive grain; the plan it chose is
+recorded from its ``DEBUG`` log record). Every method's result is checked equal to the loop's in the same run.
 Times are medians of ``--repeats`` interleaved repeats
 (:func:`_common.measure`).
 
@@ -35,6 +41,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +58,8 @@ from _common import (  # noqa: E402
     write_json,
 )
 
-from parareg.parallel import map_slices, parallel_map  # noqa: E402
+from parareg.parallel import map_blocks, map_slices, parallel_map  # noqa: E402
+from parareg.parallel.map import block_regions  # noqa: E402
 
 try:
     import joblib
@@ -82,11 +90,16 @@ def _slices(shape, axis, sigma):
             joblib.delayed(ndimage.gaussian_filter)(v, sigma) for v in views())
         return np.stack(parts, axis=axis)
 
+    def with_futures(threads):
+        with ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(lambda v: ndimage.gaussian_filter(v, sigma), views()))
+        return np.stack(parts, axis=axis)
+
     def with_parareg(threads):
         return map_slices(ndimage.gaussian_filter, array, axis=axis, num_threads=threads,
                           sigma=sigma)
 
-    return loop, with_joblib, with_parareg
+    return loop, with_futures, with_joblib, with_parareg
 
 
 def _items(n):
@@ -99,16 +112,52 @@ def _items(n):
         return joblib.Parallel(n_jobs=threads, prefer="threads")(
             joblib.delayed(python_item)(x) for x in items)
 
+    def with_futures(threads):
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(python_item, items))
+
     def with_parareg(threads):
         return parallel_map(python_item, items, num_threads=threads)
 
-    return loop, with_joblib, with_parareg
+    return loop, with_futures, with_joblib, with_parareg
+
+
+def _blocks(shape, block_shape, halo, sigma):
+    volume = np.random.default_rng(1).random(shape, dtype=np.float32)
+    regions = block_regions(shape, block_shape, (halo,) * len(shape))
+
+    def filtered(region):
+        return ndimage.gaussian_filter(volume[region[1]], sigma)[region[2]]
+
+    def assemble(parts):
+        out = np.empty_like(volume)
+        for region, part in zip(regions, parts):
+            out[region[0]] = part
+        return out
+
+    def loop():
+        return assemble([filtered(region) for region in regions])
+
+    def with_futures(threads):
+        with ThreadPoolExecutor(threads) as pool:
+            return assemble(list(pool.map(filtered, regions)))
+
+    def with_joblib(threads):
+        return assemble(joblib.Parallel(n_jobs=threads, prefer="threads")(
+            joblib.delayed(filtered)(region) for region in regions))
+
+    def with_parareg(threads):
+        return map_blocks(ndimage.gaussian_filter, volume, block_shape=block_shape, halo=halo,
+                          num_threads=threads, sigma=sigma)
+
+    return loop, with_futures, with_joblib, with_parareg
 
 
 def workloads(quick: bool) -> dict:
-    """name -> (description, loop, joblib(threads), parareg(threads))."""
+    """name -> (description, loop, futures(threads), joblib(threads), parareg(threads))."""
     big = (150, 4, 250) if quick else (1500, 16, 2500)
     small = 50 if quick else 2000
+    cube = 32 if quick else 192
     return {
         "slices_axis1": (f"{big[1]} slices of {big[0]}x{big[2]} along axis 1, "
                          "gaussian_filter(sigma=(3, 5))", *_slices(big, 1, (3, 5))),
@@ -119,6 +168,9 @@ def workloads(quick: bool) -> dict:
                          *_slices((small, 64, 64), 0, 1.5)),
         "python_items": (f"{small} items of a GIL-holding pure-Python function",
                          *_items(small)),
+        "blocks_halo": (f"{cube}^3 in blocks of {cube // 4}x{cube}x{cube}, halo 8, "
+                        "gaussian_filter(sigma=2)",
+                        *_blocks((cube,) * 3, (cube // 4, cube, cube), 8, 2.0)),
     }
 
 
@@ -146,9 +198,11 @@ def run(quick: bool, threads: int, repeats: int) -> dict:
     logger.setLevel(logging.DEBUG)
     results = {}
     try:
-        for name, (description, loop, with_joblib, with_parareg) in workloads(quick).items():
+        for name, (description, loop, with_futures, with_joblib,
+                   with_parareg) in workloads(quick).items():
             log(f"{name}: {description}")
-            funcs = {"loop": loop, "parareg": lambda f=with_parareg: f(threads)}
+            funcs = {"loop": loop, "futures": lambda f=with_futures: f(threads),
+                     "parareg": lambda f=with_parareg: f(threads)}
             if joblib is not None:
                 funcs["joblib"] = lambda f=with_joblib: f(threads)
             expected = loop()
@@ -168,14 +222,18 @@ def table(results: dict) -> str:
     for name, r in results.items():
         t = {key: value["median_s"] for key, value in r["times"].items()}
         joblib_s = t.get("joblib", float("nan"))
-        plans = ", ".join(f"{mode} (grain {grain})" for mode, grain in r["parareg_plans"])
-        rows.append([r["description"], format_time(t["loop"]), format_time(joblib_s),
-                     format_time(t["parareg"]), f"{t['parareg'] / t['loop']:.2f}",
-                     f"{t['parareg'] / joblib_s:.2f}" if joblib else "–", plans,
-                     "yes" if all(r["equal_to_loop"].values()) else "NO"])
-    return markdown_table(["workload", "serial loop", "joblib threads", "parareg",
-                           "parareg / loop", "parareg / joblib", "parareg's choice",
-                           "equal"], rows, align="lrrrrrll")
+        best_other = min(t["futures"], joblib_s) if joblib else t["futures"]
+        modes = sorted({mode for mode, _ in r["parareg_plans"]})
+        grains = sorted({grain for _, grain in r["parareg_plans"]})
+        choice = f"{'/'.join(modes)}, grain {grains[0]}" + (
+            f"-{grains[-1]}" if len(grains) > 1 else "")
+        rows.append([r["description"], format_time(t["loop"]), format_time(t["futures"]),
+                     format_time(joblib_s), format_time(t["parareg"]),
+                     f"{t['parareg'] / t['loop']:.2f}", f"{t['parareg'] / best_other:.2f}",
+                     choice, "yes" if all(r["equal_to_loop"].values()) else "NO"])
+    return markdown_table(["workload", "serial loop", "futures threads", "joblib threads",
+                           "parareg", "parareg / loop", "parareg / best other", "parareg's choice",
+                           "equal"], rows, align="lrrrrrrll")
 
 
 def main(argv=None) -> int:
@@ -186,6 +244,8 @@ def main(argv=None) -> int:
                         help="tiny workloads and one repeat: checks that the script runs")
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args(argv)
+    if args.threads < 1 or args.repeats < 1:
+        parser.error("--threads and --repeats must be positive")
     repeats = 1 if args.quick else args.repeats
     results = run(args.quick, args.threads, repeats)
     machine = machine_info()

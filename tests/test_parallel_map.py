@@ -224,3 +224,53 @@ def test_map_slices_bad_axis(axis):
 def test_map_slices_bad_array(array):
     with pytest.raises(ValueError, match="dimensions|no slices"):
         map_slices(np.abs, array)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_map_slices_passes_views_not_copies(axis):
+    seen = []
+
+    def record(plane):
+        seen.append(np.shares_memory(plane, VOLUME))
+        return plane * 2
+
+    out = map_slices(record, VOLUME, axis=axis, num_threads=2, grain=1)
+    np.testing.assert_array_equal(out, VOLUME * 2)
+    assert len(seen) == VOLUME.shape[axis] and all(seen)
+
+
+@pytest.mark.parametrize("num_threads", [1, 2, 3])
+@pytest.mark.parametrize("grain", [None, 1])
+def test_map_slices_results_may_change_shape_and_dtype(num_threads, grain):
+    # each (10, 11) slice along axis 0 -> its column sums, (11,): stacked as np.stack does
+    out = map_slices(lambda s: s.sum(axis=0, dtype=np.float64), VOLUME, axis=0,
+                     num_threads=num_threads, grain=grain)
+    expected = np.stack([VOLUME[i].sum(axis=0, dtype=np.float64) for i in range(9)], axis=0)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_map_slices_names_the_slice_of_the_wrong_shape(num_threads):
+    def bad_on_four(plane):
+        return plane[:-1] if plane[0, 0] == VOLUME[:, 4][0, 0] else plane
+
+    with pytest.raises(ValueError, match=r"func returned shape \(8, 11\) for slice 4 along axis "
+                                         r"1 but \(9, 11\) for slice 0"):
+        map_slices(bad_on_four, VOLUME, axis=1, num_threads=num_threads, grain=1)
+
+
+def test_map_slices_scalar_results_along_a_later_axis():
+    with pytest.raises(ValueError, match="stacking along axis 2 needs at least 2 dimensions"):
+        map_slices(np.sum, VOLUME, axis=2)
+    assert map_slices(np.sum, VOLUME, axis=0).shape == (9,)
+
+
+@pytest.mark.parametrize("grain", [None, 2])
+def test_map_slices_processes_backend_checks_shapes_and_errors_too(grain):
+    out = map_slices(ndimage.gaussian_filter, VOLUME, axis=1, num_threads=2,
+                     backend="processes", grain=grain, sigma=0.7)
+    np.testing.assert_array_equal(out, serial_slices(ndimage.gaussian_filter, VOLUME, 1,
+                                                     sigma=0.7))
+    with pytest.raises(ValueError, match="item 3 is bad"):
+        parallel_map(fail_on_three, range(8), num_threads=2, backend="processes", grain=grain)
