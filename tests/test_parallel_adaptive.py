@@ -179,3 +179,13 @@ def test_drivers_never_use_the_pool_at_one_thread(big_pair, pool_calls):
     assert pool_calls == []
     everything(2)  # the same calls do use the pool at two threads: the spy works
     assert len(pool_calls) > 9
+
+
+def test_a_large_item_zero_of_an_array_map_is_the_timing(caplog, monkeypatch):
+    caplog.set_level(logging.DEBUG, logger="parareg.parallel")
+    calls = []
+    monkeypatch.setattr(adaptive, "measure", lambda *a, **k: calls.append(a) or (0, 0.0))
+    out = map_slices(lambda s: time.sleep(0.025) or s + 1, np.zeros((6, 2)), num_threads=2)
+    assert (out == 1).all() and calls == []  # no serial timing after slice 0
+    (plan,) = plans(caplog)
+    assert plan.item_s >= 0.025 and plan.mode in ("threads", "probe")

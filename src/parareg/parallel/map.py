@@ -41,6 +41,7 @@ import itertools
 import math
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -240,9 +241,10 @@ class _ArrayMap:
             self.errors[index] = exc  # one key per item: no lock needed
 
     def run(self, n, *, num_threads, schedule, grain, what) -> np.ndarray:
+        begin = time.perf_counter()
         self.call(0)
         run_items(self.call, n, start=1, num_threads=num_threads, schedule=schedule,
-                  grain=grain, what=what)
+                  grain=grain, before_s=time.perf_counter() - begin, what=what)
         if self.errors:
             raise self.errors[min(self.errors)]
         return self.out

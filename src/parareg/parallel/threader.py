@@ -168,7 +168,7 @@ def for_each_unit(call, subdomains, *, num_threads=None, schedule: str = "dynami
     --------
     >>> import numpy as np
     >>> data = np.arange(10.0)
-    >>> for_each_unit(lambda unit, start, stop: data[start:stop].sum(),
+    >>> for_each_unit(lambda unit, start, stop: float(data[start:stop].sum()),
     ...               partition_range(0, 10, grain=4), num_threads=2)
     [6.0, 22.0, 17.0]
     """
