@@ -189,3 +189,10 @@ def test_a_large_item_zero_of_an_array_map_is_the_timing(caplog, monkeypatch):
     assert (out == 1).all() and calls == []  # no serial timing after slice 0
     (plan,) = plans(caplog)
     assert plan.item_s >= 0.025 and plan.mode in ("threads", "probe")
+
+
+def test_the_process_backend_logs_its_choice_too(caplog):
+    caplog.set_level(logging.DEBUG, logger="parareg.parallel")
+    assert parallel_map(abs, [-1, -2, -3], num_threads=2, backend="processes") == [1, 2, 3]
+    (plan,) = plans(caplog)
+    assert plan.mode == "serial" and "round trip" in plan.reason

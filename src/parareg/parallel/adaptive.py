@@ -66,7 +66,8 @@ MIN_SPEEDUP = 1.15
 class Plan:
     """How :func:`run_items` scheduled one call (logged, and returned for tests)."""
 
-    mode: str  # "serial", "threads" (the rest after the probe), or "probe" (nothing after it)
+    mode: str  # "serial", "threads" (the rest after the probe), "probe" (nothing after it),
+    # or "processes" (parallel_map's process backend)
     items: int
     grain: int  # items per work unit
     item_s: float | None  # the serial time of one item (None: not timed)
@@ -74,7 +75,8 @@ class Plan:
     reason: str
 
 
-def _report(plan: Plan, what: str) -> Plan:
+def report(plan: Plan, what: str) -> Plan:
+    """Log ``plan`` in one DEBUG record of ``"parareg.parallel"`` (``record.plan``); return it."""
     if _log.isEnabledFor(logging.DEBUG):
         timing = "" if plan.item_s is None else f", {plan.item_s * 1e3:.3g} ms per item"
         probe = "" if plan.speedup is None else f", probe speed-up {plan.speedup:.2f}"
@@ -158,16 +160,16 @@ def run_items(call, n: int, *, num_threads: int, schedule: str = "dynamic",
         _run_range(call, start, n)
         reason = ("nested in a work unit" if in_work_unit()
                   else "one thread" if num_threads <= 1 else "one item")
-        return _report(Plan("serial", n, max(n, 1), None, None, reason), what)
+        return report(Plan("serial", n, max(n, 1), None, None, reason), what)
     if grain is not None:
         units = partition_range(start, n, grain=grain)
         if len(units) <= 1:
             _run_range(call, start, n)
-            return _report(Plan("serial", n, grain, None, None, "one unit of the given grain"),
+            return report(Plan("serial", n, grain, None, None, "one unit of the given grain"),
                            what)
         run_units(lambda u: _run_range(call, *units[u]), len(units), num_threads=num_threads,
                   schedule=schedule)
-        return _report(Plan("threads", n, grain, None, None, "the given grain"), what)
+        return report(Plan("threads", n, grain, None, None, "the given grain"), what)
 
     if before_s is not None and before_s >= LARGE_ITEM_S:
         done, item_s = start, before_s
@@ -175,10 +177,10 @@ def run_items(call, n: int, *, num_threads: int, schedule: str = "dynamic",
         done, item_s = measure(call, n, start=start)
     left = n - done
     if left == 0:
-        return _report(Plan("serial", n, n, item_s, None, "every item ran while timing"), what)
+        return report(Plan("serial", n, n, item_s, None, "every item ran while timing"), what)
     if item_s * left < SERIAL_BELOW_S:
         _run_range(call, done, n)
-        return _report(Plan("serial", n, n, item_s, None,
+        return report(Plan("serial", n, n, item_s, None,
                             f"under {SERIAL_BELOW_S * 1e3:.3g} ms of work"), what)
     grain = max(1, min(math.ceil(UNIT_S / max(item_s, 1e-9)),
                        math.ceil(left / (2 * num_threads))))
@@ -196,7 +198,7 @@ def run_items(call, n: int, *, num_threads: int, schedule: str = "dynamic",
     # from the first unit's start to the last one's end: the pool's wake-up is not counted
     wall = max(end for _, end in spans) - min(begin for begin, _ in spans)
     if probe_stop == n:
-        return _report(Plan("probe", n, grain, item_s, None, "all in the probe"), what)
+        return report(Plan("probe", n, grain, item_s, None, "all in the probe"), what)
     reference_stop, serial_s = probe_stop, item_s
     if item_s * (probe_stop - done) < REFERENCE_BELOW_S:
         # as many items right after, serially: a reference taken under the same machine load
@@ -206,12 +208,12 @@ def run_items(call, n: int, *, num_threads: int, schedule: str = "dynamic",
         serial_s = (time.perf_counter() - begin) / (reference_stop - probe_stop)
     speedup = serial_s * (probe_stop - done) / max(wall, 1e-9)
     if reference_stop == n:
-        return _report(Plan("probe", n, grain, item_s, speedup, "all in the probes"), what)
+        return report(Plan("probe", n, grain, item_s, speedup, "all in the probes"), what)
     if speedup < MIN_SPEEDUP:
         _run_range(call, reference_stop, n)
-        return _report(Plan("serial", n, grain, item_s, speedup,
+        return report(Plan("serial", n, grain, item_s, speedup,
                             f"the probe ran under {MIN_SPEEDUP}x the serial speed"), what)
     rest = partition_range(reference_stop, n, grain=grain)
     run_units(lambda u: _run_range(call, *rest[u]), len(rest), num_threads=num_threads,
               schedule=schedule)
-    return _report(Plan("threads", n, grain, item_s, speedup, "the probe ran faster"), what)
+    return report(Plan("threads", n, grain, item_s, speedup, "the probe ran faster"), what)

@@ -47,7 +47,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from .._config import as_index
-from .adaptive import measure, run_items
+from .adaptive import Plan, measure, report, run_items
 from .partition import _check_grain, partition_range
 from .pool import in_work_unit, resolve_num_threads
 from .schedule import check_schedule
@@ -189,19 +189,27 @@ def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
 def _map_processes(func, items, n_threads: int, grain) -> list:
     """Items through worker processes in chunks; serial in the caller when that is faster."""
     n = len(items)
+    what = "parallel_map(backend='processes')"
     if n_threads <= 1 or n <= 1 or in_work_unit():
+        report(Plan("serial", n, max(n, 1), None, None, "one thread, one item or nested"), what)
         return _map_chunk(func, items)
     head = []
+    item_s = None
     if grain is None:
         done, item_s = measure(lambda i: head.append(_call_one(func, items[i])), n)
         left = n - done
         if item_s * left < PROCESS_SERIAL_BELOW_S:
+            report(Plan("serial", n, n, item_s, None, f"under {PROCESS_SERIAL_BELOW_S:g} s of "
+                        "work: a round trip to a worker costs more"), what)
             return head + _map_chunk(func, items[done:])
         grain = max(math.ceil(PROCESS_UNIT_S / max(item_s, 1e-9)),
                     math.ceil(left / (4 * n_threads)))
     units = partition_range(len(head), n, grain=grain)
     if len(units) <= 1 and not head:
+        report(Plan("serial", n, grain, None, None, "one unit of the given grain"), what)
         return _map_chunk(func, items)
+    report(Plan("processes", n, grain, item_s, None, "the given grain" if item_s is None
+                else "enough work per worker"), what)
     pool = _process_pool(min(n_threads, len(units)))
     futures = [pool.submit(_map_chunk, func, items[start:stop]) for start, stop in units]
     try:
@@ -351,7 +359,8 @@ def map_slices(func, array, *, axis: int = 0, num_threads=None, backend: str = "
                                [array[lead + (i,)] for i in range(n)], num_threads=n_threads,
                                backend="processes", grain=slices_per_unit)
         return _ArrayMap(lambda i: check(i, _unwrap(results[i])), place, allocate).run(
-            n, num_threads=1, schedule=schedule, grain=None, what="map_slices")
+            n, num_threads=1, schedule=schedule, grain=None,
+            what="map_slices: placing the results of parallel_map(backend='processes')")
     return _ArrayMap(lambda i: check(i, job(array[lead + (i,)])), place, allocate).run(
         n, num_threads=n_threads, schedule=schedule, grain=slices_per_unit, what="map_slices")
 
