@@ -166,7 +166,7 @@ def run_items(call, n: int, *, num_threads: int, schedule: str = "dynamic",
         if len(units) <= 1:
             _run_range(call, start, n)
             return report(Plan("serial", n, grain, None, None, "one unit of the given grain"),
-                           what)
+                          what)
         run_units(lambda u: _run_range(call, *units[u]), len(units), num_threads=num_threads,
                   schedule=schedule)
         return report(Plan("threads", n, grain, None, None, "the given grain"), what)
@@ -181,7 +181,7 @@ def run_items(call, n: int, *, num_threads: int, schedule: str = "dynamic",
     if item_s * left < SERIAL_BELOW_S:
         _run_range(call, done, n)
         return report(Plan("serial", n, n, item_s, None,
-                            f"under {SERIAL_BELOW_S * 1e3:.3g} ms of work"), what)
+                           f"under {SERIAL_BELOW_S * 1e3:.3g} ms of work"), what)
     grain = max(1, min(math.ceil(UNIT_S / max(item_s, 1e-9)),
                        math.ceil(left / (2 * num_threads))))
     probe_items = max(grain * num_threads, math.ceil(PROBE_SHARE * left))
@@ -212,7 +212,7 @@ def run_items(call, n: int, *, num_threads: int, schedule: str = "dynamic",
     if speedup < MIN_SPEEDUP:
         _run_range(call, reference_stop, n)
         return report(Plan("serial", n, grain, item_s, speedup,
-                            f"the probe ran under {MIN_SPEEDUP}x the serial speed"), what)
+                           f"the probe ran under {MIN_SPEEDUP}x the serial speed"), what)
     rest = partition_range(reference_stop, n, grain=grain)
     run_units(lambda u: _run_range(call, *rest[u]), len(rest), num_threads=num_threads,
               schedule=schedule)

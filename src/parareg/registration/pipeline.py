@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ..image import Image, as_image
+from ..image import Image, as_image, as_image_or_path
 from ..memory import check_registration
 from .affine import DEFAULT_LEVELS, AffineMap, affine_registration
 from .pyramid import check_level_shapes
@@ -56,12 +56,13 @@ class RegistrationResult:
 def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi",
              syn_metric: str = "cc", preset: str = "default", fixed_mask=None,
              moving_mask=None, num_threads=None, seed: int = 0, affine_options=None,
-             syn_options=None, max_memory=None) -> RegistrationResult:
+             syn_options=None, max_memory=None, fixed_affine=None,
+             moving_affine=None) -> RegistrationResult:
     """Register ``moving`` to ``fixed``: the affine pipeline, then (for ``"syn"``) SyN.
 
     Parameters
     ----------
-    fixed, moving : Image or path
+    fixed, moving : Image, path, nibabel image, ants.ANTsImage or ndarray
     transform : {"rigid", "affine", "syn"}
     affine_metric : {"mi", "meansquares", "correlation"}
     syn_metric : {"cc", "ssd", "em"}
@@ -82,6 +83,9 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
         Stop before any work if the estimated peak memory exceeds this many bytes
         (or a size such as ``"8G"``). The estimate is always checked against the
         memory available (see :mod:`parareg.memory`).
+    fixed_affine, moving_affine : ndarray, optional
+        vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
+        / ``moving``; required for ndarrays, refused for anything else.
 
     Returns
     -------
@@ -107,6 +111,9 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
                          f"got {transform!r}")
     if preset not in SYN_PRESETS:
         raise ValueError(f"preset must be one of {sorted(SYN_PRESETS)}, got {preset!r}")
+    fixed = as_image_or_path(fixed, name="fixed", affine=fixed_affine, num_threads=num_threads)
+    moving = as_image_or_path(moving, name="moving", affine=moving_affine,
+                              num_threads=num_threads)
     check_registration(fixed, moving, transform=transform, preset=preset, metric=syn_metric,
                        levels=(syn_options or {}).get("levels"),
                        fixed_mask=fixed_mask is not None, max_memory=max_memory)

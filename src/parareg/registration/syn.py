@@ -152,22 +152,27 @@ class SymmetricDiffeomorphicRegistration:
             check_level_shapes(as_grid(fixed, name="fixed"), self.levels,
                                window=2 * radius + 1, stage="syn_options")
 
-    def optimize(self, fixed, moving, *, prealign=None, fixed_mask=None) -> DiffeomorphicMap:
+    def optimize(self, fixed, moving, *, prealign=None, fixed_mask=None, fixed_affine=None,
+                 moving_affine=None) -> DiffeomorphicMap:
         """Register ``moving`` to ``fixed``.
 
         Parameters
         ----------
-        fixed, moving : Image or path
+        fixed, moving : Image, path, nibabel image, ants.ANTsImage or ndarray
         prealign : ndarray, shape (ndim + 1, ndim + 1), optional
             Fixed-world -> moving-world affine (e.g. ``affine_registration(...).matrix``).
         fixed_mask : Image, ndarray or path, optional
             Updates are zero outside the (warped) mask.
+        fixed_affine, moving_affine : ndarray, optional
+            vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
+            / ``moving``; required for ndarrays, refused for anything else.
 
         Returns
         -------
         DiffeomorphicMap
         """
-        fixed, moving = as_pair(fixed, moving, num_threads=self.num_threads)
+        fixed, moving = as_pair(fixed, moving, fixed_affine=fixed_affine,
+                                moving_affine=moving_affine, num_threads=self.num_threads)
         ndim = fixed.ndim
         prealign = np.eye(ndim + 1) if prealign is None else check_matrix(
             prealign, ndim, name="prealign")
@@ -277,12 +282,13 @@ class SymmetricDiffeomorphicRegistration:
 def syn_registration(fixed, moving, *, metric="cc", prealign=None, levels=DEFAULT_SYN_LEVELS,
                      radius: int = 2, step: float = 0.5, update_sigma: float = 1.2,
                      field_sigma: float = 0.5, convergence=(1e-4, 10), fixed_mask=None,
-                     num_threads=None, callback=None) -> DiffeomorphicMap:
+                     num_threads=None, callback=None, fixed_affine=None,
+                     moving_affine=None) -> DiffeomorphicMap:
     """Symmetric diffeomorphic registration of ``moving`` to ``fixed``.
 
     Parameters
     ----------
-    fixed, moving : Image or path
+    fixed, moving : Image, path, nibabel image, ants.ANTsImage or ndarray
     metric : {"cc", "ssd", "em", "mi"}
         Local cross-correlation (the default; contrasts related linearly in a
         small window), sum of squared differences, EM, or mutual information
@@ -301,6 +307,9 @@ def syn_registration(fixed, moving, *, metric="cc", prealign=None, levels=DEFAUL
     num_threads : int, optional
         The result is bit-identical at any thread count.
     callback : callable, optional
+    fixed_affine, moving_affine : ndarray, optional
+        vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
+        / ``moving``; required for ndarrays, refused for anything else.
 
     Returns
     -------
@@ -316,4 +325,5 @@ def syn_registration(fixed, moving, *, metric="cc", prealign=None, levels=DEFAUL
         metric, levels=levels, radius=radius, step=step, update_sigma=update_sigma,
         field_sigma=field_sigma, convergence=convergence, num_threads=num_threads,
         callback=callback)
-    return registration.optimize(fixed, moving, prealign=prealign, fixed_mask=fixed_mask)
+    return registration.optimize(fixed, moving, prealign=prealign, fixed_mask=fixed_mask,
+                                 fixed_affine=fixed_affine, moving_affine=moving_affine)
