@@ -24,15 +24,15 @@ loop over the blocks), ``futures`` (``concurrent.futures.ThreadPoolExecutor``
 when joblib is not installed: it is an optional benchmark extra) and
 ``parareg`` (:func:`parareg.parallel.map_slices` / :func:`map_blocks` /
 :func:`parallel_map` with the default adaptive grain; the plan it chose is
-recorded from its ``DEBUG`` log record). Every method's result is checked equal to the loop's in the same run.
-Times are medians of ``--repeats`` interleaved repeats
-(:func:`_common.measure`).
+recorded from its ``DEBUG`` log record). Every method's result (of the timed
+calls themselves) is checked equal to the loop's in the same run. Times are
+medians of ``--repeats`` interleaved repeats (:func:`_common.measure`).
 
 Writes ``parallel_maps.json`` and ``parallel_maps.md`` (also printed) into ``--out``.
 
 Usage::
 
-    python benchmarks/parallel_maps.py --threads 2 --out /tmp/pm     # ~1.5 min on 2 cores
+    python benchmarks/parallel_maps.py --threads 2 --out /tmp/pm     # ~2 min on 2 quiet cores
     python benchmarks/parallel_maps.py --quick --out /tmp/pm         # seconds: does it run
 """
 
@@ -205,10 +205,13 @@ def run(quick: bool, threads: int, repeats: int) -> dict:
                      "parareg": lambda f=with_parareg: f(threads)}
             if joblib is not None:
                 funcs["joblib"] = lambda f=with_joblib: f(threads)
-            expected = loop()
-            equal = {key: _same(func(), expected) for key, func in funcs.items()}
+            last = {}  # each method's latest result, checked against the loop's after timing
+            timed = {key: (lambda k=key, f=func: last.__setitem__(k, f()))
+                     for key, func in funcs.items()}
             handler.plans.clear()
-            times = measure(funcs, repeats=repeats, min_time=0.05)
+            times = measure(timed, repeats=repeats, min_time=0.05)
+            equal = {key: _same(value, last["loop"]) for key, value in last.items()}
+            last.clear()
             plans = sorted({(p.mode, p.grain) for p in handler.plans})
             results[name] = {"description": description, "equal_to_loop": equal,
                              "times": times, "parareg_plans": [list(p) for p in plans]}

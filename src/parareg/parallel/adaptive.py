@@ -11,9 +11,10 @@ times them, then
   *probe* on the pool (one unit per thread, or 2 % of the items if that is
   more), then, for a short probe, as many items serially right after it (a
   reference taken under the same machine load); when the probe is not at least
-  ``MIN_SPEEDUP`` times faster than that reference (a function that
-  holds the GIL, a busy machine) the rest runs serially, otherwise in
-  parallel with the same grain.
+  ``MIN_SPEEDUP`` times faster than that reference, or its threads did not
+  run at once (CPU over wall time in the probe, relative to the reference:
+  a function that holds the GIL keeps it near 1), the rest runs serially,
+  otherwise in parallel with the same grain.
 
 The probe is small, so a function that holds the GIL loses at most the
 probe's contention; every other item runs as in a plain loop. The probe's
@@ -187,10 +188,12 @@ def run_items(call, n: int, *, num_threads: int, schedule: str = "dynamic",
     probe_items = max(grain * num_threads, math.ceil(PROBE_SHARE * left))
     probe = partition_range(done, min(n, done + probe_items), grain=grain)
     spans = [None] * len(probe)
+    cpu = [0.0] * len(probe)
 
     def probe_unit(unit):
-        begin = time.perf_counter()
+        begin, begin_cpu = time.perf_counter(), time.thread_time()
         _run_range(call, *probe[unit])
+        cpu[unit] = time.thread_time() - begin_cpu
         spans[unit] = (begin, time.perf_counter())
 
     run_units(probe_unit, len(probe), num_threads=num_threads, schedule=schedule)
@@ -199,14 +202,23 @@ def run_items(call, n: int, *, num_threads: int, schedule: str = "dynamic",
     wall = max(end for _, end in spans) - min(begin for begin, _ in spans)
     if probe_stop == n:
         return report(Plan("probe", n, grain, item_s, None, "all in the probe"), what)
-    reference_stop, serial_s = probe_stop, item_s
+    speedup = item_s * (probe_stop - done) / max(wall, 1e-9)
+    reference_stop = probe_stop
     if item_s * (probe_stop - done) < REFERENCE_BELOW_S:
         # as many items right after, serially: a reference taken under the same machine load
         reference_stop = min(n, probe_stop + (probe_stop - done))
-        begin = time.perf_counter()
+        begin, begin_cpu = time.perf_counter(), time.thread_time()
         _run_range(call, probe_stop, reference_stop)
-        serial_s = (time.perf_counter() - begin) / (reference_stop - probe_stop)
-    speedup = serial_s * (probe_stop - done) / max(wall, 1e-9)
+        serial_wall = time.perf_counter() - begin
+        serial_cpu = time.thread_time() - begin_cpu
+        speedup = (serial_wall * (probe_stop - done) / (reference_stop - probe_stop)
+                   / max(wall, 1e-9))
+        if serial_cpu > max(1e-4, 0.1 * serial_wall):  # busy in this thread, not waiting
+            # how many threads really ran at once, relative to one thread alone: CPU time
+            # over wall time in the probe, over the same in the reference. A function that
+            # holds the GIL keeps it near 1 however noisy the clocks are on a busy machine.
+            concurrency = (sum(cpu) / max(wall, 1e-9)) / (serial_cpu / serial_wall)
+            speedup = min(speedup, concurrency)
     if reference_stop == n:
         return report(Plan("probe", n, grain, item_s, speedup, "all in the probes"), what)
     if speedup < MIN_SPEEDUP:
