@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-import parareg.parallel.map as map_module
+import parareg.parallel.adaptive as adaptive_module
 from parareg.parallel import SCHEDULES, in_work_unit, map_slices, parallel_map, run_units
 
 pytestmark = pytest.mark.usefixtures("clean_threads")
@@ -35,7 +35,7 @@ def count_units(monkeypatch):
         seen.append(n_units)
         return run_units(func, n_units, **kwargs)
 
-    monkeypatch.setattr(map_module, "run_units", spy)
+    monkeypatch.setattr(adaptive_module, "run_units", spy)
     return seen
 
 
@@ -101,9 +101,15 @@ def test_serial_fallback_with_processes_needs_no_pickling():
 
 
 def test_processes_backend_ordered_and_elsewhere():
-    out = parallel_map(square_and_pid, range(12), num_threads=2, backend="processes")
+    out = parallel_map(square_and_pid, range(12), num_threads=2, backend="processes", grain=1)
     assert [value for value, _ in out] == [x * x for x in range(12)]
     assert os.getpid() not in {pid for _, pid in out}
+
+
+def test_processes_backend_keeps_quick_work_in_the_caller():
+    # twelve microsecond items: a round trip to a worker costs more than the loop
+    out = parallel_map(square_and_pid, range(12), num_threads=2, backend="processes")
+    assert out == [(x * x, os.getpid()) for x in range(12)]
 
 
 def test_first_error_propagates():
@@ -119,7 +125,7 @@ def test_nested_parallel_map_runs_serially():
 
     done = []
     worker = threading.Thread(target=lambda: done.append(
-        parallel_map(outer, range(4), num_threads=3)), daemon=True)
+        parallel_map(outer, range(4), num_threads=3, grain=1)), daemon=True)
     worker.start()
     worker.join(20)
     assert not worker.is_alive(), "nested parallel_map deadlocked"
@@ -186,11 +192,11 @@ def test_map_slices_schedules(schedule):
     np.testing.assert_array_equal(out, expected)
 
 
-def test_map_slices_default_grain_groups_slices(monkeypatch):
+def test_map_slices_grain_groups_slices(monkeypatch):
     seen = count_units(monkeypatch)
     volume = np.zeros((40, 64, 64), dtype=np.float32)  # 4096 voxels per slice
-    out = map_slices(lambda s: s + 1, volume, num_threads=2)
-    assert seen == [5]  # 32768 // 4096 = 8 slices per unit
+    out = map_slices(lambda s: s + 1, volume, num_threads=2, grain=32768)
+    assert seen == [5]  # slice 0 first, then 39 slices in units of 32768 // 4096 = 8
     assert np.all(out == 1)
 
 
@@ -218,3 +224,53 @@ def test_map_slices_bad_axis(axis):
 def test_map_slices_bad_array(array):
     with pytest.raises(ValueError, match="dimensions|no slices"):
         map_slices(np.abs, array)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_map_slices_passes_views_not_copies(axis):
+    seen = []
+
+    def record(plane):
+        seen.append(np.shares_memory(plane, VOLUME))
+        return plane * 2
+
+    out = map_slices(record, VOLUME, axis=axis, num_threads=2, grain=1)
+    np.testing.assert_array_equal(out, VOLUME * 2)
+    assert len(seen) == VOLUME.shape[axis] and all(seen)
+
+
+@pytest.mark.parametrize("num_threads", [1, 2, 3])
+@pytest.mark.parametrize("grain", [None, 1])
+def test_map_slices_results_may_change_shape_and_dtype(num_threads, grain):
+    # each (10, 11) slice along axis 0 -> its column sums, (11,): stacked as np.stack does
+    out = map_slices(lambda s: s.sum(axis=0, dtype=np.float64), VOLUME, axis=0,
+                     num_threads=num_threads, grain=grain)
+    expected = np.stack([VOLUME[i].sum(axis=0, dtype=np.float64) for i in range(9)], axis=0)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_map_slices_names_the_slice_of_the_wrong_shape(num_threads):
+    def bad_on_four(plane):
+        return plane[:-1] if plane[0, 0] == VOLUME[:, 4][0, 0] else plane
+
+    with pytest.raises(ValueError, match=r"func returned shape \(8, 11\) for slice 4 along axis "
+                                         r"1 but \(9, 11\) for slice 0"):
+        map_slices(bad_on_four, VOLUME, axis=1, num_threads=num_threads, grain=1)
+
+
+def test_map_slices_scalar_results_along_a_later_axis():
+    with pytest.raises(ValueError, match="stacking along axis 2 needs at least 2 dimensions"):
+        map_slices(np.sum, VOLUME, axis=2)
+    assert map_slices(np.sum, VOLUME, axis=0).shape == (9,)
+
+
+@pytest.mark.parametrize("grain", [None, 2])
+def test_map_slices_processes_backend_checks_shapes_and_errors_too(grain):
+    out = map_slices(ndimage.gaussian_filter, VOLUME, axis=1, num_threads=2,
+                     backend="processes", grain=grain, sigma=0.7)
+    np.testing.assert_array_equal(out, serial_slices(ndimage.gaussian_filter, VOLUME, 1,
+                                                     sigma=0.7))
+    with pytest.raises(ValueError, match="item 3 is bad"):
+        parallel_map(fail_on_three, range(8), num_threads=2, backend="processes", grain=grain)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import parareg
 from parareg.parallel import (
+    adaptive,
     axis0_ranges,
     map as map_module,
     partition,
@@ -162,7 +163,7 @@ def test_bad_domains():
         partition_slabs((), grain=4)
 
 
-@pytest.mark.parametrize("module", [partition, pool, threader, map_module])
+@pytest.mark.parametrize("module", [partition, pool, threader, map_module, adaptive])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0

@@ -41,12 +41,11 @@ from .kernels.fields import (
 from .kernels.lift import lift_array, lift_linear
 from .kernels.smooth import convolve_middle, convolve_middle_narrow
 from .parallel import (
-    partition_range,
     axis0_ranges,
-    for_each_slab,
+    for_each_unit,
+    partition_range,
     reduce_units,
     resolve_num_threads,
-    run_units,
     unit_buffers,
 )
 from .resampling import check_field
@@ -75,7 +74,8 @@ def _check_vox2world(vox2world) -> tuple[np.ndarray, int]:
     return check_matrix(vox2world, ndim, name="vox2world"), ndim
 
 
-def _check_vector_field(field, ndim: int, *, name: str, shape=None) -> np.ndarray:
+def _check_vector_field(field, ndim: int, *, name: str, shape=None,
+                        num_threads=None) -> np.ndarray:
     """``field`` as a finite C-contiguous float32 ``(*grid, ndim)`` array.
 
     ``grid`` must equal ``shape`` when given; otherwise any non-empty
@@ -90,7 +90,7 @@ def _check_vector_field(field, ndim: int, *, name: str, shape=None) -> np.ndarra
         shape = f.shape[:-1]
         if 0 in shape:
             raise ValueError(f"{name} has an empty grid (shape {f.shape})")
-    return check_field(f, tuple(shape), name=name)
+    return check_field(f, tuple(shape), name=name, num_threads=num_threads)
 
 
 def _disp2vox(vox2world: np.ndarray, ndim: int) -> np.ndarray:
@@ -119,15 +119,6 @@ def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
             and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype)
 
 
-def _slab_norms(shape, n_columns, call, num_threads) -> np.ndarray:
-    """Run ``call(norms_row, start, stop)`` per axis-0 unit; return the ``(units, n)`` buffers."""
-    ranges = axis0_ranges(shape, grain=DEFAULT_GRAIN_VOXELS)
-    norms = unit_buffers(len(ranges), n_columns)
-    run_units(lambda unit: call(norms[unit], *ranges[unit]), len(ranges),
-              num_threads=num_threads)
-    return norms
-
-
 def max_norm(field, *, scale=None, num_threads=None) -> float:
     """Largest displacement length of ``field``, each component first multiplied by ``scale``.
 
@@ -138,11 +129,10 @@ def max_norm(field, *, scale=None, num_threads=None) -> float:
     ndim = f.shape[-1]
     rows = f.reshape(-1, ndim)
     s = np.ones(ndim) if scale is None else np.asarray(scale, dtype=np.float64)
-    ranges = partition_range(0, rows.shape[0], grain=DEFAULT_GRAIN_VOXELS)
-    best = np.zeros(len(ranges))
-    run_units(lambda u: best.__setitem__(u, max_scaled_norm(rows, s, *ranges[u])), len(ranges),
-              num_threads=resolve_num_threads(num_threads))
-    return float(best.max()) if len(best) else 0.0
+    best = for_each_unit(lambda unit, start, stop: max_scaled_norm(rows, s, start, stop),
+                         partition_range(0, rows.shape[0], grain=DEFAULT_GRAIN_VOXELS),
+                         num_threads=resolve_num_threads(num_threads))
+    return float(max(best)) if best else 0.0
 
 
 # --- composition -------------------------------------------------------------------------
@@ -186,8 +176,9 @@ def compose(outer, inner, *, vox2world, out=None, num_threads=None) -> np.ndarra
     [0.0, 2.0]
     """
     matrix, ndim = _check_vox2world(vox2world)
-    outer = _check_vector_field(outer, ndim, name="outer")
-    inner = _check_vector_field(inner, ndim, name="inner", shape=outer.shape[:-1])
+    outer = _check_vector_field(outer, ndim, name="outer", num_threads=num_threads)
+    inner = _check_vector_field(inner, ndim, name="inner", shape=outer.shape[:-1],
+                                num_threads=num_threads)
     if out is None:
         out = np.empty_like(inner)
     else:
@@ -210,8 +201,9 @@ def compose_unchecked(outer, inner, disp2vox, out, num_threads) -> np.ndarray:
     ndim = inner.shape[-1]
     outer3, inner3, out3 = _lifted(ndim, outer, inner, out)
     d2v = lift_linear(disp2vox)
-    for_each_slab(lambda start, stop: compose_3d(outer3, inner3, d2v, out3, start, stop),
-                  inner.shape[:-1], grain=DEFAULT_GRAIN_VOXELS, num_threads=num_threads)
+    for_each_unit(lambda unit, start, stop: compose_3d(outer3, inner3, d2v, out3, start, stop),
+                  axis0_ranges(inner.shape[:-1], grain=DEFAULT_GRAIN_VOXELS),
+                  num_threads=num_threads)
     return out
 
 
@@ -296,7 +288,7 @@ def invert(field, *, vox2world, initial=None, iterations: int = 20, tolerance: f
     (-1.5, 5)
     """
     matrix, ndim = _check_vox2world(vox2world)
-    forward = _check_vector_field(field, ndim, name="field")
+    forward = _check_vector_field(field, ndim, name="field", num_threads=num_threads)
     shape = forward.shape[:-1]
     steps = as_index(iterations)
     if steps is None or steps < 0:
@@ -310,7 +302,8 @@ def invert(field, *, vox2world, initial=None, iterations: int = 20, tolerance: f
     if initial is None:
         current = np.zeros_like(forward)
     else:
-        current = np.array(_check_vector_field(initial, ndim, name="initial", shape=shape),
+        current = np.array(_check_vector_field(initial, ndim, name="initial", shape=shape,
+                                               num_threads=num_threads),
                            dtype=np.float32, copy=True)
     num_threads = resolve_num_threads(num_threads)
     disp2vox = lift_linear(_disp2vox(matrix, ndim))
@@ -328,14 +321,15 @@ def invert(field, *, vox2world, initial=None, iterations: int = 20, tolerance: f
 
     following = np.empty_like(forward)
     n_voxels = math.prod(shape)
+    ranges = axis0_ranges(shape, grain=DEFAULT_GRAIN_VOXELS)
     done = 0
     while True:
         # one pass: the residual of `current` and the next iterate, into `following`
         src, dst = current, following
-        norms = _slab_norms(
-            shape, 2,
-            lambda row, start, stop: run(forward, src, disp2vox, dst, row, start, stop),
-            num_threads)
+        norms = unit_buffers(len(ranges), 2)
+        for_each_unit(
+            lambda unit, start, stop: run(forward, src, disp2vox, dst, norms[unit], start, stop),
+            ranges, num_threads=num_threads)
         mean = float(reduce_units(norms[:, 0])) / n_voxels
         largest = float(norms[:, 1].max())
         if mean < tol or done == steps:
@@ -378,14 +372,15 @@ def jacobian_determinant(field, *, vox2world, num_threads=None) -> np.ndarray:
     1.1
     """
     matrix, ndim = _check_vox2world(vox2world)
-    field = _check_vector_field(field, ndim, name="field")
+    field = _check_vector_field(field, ndim, name="field", num_threads=num_threads)
     shape = field.shape[:-1]
     disp2vox = lift_linear(_disp2vox(matrix, ndim))
     out = np.empty(shape, dtype=np.float32)
     field3, out3 = _lifted(ndim, field, out)
-    for_each_slab(lambda start, stop: jacobian_determinant_3d(field3, disp2vox, out3, start,
-                                                              stop), shape,
-                  grain=DEFAULT_GRAIN_VOXELS, num_threads=resolve_num_threads(num_threads))
+    for_each_unit(lambda unit, start, stop: jacobian_determinant_3d(field3, disp2vox, out3,
+                                                                    start, stop),
+                  axis0_ranges(shape, grain=DEFAULT_GRAIN_VOXELS),
+                  num_threads=resolve_num_threads(num_threads))
     return out
 
 
@@ -428,9 +423,10 @@ def inverse_consistency_error(forward, backward, *, vox2world, mask=None,
     (0.0, 0.0)
     """
     matrix, ndim = _check_vox2world(vox2world)
-    forward = _check_vector_field(forward, ndim, name="forward")
+    forward = _check_vector_field(forward, ndim, name="forward", num_threads=num_threads)
     shape = forward.shape[:-1]
-    backward = _check_vector_field(backward, ndim, name="backward", shape=shape)
+    backward = _check_vector_field(backward, ndim, name="backward", shape=shape,
+                                   num_threads=num_threads)
     if mask is None:
         use_mask, mask_arr = False, np.ones((1,) * ndim, dtype=np.uint8)
     else:
@@ -449,12 +445,13 @@ def inverse_consistency_error(forward, backward, *, vox2world, mask=None,
     total = 0.0
     largest = 0.0
     count = 0.0
+    ranges = axis0_ranges(shape, grain=DEFAULT_GRAIN_VOXELS)
     for outer, inner in ((forward, backward), (backward, forward)):
-        norms = _slab_norms(
-            shape, 3,
-            lambda row, start, stop, o=outer, i=inner: composed_norms_3d(
-                o, i, disp2vox, mask_arr, use_mask, row, start, stop),
-            num_threads)
+        norms = unit_buffers(len(ranges), 3)
+        for_each_unit(
+            lambda unit, start, stop, o=outer, i=inner: composed_norms_3d(
+                o, i, disp2vox, mask_arr, use_mask, norms[unit], start, stop),
+            ranges, num_threads=num_threads)
         total += float(reduce_units(norms[:, 0]))
         largest = max(largest, float(norms[:, 1].max()))
         count += float(reduce_units(norms[:, 2]))
@@ -486,7 +483,8 @@ def _convolve_axis(src, dst, weights, axis, num_threads):
     else:
         cols = max(64, DEFAULT_GRAIN_VOXELS // max(shape[axis], 1))
         units = [(0, 1, a, b) for a, b in partition_range(0, inner, grain=cols)]
-    run_units(lambda u: run(s, d, inner, weights, *units[u]), len(units), num_threads=num_threads)
+    for_each_unit(lambda unit, *bounds: run(s, d, inner, weights, *bounds), units,
+                  num_threads=num_threads)
 
 
 def smooth_field(field, sigma_vox, *, truncate: float = 4.0, num_threads=None) -> np.ndarray:
@@ -525,7 +523,7 @@ def smooth_field(field, sigma_vox, *, truncate: float = 4.0, num_threads=None) -
         raise ValueError("field must have shape (X, Y, 2) or (X, Y, Z, 3), "
                          f"got {f.shape}")
     ndim = f.ndim - 1
-    f = _check_vector_field(f, ndim, name="field")
+    f = _check_vector_field(f, ndim, name="field", num_threads=num_threads)
     sigmas = np.broadcast_to(np.asarray(sigma_vox, dtype=np.float64), (ndim,))
     if np.any(sigmas < 0) or not np.all(np.isfinite(sigmas)):
         raise ValueError(f"sigma_vox must be finite and >= 0, got {sigma_vox!r}")

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage
 
 from ._config import DEFAULT_GRAIN_VOXELS
-from .parallel import partition_range, resolve_num_threads, run_units
+from .parallel import for_each_unit, partition_range, resolve_num_threads
 
 
 def _pass(src, dst, sigma, axis, truncate, num_threads):
@@ -20,14 +20,14 @@ def _pass(src, dst, sigma, axis, truncate, num_threads):
     plane = src.size // n
     ranges = partition_range(0, n, grain=max(1, DEFAULT_GRAIN_VOXELS // max(plane, 1)))
 
-    def unit(u):
+    def unit(u, start, stop):
         index = [slice(None)] * src.ndim
-        index[split] = slice(*ranges[u])
+        index[split] = slice(start, stop)
         index = tuple(index)
         ndimage.gaussian_filter1d(src[index], sigma, axis=axis, output=dst[index],
                                   mode="reflect", truncate=truncate)
 
-    run_units(unit, len(ranges), num_threads=num_threads)
+    for_each_unit(unit, ranges, num_threads=num_threads)
 
 
 def gaussian_smooth(data, sigma, *, truncate: float = 4.0, num_threads=None) -> np.ndarray:

@@ -10,7 +10,7 @@ from ._config import CHEAP_GRAIN_VOXELS
 from .image import as_image
 from .kernels.gradient import gradient_3d
 from .kernels.lift import lift_array, lift_linear
-from .parallel import for_each_slab, resolve_num_threads
+from .parallel import axis0_ranges, for_each_unit, resolve_num_threads
 
 if TYPE_CHECKING:
     from ._typing import ImageLike
@@ -41,13 +41,14 @@ def gradient(image: ImageLike, *, num_threads: int | None = None) -> np.ndarray:
     >>> float(parareg.gradient(ramp)[2, 2, 1])  # 1 per voxel over 2 mm voxels
     0.5
     """
-    image = as_image(image, name="image")
+    image = as_image(image, name="image", num_threads=num_threads)
     ndim = image.ndim
     vox_grad2world_grad = lift_linear(np.linalg.inv(image.vox2world[:ndim, :ndim]).T)
     src = lift_array(np.ascontiguousarray(image.data, dtype=np.float32), ndim)
     out = np.empty((*image.shape, ndim), dtype=np.float32)
     out3 = lift_array(out, ndim)
-    for_each_slab(lambda start, stop: gradient_3d(src, vox_grad2world_grad, out3, start, stop),
-                  image.shape, grain=CHEAP_GRAIN_VOXELS,
+    for_each_unit(lambda unit, start, stop: gradient_3d(src, vox_grad2world_grad, out3, start,
+                                                         stop),
+                  axis0_ranges(image.shape, grain=CHEAP_GRAIN_VOXELS),
                   num_threads=resolve_num_threads(num_threads))
     return out

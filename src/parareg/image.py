@@ -54,35 +54,31 @@ def check_matrix(matrix: MatrixLike, ndim: int, *, name: str) -> np.ndarray:
 _SERIAL_CHECK = 1 << 20
 
 
-def all_finite(array: np.ndarray) -> bool:
+def all_finite(array: np.ndarray, *, num_threads=None) -> bool:
     """True when ``array`` (floating point) holds no NaN or inf.
 
     One pass without temporaries: the float64 sum of finite float32/float64
     values cannot overflow at any realistic size, while NaN and inf
-    propagate. Large arrays are summed in axis-0 slabs on the pool (NumPy
-    releases the GIL in reductions), so validation is not the serial part
+    propagate. Large arrays are summed in axis-0 slabs on ``num_threads``
+    threads (NumPy releases the GIL in reductions; ``None`` means
+    :func:`parareg.get_num_threads`), so validation is not the serial part
     of a parallel call.
     """
     if array.size <= _SERIAL_CHECK or array.ndim == 0 or array.shape[0] < 2:
         return math.isfinite(float(np.sum(array, dtype=np.float64)))
-    from .parallel import axis0_ranges, run_units
+    from .parallel import axis0_ranges, for_each_unit
 
-    ranges = axis0_ranges(array.shape, grain=_SERIAL_CHECK)
-    sums = np.zeros(len(ranges))
-
-    def unit(u):
-        start, stop = ranges[u]
-        sums[u] = np.sum(array[start:stop], dtype=np.float64)
-
-    run_units(unit, len(ranges))
+    sums = for_each_unit(lambda unit, start, stop: np.sum(array[start:stop], dtype=np.float64),
+                         axis0_ranges(array.shape, grain=_SERIAL_CHECK), num_threads=num_threads)
     return bool(np.all(np.isfinite(sums)))
 
 
-def check_array(data: ArrayLike, *, name: str) -> np.ndarray:
+def check_array(data: ArrayLike, *, name: str, num_threads: int | None = None) -> np.ndarray:
     """Return ``data`` as a finite 2D/3D array (float32, or integer for label maps).
 
     Raises a ``ValueError`` naming ``name`` on a wrong number of dimensions, an
-    empty axis, a non-numeric dtype or NaN/inf values.
+    empty axis, a non-numeric dtype or NaN/inf values. ``num_threads`` is
+    the NaN scan's (see :func:`all_finite`).
     """
     a = np.asarray(data)
     if a.ndim not in (2, 3):
@@ -96,7 +92,7 @@ def check_array(data: ArrayLike, *, name: str) -> np.ndarray:
     if not np.issubdtype(a.dtype, np.floating):
         raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
     a = a.astype(np.float32, copy=False)
-    if not all_finite(a):
+    if not all_finite(a, num_threads=num_threads):
         bad = int(np.count_nonzero(~np.isfinite(a)))
         raise ValueError(f"{name} contains {bad} NaN or inf values; replace them (e.g. np.nan_to_num)")
     return a
@@ -190,7 +186,7 @@ NOT_OFFERED = _NotOffered()
 
 
 def as_image(obj: ImageLike, *, name: str, affine: MatrixLike | None = NOT_OFFERED,
-             labels: bool = False) -> Image:
+             labels: bool = False, num_threads: int | None = None) -> Image:
     """Any image a user holds, as a checked :class:`Image`; ``name`` is named in any error.
 
     Parameters
@@ -206,6 +202,8 @@ def as_image(obj: ImageLike, *, name: str, affine: MatrixLike | None = NOT_OFFER
         with a message pointing to :class:`Image`.
     labels : bool
         Read paths, nibabel and ndarray images as integer label maps.
+    num_threads : int, optional
+        Threads of the NaN/inf scan of an :class:`Image` (see :func:`all_finite`).
 
     Examples
     --------
@@ -240,7 +238,7 @@ def as_image(obj: ImageLike, *, name: str, affine: MatrixLike | None = NOT_OFFER
         raise TypeError(f"{name}_affine is only for an ndarray {name}; {name} is a "
                         f"{type(obj).__name__}, which carries its own grid: drop {name}_affine")
     if isinstance(obj, Image):
-        check_array(obj.data, name=name)
+        check_array(obj.data, name=name, num_threads=num_threads)
         return obj
     if isinstance(obj, (str, os.PathLike)):
         from .io.nifti import _load
@@ -258,22 +256,23 @@ def as_image(obj: ImageLike, *, name: str, affine: MatrixLike | None = NOT_OFFER
 
 
 def as_pair(fixed: ImageLike, moving: ImageLike, *, fixed_affine: MatrixLike | None = NOT_OFFERED,
-            moving_affine: MatrixLike | None = NOT_OFFERED) -> tuple[Image, Image]:
-    """``fixed`` and ``moving`` as checked images of the same dimensionality."""
-    fixed = as_image(fixed, name="fixed", affine=fixed_affine)
-    moving = as_image(moving, name="moving", affine=moving_affine)
+            moving_affine: MatrixLike | None = NOT_OFFERED,
+            num_threads: int | None = None) -> tuple[Image, Image]:
+    """``fixed`` and ``moving`` as checked images (scanned on ``num_threads``) of one ndim."""
+    fixed = as_image(fixed, name="fixed", affine=fixed_affine, num_threads=num_threads)
+    moving = as_image(moving, name="moving", affine=moving_affine, num_threads=num_threads)
     if fixed.ndim != moving.ndim:
         raise ValueError(f"fixed is {fixed.ndim}D but moving is {moving.ndim}D; both must "
                          "have the same number of dimensions")
     return fixed, moving
 
 
-def as_image_or_path(obj: ImageLike, *, name: str,
-                     affine: MatrixLike | None = None) -> Image | PathLike:
+def as_image_or_path(obj: ImageLike, *, name: str, affine: MatrixLike | None = None,
+                     num_threads: int | None = None) -> Image | PathLike:
     """A path unchanged (so it can be checked before it is read), anything else as an Image."""
     if isinstance(obj, (str, os.PathLike)) and affine is None:
         return obj
-    return as_image(obj, name=name, affine=affine)
+    return as_image(obj, name=name, affine=affine, num_threads=num_threads)
 
 
 def as_grid(obj: ImageLike, *, name: str, affine: MatrixLike | None = NOT_OFFERED) -> Image:

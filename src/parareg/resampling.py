@@ -10,7 +10,7 @@ from ._config import DEFAULT_GRAIN_VOXELS
 from .image import Image, all_finite, as_grid, as_image, check_matrix, trusted_image
 from .kernels.lift import lift_affine, lift_array
 from .kernels.resample import resample_affine_3d, warp_3d
-from .parallel import for_each_slab, resolve_num_threads
+from .parallel import axis0_ranges, for_each_unit, resolve_num_threads
 
 if TYPE_CHECKING:
     from ._typing import ArrayLike, ImageLike, MatrixLike
@@ -32,7 +32,8 @@ def check_interpolation(interpolation: str) -> bool:
     return INTERPOLATION_ALIASES[key] == "nearest"
 
 
-def check_field(field: ArrayLike, shape: tuple[int, ...], *, name: str = "field") -> np.ndarray:
+def check_field(field: ArrayLike, shape: tuple[int, ...], *, name: str = "field",
+                num_threads: int | None = None) -> np.ndarray:
     """Return ``field`` as a finite C-contiguous float32 array of shape ``(*shape, len(shape))``."""
     f = np.asarray(field)
     expected = (*shape, len(shape))
@@ -42,7 +43,7 @@ def check_field(field: ArrayLike, shape: tuple[int, ...], *, name: str = "field"
     if not np.issubdtype(f.dtype, np.floating):
         raise ValueError(f"{name} must hold floating-point displacements, got dtype {f.dtype}")
     f = np.ascontiguousarray(f, dtype=np.float32)
-    if not all_finite(f):
+    if not all_finite(f, num_threads=num_threads):
         raise ValueError(f"{name} contains NaN or inf displacements")
     return f
 
@@ -91,7 +92,7 @@ def resample(moving: ImageLike, reference: ImageLike, *, affine: MatrixLike | No
     >>> parareg.resample(img, img, affine=shift).data[0].tolist()
     [4.0, 5.0, 6.0, 7.0]
     """
-    moving = as_image(moving, name="moving", affine=moving_affine)
+    moving = as_image(moving, name="moving", affine=moving_affine, num_threads=num_threads)
     reference = as_grid(reference, name="reference", affine=reference_affine)
     if moving.ndim != reference.ndim:
         raise ValueError(f"moving is {moving.ndim}D but reference is {reference.ndim}D; "
@@ -117,12 +118,12 @@ def _map(src, reference, world2moving_vox, field, nearest, out, num_threads) -> 
         ndim = reference.ndim
         out2moving_vox = lift_affine(world2moving_vox @ reference.vox2world)
         src3, out3 = lift_array(src, ndim), lift_array(out, ndim)
-        for_each_slab(
-            lambda start, stop: resample_affine_3d(src3, out2moving_vox, nearest, out3, start,
-                                                   stop),
-            out.shape, grain=DEFAULT_GRAIN_VOXELS, num_threads=num_threads)
+        for_each_unit(
+            lambda unit, start, stop: resample_affine_3d(src3, out2moving_vox, nearest, out3,
+                                                         start, stop),
+            axis0_ranges(out.shape, grain=DEFAULT_GRAIN_VOXELS), num_threads=num_threads)
     else:
-        fld = check_field(field, reference.shape)
+        fld = check_field(field, reference.shape, num_threads=num_threads)
         warp_unchecked(src, fld, reference.vox2world, world2moving_vox, nearest, out,
                        num_threads)
 
@@ -160,8 +161,8 @@ def warp_unchecked(src: np.ndarray, field: np.ndarray, out_vox2world: np.ndarray
     ndim = out.ndim
     src3, field3, out3 = (lift_array(a, ndim) for a in (src, field, out))
     out_vox2world, world2moving_vox = lift_affine(out_vox2world), lift_affine(world2moving_vox)
-    for_each_slab(
-        lambda start, stop: warp_3d(src3, field3, out_vox2world, world2moving_vox, nearest,
-                                    out3, start, stop),
-        out.shape, grain=DEFAULT_GRAIN_VOXELS, num_threads=num_threads)
+    for_each_unit(
+        lambda unit, start, stop: warp_3d(src3, field3, out_vox2world, world2moving_vox,
+                                          nearest, out3, start, stop),
+        axis0_ranges(out.shape, grain=DEFAULT_GRAIN_VOXELS), num_threads=num_threads)
     return out

@@ -37,7 +37,7 @@ from .._options import choice
 from ..gradients import gradient as image_gradient
 from ..image import Image, as_image, check_matrix
 from ..kernels.lift import lift_affine, lift_array, lift_linear
-from ..parallel import partition_range, resolve_num_threads, run_units
+from ..parallel import partition_range, resolve_num_threads
 
 SAMPLING_STRATEGIES = ("random", "regular")
 MOVING_GRADIENTS = ("image", "interpolant")
@@ -378,8 +378,8 @@ class AffineMetric(ABC):
             shape or empty, ``sampling`` outside (0, 1], an unknown
             ``sampling_strategy``, or an image constant inside its mask.
         """
-        fixed = as_image(fixed, name="fixed")
-        moving = as_image(moving, name="moving")
+        fixed = as_image(fixed, name="fixed", num_threads=num_threads)
+        moving = as_image(moving, name="moving", num_threads=num_threads)
         if moving.ndim != fixed.ndim:
             raise ValueError(f"moving is {moving.ndim}D but fixed is {fixed.ndim}D; both "
                              "must have the same number of dimensions")
@@ -520,18 +520,6 @@ class AffineMetric(ABC):
         view = state.kernel_view
         return (view.moving, view.moving_gradient, self.moving_gradient == "interpolant",
                 view.moving_vox_grad2world_grad, view.moving_mask, state.use_moving_mask)
-
-    @staticmethod
-    def _run(state, job) -> np.ndarray:
-        """Run ``job(unit, start, stop) -> valid count`` over every unit; return the counts."""
-        counts = np.zeros(len(state.units), dtype=np.int64)
-        units = state.units
-
-        def unit_job(unit):
-            counts[unit] = job(unit, *units[unit])
-
-        run_units(unit_job, len(units), num_threads=state.num_threads)
-        return counts
 
     @staticmethod
     def _no_overlap(state, fixed2moving) -> NoOverlapError:

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from ..parallel import reduce_units, unit_buffers
+from ..parallel import for_each_unit, reduce_units, unit_buffers
 from ..kernels.affine_metrics import correlation_3d
 from .base import AffineMetric, AffineMetricState, MetricEvaluation, matrix_rows
 
@@ -65,11 +65,11 @@ class Correlation(AffineMetric):
         partials = unit_buffers(n_units, (3, 3, 4))
         view = state.kernel_view
         moving = self._moving_args(state)
-        counts = self._run(state, lambda unit, start, stop: correlation_3d(
+        counts = for_each_unit(lambda unit, start, stop: correlation_3d(
             state.fixed_values, state.sample_index, *view.grid, view.fixed_vox2world,
             fixed_vox2moving_vox, *moving, gradient, state.fixed_mean, state.moving_mean,
-            sums[unit], partials[unit], start, stop))
-        n = int(counts.sum())
+            sums[unit], partials[unit], start, stop), state.units, num_threads=state.num_threads)
+        n = int(sum(counts))
         if n == 0:
             raise self._no_overlap(state, fixed2moving)
         sa, sb, saa, sbb, sab = reduce_units(sums)

@@ -12,7 +12,7 @@ see ``moving_gradient`` in :class:`~parareg.metrics.base.AffineMetric`).
 
 from __future__ import annotations
 
-from ..parallel import reduce_units, unit_buffers
+from ..parallel import for_each_unit, reduce_units, unit_buffers
 from ..kernels.affine_metrics import mean_squares_3d
 from .base import AffineMetric, AffineMetricState, MetricEvaluation, matrix_rows
 
@@ -50,10 +50,11 @@ class MeanSquares(AffineMetric):
         partials = unit_buffers(n_units, (3, 4))
         view = state.kernel_view
         moving = self._moving_args(state)
-        counts = self._run(state, lambda unit, start, stop: mean_squares_3d(
+        counts = for_each_unit(lambda unit, start, stop: mean_squares_3d(
             state.fixed_values, state.sample_index, *view.grid, view.fixed_vox2world,
-            fixed_vox2moving_vox, *moving, gradient, sums[unit], partials[unit], start, stop))
-        num_valid = int(counts.sum())
+            fixed_vox2moving_vox, *moving, gradient, sums[unit], partials[unit], start, stop),
+            state.units, num_threads=state.num_threads)
+        num_valid = int(sum(counts))
         if num_valid == 0:
             raise self._no_overlap(state, fixed2moving)
         value = float(reduce_units(sums)[0]) / num_valid

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..parallel import reduce_units, unit_buffers
+from ..parallel import for_each_unit, reduce_units, unit_buffers
 from ..kernels.histogram import joint_histogram_3d, mattes_gradient_3d
 from .base import AffineMetric, AffineMetricState, MetricEvaluation, matrix_rows
 
@@ -106,11 +106,11 @@ class MattesMutualInformation(AffineMetric):
         binning = self._binning_args(state)
         hist = unit_buffers(len(state.units), (self.bins, self.bins))
         view = state.kernel_view
-        counts = self._run(state, lambda unit, start, stop: joint_histogram_3d(
+        counts = for_each_unit(lambda unit, start, stop: joint_histogram_3d(
             state.fixed_values, state.sample_index, *view.grid, fixed_vox2moving_vox,
             view.moving, view.moving_mask, state.use_moving_mask, *binning,
-            hist[unit], start, stop))
-        return reduce_units(hist), int(counts.sum())
+            hist[unit], start, stop), state.units, num_threads=state.num_threads)
+        return reduce_units(hist), int(sum(counts))
 
     def evaluate(self, state: AffineMetricState, fixed2moving, *,
                  gradient: bool = True) -> MetricEvaluation:
@@ -134,9 +134,10 @@ class MattesMutualInformation(AffineMetric):
         partials = unit_buffers(len(state.units), (3, 4))
         view = state.kernel_view
         moving = self._moving_args(state)
-        self._run(state, lambda unit, start, stop: mattes_gradient_3d(
+        for_each_unit(lambda unit, start, stop: mattes_gradient_3d(
             state.fixed_values, state.sample_index, *view.grid, view.fixed_vox2world,
-            fixed_vox2moving_vox, *moving, *binning, log_ratio, partials[unit], start, stop))
+            fixed_vox2moving_vox, *moving, *binning, log_ratio, partials[unit], start, stop),
+            state.units, num_threads=state.num_threads)
         moving_bin_size = binning[2]
         grad = (matrix_rows(reduce_units(partials), state.ndim)
                 * (1.0 / (num_valid * moving_bin_size)))

@@ -39,7 +39,7 @@ import numpy as np
 
 from .._config import DEFAULT_GRAIN_VOXELS
 from ..image import check_array, check_matrix
-from ..parallel import axis0_ranges, partition_range, reduce_units, run_units
+from ..parallel import axis0_ranges, partition_range, reduce_units
 
 
 class SyNMetric(ABC):
@@ -185,11 +185,6 @@ def columns(shape3, grain: int = DEFAULT_GRAIN_VOXELS) -> list:
     return partition_range(0, shape3[1], grain=max(1, grain // max(plane, 1)))
 
 
-def run_slabs(call, units, num_threads) -> None:
-    """Run ``call(unit, start, stop)`` for every ``(start, stop)`` in ``units`` on the pool."""
-    run_units(lambda u: call(u, *units[u]), len(units), num_threads=num_threads)
-
-
 def mean_energy(partials: np.ndarray, sign: float = 1.0) -> float:
     """``sign * sum / count`` from per-unit ``[sum, count]`` partials, reduced in unit order."""
     total, count = reduce_units(partials)
@@ -197,4 +192,4 @@ def mean_energy(partials: np.ndarray, sign: float = 1.0) -> float:
 
 
 __all__ = ["Pair", "SyNMetric", "check_positive", "check_radius", "columns", "mean_energy",
-           "rows", "run_slabs"]
+           "rows"]

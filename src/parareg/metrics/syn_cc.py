@@ -41,7 +41,7 @@ import numpy as np
 
 from .._config import DEFAULT_GRAIN_VOXELS
 from ..kernels import cc as kernels
-from ..parallel import resolve_num_threads, unit_buffers
+from ..parallel import for_each_unit, resolve_num_threads, unit_buffers
 from .syn_base import (
     Pair,
     SyNMetric,
@@ -50,7 +50,6 @@ from .syn_base import (
     columns,
     mean_energy,
     rows,
-    run_slabs,
 )
 
 
@@ -77,7 +76,7 @@ def cc_fields(pair: Pair, radius: int, eps: float, *, num_threads=None,
     def yz(u, start, stop):
         kernels.cc_box_sums_yz(pair.fixed, pair.moving, ry, rz, sums, scratch[u], start, stop)
 
-    run_slabs(yz, units, num_threads)
+    for_each_unit(yz, units, num_threads=num_threads)
 
     units = columns(shape3, grain)
     scratch = unit_buffers(len(units), (rx + 2, nz))
@@ -88,7 +87,7 @@ def cc_fields(pair: Pair, radius: int, eps: float, *, num_threads=None,
                          pair.mask, pair.use_mask, eps, forward, backward, scratch[u],
                          partials[u], start, stop)
 
-    run_slabs(x_and_steps, units, num_threads)
+    for_each_unit(x_and_steps, units, num_threads=num_threads)
     energy = mean_energy(partials, sign=-1.0)
     if return_sums:
         return forward, backward, energy, sums

@@ -34,30 +34,33 @@ import numpy as np
 
 from .._config import DEFAULT_GRAIN_VOXELS, as_index
 from ..kernels import em as kernels
-from ..parallel import reduce_units, resolve_num_threads, unit_buffers
-from .syn_base import Pair, SyNMetric, check_positive, mean_energy, rows, run_slabs
+from ..parallel import for_each_unit, reduce_units, resolve_num_threads, unit_buffers
+from .syn_base import Pair, SyNMetric, check_positive, mean_energy, rows
 from .syn_ssd import default_sigma_x_sq
 
 
 def quantize(img, q_levels, units, num_threads):
     """Labels (int32, shape of ``img``) of DIPY's positive quantisation into ``q_levels``."""
     partials = unit_buffers(len(units), 3)
-    run_slabs(lambda u, a, b: kernels.positive_range(img, partials[u], a, b), units, num_threads)
+    for_each_unit(lambda u, a, b: kernels.positive_range(img, partials[u], a, b), units,
+                  num_threads=num_threads)
     positive = partials[partials[:, 2] > 0]
     lo = float(positive[:, 0].min()) if len(positive) else 0.0
     hi = float(positive[:, 1].max()) if len(positive) else 0.0
     delta = (hi - lo + 2 * kernels.QUANTIZE_EPS) / (q_levels - 1)
     labels = np.empty(img.shape, dtype=np.int32)
-    run_slabs(lambda u, a, b: kernels.quantize_positive(img, lo, delta, q_levels, labels, a, b),
-              units, num_threads)
+    for_each_unit(lambda u, a, b: kernels.quantize_positive(img, lo, delta, q_levels, labels,
+                                                            a, b),
+                  units, num_threads=num_threads)
     return labels
 
 
 def class_statistics(labels, values, pair, q_levels, units, num_threads):
     """Per-class mean and variance of ``values`` (DIPY's conventions), reduced in unit order."""
     stats = unit_buffers(len(units), (q_levels, 3))
-    run_slabs(lambda u, a, b: kernels.class_sums(labels, values, pair.mask, pair.use_mask,
-                                                 stats[u], a, b), units, num_threads)
+    for_each_unit(lambda u, a, b: kernels.class_sums(labels, values, pair.mask, pair.use_mask,
+                                                     stats[u], a, b),
+                  units, num_threads=num_threads)
     count, total, squares = reduce_units(stats).T
     with np.errstate(divide="ignore", invalid="ignore"):
         means = np.where(count > 0, total / count, 0.0)
@@ -87,7 +90,7 @@ def em_fields(pair: Pair, q_levels: int, sigma_x_sq: float, double_gradient: boo
                          double_gradient, pair.mask, pair.use_mask, forward, backward, partials[u],
                          start, stop)
 
-    run_slabs(unit, units, num_threads)
+    for_each_unit(unit, units, num_threads=num_threads)
     return forward, backward, 0.5 * mean_energy(partials)
 
 

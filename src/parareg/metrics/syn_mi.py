@@ -51,17 +51,17 @@ import numpy as np
 
 from .._config import DEFAULT_GRAIN_VOXELS, as_index
 from ..kernels import syn_mi as kernels
-from ..parallel import reduce_units, resolve_num_threads, unit_buffers
+from ..parallel import for_each_unit, reduce_units, resolve_num_threads, unit_buffers
 from .mi import _TINY, _binning
-from .syn_base import Pair, SyNMetric, rows, run_slabs
+from .syn_base import Pair, SyNMetric, rows
 
 
 def mi_ranges(pair: Pair, units, num_threads) -> tuple[tuple, tuple, int]:
     """``((I min, I max), (J min, J max), count)`` over the voxels in the mask."""
     partials = unit_buffers(len(units), 5)
-    run_slabs(lambda u, a, b: kernels.masked_range(pair.fixed, pair.moving, pair.mask,
-                                                   pair.use_mask, partials[u], a, b),
-              units, num_threads)
+    for_each_unit(lambda u, a, b: kernels.masked_range(pair.fixed, pair.moving, pair.mask,
+                                                       pair.use_mask, partials[u], a, b),
+                  units, num_threads=num_threads)
     filled = partials[partials[:, 4] > 0]
     fixed_range = (float(filled[:, 0].min()), float(filled[:, 1].max()))
     moving_range = (float(filled[:, 2].min()), float(filled[:, 3].max()))
@@ -94,9 +94,9 @@ def mi_fields(pair: Pair, bins: int, *, num_threads=None, grain: int = DEFAULT_G
                         moving_size, moving_min, *moving_range], dtype=np.float64)
 
     hist = unit_buffers(len(units), (bins, bins))
-    run_slabs(lambda u, a, b: kernels.mi_joint_histogram(
+    for_each_unit(lambda u, a, b: kernels.mi_joint_histogram(
         pair.fixed, pair.moving, pair.mask, pair.use_mask, binning, hist[u], a, b),
-        units, num_threads)
+        units, num_threads=num_threads)
     joint_counts = reduce_units(hist)
     joint = joint_counts / count
     fixed_pdf = joint.sum(axis=1)
@@ -111,9 +111,9 @@ def mi_fields(pair: Pair, bins: int, *, num_threads=None, grain: int = DEFAULT_G
     backward = pair.empty_field()
     scale_fixed = -1.0 / (count * fixed_size)
     scale_moving = -1.0 / (count * moving_size)
-    run_slabs(lambda u, a, b: kernels.mi_steps(
+    for_each_unit(lambda u, a, b: kernels.mi_steps(
         pair.fixed, pair.moving, pair.grad2world, pair.mask, pair.use_mask, binning, log_ratio,
-        scale_fixed, scale_moving, forward, backward, a, b), units, num_threads)
+        scale_fixed, scale_moving, forward, backward, a, b), units, num_threads=num_threads)
     if return_histogram:
         return forward, backward, energy, joint_counts
     return forward, backward, energy

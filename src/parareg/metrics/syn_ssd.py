@@ -22,8 +22,8 @@ import numpy as np
 
 from .._config import DEFAULT_GRAIN_VOXELS
 from ..kernels import ssd as kernels
-from ..parallel import resolve_num_threads, unit_buffers
-from .syn_base import Pair, SyNMetric, check_positive, mean_energy, rows, run_slabs
+from ..parallel import for_each_unit, resolve_num_threads, unit_buffers
+from .syn_base import Pair, SyNMetric, check_positive, mean_energy, rows
 
 
 def default_sigma_x_sq(pair: Pair) -> float:
@@ -44,7 +44,7 @@ def ssd_fields(pair: Pair, sigma_x_sq: float, *, num_threads=None,
         kernels.ssd_steps(pair.fixed, pair.moving, pair.grad2world, sigma_x_sq, pair.mask,
                           pair.use_mask, forward, backward, partials[u], start, stop)
 
-    run_slabs(unit, units, num_threads)
+    for_each_unit(unit, units, num_threads=num_threads)
     return forward, backward, mean_energy(partials)
 
 

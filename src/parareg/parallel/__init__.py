@@ -5,7 +5,7 @@ count, and per-unit results are reduced in unit order, so every result is
 bit-identical at any number of threads and under any schedule.
 """
 
-from .map import map_slices, parallel_map
+from .map import map_blocks, map_slices, parallel_map
 from .partition import axis0_ranges, partition_items, partition_range, partition_slabs
 from .pool import (
     get_num_threads,
@@ -16,7 +16,14 @@ from .pool import (
     threads,
 )
 from .schedule import SCHEDULES
-from .threader import DomainThreader, SlabThreader, for_each_slab, reduce_units, unit_buffers
+from .threader import (
+    DomainThreader,
+    SlabThreader,
+    for_each_slab,
+    for_each_unit,
+    reduce_units,
+    unit_buffers,
+)
 
 __all__ = [
     "SCHEDULES",
@@ -24,8 +31,10 @@ __all__ = [
     "SlabThreader",
     "axis0_ranges",
     "for_each_slab",
+    "for_each_unit",
     "get_num_threads",
     "in_work_unit",
+    "map_blocks",
     "map_slices",
     "parallel_map",
     "partition_items",

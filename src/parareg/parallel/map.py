@@ -1,7 +1,16 @@
 """Run your own functions on the pool: per item, per slice, per block.
 
-Results always come back in input order. Below a grain size the work runs
-serially in the caller, so small inputs are never slower than a plain loop.
+Results always come back in input order, and they never depend on the
+thread count or the schedule: the items (list entries, slices, blocks) are
+fixed by the data, each is computed by one call of your function, and only
+the scheduling adapts. By default (``grain=None``) the first items are
+timed and the rest runs serially or in work units of about a millisecond,
+whichever the timing says is faster (see :mod:`parareg.parallel.adaptive`),
+so small inputs and functions that hold the GIL run as fast as a plain loop.
+
+:func:`map_slices` and :func:`map_blocks` hand your function *views* of the
+input (no copy, along any axis) and write each result straight into one
+preallocated output array.
 
 After a failure the same items run on every path (serial, threads,
 processes): an :class:`Exception` from one item does not stop the others,
@@ -17,6 +26,10 @@ Examples
 >>> smoothed = map_slices(ndimage.gaussian_filter, volume, axis=0, num_threads=2, sigma=1.0)
 >>> smoothed.shape
 (8, 32, 32)
+>>> blocks = map_blocks(ndimage.gaussian_filter, volume, block_shape=(8, 16, 16), halo=4,
+...                     num_threads=2, sigma=1.0)
+>>> bool(np.array_equal(blocks, ndimage.gaussian_filter(volume, sigma=1.0)))
+True
 >>> parallel_map(abs, [-1, -2, 3])
 [1, 2, 3]
 """
@@ -24,19 +37,27 @@ Examples
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from .._config import DEFAULT_GRAIN_VOXELS, as_index
+from .._config import as_index
+from .adaptive import Plan, measure, report, run_items
 from .partition import _check_grain, partition_range
-from .pool import in_work_unit, resolve_num_threads, run_units
+from .pool import in_work_unit, resolve_num_threads
 from .schedule import check_schedule
 
 BACKENDS = ("threads", "processes")
+
+#: a process round trip costs ~1 ms (a fresh pool ~100 ms): less work than this stays serial
+PROCESS_SERIAL_BELOW_S = 0.1
+#: the target duration of one chunk sent to a worker process
+PROCESS_UNIT_S = 20e-3
 
 _process_pools: dict[int, ProcessPoolExecutor] = {}
 _process_lock = threading.Lock()
@@ -66,8 +87,44 @@ def _check_backend(backend):
     return backend
 
 
+def _check_optional_grain(grain):
+    return None if grain is None else _check_grain(grain)
+
+
+class _Failed:
+    """An item's Exception, carried in place of its result (picklable when the exception is)."""
+
+    def __init__(self, exc):
+        self.exc = exc
+
+
+def _call_one(func, item):
+    try:
+        return func(item)
+    except Exception as exc:  # noqa: BLE001 - re-raised by _raise_lowest
+        return _Failed(exc)
+
+
+def _map_chunk(func, items) -> list:
+    """``func(item)`` for every item; an Exception becomes a :class:`_Failed`, the rest go on."""
+    return [_call_one(func, item) for item in items]
+
+
+def _unwrap(value):
+    if isinstance(value, _Failed):
+        raise value.exc
+    return value
+
+
+def _raise_lowest(results: list) -> list:
+    for value in results:
+        if isinstance(value, _Failed):
+            raise value.exc
+    return results
+
+
 def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
-                 schedule: str = "dynamic", grain: int = 1) -> list:
+                 schedule: str = "dynamic", grain: int | None = None) -> list:
     """``[func(item) for item in items]``, computed in parallel, in input order.
 
     Parameters
@@ -79,15 +136,19 @@ def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
         Inputs; consumed into a list first.
     num_threads : int, optional
         Threads (or worker processes) to use; ``None`` means
-        :func:`parareg.get_num_threads`.
+        :func:`parareg.get_num_threads`. ``1`` never touches the pool.
     backend : {"threads", "processes"}
         Threads suit functions that release the GIL (numba ``nogil``, NumPy,
-        SciPy); processes suit pure-Python functions.
+        SciPy); processes suit pure-Python functions that take long enough
+        to pay for pickling their items and results.
     schedule : {"static", "dynamic", "guided"}
         Assignment of work units to threads (threads backend); results never
         depend on it.
-    grain : int
-        Items per work unit. A single unit runs serially in the caller.
+    grain : int, optional
+        Items per work unit. ``None`` (default) times the first items and
+        chooses the grain or a serial loop (logged at ``DEBUG`` on the
+        ``"parareg.parallel"`` logger); an integer fixes it (a single unit
+        runs serially in the caller).
 
     Returns
     -------
@@ -102,60 +163,54 @@ def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
     BaseException
         ``KeyboardInterrupt``, ``SystemExit``: re-raised promptly; items not
         yet started never run.
+
+    Examples
+    --------
+    >>> parallel_map(len, ["a", "bb", "ccc"], num_threads=2)
+    [1, 2, 3]
     """
     _check_backend(backend)
     check_schedule(schedule)  # also on the serial path, so a typo never passes silently
+    grain = _check_optional_grain(grain)
     items = list(items)
     n_threads = resolve_num_threads(num_threads)
-    units = partition_range(0, len(items), grain=grain)
-    if n_threads == 1 or len(units) <= 1 or in_work_unit():
-        return _raise_lowest(_map_chunk(func, items))
     if backend == "processes":
-        return _map_processes(func, items, units, min(n_threads, len(units)))
+        return _raise_lowest(_map_processes(func, items, n_threads, grain))
     results = [None] * len(items)
-    errors = {}
 
-    def unit_job(unit):
-        start, stop = units[unit]
-        for index in range(start, stop):
-            try:
-                results[index] = func(items[index])
-            except Exception as exc:  # noqa: BLE001 - the rest of the unit still runs
-                errors[index] = exc  # distinct keys per unit: no lock needed
+    def call(index):
+        results[index] = _call_one(func, items[index])
 
-    run_units(unit_job, len(units), num_threads=n_threads, schedule=schedule)
-    if errors:
-        raise errors[min(errors)]
-    return results
+    run_items(call, len(items), num_threads=n_threads, schedule=schedule, grain=grain,
+              what="parallel_map")
+    return _raise_lowest(results)
 
 
-class _Failed:
-    """An item's Exception, carried in place of its result (picklable when the exception is)."""
-
-    def __init__(self, exc):
-        self.exc = exc
-
-
-def _map_chunk(func, items) -> list:
-    """``func(item)`` for every item; an Exception becomes a :class:`_Failed`, the rest go on."""
-    out = []
-    for item in items:
-        try:
-            out.append(func(item))
-        except Exception as exc:  # noqa: BLE001 - re-raised by _raise_lowest
-            out.append(_Failed(exc))
-    return out
-
-
-def _raise_lowest(results: list) -> list:
-    for value in results:
-        if isinstance(value, _Failed):
-            raise value.exc
-    return results
-
-
-def _map_processes(func, items, units, workers: int) -> list:
-    pool = _process_pool(workers)
+def _map_processes(func, items, n_threads: int, grain) -> list:
+    """Items through worker processes in chunks; serial in the caller when that is faster."""
+    n = len(items)
+    what = "parallel_map(backend='processes')"
+    if n_threads <= 1 or n <= 1 or in_work_unit():
+        report(Plan("serial", n, max(n, 1), None, None, "one thread, one item or nested"), what)
+        return _map_chunk(func, items)
+    head = []
+    item_s = None
+    if grain is None:
+        done, item_s = measure(lambda i: head.append(_call_one(func, items[i])), n)
+        left = n - done
+        if item_s * left < PROCESS_SERIAL_BELOW_S:
+            report(Plan("serial", n, n, item_s, None, f"under {PROCESS_SERIAL_BELOW_S:g} s of "
+                        "work: a round trip to a worker costs more"), what)
+            return head + _map_chunk(func, items[done:])
+        grain = max(math.ceil(PROCESS_UNIT_S / max(item_s, 1e-9)),
+                    math.ceil(left / (4 * n_threads)))
+    units = partition_range(len(head), n, grain=grain)
+    if len(units) <= 1 and not head:
+        report(Plan("serial", n, grain, None, None, "one unit of the given grain"), what)
+        return _map_chunk(func, items)
+    report(Plan("processes", n, grain, item_s, None, "the given grain" if item_s is None
+                else "enough work per worker"), what)
+    pool = _process_pool(min(n_threads, len(units)))
     futures = [pool.submit(_map_chunk, func, items[start:stop]) for start, stop in units]
     try:
         chunks = [future.result() for future in futures]  # every chunk runs, in any order
@@ -163,54 +218,291 @@ def _map_processes(func, items, units, workers: int) -> list:
         for future in futures:
             future.cancel()
         raise
-    return _raise_lowest([value for chunk in chunks for value in chunk])
+    return head + [value for chunk in chunks for value in chunk]
 
 
-def _apply_slice(func, kwargs, array, axis, index):
-    return np.asarray(func(np.take(array, index, axis=axis), **kwargs))
+# --------------------------------------------------------------------------- array maps
+
+
+class _ArrayMap:
+    """Items of an array map: item 0 first (it fixes the output's shape and dtype), then the rest.
+
+    ``compute(i)`` returns item ``i``'s checked result; ``place(out, i, result)``
+    writes it. Item 0 runs in the caller before anything else, so the output
+    is allocated once, without a lock, and which result sets the dtype (and
+    which item a shape error names) never depends on timing.
+    """
+
+    def __init__(self, compute, place, allocate):
+        self.compute, self.place, self.allocate = compute, place, allocate
+        self.out = None
+        self.errors = {}
+
+    def call(self, index):
+        try:
+            result = self.compute(index)
+            if index == 0:
+                self.out = self.allocate(result)
+            if self.out is not None:  # None: item 0 failed, whose error is raised anyway
+                self.place(self.out, index, result)
+        except Exception as exc:  # noqa: BLE001 - the lowest is re-raised by run()
+            self.errors[index] = exc  # one key per item: no lock needed
+
+    def run(self, n, *, num_threads, schedule, grain, what) -> np.ndarray:
+        begin = time.perf_counter()
+        self.call(0)
+        run_items(self.call, n, start=1, num_threads=num_threads, schedule=schedule,
+                  grain=grain, before_s=time.perf_counter() - begin, what=what)
+        if self.errors:
+            raise self.errors[min(self.errors)]
+        return self.out
+
+
+def _check_axis(axis, array) -> int:
+    index = as_index(axis)
+    if index is None or not -array.ndim <= index < array.ndim:
+        raise ValueError(f"axis must be an integer in [{-array.ndim}, {array.ndim}) for an "
+                         f"array of shape {array.shape}, got {axis!r}")
+    return index % array.ndim
+
+
+def _apply(func, kwargs, view):
+    """``func(view, **kwargs)`` as an array (module level: picklable for worker processes)."""
+    return np.asarray(func(view, **kwargs))
 
 
 def map_slices(func, array, *, axis: int = 0, num_threads=None, backend: str = "threads",
-               schedule: str = "dynamic", grain: int = DEFAULT_GRAIN_VOXELS, **kwargs):
+               schedule: str = "dynamic", grain: int | None = None, **kwargs):
     """Apply ``func`` to every slice of ``array`` along ``axis`` and reassemble the result.
+
+    The slices are views (no copy, along any axis) and each result is
+    written into one preallocated output, so the only copies are the ones
+    ``func`` makes.
 
     Parameters
     ----------
     func : callable
         ``func(slice, **kwargs) -> ndarray``; every slice's result must have
-        the same shape and dtype.
+        the shape of slice 0's, and is cast (as by assignment) to its dtype.
     array : ndarray, shape (X, Y, Z) (any ndim >= 2)
-        The input; slices are ``np.take(array, i, axis=axis)``.
+        The input; slice ``i`` is ``array[(slice(None),) * axis + (i,)]``.
     axis : int
-        Axis to slice along.
+        Axis to slice along (negative counts from the end).
     num_threads, backend, schedule
-        As in :func:`parallel_map`.
-    grain : int
+        As in :func:`parallel_map`. With ``backend="processes"`` each slice
+        is pickled to a worker (a copy).
+    grain : int, optional
         Voxels per work unit (whole slices are grouped until they hold about
-        this many voxels). Arrays smaller than one unit run serially.
+        this many voxels). ``None`` (default) times the first slices and
+        chooses (see :func:`parallel_map`).
     **kwargs
         Passed to ``func``.
 
     Returns
     -------
     ndarray
-        The per-slice results stacked along ``axis``.
+        The per-slice results stacked along ``axis``, as
+        ``np.stack([func(s) for s in slices], axis=axis)`` gives them.
+
+    Raises
+    ------
+    ValueError
+        A bad ``axis`` or ``array``, or ``func`` returning a result of
+        another shape than slice 0's (naming the slice).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.arange(12.0).reshape(3, 4)
+    >>> map_slices(np.cumsum, image, axis=1, num_threads=2)
+    array([[ 0.,  1.,  2.,  3.],
+           [ 4.,  6.,  8., 10.],
+           [12., 15., 18., 21.]])
     """
-    grain = _check_grain(grain)  # checked here: grain // per_slice below would hide 0 or -1
+    _check_backend(backend)
+    check_schedule(schedule)
+    grain = _check_optional_grain(grain)  # before grain // per_slice below could hide 0 or -1
     array = np.asarray(array)
     if array.ndim < 2:
         raise ValueError(f"array must have at least 2 dimensions, got shape {array.shape}")
-    index = as_index(axis)
-    if index is None or not -array.ndim <= index < array.ndim:
-        raise ValueError(f"axis must be an integer in [{-array.ndim}, {array.ndim}) for an "
-                         f"array of shape {array.shape}, got {axis!r}")
-    axis = index % array.ndim
+    axis = _check_axis(axis, array)
     n = array.shape[axis]
     if n == 0:
         raise ValueError(f"array has no slices along axis {axis} (shape {array.shape})")
     per_slice = max(1, math.prod(array.shape) // n)
-    slices_per_unit = max(1, grain // per_slice)
-    job = functools.partial(_apply_slice, func, kwargs, array, axis)
-    results = parallel_map(job, range(n), num_threads=num_threads, backend=backend,
-                           schedule=schedule, grain=slices_per_unit)
-    return np.stack(results, axis=axis)
+    slices_per_unit = None if grain is None else max(1, grain // per_slice)
+    n_threads = resolve_num_threads(num_threads)
+    lead = (slice(None),) * axis
+    job = functools.partial(_apply, func, kwargs)
+    shapes = []
+
+    def check(index, result):
+        if index == 0:
+            if result.ndim < axis:
+                raise ValueError(f"func returned a {result.ndim}-D result for slice 0; "
+                                 f"stacking along axis {axis} needs at least {axis} dimensions")
+            shapes.append(result.shape)
+        elif shapes and result.shape != shapes[0]:
+            raise ValueError(f"func returned shape {result.shape} for slice {index} along axis "
+                             f"{axis} but {shapes[0]} for slice 0; func must return arrays of "
+                             "one shape")
+        return result
+
+    def allocate(result):
+        return np.empty((*result.shape[:axis], n, *result.shape[axis:]), dtype=result.dtype)
+
+    def place(out, index, result):
+        out[lead + (index,)] = result
+
+    if backend == "processes":  # the slices go to the workers; the results are placed here
+        results = parallel_map(functools.partial(_call_one, job),
+                               [array[lead + (i,)] for i in range(n)], num_threads=n_threads,
+                               backend="processes", grain=slices_per_unit)
+        return _ArrayMap(lambda i: check(i, _unwrap(results[i])), place, allocate).run(
+            n, num_threads=1, schedule=schedule, grain=None,
+            what="map_slices: placing the results of parallel_map(backend='processes')")
+    return _ArrayMap(lambda i: check(i, job(array[lead + (i,)])), place, allocate).run(
+        n, num_threads=n_threads, schedule=schedule, grain=slices_per_unit, what="map_slices")
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+def _per_axis(value, ndim: int, *, name: str, minimum: int) -> tuple[int, ...]:
+    """An int or one int per axis, each >= ``minimum``, as a tuple of ``ndim`` ints."""
+    values = (value,) * ndim if as_index(value) is not None else value
+    try:
+        values = tuple(values)
+    except TypeError:
+        values = None
+    checked = None if values is None else [as_index(v) for v in values]
+    if checked is None or any(v is None or v < minimum for v in checked):
+        kind = "positive" if minimum > 0 else "non-negative"
+        raise ValueError(f"{name} must be a {kind} integer or a sequence of {ndim} {kind} "
+                         f"integers (one per axis of the array), got {value!r}")
+    if len(checked) != ndim:
+        raise ValueError(f"{name} must have one entry per axis of the {ndim}-D array, "
+                         f"got {len(checked)} entries: {value!r}")
+    return tuple(checked)
+
+
+def block_regions(shape, block_shape, halo) -> list[tuple[tuple[slice, ...], ...]]:
+    """The blocks of ``shape`` in C order: ``(core, extended, core_in_extended)`` slices.
+
+    ``extended`` is the core grown by ``halo`` on each side and clipped to the
+    array (dask's ``boundary="none"``); ``core_in_extended`` selects the core
+    inside the extended block.
+
+    Examples
+    --------
+    >>> core, extended, inner = block_regions((5,), (2,), (1,))[1]
+    >>> core, extended, inner
+    ((slice(2, 4, None),), (slice(1, 5, None),), (slice(1, 3, None),))
+    """
+    starts = [range(0, n, b) for n, b in zip(shape, block_shape)]
+    regions = []
+    for corner in itertools.product(*starts):
+        core, extended, inner = [], [], []
+        for begin, n, b, h in zip(corner, shape, block_shape, halo):
+            end = min(begin + b, n)
+            lo, hi = max(begin - h, 0), min(end + h, n)
+            core.append(slice(begin, end))
+            extended.append(slice(lo, hi))
+            inner.append(slice(begin - lo, end - lo))
+        regions.append((tuple(core), tuple(extended), tuple(inner)))
+    return regions
+
+
+def map_blocks(func, array, *, block_shape, halo=0, num_threads=None,
+               schedule: str = "dynamic", grain: int | None = None, **kwargs):
+    """Apply ``func`` to n-D blocks of ``array`` grown by a halo; reassemble the cores.
+
+    Like :func:`dask.array.map_overlap` with ``boundary="none"`` and
+    ``trim=True``, but on parareg's thread pool and without copies: each
+    block is grown by ``halo`` voxels on each side, the growth is clipped at
+    the array's edges (``func`` sees the true edge and applies its own
+    boundary mode there, so nothing is invented beyond the array), ``func``
+    gets a view of the grown block, and the core of its result is written
+    into one preallocated output. For a filter whose reach is at most
+    ``halo`` voxels (a separable Gaussian with radius
+    ``int(truncate * sigma + 0.5) <= halo``, a median filter of size
+    ``2 * halo + 1``), the result equals the filter of the whole array.
+
+    Parameters
+    ----------
+    func : callable
+        ``func(block, **kwargs) -> ndarray`` of the same shape as ``block``
+        (halo included). Results are cast to the dtype of the first one.
+    array : ndarray, shape (X, Y[, Z, ...])
+        The input (any ndim >= 1).
+    block_shape : int or sequence of int
+        Core size of the blocks along each axis (one int: every axis);
+        blocks at the far edges may be smaller.
+    halo : int or sequence of int
+        Voxels added on each side of a block along each axis, at most the
+        block's size along that axis.
+    num_threads, schedule
+        As in :func:`parallel_map` (threads only: blocks are views).
+    grain : int, optional
+        Blocks per work unit; ``None`` (default) times the first blocks and
+        chooses (see :func:`parallel_map`).
+    **kwargs
+        Passed to ``func``.
+
+    Returns
+    -------
+    ndarray, shape of ``array``
+        The cores of the per-block results.
+
+    Raises
+    ------
+    ValueError
+        A ``block_shape`` or ``halo`` of the wrong length or sign, a halo
+        larger than the block, or ``func`` returning another shape than the
+        block it was given (naming the block).
+    Exception
+        The lowest-numbered failing block's (C order), after every block ran.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy import ndimage
+    >>> image = np.random.default_rng(1).random((30, 40))
+    >>> out = map_blocks(ndimage.median_filter, image, block_shape=(16, 16), halo=1, size=3)
+    >>> bool(np.array_equal(out, ndimage.median_filter(image, size=3)))
+    True
+    """
+    check_schedule(schedule)
+    grain = _check_optional_grain(grain)
+    array = np.asarray(array)
+    if array.ndim < 1 or array.size == 0:
+        raise ValueError(f"array must have at least one voxel, got shape {array.shape}")
+    block_shape = _per_axis(block_shape, array.ndim, name="block_shape", minimum=1)
+    halo = _per_axis(halo, array.ndim, name="halo", minimum=0)
+    for axis, (h, b) in enumerate(zip(halo, block_shape)):
+        if h > b:
+            raise ValueError(f"halo must be at most block_shape along each axis, got halo "
+                             f"{halo[axis]} > block_shape {b} along axis {axis}; use larger "
+                             f"blocks or a smaller halo")
+    regions = block_regions(array.shape, block_shape, halo)
+    n_threads = resolve_num_threads(num_threads)
+
+    def describe(index):
+        core = ", ".join(f"{s.start}:{s.stop}" for s in regions[index][0])
+        return f"the block at [{core}] (block {index})"
+
+    def compute(index):
+        view = array[regions[index][1]]
+        result = np.asarray(func(view, **kwargs))
+        if result.shape != view.shape:
+            raise ValueError(f"func returned shape {result.shape} for {describe(index)}, "
+                             f"expected {view.shape}: the shape of the block it was given, "
+                             "halo included")
+        return result
+
+    def place(out, index, result):
+        core, _, inner = regions[index]
+        out[core] = result[inner]
+
+    return _ArrayMap(compute, place, lambda result: np.empty(array.shape, result.dtype)).run(
+        len(regions), num_threads=n_threads, schedule=schedule, grain=grain, what="map_blocks")

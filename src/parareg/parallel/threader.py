@@ -116,13 +116,72 @@ class SlabThreader(DomainThreader):
         return axis0_ranges(tuple(domain), grain=self.grain)
 
 
+class _UnitCalls(DomainThreader):
+    """A :class:`DomainThreader` over given subdomains calling ``call(unit, *subdomain)``."""
+
+    def __init__(self, call, *, num_threads=None, schedule: str = "dynamic"):
+        super().__init__(num_threads=num_threads, schedule=schedule)
+        self.call = call
+
+    def partition(self, domain) -> list:
+        return domain
+
+    def before(self, domain, subdomains) -> None:
+        self.results = [None] * len(subdomains)
+
+    def threaded(self, unit: int, subdomain) -> None:
+        self.results[unit] = self.call(unit, *subdomain)
+
+    def after(self) -> list:
+        return self.results
+
+
+def for_each_unit(call, subdomains, *, num_threads=None, schedule: str = "dynamic") -> list:
+    """Run ``call(unit, *subdomains[unit])`` for every unit on the pool; results in unit order.
+
+    The one way parareg's drivers run a kernel over work units: a
+    :class:`DomainThreader` whose subdomains are given. ``call`` writes to
+    storage owned by ``unit`` (rows of the output, ``buffers[unit]``) or
+    returns its unit's partial result, which comes back in unit order for a
+    thread-count-invariant reduction.
+
+    Parameters
+    ----------
+    call : callable
+        ``call(unit, *subdomain)``, e.g. ``call(unit, start, stop)`` for the
+        ``(start, stop)`` pairs of :func:`axis0_ranges`.
+    subdomains : sequence of tuple
+        One tuple of kernel arguments per work unit (fixed by the domain and
+        a grain, never by the thread count).
+    num_threads : int, optional
+        Threads, the caller included; ``None`` means
+        :func:`parareg.get_num_threads`. With ``1`` the pool is never used.
+    schedule : {"static", "dynamic", "guided"}
+        Assignment of units to threads; never changes the result.
+
+    Returns
+    -------
+    list
+        ``call``'s return value for each unit, in unit order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = np.arange(10.0)
+    >>> for_each_unit(lambda unit, start, stop: float(data[start:stop].sum()),
+    ...               partition_range(0, 10, grain=4), num_threads=2)
+    [6.0, 22.0, 17.0]
+    """
+    return _UnitCalls(call, num_threads=num_threads, schedule=schedule).execute(subdomains)
+
+
 def for_each_slab(kernel_call, shape, *, grain: int = DEFAULT_GRAIN_VOXELS,
                   num_threads=None, schedule: str = "dynamic") -> int:
     """Call ``kernel_call(start, stop)`` for each axis-0 slab of ``shape``; return the unit count.
 
-    The usual driver for kernels whose units write disjoint output rows.
+    Shorthand for :func:`for_each_unit` over ``axis0_ranges(shape, grain=grain)``.
     """
     ranges = axis0_ranges(tuple(shape), grain=grain)
-    run_units(lambda unit: kernel_call(*ranges[unit]), len(ranges),
-              num_threads=num_threads, schedule=schedule)
+    for_each_unit(lambda unit, start, stop: kernel_call(start, stop), ranges,
+                  num_threads=num_threads, schedule=schedule)
     return len(ranges)

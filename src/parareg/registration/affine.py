@@ -234,7 +234,7 @@ class AffineRegistration:
             built for this instance only.
         """
         fixed, moving = as_pair(fixed, moving, fixed_affine=fixed_affine,
-                                moving_affine=moving_affine)
+                                moving_affine=moving_affine, num_threads=self.num_threads)
         fixed_mask = _as_mask(fixed_mask, fixed, name="fixed_mask")
         moving_mask = _as_mask(moving_mask, moving, name="moving_mask")
         levels = []
@@ -487,7 +487,8 @@ def affine_registration(fixed: ImageLike, moving: ImageLike, *,
     """
     pipeline = _check_pipeline(pipeline)
     full_resolution = choice(full_resolution, ("last", "all"), name="full_resolution")
-    fixed, moving = as_pair(fixed, moving, fixed_affine=fixed_affine, moving_affine=moving_affine)
+    fixed, moving = as_pair(fixed, moving, fixed_affine=fixed_affine, moving_affine=moving_affine,
+                            num_threads=num_threads)
     ndim = fixed.ndim
     matrix = np.eye(ndim + 1) if starting_affine is None else check_matrix(
         starting_affine, ndim, name="starting_affine")

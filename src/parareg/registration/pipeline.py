@@ -252,13 +252,14 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
     syn_options = _stage_options(syn_options, name="syn_options",
                                  accepted=accepted_options(SymmetricDiffeomorphicRegistration),
                                  clashes=_SYN_CLASHES)
-    fixed = as_image_or_path(fixed, name="fixed", affine=fixed_affine)
-    moving = as_image_or_path(moving, name="moving", affine=moving_affine)
+    fixed = as_image_or_path(fixed, name="fixed", affine=fixed_affine, num_threads=num_threads)
+    moving = as_image_or_path(moving, name="moving", affine=moving_affine,
+                              num_threads=num_threads)
     check_registration(fixed, moving, transform=transform, preset=preset, metric=syn_metric,
                        levels=syn_options.get("levels"),
                        fixed_mask=fixed_mask is not None, max_memory=max_memory)
-    fixed = as_image(fixed, name="fixed")
-    moving = as_image(moving, name="moving")
+    fixed = as_image(fixed, name="fixed", num_threads=num_threads)
+    moving = as_image(moving, name="moving", num_threads=num_threads)
     initialiser, start = initial_alignment(initial_transform, fixed.ndim)
     linear = tuple(stage for stage in stages if stage != "syn")
     options = {"pipeline": ((initialiser,) if initialiser else ()) + linear,

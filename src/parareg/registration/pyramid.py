@@ -10,7 +10,7 @@ import numpy as np
 from .._hints import InputError
 from .._options import choice
 from ..filters import gaussian_smooth
-from ..image import Image
+from ..image import Image, trusted_image
 from ..resampling import resample
 
 SIGMA_UNITS = ("vox", "mm")
@@ -159,7 +159,7 @@ def pyramid_level(image: Image, *, factor: int, sigma: float, sigma_unit: str = 
     data = np.ascontiguousarray(image.data, dtype=np.float32)  # kernels take C order only
     if np.any(sigmas > 0):
         data = gaussian_smooth(data, sigmas, num_threads=num_threads)
-    smoothed = Image(data, image.vox2world)
+    smoothed = trusted_image(data, image.vox2world)  # smoothed from a checked image: no re-scan
     if factor == 1:
         return smoothed
     return resample(smoothed, shrink_grid(image, factor), num_threads=num_threads)

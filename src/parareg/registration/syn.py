@@ -27,7 +27,7 @@ import numpy as np
 from .._log import get_logger, log_progress
 from ..dipy._order import refuse_dipy_order
 from ..fields import compose, compose_unchecked, invert, max_norm, smooth_unchecked
-from ..image import as_image, as_pair, check_matrix
+from ..image import as_grid, as_pair, check_matrix
 from ..metrics.syn import SyNMetric, get_syn_metric
 from ..parallel import resolve_num_threads
 from ..resampling import resample, warp_unchecked
@@ -201,7 +201,7 @@ class SymmetricDiffeomorphicRegistration:
         (CC: ``2 * radius + 1`` voxels); cheap, so callers may check before other work."""
         radius = getattr(self.metric, "radius", 0)
         if radius:
-            check_level_shapes(as_image(fixed, name="fixed"), self.levels,
+            check_level_shapes(as_grid(fixed, name="fixed"), self.levels,
                                window=2 * radius + 1, stage="syn_options")
 
     def optimize(self, fixed: ImageLike, moving: ImageLike, *,
@@ -230,7 +230,7 @@ class SymmetricDiffeomorphicRegistration:
         DiffeomorphicMap
         """
         fixed, moving = as_pair(fixed, moving, fixed_affine=fixed_affine,
-                                moving_affine=moving_affine)
+                                moving_affine=moving_affine, num_threads=self.num_threads)
         ndim = fixed.ndim
         prealign = np.eye(ndim + 1) if prealign is None else check_matrix(
             prealign, ndim, name="prealign")
@@ -371,7 +371,7 @@ class SymmetricDiffeomorphicRegistration:
         forward = compose(u_m, v_s, vox2world=fixed.vox2world, num_threads=nt)
         backward = compose(u_s, v_m, vox2world=fixed.vox2world, num_threads=nt)
         result = DiffeomorphicMap(forward, backward, fixed=fixed, moving=moving,
-                                  prealign=prealign)
+                                  prealign=prealign, num_threads=nt)
         result.history = history
         return result
 

@@ -59,17 +59,20 @@ class DiffeomorphicMap:
         The grid :meth:`transform_inverse` resamples onto.
     prealign : ndarray, shape (ndim + 1, ndim + 1)
         Fixed-world -> moving-world affine applied after the field.
+    num_threads : int, optional
+        Threads of the NaN/inf scan of the fields (``None``: the default).
     """
 
     def __init__(self, forward: ArrayLike, backward: ArrayLike, *, fixed: Image, moving: Image,
-                 prealign: MatrixLike | None = None):
+                 prealign: MatrixLike | None = None, num_threads: int | None = None):
         self.fixed_grid = _grid(fixed)
         self.moving_grid = _grid(moving)
         ndim = fixed.ndim
         self.prealign = np.eye(ndim + 1) if prealign is None else check_matrix(
             prealign, ndim, name="prealign")
-        self.forward = check_field(forward, fixed.shape, name="forward")
-        self.backward = check_field(backward, fixed.shape, name="backward")
+        self.forward = check_field(forward, fixed.shape, name="forward", num_threads=num_threads)
+        self.backward = check_field(backward, fixed.shape, name="backward",
+                                    num_threads=num_threads)
         #: per level: dict(level, iterations, energy, seconds, ...)
         self.history: list[dict] = []
 

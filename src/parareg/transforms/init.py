@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from .._hints import InputError
-from ..image import Image, as_image, as_pair
+from ..image import Image, as_grid, as_pair
 
 __all__ = ["UndefinedCenterError", "center_of_mass", "geometric_centers", "image_center",
            "origins"]
@@ -55,7 +55,7 @@ def image_center(image) -> np.ndarray:
     >>> image_center(Image(np.zeros((5, 11)), np.diag([2.0, 1.0, 1.0]))).tolist()
     [4.0, 5.0]
     """
-    image = as_image(image, name="image")
+    image = as_grid(image, name="image")  # the grid only: its voxels are not scanned
     return _vox2world_point(image, (np.asarray(image.shape, dtype=np.float64) - 1.0) / 2.0)
 
 

@@ -1,0 +1,198 @@
+"""The adaptive grain: serial for small work and GIL-bound functions, the pool otherwise.
+
+Also: the choice is logged, results never depend on it, and ``num_threads=1``
+never touches the pool, in the maps and in the library's drivers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import parareg
+import parareg.parallel.adaptive as adaptive
+from parareg import fields, filters
+from parareg.parallel import map_blocks, map_slices, parallel_map, pool
+
+pytestmark = pytest.mark.usefixtures("clean_threads")
+
+
+def plans(caplog):
+    return [r.plan for r in caplog.records if r.name == "parareg.parallel" and hasattr(r, "plan")]
+
+
+def python_item(x):
+    """Holds the GIL for ~0.2 ms."""
+    total = 0
+    for i in range(2000 + x % 3):
+        total += i * i
+    return total
+
+
+def test_the_choice_is_one_debug_record_per_call(caplog):
+    caplog.set_level(logging.DEBUG, logger="parareg.parallel")
+    parallel_map(abs, range(5), num_threads=2)
+    (record,) = [r for r in caplog.records if r.name == "parareg.parallel"]
+    assert record.levelno == logging.DEBUG
+    assert record.plan.mode == "serial" and record.plan.items == 5
+    assert "parallel_map: 5 items serial" in record.getMessage()
+
+
+def test_quick_work_runs_serially_in_the_caller(caplog):
+    caplog.set_level(logging.DEBUG, logger="parareg.parallel")
+    out = map_slices(np.negative, np.ones((50, 4, 4)), num_threads=3)
+    assert (out == -1).all()
+    (plan,) = plans(caplog)
+    assert plan.mode == "serial", plan
+
+
+def test_a_gil_holding_function_falls_back_to_the_loop(caplog):
+    caplog.set_level(logging.DEBUG, logger="parareg.parallel")
+    out = parallel_map(python_item, range(300), num_threads=2)
+    assert out == [python_item(x) for x in range(300)]
+    (plan,) = plans(caplog)
+    # Python bytecode cannot run on two threads at once: the probe is never faster
+    assert plan.mode == "serial" and plan.speedup < adaptive.MIN_SPEEDUP, plan
+    assert plan.grain > 1  # about a millisecond of items per unit, not one item
+
+
+def test_a_gil_releasing_function_runs_on_the_pool(caplog):
+    caplog.set_level(logging.DEBUG, logger="parareg.parallel")
+    out = parallel_map(lambda x: time.sleep(0.003) or x, range(24), num_threads=3)
+    assert out == list(range(24))
+    (plan,) = plans(caplog)
+    assert plan.mode == "threads" and plan.speedup >= adaptive.MIN_SPEEDUP, plan
+
+
+@pytest.mark.parametrize("min_speedup", [0.0, float("inf")])
+@pytest.mark.parametrize("unit_s", [1e-6, 1e-3])
+def test_results_do_not_depend_on_the_choice(monkeypatch, caplog, min_speedup, unit_s):
+    caplog.set_level(logging.DEBUG, logger="parareg.parallel")
+    monkeypatch.setattr(adaptive, "MEASURE_S", 0.0)  # time two items only
+    monkeypatch.setattr(adaptive, "SERIAL_BELOW_S", 0.0)  # then always probe
+    monkeypatch.setattr(adaptive, "MIN_SPEEDUP", min_speedup)  # 0: always threads, inf: never
+    monkeypatch.setattr(adaptive, "UNIT_S", unit_s)  # grain 1 or several slices
+    volume = np.random.default_rng(0).normal(size=(30, 60, 11)).astype(np.float32)
+    expected = np.stack([ndimage.gaussian_filter(volume[:, i], 1.2) for i in range(60)], axis=1)
+    for n in (2, 3):
+        out = map_slices(ndimage.gaussian_filter, volume, axis=1, num_threads=n, sigma=1.2)
+        np.testing.assert_array_equal(out, expected)
+        blocks = map_blocks(ndimage.gaussian_filter, volume, block_shape=(5, 5, 11), halo=5,
+                            num_threads=n, sigma=1.2)
+        np.testing.assert_array_equal(blocks, ndimage.gaussian_filter(volume, 1.2))
+    modes = {plan.mode for plan in plans(caplog)} - {"probe"}
+    assert modes == ({"threads"} if min_speedup == 0.0 else {"serial"})
+
+
+class FakeClock:
+    """Stands in for ``time`` in the adaptive module: items advance it by their cost."""
+
+    def __init__(self, costs):
+        self.now, self.costs = 0.0, costs
+
+    def perf_counter(self):
+        return self.now
+
+    def item(self, index):
+        self.now += self.costs[index]
+
+
+def test_measure_skips_a_slow_first_item(monkeypatch):
+    clock = FakeClock([0.01] + [0.0002] * 20)  # a warm-up-like first item, then quick ones
+    monkeypatch.setattr(adaptive, "time", clock)
+    done, item_s = adaptive.measure(clock.item, 21)
+    # the first item alone, then batches of 1, 2, 4: 0.0014 s timed after it
+    assert (done, item_s) == (8, pytest.approx(0.0002))
+
+
+def test_a_large_first_item_is_timed_alone(monkeypatch):
+    clock = FakeClock([0.03] * 10)
+    monkeypatch.setattr(adaptive, "time", clock)
+    assert adaptive.measure(clock.item, 10) == (1, 0.03)
+
+
+# --------------------------------------------------------------------------- num_threads=1
+
+
+@pytest.fixture
+def pool_calls(monkeypatch):
+    """The number of times the shared pool was handed work (a spy on ``_pool.submit``)."""
+    calls = []
+    submit = pool._pool.submit
+
+    def spy(fn, count):
+        calls.append(count)
+        return submit(fn, count)
+
+    monkeypatch.setattr(pool._pool, "submit", spy)
+    return calls
+
+
+@pytest.mark.parametrize("grain", [None, 1])
+def test_maps_never_use_the_pool_at_one_thread(pool_calls, grain):
+    sleepy = lambda x: time.sleep(0.002) or x  # noqa: E731 - the pool would win for it
+    parallel_map(sleepy, range(10), num_threads=1, grain=grain)
+    map_slices(lambda s: time.sleep(0.002) or s, np.zeros((10, 3)), num_threads=1, grain=grain)
+    map_blocks(lambda b: time.sleep(0.002) or b, np.zeros((10, 3)), block_shape=1,
+               num_threads=1, grain=grain)
+    with parareg.threads(1):
+        parallel_map(sleepy, range(10), grain=grain)
+    assert pool_calls == []
+    parallel_map(sleepy, range(10), num_threads=2, grain=grain)  # the spy sees the pool
+    assert pool_calls
+
+
+@pytest.fixture(scope="module")
+def big_pair():
+    shape = (112, 104, 96)  # over 2**20 voxels: all_finite scans in slabs on the pool
+    grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape],
+                                indexing="ij"), axis=-1)
+    fixed = np.exp(-(((grid - np.array(shape) / 2) / 20.0) ** 2).sum(-1)).astype(np.float32)
+    moving = np.roll(fixed, 2, axis=0)
+    return parareg.Image(fixed * 100, np.eye(4)), parareg.Image(moving * 100, np.eye(4))
+
+
+def test_drivers_never_use_the_pool_at_one_thread(big_pair, pool_calls):
+    fixed, moving = big_pair  # built before the spy: Image() scans on the default threads
+    field = np.zeros((*fixed.shape, 3), np.float32)
+
+    def everything(n):
+        parareg.resample(moving, fixed, field=field, num_threads=n)
+        parareg.resample(moving, fixed, affine=np.eye(4), num_threads=n)
+        parareg.gradient(moving, num_threads=n)
+        fields.jacobian_determinant(field, vox2world=np.eye(4), num_threads=n)
+        fields.smooth_field(field, 1.0, num_threads=n)
+        fields.invert(field, vox2world=np.eye(4), num_threads=n)
+        fields.inverse_consistency_error(field, field, vox2world=np.eye(4),
+                                                 num_threads=n)
+        filters.gaussian_smooth(fixed.data, 1.0, num_threads=n)
+        parareg.affine_registration(fixed, moving, pipeline=("translation",),
+                                    levels=((4, 1.0, 3), (2, 0.0, 2)), num_threads=n)
+        parareg.syn_registration(fixed, moving, levels=((4, 1.0, 2), (2, 0.0, 1)),
+                                 num_threads=n)
+
+    everything(1)
+    assert pool_calls == []
+    everything(2)  # the same calls do use the pool at two threads: the spy works
+    assert len(pool_calls) > 9
+
+
+def test_a_large_item_zero_of_an_array_map_is_the_timing(caplog, monkeypatch):
+    caplog.set_level(logging.DEBUG, logger="parareg.parallel")
+    calls = []
+    monkeypatch.setattr(adaptive, "measure", lambda *a, **k: calls.append(a) or (0, 0.0))
+    out = map_slices(lambda s: time.sleep(0.025) or s + 1, np.zeros((6, 2)), num_threads=2)
+    assert (out == 1).all() and calls == []  # no serial timing after slice 0
+    (plan,) = plans(caplog)
+    assert plan.item_s >= 0.025 and plan.mode in ("threads", "probe")
+
+
+def test_the_process_backend_logs_its_choice_too(caplog):
+    caplog.set_level(logging.DEBUG, logger="parareg.parallel")
+    assert parallel_map(abs, [-1, -2, -3], num_threads=2, backend="processes") == [1, 2, 3]
+    (plan,) = plans(caplog)
+    assert plan.mode == "serial" and "round trip" in plan.reason
