@@ -54,7 +54,7 @@ def check_matrix(matrix: MatrixLike, ndim: int, *, name: str) -> np.ndarray:
 _SERIAL_CHECK = 1 << 20
 
 
-def all_finite(array: np.ndarray, *, num_threads=None) -> bool:
+def all_finite(array: np.ndarray, *, num_threads: int | None = None) -> bool:
     """True when ``array`` (floating point) holds no NaN or inf.
 
     One pass without temporaries: the float64 sum of finite float32/float64
