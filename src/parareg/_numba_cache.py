@@ -21,6 +21,15 @@ is what lets ``parareg register`` hand kernels to a helper process
 (:func:`parareg.compilation.compile_ahead`) and what spares Dask workers
 starting together from compiling everything each.
 
+**Loading without refreshing.**
+Before loading anything from its cache numba "refreshes" its target context:
+it imports and registers every lowering implementation it has (unicode,
+random, typed containers, linear algebra, ...), about 0.2-0.4 s of a warm
+run, all needed only to *compile*. Loading a parareg kernel's machine code
+needs only numba's runtime (NRT) symbols, so parareg's kernels load with
+just that; a compile still refreshes fully (numba's compiler does it
+itself), and a load that fails this way is retried the ordinary way.
+
 **Read-only installs.** numba caches next to the source, else in
 ``~/.cache/numba``; when neither is writable (a read-only package and home,
 as in locked-down containers) and ``NUMBA_CACHE_DIR`` is unset, it refuses to
@@ -174,6 +183,27 @@ def _compile_once(original):
     return compile
 
 
+def _light_load(original):
+    """``Cache.load_overload`` without the full context refresh, for parareg's kernels."""
+    import functools
+
+    @functools.wraps(original)
+    def load_overload(self, sig, target_context):
+        func = getattr(self, "_py_func", None)
+        if not getattr(func, "__module__", "").startswith("parareg."):
+            return original(self, sig, target_context)
+        try:
+            from numba.core.runtime import rtsys
+
+            rtsys.initialize(target_context)  # what loaded machine code links against
+            return self._load_overload(sig, target_context)
+        except Exception:  # e.g. a symbol only the full refresh registers: the usual way
+            return original(self, sig, target_context)
+
+    load_overload._parareg_light = True
+    return load_overload
+
+
 def _patch_dispatcher(dispatcher) -> None:
     """Give numba's ``Dispatcher.compile`` the per-kernel compile lock."""
     cls = getattr(dispatcher, "Dispatcher", None)
@@ -188,6 +218,11 @@ def _patch(caching) -> None:
     The tests (tests/test_warmup.py) fail when a numba release moves these
     internals, so a silent skip here is still noticed.
     """
+    cache = getattr(caching, "Cache", None)
+    load = getattr(cache, "load_overload", None)
+    if load is not None and hasattr(cache, "_load_overload") and not getattr(
+            load, "_parareg_light", False):
+        cache.load_overload = _light_load(load)
     cache_file = getattr(caching, "IndexDataCacheFile", None)
     save = getattr(cache_file, "save", None)
     if save is not None and not getattr(save, "_parareg_locked", False):
