@@ -129,9 +129,10 @@ def test_output_prefix_follows_ants(prefix, warped):
     stem = warped[: -len("Warped.nii.gz")]
     assert {str(p) for p in paths.values()} == {
         stem + name for name in ("0GenericAffine.mat", "1Warp.nii.gz", "1InverseWarp.nii.gz",
-                                 "Warped.nii.gz", "InverseWarped.nii.gz", "qc.png")}
+                                 "Warped.nii.gz", "InverseWarped.nii.gz", "settings.json",
+                                 "qc.png")}
     rigid = cli_register.output_paths(prefix, transform="rigid", qc=False)
-    assert set(rigid) == {"affine", "warped", "inverse_warped"}
+    assert set(rigid) == {"affine", "warped", "inverse_warped", "settings"}
 
 
 def test_metric_table():
@@ -154,6 +155,8 @@ def test_transform_list_parsing():
 
 
 def test_apply_order_is_first_listed_first(tmp_path):
+    from parareg.transforms.chain import resample_through
+
     """-t A B samples at B(A(x)): a scaling then a shift gives 2 x + 1, not 2 (x + 1)."""
     ramp = parareg.Image(np.tile(np.arange(40.0, dtype=np.float32)[:, None], (1, 5)), np.eye(3))
     scale = write_affine(np.diag([2.0, 1.0, 1.0]), tmp_path / "scale.mat")
@@ -161,7 +164,7 @@ def test_apply_order_is_first_listed_first(tmp_path):
     shift[0, 2] = 1.0
     shift = write_affine(shift, tmp_path / "shift.txt")
     steps = cli_apply.read_steps(cli_apply.parse_transform_list([str(scale), str(shift)]), 2)
-    out, _ = cli_apply.apply_transforms(ramp, ramp, steps)
+    out, _ = resample_through(ramp, ramp, steps)
     assert out.data[3, 2] == pytest.approx(7.0)
     # the same chain through the point-mapping path (a warp of zeros first)
     zero = tmp_path / "zero.nii.gz"
@@ -170,9 +173,12 @@ def test_apply_order_is_first_listed_first(tmp_path):
     write_warp(np.zeros((40, 5, 2), np.float32), np.eye(3), zero)
     steps = cli_apply.read_steps(
         cli_apply.parse_transform_list([str(scale), str(zero), str(shift)]), 2)
-    out, coverage = cli_apply.apply_transforms(ramp, ramp, steps)
+    out, coverage = resample_through(ramp, ramp, steps)
     assert out.data[3, 2] == pytest.approx(7.0)
     assert 0.0 < coverage[0] < 1.0  # 2 x leaves the field's grid for x >= 20
+    # the library's engine reads the same list the same way
+    again = parareg.apply_transforms(ramp, ramp, [scale, zero, shift])
+    np.testing.assert_array_equal(again.data, out.data)
 
 
 # --- register --------------------------------------------------------------------------------
@@ -183,7 +189,7 @@ def test_register_syn_writes_ants_files(syn_run):
     folder = syn_run["folder"]
     names = files_in(folder)
     expected = {"out_0GenericAffine.mat", "out_1Warp.nii.gz", "out_1InverseWarp.nii.gz",
-                "out_Warped.nii.gz", "out_InverseWarped.nii.gz"}
+                "out_Warped.nii.gz", "out_InverseWarped.nii.gz", "out_settings.json"}
     if HAS_MATPLOTLIB:
         expected.add("out_qc.png")
     assert names == expected  # and no temporary files left
@@ -210,7 +216,7 @@ def test_register_prints_summary_and_progress(tmp_path, capsys):
     assert str(tmp_path / "r_0GenericAffine.mat") in captured.out
     assert "affine rigid" in captured.err and "level 3/3" in captured.err
     assert files_in(tmp_path) == {"r_0GenericAffine.mat", "r_Warped.nii.gz",
-                                  "r_InverseWarped.nii.gz"}
+                                  "r_InverseWarped.nii.gz", "r_settings.json"}
 
 
 @needs_slices

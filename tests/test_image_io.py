@@ -129,8 +129,10 @@ def test_image_rejects_bad_matrix_values():
 def test_as_image():
     image = Image(np.zeros((2, 3)), np.eye(3))
     assert as_image(image, name="fixed") is image
-    with pytest.raises(TypeError, match="moving must be a parareg.Image"):
-        as_image(np.zeros((2, 3)), name="moving")
+    with pytest.raises(TypeError, match="moving is an ndarray without a grid: pass moving_affine="):
+        as_image(np.zeros((2, 3)), name="moving", affine=None)
+    with pytest.raises(TypeError, match="moving must be a parareg.Image, a path"):
+        as_image([[0.0]], name="moving")
     with pytest.raises(FileNotFoundError, match="fixed"):
         as_image("/no/such/file.nii.gz", name="fixed")
 

@@ -203,7 +203,7 @@ def test_bad_input_names_the_argument(tmp_path):
         parareg.resample(img3, img3, interpolation="cubic")
     with pytest.raises(FileNotFoundError, match="moving"):
         parareg.resample(tmp_path / "missing.nii.gz", img3)
-    with pytest.raises(TypeError, match="reference must be"):
+    with pytest.raises(TypeError, match="reference is an ndarray without a grid: pass reference_affine="):
         parareg.resample(img3, img3.data)
     img3.data[0, 0, 0] = np.nan  # corrupted after construction
     with pytest.raises(ValueError, match="moving contains 1 NaN"):

@@ -22,6 +22,7 @@ _LAZY = {
     "RegistrationResult": ".registration",
     "SymmetricDiffeomorphicRegistration": ".registration",
     "affine_registration": ".registration",
+    "apply_transforms": ".transforms.chain",
     "get_num_threads": ".parallel",
     "gradient": ".gradients",
     "load": ".io.nifti",

@@ -144,39 +144,133 @@ class Image:
         """A new image on the same grid holding ``data``."""
         return Image(data, self.vox2world)
 
+    def to_nibabel(self):
+        """This image as a ``nibabel.Nifti1Image`` (see :func:`parareg.io.nifti.to_nifti`)."""
+        from .io.nifti import to_nifti
+
+        return to_nifti(self)
+
+    def to_ants(self):
+        """This image as an ``ants.ANTsImage`` (needs antspyx; see :mod:`parareg.io.ants_image`)."""
+        from .io.ants_image import to_ants
+
+        return to_ants(self)
+
     def __repr__(self) -> str:
         return (f"Image(shape={self.shape}, dtype={self.data.dtype}, "
                 f"spacing={np.round(self.spacing, 4).tolist()})")
 
 
-def as_image(obj, *, name: str) -> Image:
-    """Accept an :class:`Image` or a path; check it and name ``name`` in any error."""
+#: what the public functions accept as an image (for messages)
+ACCEPTED = ("a parareg.Image, a path to a NIfTI file, a nibabel image, an ants.ANTsImage, "
+            "or an ndarray with its vox2world matrix")
+
+
+def _is_nibabel_image(obj) -> bool:
+    return (type(obj).__module__.split(".")[0] == "nibabel"
+            and hasattr(obj, "dataobj") and hasattr(obj, "affine"))
+
+
+class _NotOffered:
+    """The default of :func:`as_image`'s ``affine``: the caller has no ``<name>_affine`` keyword."""
+
+    def __repr__(self) -> str:
+        return "NOT_OFFERED"
+
+
+NOT_OFFERED = _NotOffered()
+
+
+def as_image(obj, *, name: str, affine=NOT_OFFERED, labels: bool = False) -> Image:
+    """Any image a user holds, as a checked :class:`Image`; ``name`` is named in any error.
+
+    Parameters
+    ----------
+    obj : Image, str, os.PathLike, nibabel image, ants.ANTsImage or ndarray
+        Paths and nibabel images follow :func:`parareg.load`'s rules (a
+        single-slice volume is 2D; intensities float32 unless ``labels``).
+    affine : array_like or None, optional
+        Only with an ndarray ``obj``, and then required: its vox2world matrix
+        (RAS millimetres, as nibabel's ``img.affine``): 4x4, or 3x3 for a 2D
+        array. The public functions call it ``<name>_affine``; callers that
+        have no such keyword leave the default, and an ndarray is refused
+        with a message pointing to :class:`Image`.
+    labels : bool
+        Read paths, nibabel and ndarray images as integer label maps.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_image(np.zeros((4, 5, 6)), name="fixed", affine=np.eye(4)).shape
+    (4, 5, 6)
+    >>> as_image(np.zeros((4, 5, 6)), name="fixed", affine=None)
+    Traceback (most recent call last):
+    ...
+    TypeError: fixed is an ndarray without a grid: pass fixed_affine= (its vox2world matrix, RAS mm, as nibabel's img.affine), or parareg.Image(array, vox2world)
+    """
+    offered = affine is not NOT_OFFERED
+    affine = affine if offered else None
+    if isinstance(obj, np.ndarray):
+        if affine is None:
+            how = (f"pass {name}_affine= (its vox2world matrix, RAS mm, as nibabel's "
+                   "img.affine), or " if offered else "pass ")
+            raise TypeError(f"{name} is an ndarray without a grid: {how}"
+                            "parareg.Image(array, vox2world)")
+        from .io.nifti import image_from_array
+
+        where = f"{name} (an ndarray)"
+        try:
+            matrix = np.asarray(affine, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}_affine must be a numeric matrix: {exc}") from None
+        if matrix.shape not in ((4, 4), (3, 3)):
+            raise ValueError(f"{name}_affine must be a 4x4 (or, for a 2D array, 3x3) vox2world "
+                             f"matrix, got shape {matrix.shape}")
+        return image_from_array(obj, matrix, labels=labels, where=where)
+    if affine is not None:
+        raise TypeError(f"{name}_affine is only for an ndarray {name}; {name} is a "
+                        f"{type(obj).__name__}, which carries its own grid: drop {name}_affine")
+    if isinstance(obj, Image):
+        check_array(obj.data, name=name)
+        return obj
     if isinstance(obj, (str, os.PathLike)):
         from .io.nifti import _load
 
-        return _load(obj, labels=False, name=name)
-    if not isinstance(obj, Image):
-        raise TypeError(f"{name} must be a parareg.Image or a path to a NIfTI file, "
-                        f"got {type(obj).__name__}")
-    check_array(obj.data, name=name)
-    return obj
+        return _load(obj, labels=labels, name=name)
+    if _is_nibabel_image(obj):
+        from .io.nifti import from_nibabel
+
+        return from_nibabel(obj, name=name, labels=labels)
+    from .io.ants_image import from_ants, is_ants_image
+
+    if is_ants_image(obj):
+        return from_ants(obj, name=name, labels=labels or None)
+    raise TypeError(f"{name} must be {ACCEPTED}; got {type(obj).__name__}")
 
 
-def as_pair(fixed, moving) -> tuple[Image, Image]:
+def as_pair(fixed, moving, *, fixed_affine=NOT_OFFERED,
+            moving_affine=NOT_OFFERED) -> tuple[Image, Image]:
     """``fixed`` and ``moving`` as checked images of the same dimensionality."""
-    fixed = as_image(fixed, name="fixed")
-    moving = as_image(moving, name="moving")
+    fixed = as_image(fixed, name="fixed", affine=fixed_affine)
+    moving = as_image(moving, name="moving", affine=moving_affine)
     if fixed.ndim != moving.ndim:
         raise ValueError(f"fixed is {fixed.ndim}D but moving is {moving.ndim}D; both must "
                          "have the same number of dimensions")
     return fixed, moving
 
 
-def as_grid(obj, *, name: str) -> Image:
-    """Like :func:`as_image` for an image used only for its grid (data not scanned)."""
-    if isinstance(obj, Image):
+def as_image_or_path(obj, *, name: str, affine=None):
+    """A path unchanged (so it can be checked before it is read), anything else as an Image."""
+    if isinstance(obj, (str, os.PathLike)) and affine is None:
         return obj
-    return as_image(obj, name=name)
+    return as_image(obj, name=name, affine=affine)
+
+
+def as_grid(obj, *, name: str, affine=NOT_OFFERED) -> Image:
+    """Like :func:`as_image` for an image used only for its grid (data not scanned)."""
+    if isinstance(obj, Image) and (affine is None or affine is NOT_OFFERED):
+        return obj
+    return as_image(obj, name=name, affine=affine)
 
 
 def trusted_image(data: np.ndarray, vox2world: np.ndarray) -> Image:

@@ -11,14 +11,20 @@ from .kernels.resample import resample_affine_3d, warp_3d
 from .parallel import for_each_slab, resolve_num_threads
 
 INTERPOLATIONS = ("linear", "nearest")
+#: accepted spellings (any case; ANTs' names included) -> parareg's
+INTERPOLATION_ALIASES = {"linear": "linear", "nearest": "nearest", "nearestneighbor": "nearest"}
 
 
 def check_interpolation(interpolation) -> bool:
-    """Return ``True`` for nearest-neighbour, ``False`` for linear; reject anything else."""
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, "
-                         f"got {interpolation!r}")
-    return interpolation == "nearest"
+    """Return ``True`` for nearest-neighbour, ``False`` for linear; reject anything else.
+
+    Names are case-insensitive, and ANTs' ``NearestNeighbor`` means nearest.
+    """
+    key = interpolation.lower() if isinstance(interpolation, str) else None
+    if key not in INTERPOLATION_ALIASES:
+        raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)} (any case; "
+                         f"ANTs' NearestNeighbor too), got {interpolation!r}")
+    return INTERPOLATION_ALIASES[key] == "nearest"
 
 
 def check_field(field, shape, *, name: str = "field") -> np.ndarray:
@@ -37,7 +43,7 @@ def check_field(field, shape, *, name: str = "field") -> np.ndarray:
 
 
 def resample(moving, reference, *, affine=None, field=None, interpolation: str = "linear",
-             num_threads=None) -> Image:
+             num_threads=None, moving_affine=None, reference_affine=None) -> Image:
     """Resample ``moving`` onto the grid of ``reference``.
 
     Each reference voxel ``p`` with world position ``x = reference.vox2world @ p``
@@ -46,9 +52,9 @@ def resample(moving, reference, *, affine=None, field=None, interpolation: str =
 
     Parameters
     ----------
-    moving : Image or path
+    moving : Image, path, nibabel image, ants.ANTsImage or ndarray
         The image to resample.
-    reference : Image or path
+    reference : same types
         Defines the output grid (shape and ``vox2world``); its data is unused.
     affine : ndarray, shape (ndim + 1, ndim + 1), optional
         World (mm) matrix from reference points to moving points; ``None``
@@ -62,6 +68,8 @@ def resample(moving, reference, *, affine=None, field=None, interpolation: str =
     num_threads : int, optional
         Threads; ``None`` means :func:`parareg.get_num_threads`. The result
         is bit-identical at any thread count.
+    moving_affine, reference_affine : ndarray, optional
+        vox2world (RAS mm) of an ndarray ``moving`` / ``reference``.
 
     Returns
     -------
@@ -76,8 +84,8 @@ def resample(moving, reference, *, affine=None, field=None, interpolation: str =
     >>> parareg.resample(img, img, affine=shift).data[0].tolist()
     [4.0, 5.0, 6.0, 7.0]
     """
-    moving = as_image(moving, name="moving")
-    reference = as_grid(reference, name="reference")
+    moving = as_image(moving, name="moving", affine=moving_affine)
+    reference = as_grid(reference, name="reference", affine=reference_affine)
     if moving.ndim != reference.ndim:
         raise ValueError(f"moving is {moving.ndim}D but reference is {reference.ndim}D; "
                          "both must have the same number of dimensions")

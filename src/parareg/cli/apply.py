@@ -1,12 +1,8 @@
 """``parareg apply``: resample an image through a list of ITK/ANTs transforms.
 
-The list means what it means to ``antsApplyTransforms``: for each point ``x``
-of the reference grid, the **first** ``-t`` acts first, ``-t T1 T2 ... Tn``
-samples the input at ``Tn(...T2(T1(x)))``. Seen as moving the image, the order
-reverses (the image moves by ``Tn`` first), which is the "last transform is
-applied first" of the ANTs documentation and why the forward list of a
-registration is ``-t PREFIX_1Warp.nii.gz PREFIX_0GenericAffine.mat``
-(``x -> x + warp(x) -> affine``).
+The list means what it means to ``antsApplyTransforms`` (the engine and its
+order: :mod:`parareg.transforms.chain`, which Python users call as
+:func:`parareg.apply_transforms`); this module parses the ``-t`` syntax.
 """
 
 from __future__ import annotations
@@ -15,8 +11,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from ..transforms.chain import AFFINE_SUFFIXES, WARP_SUFFIXES
+from ._apply_io import (
+    OUTPUT_TYPES,
+    image_type,
+    output_type,
+    parse_output,
+    read_volumes,
+    to_nifti,
+)
 from ._common import (
     CLIError,
     add_quiet_argument,
@@ -27,19 +30,11 @@ from ._common import (
     make_parser,
     refuse_inputs_as_outputs,
     run_command,
-    sample_field,
 )
 
-#: suffix -> kind of transform file
-AFFINE_SUFFIXES = (".mat", ".txt", ".tfm")
-WARP_SUFFIXES = (".nii", ".nii.gz")
-#: ANTs and parareg interpolation names -> parareg's
+#: ANTs and parareg interpolation names -> parareg's (GenericLabel is nearest for now)
 INTERPOLATIONS = {"linear": "linear", "nearest": "nearest", "nearestneighbor": "nearest",
                   "genericlabel": "nearest"}
-#: reference points mapped per work unit (bounds the memory of the point arrays)
-_POINTS_PER_UNIT = 1 << 18
-#: below this fraction of points inside a warp's grid, say so
-_MIN_COVERAGE = 0.5
 
 DESCRIPTION = """\
 Resample IMAGE onto the grid of REFERENCE through a list of transforms, as
@@ -81,21 +76,38 @@ def _interpolation(text: str) -> str:
 
 def _get_parser():
     parser = make_parser("parareg apply", description=DESCRIPTION, epilog=EPILOG)
-    parser.add_argument("-i", "--input", required=True, metavar="IMAGE",
-                        help="image to resample (NIfTI 2D or 3D)")
+    parser.add_argument("-i", "--input", metavar="IMAGE",
+                        help="image to resample (NIfTI 2D or 3D; with -e 1 or 3, a vector "
+                             "image or a time series); not needed with -o [FILE,1]")
     parser.add_argument("-r", "--reference", required=True, metavar="REFERENCE",
                         help="image whose grid (shape, voxel size, orientation) the output takes")
     parser.add_argument("-t", "--transform", required=True, nargs="+", action="extend",
                         metavar="T", help="transform files, FILE or [FILE,1] (inverse affine); "
                                           "may be repeated: -t A -t B equals -t A B")
     parser.add_argument("-o", "--output", required=True, metavar="OUT",
-                        help="output image (.nii or .nii.gz)")
+                        help="output image (.nii or .nii.gz); [FILE.nii.gz,1]: the whole list "
+                             "as one displacement field (ANTs' composite warp); "
+                             "Linear[FILE.mat] (or [FILE.mat,1], its inverse): a list of "
+                             "affines as one")
     parser.add_argument("-n", "--interpolation", type=_interpolation, default="linear",
                         metavar="{linear,nearest}",
                         help="linear (default) or nearest (label maps keep integer values); "
                              "ANTs' Linear, NearestNeighbor and GenericLabel are accepted")
     parser.add_argument("-d", "--dimensionality", type=int, choices=(2, 3), default=None,
                         help="optional, as in ANTs: checked against the images")
+    parser.add_argument("-e", "--input-image-type", type=image_type, default="scalar",
+                        metavar="{0,1,3}",
+                        help="0 scalar (default), 1 vector (X,Y,Z,1,C: each component, not "
+                             "reoriented), 3 time series (X,Y,Z,T: each volume); ANTs' names "
+                             "scalar, vector, time-series are accepted")
+    parser.add_argument("-u", "--output-data-type", type=output_type, default="default",
+                        metavar="TYPE",
+                        help="char, uchar, short, ushort, int, uint, float, double or default "
+                             "(float32; label maps keep their type): a direct cast as in ANTs, "
+                             "clipped to the type's range")
+    parser.add_argument("--float", action="store_true",
+                        help="accepted for ANTs scripts: parareg always computes in float32 "
+                             "and writes float32 unless -u says otherwise")
     add_threads_argument(parser)
     add_quiet_argument(parser)
     return parser
@@ -160,211 +172,110 @@ def parse_transform_list(tokens) -> list[TransformSpec]:
     return specs
 
 
-def _kind(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith(WARP_SUFFIXES):
-        return "warp"
-    if name.endswith(AFFINE_SUFFIXES):
-        return "affine"
-    if name.endswith((".h5", ".hdf5")):
-        raise CLIError(f"-t {str(path)!r}: composite HDF5 transforms are not supported; "
-                       "use the .mat and Warp.nii.gz files ANTs writes by default")
-    raise CLIError(f"-t {str(path)!r}: unknown transform type; expected an affine "
-                   f"({', '.join(AFFINE_SUFFIXES)}) or a displacement field "
-                   f"({', '.join(WARP_SUFFIXES)})")
+def read_steps(specs, ndim: int):
+    """Read every transform of the list for a ``ndim``-D reference (errors name the ``-t``)."""
+    from ..transforms.chain import file_kind, read_transforms
 
-
-@dataclass
-class Step:
-    """A read transform: ``matrix`` for an affine, ``field`` + ``vox2world`` for a warp."""
-
-    spec: TransformSpec
-    matrix: np.ndarray | None = None
-    field: np.ndarray | None = None
-    vox2world: np.ndarray | None = None
-
-    @property
-    def is_warp(self) -> bool:
-        return self.field is not None
-
-
-def read_steps(specs, ndim: int) -> list[Step]:
-    """Read every transform of the list for a ``ndim``-D reference (errors name the file)."""
-    from ..io.itk import read_affine
-    from ..io.itk_warp import read_warp
-
-    steps = []
-    for spec in specs:
-        path = spec.path
-        kind = _kind(path)
-        if not path.exists():
-            raise CLIError(f"-t: no such transform file: {str(path)!r}")
-        if kind == "affine":
-            try:
-                matrix = read_affine(path, ndim=ndim)
-            except ValueError as exc:
-                raise CLIError(f"-t {str(path)!r}: {exc}") from exc
-            steps.append(Step(spec, matrix=np.linalg.inv(matrix) if spec.inverse else matrix))
-            continue
-        if spec.inverse:
-            raise CLIError(f"-t {spec}: a displacement field cannot be inverted on the fly; use "
-                           "its inverse field (e.g. PREFIX_1InverseWarp.nii.gz) as ANTs does")
-        try:
-            field, vox2world = read_warp(path)
-        except ValueError as exc:
-            raise CLIError(f"-t {str(path)!r}: {exc}") from exc
-        if field.shape[-1] != ndim:
-            raise CLIError(f"-t {str(path)!r} is a {field.shape[-1]}D displacement field but "
-                           f"the reference is {ndim}D")
-        steps.append(Step(spec, field=field, vox2world=vox2world))
-    return steps
-
-
-# --- mapping reference points -----------------------------------------------------------------
-
-
-def _grid_matches(step: Step, reference) -> bool:
-    return (step.field.shape[:-1] == tuple(reference.shape)
-            and np.allclose(step.vox2world, reference.vox2world, rtol=0.0, atol=1e-6))
-
-
-def _compose_affines(steps) -> np.ndarray:
-    """The matrix of affine steps applied to points in list order (first first)."""
-    ndim = steps[0].matrix.shape[0] - 1 if steps else None
-    total = np.eye(ndim + 1) if steps else None
-    for step in steps:
-        total = step.matrix @ total
-    return total
-
-
-def _sample_warp(step: Step, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Displacements of the warp ``step`` at world ``points`` (N, ndim), and which were inside."""
-    return sample_field(step.field, step.vox2world, points)
-
-
-def map_reference_points(steps, reference, *, num_threads=None):
-    """Displacement ``T(x) - x`` of the chain at every reference world point ``x``.
-
-    Returns
-    -------
-    field : ndarray, shape (*reference.shape, ndim), float32, millimetres
-    coverage : list of float
-        Per warp step, the fraction of reference points that landed inside its grid.
-    """
-    from ..parallel import parallel_map
-
-    shape = tuple(reference.shape)
-    ndim = len(shape)
-    vox2world = reference.vox2world
-    plane = int(np.prod(shape[1:]))
-    rows = max(1, _POINTS_PER_UNIT // max(plane, 1))
-    slabs = [(start, min(start + rows, shape[0])) for start in range(0, shape[0], rows)]
-    warps = [i for i, step in enumerate(steps) if step.is_warp]
-
-    def map_slab(slab):
-        start, stop = slab
-        axes = [np.arange(start, stop, dtype=np.float64)] + [
-            np.arange(n, dtype=np.float64) for n in shape[1:]]
-        index = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, ndim)
-        world = index @ vox2world[:ndim, :ndim].T + vox2world[:ndim, ndim]
-        points = world
-        inside_counts = []
-        for step in steps:
-            if step.is_warp:
-                disp, inside = _sample_warp(step, points)
-                points = points + disp
-                inside_counts.append(int(np.count_nonzero(inside)))
-            else:
-                points = points @ step.matrix[:ndim, :ndim].T + step.matrix[:ndim, ndim]
-        return (points - world).astype(np.float32), inside_counts
-
-    results = parallel_map(map_slab, slabs, num_threads=num_threads)
-    field = np.concatenate([r[0] for r in results]).reshape(*shape, ndim)
-    total = float(np.prod(shape))
-    coverage = [sum(r[1][k] for r in results) / total for k in range(len(warps))]
-    return field, coverage
-
-
-def apply_transforms(image, reference, steps, *, interpolation="linear", num_threads=None):
-    """``image`` sampled at ``Tn(...T1(x))`` for every point ``x`` of ``reference``.
-
-    Returns
-    -------
-    Image
-        On the reference grid.
-    coverage : list of float
-        Per warp, the fraction of reference points inside its grid.
-    """
-    from ..resampling import resample
-
-    affines_only = not any(step.is_warp for step in steps)
-    if affines_only:
-        matrix = _compose_affines(steps) if steps else None
-        return resample(image, reference, affine=matrix, interpolation=interpolation,
-                        num_threads=num_threads), []
-    first = steps[0]
-    if first.is_warp and _grid_matches(first, reference) and not any(
-            step.is_warp for step in steps[1:]):
-        # x -> A(x + u(x)) with u on the reference grid: resample's own affine + field path
-        # (the same computation as parareg's DiffeomorphicMap.transform)
-        matrix = _compose_affines(steps[1:]) if len(steps) > 1 else None
-        return resample(image, reference, affine=matrix, field=first.field,
-                        interpolation=interpolation, num_threads=num_threads), [1.0]
-    field, coverage = map_reference_points(steps, reference, num_threads=num_threads)
-    return resample(image, reference, field=field, interpolation=interpolation,
-                    num_threads=num_threads), coverage
+    labels = [f"-t {spec}" for spec in specs]
+    try:
+        for spec, label in zip(specs, labels):
+            file_kind(spec.path, label=label)  # an unknown suffix before a missing file
+        return read_transforms([spec.path for spec in specs], ndim=ndim,
+                               invert=[spec.inverse for spec in specs], labels=labels)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CLIError(str(exc)) from exc
 
 
 def _run(args, console) -> int:
-    from ..io.nifti import save
-    from ..io.outputs import recover
+    from ..io.outputs import recover, write_nifti
     from ..parallel import resolve_num_threads
+    from ..transforms.chain import check_coverage, resample_series
 
-    out = check_output_file(args.output, name="--output")
-    if not out.name.lower().endswith(WARP_SUFFIXES):
-        raise CLIError(f"--output must end in .nii or .nii.gz, got {args.output!r}")
+    output = parse_output(args.output)
+    out = check_output_file(output.path, name="--output")
+    suffixes = AFFINE_SUFFIXES if output.mode == "linear" else WARP_SUFFIXES
+    if not out.name.lower().endswith(suffixes):
+        raise CLIError(f"--output must end in {' or '.join(suffixes)}, got {args.output!r}")
+    if output.mode == "image" and args.input is None:
+        raise CLIError("-i/--input is required (except with -o [FILE,1] or Linear[FILE], which "
+                       "write the transform list itself)")
     specs = parse_transform_list(args.transform)
-    inputs = {"input": args.input, "reference": args.reference}
+    inputs = {"reference": args.reference, **({"input": args.input} if args.input else {})}
     inputs.update({f"-t {spec}": spec.path for spec in specs})
     refuse_inputs_as_outputs([out], inputs)
     for folder in {spec.path.parent for spec in specs}:
         recover(folder)  # complete an output set a killed `parareg register` left mid-commit
-    image = load_image(args.input, name="input", labels=args.interpolation == "nearest")
     reference = load_image(args.reference, name="reference")
-    for name, img in (("input", image), ("reference", reference)):
-        if args.dimensionality is not None and img.ndim != args.dimensionality:
-            raise CLIError(f"-d {args.dimensionality}: {name} is {img.ndim}D")
-    if image.ndim != reference.ndim:
-        raise CLIError(f"input is {image.ndim}D but reference is {reference.ndim}D; both must "
-                       "have the same dimensionality")
+    if args.dimensionality is not None and reference.ndim != args.dimensionality:
+        raise CLIError(f"-d {args.dimensionality}: reference is {reference.ndim}D")
     steps = read_steps(specs, reference.ndim)
     num_threads = resolve_num_threads(args.threads)
-
     t0 = time.perf_counter()
-    result, coverage = apply_transforms(image, reference, steps,
+    if output.mode != "image":
+        _write_collapsed(output, out, steps, reference, num_threads)
+        what = "the list as one displacement field" if output.mode == "field" else (
+            "the list as one affine")
+        console.print(f"parareg apply: {what} -> {out} ({time.perf_counter() - t0:.1f} s)")
+        return 0
+    nearest = args.interpolation == "nearest"
+    try:
+        volumes, layout = read_volumes(args.input, kind=args.input_image_type, labels=nearest,
+                                       ndim=reference.ndim)
+    except ValueError as exc:
+        if args.input_image_type == "scalar" and (" is 4D" in str(exc) or " is 5D" in str(exc)):
+            raise CLIError(f"{exc}; or, to resample every volume, pass -e 3 (a time series) "
+                           "or -e 1 (a vector image)") from exc
+        raise
+    if args.dimensionality is not None and volumes[0].ndim != args.dimensionality:
+        raise CLIError(f"-d {args.dimensionality}: input is {volumes[0].ndim}D")
+    if volumes[0].ndim != reference.ndim:
+        raise CLIError(f"input is {volumes[0].ndim}D but reference is {reference.ndim}D; both "
+                       "must have the same dimensionality")
+    results, coverage = resample_series(volumes, reference, steps,
                                         interpolation=args.interpolation,
                                         num_threads=num_threads)
-    warps = [step for step in steps if step.is_warp]
-    for step, fraction in zip(warps, coverage):
-        if fraction == 0.0:
-            raise CLIError(f"-t {step.spec}: no reference point falls inside this displacement "
-                           "field's grid; the reference does not match the warp (check -r and "
-                           "the order of -t)")
-        if fraction < _MIN_COVERAGE:
-            console.warn(f"only {100 * fraction:.0f} % of the reference points fall inside the "
-                         f"grid of {step.spec} (zero displacement outside); check -r and the "
-                         "order of -t")
-    save(result, out, num_threads=num_threads)
+    try:
+        check_coverage(steps, coverage, hint="check -r and the order of -t")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    nifti = to_nifti(results, reference, layout, OUTPUT_TYPES[args.output_data_type])
+    write_nifti(out, nifti, num_threads=num_threads)
     seconds = time.perf_counter() - t0
 
-    console.print(f"parareg apply: {args.input} -> {out} ({describe_grid(reference)}, "
+    series = ("" if layout.kind == "scalar" else
+              f", {len(volumes)} {'volumes' if layout.kind == 'time-series' else 'components'}")
+    console.print(f"parareg apply: {args.input} -> {out} ({describe_grid(reference)}{series}, "
                   f"{args.interpolation}, {num_threads} thread{'s' * (num_threads != 1)}, "
                   f"{seconds:.1f} s)")
     for number, step in enumerate(steps, start=1):
-        kind = "displacement field" if step.is_warp else (
-            "inverse affine" if step.spec.inverse else "affine")
-        console.print(f"  {number}. {step.spec}  ({kind})")
+        console.print(f"  {number}. {step.label[3:]}  ({step.kind})")
     return 0
+
+
+def _write_collapsed(output, out, steps, reference, num_threads) -> None:
+    """``-o [FILE,1]``: the list as one field; ``-o Linear[FILE]``: a list of affines as one."""
+    import numpy as np
+
+    from ..io.itk import write_affine
+    from ..io.itk_warp import write_warp
+    from ..transforms.chain import check_coverage, displacement_field
+
+    if output.mode == "linear":
+        warps = [step.label for step in steps if step.is_warp]
+        if warps:
+            raise CLIError(f"--output Linear[...]: {warps[0]} is a displacement field; a list "
+                           "with fields collapses into a field: write -o [FILE.nii.gz,1]")
+        total = np.eye(reference.ndim + 1)
+        for step in steps:
+            total = step.matrix @ total
+        write_affine(np.linalg.inv(total) if output.inverse else total, out)
+        return
+    field, coverage = displacement_field(steps, reference, num_threads=num_threads)
+    try:
+        check_coverage(steps, coverage, hint="check -r and the order of -t")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    write_warp(field, reference.vox2world, out, num_threads=num_threads)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..transforms.chain import sample_field, world_points
 from ._common import (
     CLIError,
     RegistrationProgress,
@@ -31,7 +32,6 @@ from ._common import (
     make_parser,
     ncc,
     run_command,
-    world_points,
 )
 
 #: nilearn's bundled MNI152 2009a symmetric template (1 mm, 197 x 233 x 189, uint8)
@@ -288,8 +288,6 @@ def dice(a, b, label: int) -> float:
 
 def residual_mm(truth: Truth, grid, phi_points, mask) -> float:
     """Mean ``|psi(phi(x)) - x|`` over ``mask``: how far the recovered map is from the truth."""
-    from ._common import sample_field
-
     ndim = grid.ndim
     x = world_points(grid)[mask.ravel()]
     y = phi_points[mask.ravel()]

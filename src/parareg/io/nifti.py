@@ -101,45 +101,52 @@ def _gib(n: float) -> str:
     return f"{int(n)} bytes"
 
 
-def _check_header(img, path: Path, name: str, *, labels: bool) -> None:
-    """Refuse, before reading any voxel, images parareg cannot hold or that a header misdescribes."""
+def _check_header(img, where: str, *, labels: bool, name: str = "image",
+                  path: Path | None = None) -> None:
+    """Refuse, before reading any voxel, images parareg cannot hold or that a header misdescribes.
+
+    ``where`` names the image in messages (``"fixed: 'a.nii.gz'"``); ``path``
+    (files only) enables the truncation check.
+    """
     dtype = img.get_data_dtype()
     get_intent = getattr(img.header, "get_intent", None)
     intent = get_intent()[0] if get_intent is not None else ""
     if dtype.fields is not None or intent in ("vector", "rgb vector", "rgba vector"):
         what = (f"channels {', '.join(dtype.names)}" if dtype.fields is not None
                 else f"intent {intent}")
-        raise ValueError(f"{name}: {str(path)!r} is an RGB/vector image ({what}); parareg "
+        raise ValueError(f"{where} is an RGB/vector image ({what}); parareg "
                          "registers scalar images: convert it to grey first (e.g. average the "
                          "channels with nibabel)")
     shape = tuple(int(n) for n in img.shape)
     itemsize = dtype.itemsize if labels else 4  # intensities are read as float32
     needed = float(np.prod(shape, dtype=np.float64)) * itemsize
     on_disk = float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-    size = path.stat().st_size
-    if str(path).lower().endswith(".nii"):  # uncompressed single file: sizes comparable
+    if path is not None and str(path).lower().endswith(".nii"):  # uncompressed: sizes comparable
+        size = path.stat().st_size
         offset = int(getattr(img.dataobj, "offset", 0) or 0)
         if size < offset + on_disk:
-            raise ValueError(f"{name}: could not read {str(path)!r} as an image: its header "
-                             f"declares shape {shape} of {dtype} ({_gib(on_disk)} of data) but "
-                             f"the file holds {_gib(size)} in all: the file is truncated or "
-                             "its header is corrupt")
+            raise ValueError(f"{name}: could not read {str(path)!r} as an image: "
+                             f"its header declares shape {shape} of {dtype} ({_gib(on_disk)} of "
+                             f"data) but the file holds {_gib(size)} in all: the file is "
+                             "truncated or its header is corrupt")
     memory = _physical_memory()
     if memory is not None and needed > memory:
-        raise ImageTooLargeError(f"{name}: {str(path)!r} declares shape {shape}, "
+        raise ImageTooLargeError(f"{where} declares shape {shape}, "
                                  f"{_gib(needed)} in memory, more than this machine has "
                                  f"({_gib(memory)}): check the header, or crop/downsample "
                                  "the image first")
 
 
-def _label_data(data: np.ndarray, path: Path, name: str) -> np.ndarray:
-    """Integer label data from what the file holds, never narrowed below what the values need."""
+def _label_data(data: np.ndarray, where: str) -> np.ndarray:
+    """Integer label data from what the image holds, never narrowed below what the values need."""
     if np.issubdtype(data.dtype, np.integer):
         return data
+    if data.dtype == np.bool_:
+        return data.astype(np.uint8)
     if not np.issubdtype(data.dtype, np.floating):
-        raise ValueError(f"{name}: {str(path)!r} holds {data.dtype} values, not labels")
+        raise ValueError(f"{where} holds {data.dtype} values, not labels")
     if not np.all(np.isfinite(data)) or not np.all(data == np.round(data)):
-        raise ValueError(f"{name}: {str(path)!r} holds non-integer values; "
+        raise ValueError(f"{where} holds non-integer values; "
                          "load it with labels=False")
     low, high = float(data.min()), float(data.max())
     for dtype in (np.int32, np.int64, np.uint64):
@@ -148,9 +155,84 @@ def _label_data(data: np.ndarray, path: Path, name: str) -> np.ndarray:
             if high > 2**53 or low < -(2**53):  # beyond float's exact integers
                 break
             return data.astype(dtype)
-    raise ValueError(f"{name}: {str(path)!r} holds label values in [{low:.17g}, {high:.17g}], "
+    raise ValueError(f"{where} holds label values in [{low:.17g}, {high:.17g}], "
                      "which its floating-point storage cannot represent exactly as integers; "
                      "store the labels as an integer NIfTI")
+
+
+def image_from_array(data, affine, *, labels: bool, where: str) -> Image:
+    """An :class:`Image` from a NIfTI-shaped array and its 4x4 (or in-plane 3x3) vox2world.
+
+    The rules of :func:`load`: trailing singleton axes beyond the third are
+    dropped, a single-slice volume becomes 2D (its in-plane matrix taken from
+    the 4x4, see :func:`_reduce_to_2d`), a true 4D series is refused, and
+    intensities become float32 unless ``labels``. ``where`` names the image in
+    messages.
+    """
+    data = np.asanyarray(data)
+    affine = np.asarray(affine, dtype=np.float64)
+    shape = data.shape
+    while len(shape) > 3 and shape[-1] == 1:
+        data = data.reshape(shape[:-1])
+        shape = data.shape
+    if len(shape) > 3:
+        raise ValueError(
+            f"{where} is {len(shape)}D with shape {shape}; parareg registers "
+            "2D or 3D images: extract one volume first (e.g. nibabel.funcs.four_to_three)"
+        )
+    if len(shape) == 3 and 1 in shape:
+        kept = [axis for axis, n in enumerate(shape) if n > 1]
+        if len(kept) != 2:
+            raise ValueError(f"{where} has shape {shape}; need a 2D or 3D image")
+        data = data.reshape([shape[axis] for axis in kept])
+        vox2world = _reduce_to_2d(affine, kept) if affine.shape == (4, 4) else affine
+    elif len(shape) == 2:
+        vox2world = _reduce_to_2d(affine, [0, 1]) if affine.shape == (4, 4) else affine
+    elif len(shape) == 3:
+        vox2world = affine
+    else:
+        raise ValueError(f"{where} has shape {shape}; need a 2D or 3D image")
+    if labels:
+        data = _label_data(data, where)
+    elif data.dtype != np.float32:
+        if not (np.issubdtype(data.dtype, np.number) or data.dtype == np.bool_):
+            raise ValueError(f"{where} must hold real numbers, got dtype {data.dtype}")
+        data = data.astype(np.float32)
+    try:
+        return Image(data, vox2world)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from exc
+
+
+def from_nibabel(img, *, name: str = "image", labels: bool = False, path: Path | None = None
+                 ) -> Image:
+    """A nibabel spatial image (``Nifti1Image``, ``MGHImage``...) as an :class:`Image`.
+
+    The same rules as :func:`load` (which reads a file, then calls this).
+
+    Parameters
+    ----------
+    img : nibabel.spatialimages.SpatialImage
+    name : str
+        Names the image in error messages.
+    labels : bool
+        Keep integer label values instead of float32 intensities.
+    path : Path, optional
+        The file ``img`` was read from (for messages and the truncation check).
+    """
+    where = f"{name}: {str(path)!r}" if path is not None else f"{name} (a {type(img).__name__})"
+    _check_header(img, where, labels=labels, name=name, path=path)
+    source = repr(str(path)) if path is not None else "it"
+    try:
+        data = np.asanyarray(img.dataobj) if labels else img.get_fdata(dtype=np.float32)
+    except MemoryError:
+        needed = float(np.prod(img.shape, dtype=np.float64)) * 4
+        raise ImageTooLargeError(f"{name}: not enough memory to read {source}: shape "
+                                 f"{tuple(img.shape)} needs {_gib(needed)}") from None
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise ValueError(f"{name}: could not read {source} as an image: "
+                         f"{exc or type(exc).__name__}") from exc
+    return image_from_array(data, img.affine, labels=labels, where=where)
 
 
 def _load(path, *, labels: bool, name: str) -> Image:
@@ -161,44 +243,7 @@ def _load(path, *, labels: bool, name: str) -> Image:
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise ValueError(f"{name}: could not read {str(path)!r} as an image: "
                          f"{exc or type(exc).__name__}") from exc
-    _check_header(img, path, name, labels=labels)
-    try:
-        data = np.asanyarray(img.dataobj) if labels else img.get_fdata(dtype=np.float32)
-    except MemoryError:
-        needed = float(np.prod(img.shape, dtype=np.float64)) * 4
-        raise ImageTooLargeError(f"{name}: not enough memory to read {str(path)!r}: shape "
-                                 f"{tuple(img.shape)} needs {_gib(needed)}") from None
-    except Exception as exc:  # nibabel raises many types for corrupt files
-        raise ValueError(f"{name}: could not read {str(path)!r} as an image: "
-                         f"{exc or type(exc).__name__}") from exc
-    affine = np.asarray(img.affine, dtype=np.float64)
-    shape = data.shape
-    while len(shape) > 3 and shape[-1] == 1:
-        data = data.reshape(shape[:-1])
-        shape = data.shape
-    if len(shape) > 3:
-        raise ValueError(
-            f"{name}: {str(path)!r} is {len(shape)}D with shape {shape}; parareg registers "
-            "2D or 3D images: extract one volume first (e.g. nibabel.funcs.four_to_three)"
-        )
-    if len(shape) == 3 and 1 in shape:
-        kept = [axis for axis, n in enumerate(shape) if n > 1]
-        if len(kept) != 2:
-            raise ValueError(f"{name}: {str(path)!r} has shape {shape}; need a 2D or 3D image")
-        data = data.reshape([shape[axis] for axis in kept])
-        vox2world = _reduce_to_2d(affine, kept)
-    elif len(shape) == 2:
-        vox2world = _reduce_to_2d(affine, [0, 1])
-    elif len(shape) == 3:
-        vox2world = affine
-    else:
-        raise ValueError(f"{name}: {str(path)!r} has shape {shape}; need a 2D or 3D image")
-    if labels:
-        data = _label_data(data, path, name)
-    try:
-        return Image(data, vox2world)
-    except ValueError as exc:
-        raise ValueError(f"{name}: {str(path)!r}: {exc}") from exc
+    return from_nibabel(img, name=name, labels=labels, path=path)
 
 
 def _embed_affine(image: Image) -> np.ndarray:

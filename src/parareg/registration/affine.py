@@ -74,16 +74,22 @@ class AffineMap:
     def ndim(self) -> int:
         return self.fixed_grid.ndim
 
-    def transform(self, image, *, interpolation: str = "linear", num_threads=None) -> Image:
-        """``image`` (on the moving grid's world space) resampled onto the fixed grid."""
+    def transform(self, image, *, interpolation: str = "linear", num_threads=None,
+                  image_affine=None) -> Image:
+        """``image`` (on the moving grid's world space) resampled onto the fixed grid.
+
+        ``image`` is any image :func:`parareg.resample` takes (an ndarray with
+        ``image_affine``, its vox2world).
+        """
         return resample(image, self.fixed_grid, affine=self.matrix, interpolation=interpolation,
-                        num_threads=num_threads)
+                        num_threads=num_threads, moving_affine=image_affine)
 
     def transform_inverse(self, image, *, interpolation: str = "linear",
-                          num_threads=None) -> Image:
+                          num_threads=None, image_affine=None) -> Image:
         """``image`` (in the fixed world space) resampled onto the moving grid."""
         return resample(image, self.moving_grid, affine=np.linalg.inv(self.matrix),
-                        interpolation=interpolation, num_threads=num_threads)
+                        interpolation=interpolation, num_threads=num_threads,
+                        moving_affine=image_affine)
 
     def transform_points(self, points) -> np.ndarray:
         """Map fixed world points, shape (N, ndim), to moving world points (mm)."""
@@ -231,12 +237,13 @@ class AffineRegistration:
         return states
 
     def optimize(self, fixed, moving, transform: str = "affine", *, starting_affine=None,
-                 fixed_mask=None, moving_mask=None, levels=None) -> AffineMap:
+                 fixed_mask=None, moving_mask=None, levels=None, fixed_affine=None,
+                 moving_affine=None) -> AffineMap:
         """Register ``moving`` to ``fixed`` with one transform family.
 
         Parameters
         ----------
-        fixed, moving : Image or path
+        fixed, moving : Image, path, nibabel image, ants.ANTsImage or ndarray
         transform : {"translation", "rigid", "similarity", "affine"}
         starting_affine : ndarray, shape (ndim + 1, ndim + 1), optional
             Initial fixed-world -> moving-world matrix; identity when omitted.
@@ -245,12 +252,16 @@ class AffineRegistration:
             (it is neither inside nor outside).
         levels : int, optional
             Run only the first (coarsest) ``levels`` pyramid levels.
+        fixed_affine, moving_affine : ndarray, optional
+            vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
+            / ``moving``; required for ndarrays, refused for anything else.
 
         Returns
         -------
         AffineMap
         """
-        fixed, moving = as_pair(fixed, moving)
+        fixed, moving = as_pair(fixed, moving, fixed_affine=fixed_affine,
+                                moving_affine=moving_affine)
         if transform not in STAGES:
             raise ValueError(f"transform must be one of {list(STAGES)}, got {transform!r}")
         ndim = fixed.ndim
@@ -290,12 +301,13 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
                         levels=DEFAULT_LEVELS, sigma_unit: str = "vox",
                         tolerance: float = 1e-5, fixed_mask=None, moving_mask=None,
                         starting_affine=None, num_threads=None, seed: int = 0,
-                        full_resolution: str = "last", callback=None) -> AffineMap:
+                        full_resolution: str = "last", callback=None, fixed_affine=None,
+                        moving_affine=None) -> AffineMap:
     """Register ``moving`` to ``fixed`` with a pipeline of linear stages.
 
     Parameters
     ----------
-    fixed, moving : Image or path
+    fixed, moving : Image, path, nibabel image, ants.ANTsImage or ndarray
         2D or 3D images in a shared world space (their ``vox2world``).
     pipeline : sequence of str
         Initialisers (``"center_of_mass"``, ``"geometric_centers"``,
@@ -329,6 +341,9 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
         one level early saves about a third of the time at equal accuracy.
     callback : callable, optional
         Per-iteration callback, see :class:`AffineRegistration`.
+    fixed_affine, moving_affine : ndarray, optional
+        vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
+        / ``moving``; required for ndarrays, refused for anything else.
 
     Returns
     -------
@@ -350,7 +365,7 @@ def affine_registration(fixed, moving, *, pipeline=DEFAULT_PIPELINE, metric: str
     pipeline = _check_pipeline(pipeline)
     if full_resolution not in ("last", "all"):
         raise ValueError(f"full_resolution must be 'last' or 'all', got {full_resolution!r}")
-    fixed, moving = as_pair(fixed, moving)
+    fixed, moving = as_pair(fixed, moving, fixed_affine=fixed_affine, moving_affine=moving_affine)
     ndim = fixed.ndim
     matrix = np.eye(ndim + 1) if starting_affine is None else check_matrix(
         starting_affine, ndim, name="starting_affine")

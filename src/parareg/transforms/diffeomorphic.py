@@ -75,15 +75,21 @@ class DiffeomorphicMap:
         """The fields' grid (the fixed grid)."""
         return self.fixed_grid.vox2world
 
-    def transform(self, image, *, interpolation: str = "linear", num_threads=None) -> Image:
-        """``image`` in the moving world, resampled onto the fixed grid."""
+    def transform(self, image, *, interpolation: str = "linear", num_threads=None,
+                  image_affine=None) -> Image:
+        """``image`` in the moving world, resampled onto the fixed grid.
+
+        ``image`` is any image :func:`parareg.resample` takes (an ndarray with
+        ``image_affine``, its vox2world).
+        """
         return resample(image, self.fixed_grid, affine=self.prealign, field=self.forward,
-                        interpolation=interpolation, num_threads=num_threads)
+                        interpolation=interpolation, num_threads=num_threads,
+                        moving_affine=image_affine)
 
     def transform_inverse(self, image, *, interpolation: str = "linear",
-                          num_threads=None) -> Image:
+                          num_threads=None, image_affine=None) -> Image:
         """``image`` in the fixed world, resampled onto the moving grid."""
-        image = as_image(image, name="image")
+        image = as_image(image, name="image", affine=image_affine)
         inv_prealign = np.linalg.inv(self.prealign)
         back = resample_field(self.backward, self.vox2world, self.moving_grid,
                               affine=inv_prealign, num_threads=num_threads)
