@@ -191,7 +191,9 @@ def _compile_ahead(args):
     from ..compilation import compile_ahead
 
     syn_metric = metrics_for(args.transform, args.metric)[1]
-    if syn_metric is None:
+    stages = getattr(args, "stages", None)
+    if syn_metric is None or getattr(args, "print_settings", False) or (
+            stages and "syn" not in str(stages).lower()):
         return nullcontext()
     options = [syn_metric] + ["masked"] * (args.fixed_mask is not None) \
         + ["jacobian"] * (not args.quiet or args.qc)
