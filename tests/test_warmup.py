@@ -452,3 +452,15 @@ def test_two_processes_missing_one_kernel_compile_it_once(tmp_path):
         assert proc.returncode == 0, err
         compiled.append(int(out.split()[-1]) > 0)
     assert sorted(compiled) == [False, True], "both processes compiled the kernel (or neither)"
+
+
+def test_compile_ahead_starts_no_helper_on_a_busy_machine(monkeypatch):
+    from parareg import compilation
+
+    monkeypatch.delenv("PARAREG_COMPILE_AHEAD", raising=False)
+    monkeypatch.setattr(compilation, "spare_cores", lambda: 0)
+    ahead = compilation.compile_ahead("ahead-cc-3d")
+    ahead._start()  # what the first compile in the block calls
+    assert ahead.process is None
+    monkeypatch.undo()  # the real one answers an int (negative on a loaded machine) or None
+    assert isinstance(compilation.spare_cores(), (int, type(None)))

@@ -434,6 +434,17 @@ def _run_wave(names, jobs):
 # --- beside a cold run ------------------------------------------------------------------------
 
 
+def spare_cores() -> int | None:
+    """Usable cores minus the tasks running right now (the caller's included); ``None`` where
+    the system does not say (no ``/proc/loadavg``)."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            running = int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return default_jobs() - running
+
+
 class compile_ahead:  # noqa: N801 - used as a context manager, like contextlib's
     """On a cold cache, compile warmup job ``job``'s kernels in a helper process.
 
@@ -446,8 +457,11 @@ class compile_ahead:  # noqa: N801 - used as a context manager, like contextlib'
     result from the cache (:mod:`parareg._numba_cache`). Results do not
     depend on it: the cached machine code is the same whichever process
     compiled it. A warm cache never starts the helper; neither does a machine
-    with fewer than ``min_cpus`` usable cores, nor ``PARAREG_COMPILE_AHEAD=0``.
-    The helper is stopped when the block ends.
+    with fewer than ``min_cpus`` usable cores, nor one whose cores are all busy
+    at that moment (a loaded machine: the helper could only add its own start
+    to the work; see :func:`spare_cores`), nor ``PARAREG_COMPILE_AHEAD=0``;
+    ``PARAREG_COMPILE_AHEAD=1`` starts it whatever the load. The helper is
+    stopped when the block ends.
 
     Parameters
     ----------
@@ -468,13 +482,18 @@ class compile_ahead:  # noqa: N801 - used as a context manager, like contextlib'
     def __init__(self, job: str, *, min_cpus: int = 2):
         self.job = job
         self.process = None
-        enabled = os.environ.get(self.ENV, "1") != "0" and default_jobs() >= min_cpus
+        setting = os.environ.get(self.ENV, "")
+        self._forced = setting == "1"
+        enabled = setting != "0" and default_jobs() >= min_cpus
         self._watch = CompileWatch(on_first=self._start) if enabled else None
 
     def _start(self) -> None:
         import subprocess
         import sys
 
+        spare = spare_cores()
+        if not self._forced and spare is not None and spare < 1:
+            return
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "parareg._warmup_jobs", self.job, os.devnull],
