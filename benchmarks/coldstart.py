@@ -8,7 +8,14 @@ script records, in one run:
   empty ``NUMBA_CACHE_DIR``, so every kernel compiles. The command runs under
   a small wrapper that records every numba compilation with
   :class:`parareg.compilation.CompileWatch` (microseconds per event), which
-  gives the **compile time per kernel**, sorted;
+  gives the **compile time per kernel**, sorted (the kernels compiled by the
+  command's own process; on a machine of 2 cores or more the SyN kernels
+  mostly compile in its helper process, see
+  :class:`parareg.compilation.compile_ahead`);
+* **cold, no helper**: the same with ``PARAREG_COMPILE_AHEAD=0`` (every
+  kernel compiles in the command's process), interleaved with the cold runs,
+  so the helper's gain is measured on the same machine state (skip with
+  ``--no-cold-without-helper``);
 * **warm**: the same command again with the cache that the cold run filled
   (``--repeats`` times; minimum and median);
 * **greedy**: affine + deformable registration with picsl-greedy exactly as
@@ -37,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -101,8 +109,8 @@ print(json.dumps({"seconds": out.info["registration_seconds"]}))
 """
 
 
-def _env(cache=None) -> dict:
-    env = dict(os.environ)
+def _env(cache=None, **extra) -> dict:
+    env = dict(os.environ, **extra)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src")]
                                         + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.pop("NUMBA_CACHE_DIR", None)
@@ -111,10 +119,18 @@ def _env(cache=None) -> dict:
     return env
 
 
-def _timed(argv, env) -> tuple[float, subprocess.CompletedProcess]:
-    t0 = time.perf_counter()
+def _cpu_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(argv, env, cpu=None) -> tuple[float, subprocess.CompletedProcess]:
+    """Wall seconds of the command; its CPU seconds (its children's too) appended to ``cpu``."""
+    t0, c0 = time.perf_counter(), _cpu_children()
     result = subprocess.run(argv, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
+    if cpu is not None:
+        cpu.append(_cpu_children() - c0)
     if result.returncode != 0:
         raise SystemExit(f"coldstart: {shlex.join(map(str, argv))} failed "
                          f"({result.returncode}):\n{result.stderr[-2000:]}")
@@ -130,22 +146,32 @@ def run_pair(name, fixed, moving, args, scratch: Path) -> dict:
     """Cold (with compile records), warm and greedy times of one pair."""
     extra = shlex.split(args.register_args)
     row = {"pair": name, "fixed": str(fixed), "moving": str(moving), "cold_s": [],
-           "warm_s": [], "greedy_s": [], "greedy_process_s": [], "compilations": []}
+           "cold_cpu_s": [], "cold_alone_s": [], "cold_alone_cpu_s": [], "warm_s": [],
+           "warm_cpu_s": [], "greedy_s": [], "greedy_process_s": [], "compilations": []}
     cache = None
     for r in range(args.cold_repeats):
+        if not args.no_cold_without_helper:  # every kernel in the command's own process
+            alone = Path(tempfile.mkdtemp(prefix=f"cache-{name}-{r}-alone-", dir=scratch))
+            argv = [sys.executable, "-m", "parareg.cli",
+                    *_register_argv(fixed, moving, scratch / f"{name}_alone{r}_", args.threads,
+                                    extra)]
+            seconds, _ = _timed(argv, _env(alone, PARAREG_COMPILE_AHEAD="0"),
+                                row["cold_alone_cpu_s"])
+            row["cold_alone_s"].append(seconds)
+            _common.log(f"{name}: cold, no helper {seconds:.1f} s")
         cache = Path(tempfile.mkdtemp(prefix=f"cache-{name}-{r}-", dir=scratch))
         records = scratch / f"compile-{name}-{r}.json"
         argv = [sys.executable, "-c", COLD_WRAPPER, str(records),
                 *_register_argv(fixed, moving, scratch / f"{name}_cold{r}_", args.threads,
                                 extra)]
-        seconds, _ = _timed(argv, _env(cache))
+        seconds, _ = _timed(argv, _env(cache), row["cold_cpu_s"])
         row["cold_s"].append(seconds)
         row["compilations"].append(json.loads(records.read_text()))
         _common.log(f"{name}: cold {seconds:.1f} s")
     for r in range(args.repeats):
         argv = [sys.executable, "-m", "parareg.cli",
                 *_register_argv(fixed, moving, scratch / f"{name}_warm{r}_", args.threads, extra)]
-        seconds, _ = _timed(argv, _env(cache))
+        seconds, _ = _timed(argv, _env(cache), row["warm_cpu_s"])
         row["warm_s"].append(seconds)
         _common.log(f"{name}: warm {seconds:.1f} s")
         if not args.no_greedy:
@@ -195,13 +221,17 @@ def markdown(report) -> str:
         cold, warm, greedy = min(row["cold_s"]), min(row["warm_s"]), row["greedy_s"]
         g = min(greedy) if greedy else float("nan")
         compile_s = sum(s for *_, s in kernel_table(row["compilations"][0]))
-        rows.append([row["pair"], f"{cold:.2f}", f"{warm:.2f}",
+        rows.append([row["pair"], f"{cold:.2f}", _fmt(row.get("cold_alone_s")), f"{warm:.2f}",
                      f"{statistics.median(row['warm_s']):.2f}", _fmt(greedy),
                      f"{cold / g:.2f}" if greedy else "–", f"{warm / g:.2f}" if greedy else "–",
                      f"{compile_s:.1f}", str(len(kernel_table(row["compilations"][0])))])
     lines.append(_common.markdown_table(
-        ["pair", "cold s", "warm s (min)", "warm s (median)", "greedy s", "cold/greedy",
-         "warm/greedy", "compile s", "kernels"], rows))
+        ["pair", "cold s", "cold s, no helper", "warm s (min)", "warm s (median)", "greedy s",
+         "cold/greedy", "warm/greedy", "compile s (own process)", "kernels"], rows))
+    lines += ["", "CPU seconds of the whole process tree (minimum of repeats): "
+              + "; ".join(f"{row['pair']}: cold {_fmt(row.get('cold_cpu_s'))}, cold no helper "
+                          f"{_fmt(row.get('cold_alone_cpu_s'))}, warm {_fmt(row.get('warm_cpu_s'))}"
+                          for row in report["pairs"])]
     lines += ["", f"targets: cold/greedy <= {TARGET_COLD_VS_GREEDY}, warm/greedy <= "
                   f"{TARGET_WARM_VS_GREEDY}, import <= {TARGET_IMPORT_SECONDS} s. "
                   "Times are whole processes (minimum of repeats); greedy's is its affine + "
@@ -231,6 +261,8 @@ def _get_parser():
                         help="'import parareg' timings (default 9)")
     parser.add_argument("--threads", type=int, default=2, help="threads (default 2)")
     parser.add_argument("--no-greedy", action="store_true", help="skip greedy")
+    parser.add_argument("--no-cold-without-helper", action="store_true",
+                        help="skip the cold runs with PARAREG_COMPILE_AHEAD=0")
     parser.add_argument("--register-args", default="",
                         help="extra 'parareg register' arguments, e.g. '--preset fast'")
     return parser

@@ -32,6 +32,8 @@ def test_tiny_run_records_cold_warm_greedy_compiles_and_import(tmp_path, capsys)
     assert capsys.readouterr().out.strip() == markdown.strip()
     (row,) = report["pairs"]
     assert len(row["cold_s"]) == 1 and len(row["warm_s"]) == 1
+    assert len(row["cold_alone_s"]) == 1 and "no helper" in markdown  # PARAREG_COMPILE_AHEAD=0
+    assert min(row["cold_cpu_s"]) > 0 and min(row["warm_cpu_s"]) > 0
     assert len(row["greedy_s"]) == (1 if HAS_GREEDY else 0)
     kernels = coldstart.kernel_table(row["compilations"][0])
     assert kernels and all(s > 0 for *_, s in kernels)  # the cold run compiled

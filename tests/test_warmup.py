@@ -7,6 +7,7 @@ temporary folder, so "cold" really means an empty cache. The images are tiny
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -335,3 +336,131 @@ def test_interrupted_warmup_stops_its_workers(tmp_path):
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text(
         ).split()[2], f"worker {pid} outlived the interrupted warmup"
+
+
+# --- compile_ahead: a cold 'register' hands the SyN kernels to a helper process ---------------
+
+#: run 'parareg register' in this process; print the parareg kernels this process compiled
+NAMES_COMPILED = """\
+import json, sys
+from parareg.compilation import CompileWatch
+from parareg.cli.main import main
+with CompileWatch() as watch:
+    code = main(sys.argv[1:])
+print("NAMES", json.dumps(sorted({r.name for r in watch.records if r.depth == 0})), code)
+"""
+
+
+def _names(result) -> set:
+    assert result.returncode == 0, result.stderr
+    line = [ln for ln in result.stdout.splitlines() if ln.startswith("NAMES")][-1]
+    names, code = line[len("NAMES "):].rsplit(" ", 1)
+    assert code == "0", result.stdout + result.stderr
+    return set(json.loads(names))
+
+
+def _images_3d(folder: Path):
+    fixed, moving = _warmup_jobs._pair(3)
+    return (_warmup_jobs._write(fixed, folder / "fixed3.nii.gz"),
+            _warmup_jobs._write(moving, folder / "moving3.nii.gz"))
+
+
+@pytest.mark.parametrize("metric", ["cc", "mi"])
+def test_ahead_job_leaves_only_the_affine_kernels_to_register(tmp_path, metric):
+    """After the helper's job, a SyN 'register' compiles just what an affine one compiles."""
+    f, m = _images_3d(tmp_path)
+    cache = tmp_path / "cache"
+    job = _python(["-m", "parareg._warmup_jobs", f"ahead-{metric}-3d", str(tmp_path / "j.json")],
+                  _env(cache))
+    assert job.returncode == 0, job.stderr
+    off = {"PARAREG_COMPILE_AHEAD": "0"}
+    syn = _names(_python(["-c", NAMES_COMPILED, "register", f, m, "-o", str(tmp_path / "s_"),
+                          "--metric", metric, "-q"], _env(cache, **off)))
+    affine = _names(_python(["-c", NAMES_COMPILED, "register", f, m, "-o",
+                             str(tmp_path / "a_"), "--transform", "affine", "-q"],
+                            _env(tmp_path / "affine-cache", **off)))
+    assert syn <= affine, f"the ahead job missed {sorted(syn - affine)}"
+
+
+def test_cold_register_with_a_helper_gives_the_same_bits(tmp_path):
+    """The helper compiles part of the kernels; the outputs are those of a run without it."""
+    import nibabel as nib
+    import numpy as np
+
+    f, m = _images_3d(tmp_path)
+    runs = {}
+    for name, flag in (("helper", "1"), ("alone", "0")):
+        result = _python(["-c", NAMES_COMPILED, "register", f, m, "-o", str(tmp_path / f"{name}_"),
+                          "-q"], _env(tmp_path / f"cache-{name}", PARAREG_COMPILE_AHEAD=flag))
+        runs[name] = _names(result)
+    assert runs["helper"] < runs["alone"], "the helper compiled nothing"
+    for suffix in ("Warped.nii.gz", "1Warp.nii.gz", "InverseWarped.nii.gz"):
+        a, b = (np.asanyarray(nib.load(tmp_path / f"{name}_{suffix}").dataobj)
+                for name in ("helper", "alone"))
+        assert a.tobytes() == b.tobytes(), suffix
+    mats = [(tmp_path / f"{name}_0GenericAffine.mat").read_bytes() for name in ("helper", "alone")]
+    assert mats[0] == mats[1]
+
+
+#: compile_ahead in this process: whether a helper started, and whether it is gone at the end
+AHEAD_CHILD = """\
+import numpy as np
+from parareg import fields
+from parareg.compilation import compile_ahead
+with compile_ahead("ahead-cc-3d") as ahead:
+    fields.max_norm(np.zeros((4, 4, 4, 3), np.float32))
+print("STARTED", ahead.process is not None,
+      "STOPPED", ahead.process is None or ahead.process.poll() is not None)
+"""
+
+
+@pytest.mark.parametrize("cold, flag, started", [
+    (True, "1", True), (True, "0", False), (False, "1", False)])
+def test_compile_ahead_starts_a_helper_only_when_compiling(tmp_path, cold, flag, started):
+    cache = tmp_path / "cache"
+    env = _env(cache, PARAREG_COMPILE_AHEAD=flag)
+    if not cold:
+        assert _python(["-c", AHEAD_CHILD], _env(cache, PARAREG_COMPILE_AHEAD="0")).returncode == 0
+    result = _python(["-c", AHEAD_CHILD], env)
+    assert result.returncode == 0, result.stderr
+    assert f"STARTED {started} STOPPED True" in result.stdout
+
+
+#: compile one kernel in this process and say whether it compiled or came from the cache
+ONE_KERNEL = """\
+import sys, time
+import numpy as np
+from parareg import fields
+from parareg.compilation import CompileWatch
+while not __import__("os").path.exists(sys.argv[1]):
+    time.sleep(0.01)
+with CompileWatch() as watch:
+    fields.max_norm(np.zeros((4, 4, 4, 3), np.float32))
+print("COMPILED", len(watch.records))
+"""
+
+
+def test_two_processes_missing_one_kernel_compile_it_once(tmp_path):
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", ONE_KERNEL, str(go)],
+                              env=_env(tmp_path / "cache"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    go.touch()
+    compiled = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        compiled.append(int(out.split()[-1]) > 0)
+    assert sorted(compiled) == [False, True], "both processes compiled the kernel (or neither)"
+
+
+def test_compile_ahead_starts_no_helper_on_a_busy_machine(monkeypatch):
+    from parareg import compilation
+
+    monkeypatch.delenv("PARAREG_COMPILE_AHEAD", raising=False)
+    monkeypatch.setattr(compilation, "spare_cores", lambda: 0)
+    ahead = compilation.compile_ahead("ahead-cc-3d")
+    ahead._start()  # what the first compile in the block calls
+    assert ahead.process is None
+    monkeypatch.undo()  # the real one answers an int (negative on a loaded machine) or None
+    assert isinstance(compilation.spare_cores(), (int, type(None)))

@@ -10,6 +10,26 @@ an exclusive ``flock`` on a lock file in the cache folder around that
 read-modify-write makes it atomic (numba's own writes are already
 write-to-temporary-then-rename).
 
+**Each kernel compiled once.**
+Two processes that miss the cache for the same kernel at once would both
+compile it. Each parareg kernel's compile (numba's ``Dispatcher.compile``:
+look in the cache, else compile and save) runs holding an exclusive ``flock``
+on a lock file beside the kernel's cache index, so the second process waits
+for the first and then loads its machine code instead of compiling it again
+(at most :data:`COMPILE_WAIT_SECONDS`, after which it compiles itself). This
+is what lets ``parareg register`` hand kernels to a helper process
+(:func:`parareg.compilation.compile_ahead`) and what spares Dask workers
+starting together from compiling everything each.
+
+**Loading without refreshing.**
+Before loading anything from its cache numba "refreshes" its target context:
+it imports and registers every lowering implementation it has (unicode,
+random, typed containers, linear algebra, ...), about 0.2-0.4 s of a warm
+run, all needed only to *compile*. Loading a parareg kernel's machine code
+needs only numba's runtime (NRT) symbols, so parareg's kernels load with
+just that; a compile still refreshes fully (numba's compiler does it
+itself), and a load that fails this way is retried the ordinary way.
+
 **Read-only installs.** numba caches next to the source, else in
 ``~/.cache/numba``; when neither is writable (a read-only package and home,
 as in locked-down containers) and ``NUMBA_CACHE_DIR`` is unset, it refuses to
@@ -27,10 +47,14 @@ from __future__ import annotations
 import os
 import sys
 
-#: the numba module patched
-_TARGET = "numba.core.caching"
+#: the numba modules patched
+_CACHING, _DISPATCHER = "numba.core.caching", "numba.core.dispatcher"
 #: the lock file numba's cache folders get
 LOCK_NAME = ".parareg-cache.lock"
+#: what a kernel's compile lock file is named: its cache index's name and this
+COMPILE_LOCK_SUFFIX = ".lock"
+#: how long a process waits for another one compiling the same kernel before compiling it too
+COMPILE_WAIT_SECONDS = 120.0
 
 
 def _locked_save(original):
@@ -99,12 +123,106 @@ def _temp_locator(caching):
     return ParaRegTempCacheLocator
 
 
+def _compile_lock_path(dispatcher) -> str | None:
+    """The compile lock file of a cached parareg kernel, or ``None`` (not ours, not cached)."""
+    func = getattr(dispatcher, "py_func", None)
+    if not getattr(func, "__module__", "").startswith("parareg."):
+        return None
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    index = getattr(cache_file, "_index_path", None)
+    return None if index is None else index + COMPILE_LOCK_SUFFIX
+
+
+def _open_locked(path: str, wait: float):
+    """``path`` opened and exclusively ``flock``-ed, waiting at most ``wait`` seconds; or
+    ``None`` (the folder is not writable, or another process held it all that time)."""
+    import fcntl
+    import time
+
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handle = open(path, "a+b")
+    except OSError:
+        return None
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                handle.close()
+                return None
+            time.sleep(0.02)
+        except OSError:  # e.g. a file system without locks
+            handle.close()
+            return None
+
+
+def _compile_once(original):
+    """``Dispatcher.compile`` holding the kernel's compile lock (see the module docstring)."""
+    import functools
+
+    from numba.core.compiler_lock import global_compiler_lock
+
+    @functools.wraps(original)
+    def compile(self, sig):
+        path = _compile_lock_path(self)
+        if path is None:
+            return original(self, sig)
+        # numba's lock first: the threads of one process take the file lock one at a time
+        with global_compiler_lock:
+            handle = _open_locked(path, COMPILE_WAIT_SECONDS)
+            try:
+                return original(self, sig)
+            finally:
+                if handle is not None:
+                    handle.close()  # releases the flock
+
+    compile._parareg_locked = True
+    return compile
+
+
+def _light_load(original):
+    """``Cache.load_overload`` without the full context refresh, for parareg's kernels."""
+    import functools
+
+    @functools.wraps(original)
+    def load_overload(self, sig, target_context):
+        func = getattr(self, "_py_func", None)
+        if not getattr(func, "__module__", "").startswith("parareg."):
+            return original(self, sig, target_context)
+        try:
+            from numba.core.runtime import rtsys
+
+            rtsys.initialize(target_context)  # what loaded machine code links against
+            return self._load_overload(sig, target_context)
+        except Exception:  # e.g. a symbol only the full refresh registers: the usual way
+            return original(self, sig, target_context)
+
+    load_overload._parareg_light = True
+    return load_overload
+
+
+def _patch_dispatcher(dispatcher) -> None:
+    """Give numba's ``Dispatcher.compile`` the per-kernel compile lock."""
+    cls = getattr(dispatcher, "Dispatcher", None)
+    compile_ = getattr(cls, "compile", None)
+    if compile_ is not None and not getattr(compile_, "_parareg_locked", False):
+        cls.compile = _compile_once(compile_)
+
+
 def _patch(caching) -> None:
     """Patch numba's caching module; parts this numba version lacks are left alone.
 
     The tests (tests/test_warmup.py) fail when a numba release moves these
     internals, so a silent skip here is still noticed.
     """
+    cache = getattr(caching, "Cache", None)
+    load = getattr(cache, "load_overload", None)
+    if load is not None and hasattr(cache, "_load_overload") and not getattr(
+            load, "_parareg_light", False):
+        cache.load_overload = _light_load(load)
     cache_file = getattr(caching, "IndexDataCacheFile", None)
     save = getattr(cache_file, "save", None)
     if save is not None and not getattr(save, "_parareg_locked", False):
@@ -118,15 +236,21 @@ def _patch(caching) -> None:
 
 
 class _PatchOnImport:
-    """A ``sys.meta_path`` finder that patches ``numba.core.caching`` once it is executed."""
+    """A ``sys.meta_path`` finder that patches numba's caching and dispatcher modules once
+    each is executed."""
+
+    def __init__(self):
+        self.pending = {_CACHING: _patch, _DISPATCHER: _patch_dispatcher}
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != _TARGET:
+        patch = self.pending.pop(fullname, None)
+        if patch is None:
             return None
         import importlib.util
 
-        if self in sys.meta_path:
+        if not self.pending and self in sys.meta_path:
             sys.meta_path.remove(self)
+        # find the real spec without this finder answering again
         spec = importlib.util.find_spec(fullname)
         loader = getattr(spec, "loader", None)
         if loader is None or not hasattr(loader, "exec_module"):  # pragma: no cover
@@ -135,22 +259,29 @@ class _PatchOnImport:
 
         def exec_and_patch(module):
             exec_module(module)
-            _patch(module)
+            patch(module)
 
         loader.exec_module = exec_and_patch
         return spec
 
 
 def install() -> None:
-    """Lock numba's cache index updates and add the last-resort locator (POSIX only).
+    """Lock numba's cache index updates and kernel compiles, and add the last-resort
+    locator (POSIX only).
 
     Run by ``import parareg``: patches numba now if it is already imported,
     else as soon as it is.
     """
     if os.name != "posix":  # pragma: no cover - no fcntl
         return
-    caching = sys.modules.get(_TARGET)
-    if caching is not None:
-        _patch(caching)
-    elif not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _PatchOnImport())
+    if any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+        return
+    finder = _PatchOnImport()
+    for name, patch in list(finder.pending.items()):
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "Dispatcher" if name == _DISPATCHER
+                                          else "IndexDataCacheFile"):
+            patch(module)
+            del finder.pending[name]
+    if finder.pending:
+        sys.meta_path.insert(0, finder)

@@ -9,6 +9,7 @@ called. Nothing here names a kernel.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -36,24 +37,38 @@ def waves(ndims) -> list[list[str]]:
 
 def run_job(name: str) -> list:
     """Run the job ``name`` (e.g. ``"syn-cc-3d"``); return its :class:`Compilation` records."""
-    from .compilation import CompileWatch
+    from .compilation import CompileWatch, compile_ahead
 
     kind, ndim = name.rsplit("-", 1)
     ndim = int(ndim.rstrip("d"))
-    with tempfile.TemporaryDirectory(prefix="parareg-warmup-") as tmp, CompileWatch() as watch:
-        folder = Path(tmp)
-        fixed, moving = _pair(ndim)
-        if kind == "linear":
-            _linear(folder, fixed, moving)
-        elif kind == "apply":
-            _apply(folder, fixed, moving)
-        elif kind.startswith("syn-"):
-            _syn(folder, fixed, moving, kind[4:])
-        elif kind == "fields":
-            _fields(fixed)
+    # a warmup's own 'parareg register' runs start no helper processes of their own
+    before = os.environ.get(compile_ahead.ENV)
+    os.environ[compile_ahead.ENV] = "0"
+    try:
+        with tempfile.TemporaryDirectory(prefix="parareg-warmup-") as tmp, \
+                CompileWatch() as watch:
+            _run_kind(kind, Path(tmp), *_pair(ndim), name=name)
+    finally:
+        if before is None:
+            del os.environ[compile_ahead.ENV]
         else:
-            raise ValueError(f"unknown warmup job {name!r}")
+            os.environ[compile_ahead.ENV] = before
     return watch.records
+
+
+def _run_kind(kind: str, folder: Path, fixed, moving, *, name: str) -> None:
+    if kind == "linear":
+        _linear(folder, fixed, moving)
+    elif kind == "apply":
+        _apply(folder, fixed, moving)
+    elif kind.startswith("syn-"):
+        _syn(folder, fixed, moving, kind[4:])
+    elif kind == "fields":
+        _fields(fixed)
+    elif kind.startswith("ahead-"):
+        _syn_stage(folder, fixed, moving, kind[6:])
+    else:
+        raise ValueError(f"unknown warmup job {name!r}")
 
 
 # --- synthetic inputs -------------------------------------------------------------------------
@@ -180,6 +195,53 @@ def _syn(folder: Path, fixed, moving, metric: str) -> None:
     result.mapping.transform_inverse(fixed)
     result.mapping.transform(moving, interpolation="nearest")
     result.mapping.jacobian_determinant()
+
+
+def _syn_stage(folder: Path, fixed, moving, spec: str) -> None:
+    """What ``parareg register`` runs after its affine stage, last steps first.
+
+    The job of :func:`parareg.compilation.compile_ahead`; ``spec`` is the SyN
+    metric, then ``-masked`` (a fixed mask) and ``-jacobian`` (the summary's
+    Jacobian determinant) when the command needs them. The main process
+    compiles the affine kernels and then meets this job in the middle of the
+    SyN kernels: the job calls SyN's steps in the reverse of the order in
+    which a level first runs them (inversion, composition, update scaling and
+    smoothing, the metric, the warps), so the kernels the main process reaches
+    first are left to it, and the two processes take the rest from opposite
+    ends. A tiny SyN registration through the library then catches what this
+    list misses (``tests/test_warmup.py`` checks that nothing is missed).
+    """
+    import parareg
+    from . import fields
+    from .metrics.syn import get_syn_metric
+    from .registration.syn import syn_registration
+    from .resampling import warp_unchecked
+
+    metric, *options = spec.split("-")
+    f, m = _write(fixed, folder / "f.nii.gz"), _write(moving, folder / "m.nii.gz")
+    fixed, moving = parareg.load(f), parareg.load(m)  # typed as the command reads them
+    mask = parareg.load(_mask(fixed, folder)) if "masked" in options else None
+    ndim, v2w = fixed.ndim, fixed.vox2world
+    rng = np.random.default_rng(2)
+    u = (0.3 * rng.standard_normal((*fixed.shape, ndim))).astype(np.float32)
+    scratch = np.empty_like(u)
+    inverse, _ = fields.invert(u, vox2world=v2w, initial=np.zeros_like(u), tolerance=0.01,
+                               iterations=2, damped=True)
+    disp2vox = np.ascontiguousarray(np.linalg.inv(v2w[:ndim, :ndim]))
+    fields.compose_unchecked(u, inverse, disp2vox, scratch, None)
+    fields.max_norm(u, scale=1.0 / fixed.spacing)
+    fields.smooth_unchecked(u, np.full(ndim, 1.2), 4.0, None, scratch=scratch)
+    fields.smooth_unchecked(u, np.full(ndim, 0.5), 4.0, None, scratch=scratch)
+    # SyN's level images are C-ordered float32 (pyramid_level), whatever the files hold
+    f_data, m_data = (np.ascontiguousarray(i.data, dtype=np.float32) for i in (fixed, moving))
+    get_syn_metric(metric).compute(f_data, m_data, vox2world=v2w, num_threads=None)
+    warp_unchecked(m_data, u, v2w, moving.world2vox, False, np.empty_like(f_data), None)
+    mapping = syn_registration(fixed, moving, metric=metric, levels=((2, 0.5, 2), (1, 0.0, 2)),
+                               fixed_mask=mask)
+    mapping.transform(moving)
+    mapping.transform_inverse(fixed)
+    if "jacobian" in options:
+        mapping.jacobian_determinant()
 
 
 def _fields(fixed) -> None:

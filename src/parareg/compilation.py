@@ -11,6 +11,8 @@ run on a machine pays for it (about 10 s for a 3D SyN registration on a
   ``parareg register`` knows to print its one-line notice;
 * compiles everything ahead of time (:func:`warmup`, ``parareg warmup``), for
   container images and cluster nodes;
+* on a cold cache, compiles the kernels a command needs later in a helper
+  process, beside the ones it needs first (:func:`compile_ahead`);
 * and, through ``import parareg`` (:mod:`parareg._numba_cache`), makes the
   cache safe for processes compiling at once and usable from a read-only
   install.
@@ -373,6 +375,13 @@ def warmup(*, jobs: int | None = None, ndims: Sequence[int] = (2, 3),
     return report
 
 
+def _child_env() -> dict:
+    """This process's environment, with this very parareg first on the path of a child."""
+    here = str(Path(__file__).resolve().parents[1])
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [here] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+
+
 def _run_wave(names, jobs):
     """Run the warmup jobs ``names``, at most ``jobs`` at once; yield results as they finish.
 
@@ -391,10 +400,7 @@ def _run_wave(names, jobs):
     import subprocess
     import sys
 
-    # the children import this very parareg, wherever it was found
-    here = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [here] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+    env = _child_env()
     pending, running = list(names), {}
     with tempfile.TemporaryDirectory(prefix="parareg-warmup-") as tmp:
         try:
@@ -425,3 +431,88 @@ def _run_wave(names, jobs):
                     proc.terminate()
             for proc in running.values():
                 proc.wait()
+
+
+# --- beside a cold run ------------------------------------------------------------------------
+
+
+def spare_cores() -> int | None:
+    """Usable cores minus the tasks running right now (the caller's included); ``None`` where
+    the system does not say (no ``/proc/loadavg``)."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            running = int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return default_jobs() - running
+
+
+class compile_ahead:  # noqa: N801 - used as a context manager, like contextlib's
+    """On a cold cache, compile warmup job ``job``'s kernels in a helper process.
+
+    Inside the ``with`` block, the first parareg kernel this process compiles
+    (so: the cache is cold) starts one ``python -m parareg._warmup_jobs JOB``
+    process, which compiles the kernels of a later stage (e.g. SyN's, job
+    ``"ahead-cc-3d"``) on another core while this process compiles and runs
+    the earlier one. Each kernel still compiles once: when this process
+    reaches a kernel the helper is compiling, it waits for it and loads the
+    result from the cache (:mod:`parareg._numba_cache`). Results do not
+    depend on it: the cached machine code is the same whichever process
+    compiled it. A warm cache never starts the helper; neither does a machine
+    with fewer than ``min_cpus`` usable cores, nor one whose cores are all busy
+    at that moment (a loaded machine: the helper could only add its own start
+    to the work; see :func:`spare_cores`), nor ``PARAREG_COMPILE_AHEAD=0``;
+    ``PARAREG_COMPILE_AHEAD=1`` starts it whatever the load. The helper is
+    stopped when the block ends.
+
+    Parameters
+    ----------
+    job : str
+        A job of :mod:`parareg._warmup_jobs` (``"ahead-<syn metric>[-masked]-3d"``).
+    min_cpus : int
+        Usable cores below which no helper starts.
+
+    Attributes
+    ----------
+    process : subprocess.Popen or None
+        The helper, once started.
+    """
+
+    #: the environment variable that turns the helper off ("0")
+    ENV = "PARAREG_COMPILE_AHEAD"
+
+    def __init__(self, job: str, *, min_cpus: int = 2):
+        self.job = job
+        self.process = None
+        setting = os.environ.get(self.ENV, "")
+        self._forced = setting == "1"
+        enabled = setting != "0" and default_jobs() >= min_cpus
+        self._watch = CompileWatch(on_first=self._start) if enabled else None
+
+    def _start(self) -> None:
+        import subprocess
+        import sys
+
+        spare = spare_cores()
+        if not self._forced and spare is not None and spare < 1:
+            return
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "parareg._warmup_jobs", self.job, os.devnull],
+                env=_child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+        except OSError:  # no helper: this process compiles everything itself, as without
+            self.process = None
+
+    def __enter__(self) -> "compile_ahead":
+        if self._watch is not None:
+            self._watch.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self._watch is not None:
+            self._watch.__exit__(*exc)
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # a compile cut short leaves no cache entry behind
+            self.process.wait()
+        return False

@@ -177,6 +177,28 @@ def _apply_settings(args) -> None:
 
 
 def _run(args, console) -> int:
+    with _compile_ahead(args):
+        return _register(args, console)
+
+
+def _compile_ahead(args):
+    """On a cold cache, the SyN kernels compile in a helper process while this one compiles
+    and runs the affine stage (:class:`parareg.compilation.compile_ahead`)."""
+    from contextlib import nullcontext
+
+    from ..compilation import compile_ahead
+
+    syn_metric = metrics_for(args.transform, args.metric)[1]
+    stages = getattr(args, "stages", None)
+    if syn_metric is None or getattr(args, "print_settings", False) or (
+            stages and "syn" not in str(stages).lower()):
+        return nullcontext()
+    options = [syn_metric] + ["masked"] * (args.fixed_mask is not None) \
+        + ["jacobian"] * (not args.quiet or args.qc)
+    return compile_ahead(f"ahead-{'-'.join(options)}-3d")
+
+
+def _register(args, console) -> int:
     from .. import register
     from .._hints import InputError
     from ._hints import register_error
