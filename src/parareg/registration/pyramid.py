@@ -10,7 +10,7 @@ import numpy as np
 from .._hints import InputError
 from ..filters import gaussian_smooth
 from ..image import Image
-from ..resampling import resample
+from ..resampling import resample, resample_zero_outside
 
 SIGMA_UNITS = ("vox", "mm")
 
@@ -162,7 +162,7 @@ def pyramid_level(image: Image, *, factor: int, sigma: float, sigma_unit: str = 
     smoothed = Image(data, image.vox2world)
     if factor == 1:
         return smoothed
-    return resample(smoothed, shrink_grid(image, factor), num_threads=num_threads)
+    return resample_zero_outside(smoothed, shrink_grid(image, factor), num_threads=num_threads)
 
 
 def shrink_mask(mask: Image, grid: Image, *, num_threads=None) -> Image:
