@@ -71,12 +71,19 @@ def clamped_corner(x, n):
 
 
 @helper
-def label_3d(ranks, x, y, z):
-    """The rank whose indicator, linearly interpolated (clamped), is largest; ties: the smallest."""
-    nx, ny, nz = ranks.shape
+def clamped_corners(img, x, y, z):
+    """:func:`clamped_corner` along the three axes of ``img``: 9 values, axis by axis."""
+    nx, ny, nz = img.shape
     i0, i1, fx = clamped_corner(x, nx)
     j0, j1, fy = clamped_corner(y, ny)
     k0, k1, fz = clamped_corner(z, nz)
+    return i0, i1, fx, j0, j1, fy, k0, k1, fz
+
+
+@helper
+def label_3d(ranks, x, y, z):
+    """The rank whose indicator, linearly interpolated (clamped), is largest; ties: the smallest."""
+    i0, i1, fx, j0, j1, fy, k0, k1, fz = clamped_corners(ranks, x, y, z)
     gx, gy, gz = 1.0 - fx, 1.0 - fy, 1.0 - fz
     labels = (ranks[i0, j0, k0], ranks[i1, j0, k0], ranks[i0, j1, k0], ranks[i1, j1, k0],
               ranks[i0, j0, k1], ranks[i1, j0, k1], ranks[i0, j1, k1], ranks[i1, j1, k1])
@@ -217,8 +224,5 @@ def lanczos_3d(img, scratch, x, y, z):
 @helper
 def linear_clamped_3d(img, x, y, z):
     """Trilinear value at ``(x, y, z)`` clamped to ``[0, n - 1]`` per axis (ITK's linear)."""
-    nx, ny, nz = img.shape
-    i0, i1, fx = clamped_corner(x, nx)
-    j0, j1, fy = clamped_corner(y, ny)
-    k0, k1, fz = clamped_corner(z, nz)
+    i0, i1, fx, j0, j1, fy, k0, k1, fz = clamped_corners(img, x, y, z)
     return trilinear(img, i0, i1, fx, j0, j1, fy, k0, k1, fz)
