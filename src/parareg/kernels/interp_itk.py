@@ -114,37 +114,34 @@ def mirror(i, n):
 
 
 @helper
-def bspline3_weights(x, n, scratch, axis):
-    """Cubic B-spline weights of the taps ``floor(x) - 1 .. floor(x) + 2`` into ``scratch[axis]``.
-
-    Returns the first tap's index (before mirroring).
-    """
+def bspline3_weights(x, n):
+    """The 4 taps ``floor(x) - 1 .. floor(x) + 2`` (mirrored into ``[0, n)``) and their weights."""
     f = math.floor(x)
     t = x - f
     t2 = t * t
     t3 = t2 * t
-    scratch[axis, 0] = (1.0 - t) * (1.0 - t) * (1.0 - t) / 6.0
-    scratch[axis, 1] = (3.0 * t3 - 6.0 * t2 + 4.0) / 6.0
-    scratch[axis, 2] = (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) / 6.0
-    scratch[axis, 3] = t3 / 6.0
-    return int(f) - 1
+    first = int(f) - 1
+    taps = mirror(first, n), mirror(first + 1, n), mirror(first + 2, n), mirror(first + 3, n)
+    weights = ((1.0 - t) * (1.0 - t) * (1.0 - t) / 6.0, (3.0 * t3 - 6.0 * t2 + 4.0) / 6.0,
+               (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) / 6.0, t3 / 6.0)
+    return taps, weights
 
 
 @inline_helper
-def bspline3_3d(coefficients, scratch, x, y, z):
+def bspline3_3d(coefficients, x, y, z):
     """Cubic B-spline value at ``(x, y, z)`` of prefiltered ``coefficients`` (mirror boundary)."""
     nx, ny, nz = coefficients.shape
-    i = bspline3_weights(x, nx, scratch, 0)
-    j = bspline3_weights(y, ny, scratch, 1)
-    k = bspline3_weights(z, nz, scratch, 2)
+    ii, wi = bspline3_weights(x, nx)
+    jj, wj = bspline3_weights(y, ny)
+    (k0, k1, k2, k3), (w0, w1, w2, w3) = bspline3_weights(z, nz)
     total = 0.0
     for a in range(4):
-        ia = mirror(i + a, nx)
+        ia = ii[a]
         for b in range(4):
-            jb = mirror(j + b, ny)
-            wab = scratch[0, a] * scratch[1, b]
-            for c in range(4):
-                total += wab * scratch[2, c] * coefficients[ia, jb, mirror(k + c, nz)]
+            jb = jj[b]
+            line = (w0 * coefficients[ia, jb, k0] + w1 * coefficients[ia, jb, k1]
+                    + w2 * coefficients[ia, jb, k2] + w3 * coefficients[ia, jb, k3])
+            total += wi[a] * wj[b] * line
     return total
 
 

@@ -81,7 +81,7 @@ def sample_itk(img, method, params, scratch, x, y, z):
     if method == LABEL:
         return label_3d(img, x, y, z) + 1
     if method == BSPLINE:
-        return bspline3_3d(img, scratch, x, y, z)
+        return bspline3_3d(img, x, y, z)
     if method == GAUSSIAN:
         return gaussian_3d(img, params, scratch, x, y, z)
     return lanczos_3d(img, scratch, x, y, z)
