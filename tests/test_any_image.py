@@ -190,8 +190,8 @@ def test_apply_transforms_bad_lists_are_named(tmp_path):
         parareg.apply_transforms(image, image, [[1, 2]])
     with pytest.raises(FileNotFoundError, match=r"transforms\[0\] .*no such transform file"):
         parareg.apply_transforms(image, image, [tmp_path / "none.mat"])
-    with pytest.raises(ValueError, match="composite HDF5 transforms are not supported"):
-        parareg.apply_transforms(image, image, [tmp_path / "c.h5"])
+    with pytest.raises(ValueError, match=r"unknown transform type; expected an affine"):
+        parareg.apply_transforms(image, image, [tmp_path / "c.xfm"])
     with pytest.raises(ValueError, match="interpolation must be one of"):
         parareg.apply_transforms(image, image, [np.eye(3)], interpolation="cubic")
     assert parareg.apply_transforms(image, image, [np.eye(3)],

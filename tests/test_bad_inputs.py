@@ -127,6 +127,13 @@ def make_files(folder: Path) -> None:
     (folder / "notitk.txt").write_text("hello\nworld\n")
     (folder / "empty.txt").write_text("")
     (folder / "affine.xyz").write_text(ITK_AFFINE_3D)
+    (folder / "corrupt.h5").write_bytes(b"not an hdf5 file")
+    (folder / "greedy3x3.mat").write_text("1 0 0\n0 1 0\n0 0 1\n")
+    import h5py
+
+    with h5py.File(folder / "bspline.h5", "w") as handle:
+        group = handle.create_group("TransformGroup/0")
+        group.create_dataset("TransformType", data=[b"BSplineTransform_double_3_3"])
     warp = np.zeros((12, 12, 12, 1, 3), np.float32)
     img = nib.Nifti1Image(warp, np.eye(4))
     img.header.set_intent("vector")
@@ -227,6 +234,30 @@ REGISTER = [
         "register fixed.nii.gz moving.nii.gz -o out_ --seed abc", "--seed"),
     cli(R, "register-no-output", "no -o",
         "register fixed.nii.gz moving.nii.gz", "-o/--output|--output"),
+    cli(R, "register-levels-mismatch", "-n 100x50 with 3 shrink factors",
+        "register fixed.nii.gz moving.nii.gz -o o_ -n 100x50 -f 4x2x1", "2 levels"),
+    cli(R, "register-negative-sigma", "a negative smoothing sigma",
+        "register fixed.nii.gz moving.nii.gz -o o_ -s 2x-1x0vox", "0 or more"),
+    cli(R, "register-negative-update-sigma", "--update-sigma -1",
+        "register fixed.nii.gz moving.nii.gz -o o_ --update-sigma -1", "0 or more"),
+    cli(R, "register-radius-zero", "--radius 0",
+        "register fixed.nii.gz moving.nii.gz -o o_ --radius 0", "1 or more"),
+    cli(R, "register-syn-option-rigid", "--step with --transform rigid",
+        "register fixed.nii.gz moving.nii.gz -o o_ --transform rigid --step 0.3",
+        "is a SyN setting"),
+    cli(R, "register-stages-order", "--stages syn,affine",
+        "register fixed.nii.gz moving.nii.gz -o o_ --stages syn,affine", "in the order"),
+    cli(R, "register-initial-missing", "--initial-moving-transform names a missing file",
+        "register fixed.nii.gz moving.nii.gz -o o_ --initial-moving-transform nosuch.mat",
+        "neither a transform file"),
+    cli(R, "register-initial-2d", "a 2D initial transform for a 3D registration",
+        "register fixed.nii.gz moving.nii.gz -o o_ --initial-moving-transform affine2d.txt",
+        "2D transform, expected 3D"),
+    cli(R, "register-moving-mask-grid", "a moving mask on another grid",
+        "register fixed.nii.gz moving.nii.gz -o o_ --moving-mask mask_small.nii.gz",
+        "--moving-mask has shape"),
+    cli(R, "register-convergence", "--convergence 1e-6 (no window)",
+        "register fixed.nii.gz moving.nii.gz -o o_ --convergence 1e-6", "THRESHOLD,WINDOW"),
     cli(R, "register-empty-prefix", "-o ''",
         ("register", "fixed.nii.gz", "moving.nii.gz", "-o", ""), "prefix is empty"),
     cli(R, "register-prefix-missing-folder", "-o into a folder that does not exist",
@@ -272,6 +303,22 @@ APPLY = [
         APPLY_OK + " -t affine2d.txt", r"affine2d\.txt.*2D|2D.*3D"),
     cli(A, "apply-transform-extension", "a transform with an unknown extension (.xyz)",
         APPLY_OK + " -t affine.xyz", r"affine\.xyz"),
+    cli(A, "apply-h5-corrupt", "a corrupt .h5 transform",
+        APPLY_OK + " -t corrupt.h5", r"corrupt\.h5.*HDF5"),
+    cli(A, "apply-h5-type", "an .h5 holding a transform type parareg does not read",
+        APPLY_OK + " -t bspline.h5", "BSplineTransform_double_3_3"),
+    cli(A, "apply-greedy-size", "a greedy matrix that is not 4x4 (3D images)",
+        APPLY_OK + " -t greedy3x3.mat", "3x3 text matrix.*4x4"),
+    cli(A, "apply-series-3d", "-e 3 on a 3D image",
+        APPLY_OK + " -t affine.txt -e 3", "-e 3: input .* not a time series"),
+    cli(A, "apply-tensor", "-e 2 (tensors)",
+        APPLY_OK + " -t affine.txt -e 2", "tensor"),
+    cli(A, "apply-output-type", "-u half",
+        APPLY_OK + " -t affine.txt -u half", "expected one of char"),
+    cli(A, "apply-linear-warp", "-o Linear[...] of a list with a field",
+        "apply -r fixed.nii.gz -o Linear[a.mat] -t warp.nii.gz", "collapses into a field"),
+    cli(A, "apply-no-input", "no -i (an image output)",
+        "apply -r fixed.nii.gz -o applied.nii.gz -t affine.txt", "-i/--input is required"),
     cli(A, "apply-scalar-as-warp", "a scalar image given as a displacement field",
         APPLY_OK + " -t moving.nii.gz", r"moving\.nii\.gz"),
     cli(A, "apply-input-missing", "-i does not exist",

@@ -129,9 +129,10 @@ def test_output_prefix_follows_ants(prefix, warped):
     stem = warped[: -len("Warped.nii.gz")]
     assert {str(p) for p in paths.values()} == {
         stem + name for name in ("0GenericAffine.mat", "1Warp.nii.gz", "1InverseWarp.nii.gz",
-                                 "Warped.nii.gz", "InverseWarped.nii.gz", "qc.png")}
+                                 "Warped.nii.gz", "InverseWarped.nii.gz", "settings.json",
+                                 "qc.png")}
     rigid = cli_register.output_paths(prefix, transform="rigid", qc=False)
-    assert set(rigid) == {"affine", "warped", "inverse_warped"}
+    assert set(rigid) == {"affine", "warped", "inverse_warped", "settings"}
 
 
 def test_metric_table():
@@ -188,7 +189,7 @@ def test_register_syn_writes_ants_files(syn_run):
     folder = syn_run["folder"]
     names = files_in(folder)
     expected = {"out_0GenericAffine.mat", "out_1Warp.nii.gz", "out_1InverseWarp.nii.gz",
-                "out_Warped.nii.gz", "out_InverseWarped.nii.gz"}
+                "out_Warped.nii.gz", "out_InverseWarped.nii.gz", "out_settings.json"}
     if HAS_MATPLOTLIB:
         expected.add("out_qc.png")
     assert names == expected  # and no temporary files left
@@ -215,7 +216,7 @@ def test_register_prints_summary_and_progress(tmp_path, capsys):
     assert str(tmp_path / "r_0GenericAffine.mat") in captured.out
     assert "affine rigid" in captured.err and "level 3/3" in captured.err
     assert files_in(tmp_path) == {"r_0GenericAffine.mat", "r_Warped.nii.gz",
-                                  "r_InverseWarped.nii.gz"}
+                                  "r_InverseWarped.nii.gz", "r_settings.json"}
 
 
 @needs_slices

@@ -142,5 +142,6 @@ def test_register_replaces_the_whole_earlier_set(images, capsys):
     assert main(["register", str(images / "f.nii.gz"), str(images / "m.nii.gz"), "-o",
                  str(out / "o_"), "--transform", "rigid", "-q"]) == 0
     assert sorted(os.listdir(out)) == ["o_0GenericAffine.mat", "o_InverseWarped.nii.gz",
-                                       "o_Warped.nii.gz", "other_1Warp.nii.gz"]
+                                       "o_Warped.nii.gz", "o_settings.json",
+                                       "other_1Warp.nii.gz"]
     assert (out / "other_1Warp.nii.gz").read_bytes() == b"earlier run"

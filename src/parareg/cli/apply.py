@@ -12,6 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..transforms.chain import AFFINE_SUFFIXES, WARP_SUFFIXES
+from ._apply_io import (
+    OUTPUT_TYPES,
+    image_type,
+    output_type,
+    parse_output,
+    read_volumes,
+    to_nifti,
+)
 from ._common import (
     CLIError,
     add_quiet_argument,
@@ -68,21 +76,38 @@ def _interpolation(text: str) -> str:
 
 def _get_parser():
     parser = make_parser("parareg apply", description=DESCRIPTION, epilog=EPILOG)
-    parser.add_argument("-i", "--input", required=True, metavar="IMAGE",
-                        help="image to resample (NIfTI 2D or 3D)")
+    parser.add_argument("-i", "--input", metavar="IMAGE",
+                        help="image to resample (NIfTI 2D or 3D; with -e 1 or 3, a vector "
+                             "image or a time series); not needed with -o [FILE,1]")
     parser.add_argument("-r", "--reference", required=True, metavar="REFERENCE",
                         help="image whose grid (shape, voxel size, orientation) the output takes")
     parser.add_argument("-t", "--transform", required=True, nargs="+", action="extend",
                         metavar="T", help="transform files, FILE or [FILE,1] (inverse affine); "
                                           "may be repeated: -t A -t B equals -t A B")
     parser.add_argument("-o", "--output", required=True, metavar="OUT",
-                        help="output image (.nii or .nii.gz)")
+                        help="output image (.nii or .nii.gz); [FILE.nii.gz,1]: the whole list "
+                             "as one displacement field (ANTs' composite warp); "
+                             "Linear[FILE.mat] (or [FILE.mat,1], its inverse): a list of "
+                             "affines as one")
     parser.add_argument("-n", "--interpolation", type=_interpolation, default="linear",
                         metavar="{linear,nearest}",
                         help="linear (default) or nearest (label maps keep integer values); "
                              "ANTs' Linear, NearestNeighbor and GenericLabel are accepted")
     parser.add_argument("-d", "--dimensionality", type=int, choices=(2, 3), default=None,
                         help="optional, as in ANTs: checked against the images")
+    parser.add_argument("-e", "--input-image-type", type=image_type, default="scalar",
+                        metavar="{0,1,3}",
+                        help="0 scalar (default), 1 vector (X,Y,Z,1,C: each component, not "
+                             "reoriented), 3 time series (X,Y,Z,T: each volume); ANTs' names "
+                             "scalar, vector, time-series are accepted")
+    parser.add_argument("-u", "--output-data-type", type=output_type, default="default",
+                        metavar="TYPE",
+                        help="char, uchar, short, ushort, int, uint, float, double or default "
+                             "(float32; label maps keep their type): a direct cast as in ANTs, "
+                             "clipped to the type's range")
+    parser.add_argument("--float", action="store_true",
+                        help="accepted for ANTs scripts: parareg always computes in float32 "
+                             "and writes float32 unless -u says otherwise")
     add_threads_argument(parser)
     add_quiet_argument(parser)
     return parser
@@ -162,48 +187,95 @@ def read_steps(specs, ndim: int):
 
 
 def _run(args, console) -> int:
-    from ..io.nifti import save
-    from ..io.outputs import recover
+    from ..io.outputs import recover, write_nifti
     from ..parallel import resolve_num_threads
-    from ..transforms.chain import check_coverage, resample_through
+    from ..transforms.chain import check_coverage, resample_series
 
-    out = check_output_file(args.output, name="--output")
-    if not out.name.lower().endswith(WARP_SUFFIXES):
-        raise CLIError(f"--output must end in .nii or .nii.gz, got {args.output!r}")
+    output = parse_output(args.output)
+    out = check_output_file(output.path, name="--output")
+    suffixes = AFFINE_SUFFIXES if output.mode == "linear" else WARP_SUFFIXES
+    if not out.name.lower().endswith(suffixes):
+        raise CLIError(f"--output must end in {' or '.join(suffixes)}, got {args.output!r}")
+    if output.mode == "image" and args.input is None:
+        raise CLIError("-i/--input is required (except with -o [FILE,1] or Linear[FILE], which "
+                       "write the transform list itself)")
     specs = parse_transform_list(args.transform)
-    inputs = {"input": args.input, "reference": args.reference}
+    inputs = {"reference": args.reference, **({"input": args.input} if args.input else {})}
     inputs.update({f"-t {spec}": spec.path for spec in specs})
     refuse_inputs_as_outputs([out], inputs)
     for folder in {spec.path.parent for spec in specs}:
         recover(folder)  # complete an output set a killed `parareg register` left mid-commit
-    image = load_image(args.input, name="input", labels=args.interpolation == "nearest")
     reference = load_image(args.reference, name="reference")
-    for name, img in (("input", image), ("reference", reference)):
-        if args.dimensionality is not None and img.ndim != args.dimensionality:
-            raise CLIError(f"-d {args.dimensionality}: {name} is {img.ndim}D")
-    if image.ndim != reference.ndim:
-        raise CLIError(f"input is {image.ndim}D but reference is {reference.ndim}D; both must "
-                       "have the same dimensionality")
+    if args.dimensionality is not None and reference.ndim != args.dimensionality:
+        raise CLIError(f"-d {args.dimensionality}: reference is {reference.ndim}D")
     steps = read_steps(specs, reference.ndim)
     num_threads = resolve_num_threads(args.threads)
-
     t0 = time.perf_counter()
-    result, coverage = resample_through(image, reference, steps,
+    if output.mode != "image":
+        _write_collapsed(output, out, steps, reference, num_threads)
+        what = "the list as one displacement field" if output.mode == "field" else (
+            "the list as one affine")
+        console.print(f"parareg apply: {what} -> {out} ({time.perf_counter() - t0:.1f} s)")
+        return 0
+    nearest = args.interpolation == "nearest"
+    try:
+        volumes, layout = read_volumes(args.input, kind=args.input_image_type, labels=nearest,
+                                       ndim=reference.ndim)
+    except ValueError as exc:
+        if args.input_image_type == "scalar" and (" is 4D" in str(exc) or " is 5D" in str(exc)):
+            raise CLIError(f"{exc}; or, to resample every volume, pass -e 3 (a time series) "
+                           "or -e 1 (a vector image)") from exc
+        raise
+    if args.dimensionality is not None and volumes[0].ndim != args.dimensionality:
+        raise CLIError(f"-d {args.dimensionality}: input is {volumes[0].ndim}D")
+    if volumes[0].ndim != reference.ndim:
+        raise CLIError(f"input is {volumes[0].ndim}D but reference is {reference.ndim}D; both "
+                       "must have the same dimensionality")
+    results, coverage = resample_series(volumes, reference, steps,
                                         interpolation=args.interpolation,
                                         num_threads=num_threads)
     try:
         check_coverage(steps, coverage, hint="check -r and the order of -t")
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
-    save(result, out, num_threads=num_threads)
+    nifti = to_nifti(results, reference, layout, OUTPUT_TYPES[args.output_data_type])
+    write_nifti(out, nifti, num_threads=num_threads)
     seconds = time.perf_counter() - t0
 
-    console.print(f"parareg apply: {args.input} -> {out} ({describe_grid(reference)}, "
+    series = ("" if layout.kind == "scalar" else
+              f", {len(volumes)} {'volumes' if layout.kind == 'time-series' else 'components'}")
+    console.print(f"parareg apply: {args.input} -> {out} ({describe_grid(reference)}{series}, "
                   f"{args.interpolation}, {num_threads} thread{'s' * (num_threads != 1)}, "
                   f"{seconds:.1f} s)")
     for number, step in enumerate(steps, start=1):
         console.print(f"  {number}. {step.label[3:]}  ({step.kind})")
     return 0
+
+
+def _write_collapsed(output, out, steps, reference, num_threads) -> None:
+    """``-o [FILE,1]``: the list as one field; ``-o Linear[FILE]``: a list of affines as one."""
+    import numpy as np
+
+    from ..io.itk import write_affine
+    from ..io.itk_warp import write_warp
+    from ..transforms.chain import check_coverage, displacement_field
+
+    if output.mode == "linear":
+        warps = [step.label for step in steps if step.is_warp]
+        if warps:
+            raise CLIError(f"--output Linear[...]: {warps[0]} is a displacement field; a list "
+                           "with fields collapses into a field: write -o [FILE.nii.gz,1]")
+        total = np.eye(reference.ndim + 1)
+        for step in steps:
+            total = step.matrix @ total
+        write_affine(np.linalg.inv(total) if output.inverse else total, out)
+        return
+    field, coverage = displacement_field(steps, reference, num_threads=num_threads)
+    try:
+        check_coverage(steps, coverage, hint="check -r and the order of -t")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    write_warp(field, reference.vox2world, out, num_threads=num_threads)
 
 
 if __name__ == "__main__":  # pragma: no cover

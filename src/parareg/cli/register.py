@@ -22,6 +22,7 @@ from ._common import (
     require_module,
     run_command,
 )
+from . import _register_options as control
 from ._memory import check_memory, out_of_memory
 
 TRANSFORMS = ("rigid", "affine", "syn")
@@ -46,6 +47,7 @@ OUTPUT_NAMES = {
     "inverse_warp": "1InverseWarp.nii.gz",
     "warped": "Warped.nii.gz",
     "inverse_warped": "InverseWarped.nii.gz",
+    "settings": "settings.json",
     "qc": "qc.png",
 }
 #: a prefix ending in one of these is used as is; any other gets "_" appended
@@ -96,10 +98,10 @@ exit status: 0 on success, 2 on bad input (one "parareg: error:" line)."""
 
 def _get_parser():
     parser = make_parser("parareg register", description=DESCRIPTION, epilog=EPILOG)
-    parser.add_argument("fixed", help="fixed (reference) image, NIfTI 2D or 3D")
-    parser.add_argument("moving", help="moving image, same dimensionality as FIXED")
-    parser.add_argument("-o", "--output", required=True, metavar="PREFIX",
-                        help="output prefix (see below)")
+    parser.add_argument("fixed", nargs="?", help="fixed (reference) image, NIfTI 2D or 3D")
+    parser.add_argument("moving", nargs="?", help="moving image, same dimensionality as FIXED")
+    parser.add_argument("-o", "--output", metavar="PREFIX",
+                        help="output prefix (see below); required unless --print-settings")
     parser.add_argument("--transform", "-t", choices=TRANSFORMS, default="syn",
                         help="transform model (default: syn = rigid + affine + SyN)")
     parser.add_argument("--metric", "-m", choices=sorted(METRICS), default=None,
@@ -107,7 +109,8 @@ def _get_parser():
     parser.add_argument("--preset", "-p", choices=PRESETS, default="default",
                         help="SyN pyramid and iterations (default: default)")
     parser.add_argument("--fixed-mask", "-x", default=None, metavar="MASK",
-                        help="non-zero voxels of MASK (on the FIXED grid) drive the metric")
+                        help="non-zero voxels of MASK (on the FIXED grid) drive the metric; "
+                             "ANTs' [FIXED_MASK,MOVING_MASK] sets both")
     add_threads_argument(parser)
     parser.add_argument("--max-memory", default=None, metavar="SIZE",
                         help="stop at once if the estimated peak memory exceeds SIZE, e.g. 8G, "
@@ -116,6 +119,7 @@ def _get_parser():
                         help="seed of the affine stage's voxel sampling (default: 0)")
     parser.add_argument("--qc", action="store_true",
                         help="also write PREFIX_qc.png (needs matplotlib)")
+    control.add_arguments(parser)
     add_quiet_argument(parser)
     return parser
 
@@ -135,7 +139,7 @@ def _full_prefix(prefix) -> str:
 def output_paths(prefix: str, *, transform: str, qc: bool) -> dict:
     """The files ``parareg register -o prefix`` writes, by role."""
     prefix = _full_prefix(prefix)
-    roles = ["affine", "warped", "inverse_warped"]
+    roles = ["affine", "warped", "inverse_warped", "settings"]
     if transform == "syn":
         roles[1:1] = ["warp", "inverse_warp"]
     if qc:
@@ -164,6 +168,16 @@ def metrics_for(transform: str, metric: str | None) -> tuple[str, str | None]:
     return linear, None
 
 
+def _apply_settings(args) -> None:
+    """``--settings FILE``: the recorded values for every option left at its default."""
+    if args.settings is None:
+        return
+    defaults = _get_parser().parse_args([])
+    for name, value in control.load_settings(args.settings).items():
+        if getattr(args, name) == getattr(defaults, name):
+            setattr(args, name, value)
+
+
 def _run(args, console) -> int:
     from .. import register
     from .._hints import InputError
@@ -173,35 +187,72 @@ def _run(args, console) -> int:
     from ..io.nifti import save
     from ..io.outputs import OutputSet
     from ..parallel import resolve_num_threads
-    from ..registration.affine import DEFAULT_LEVELS
-    from ..registration.pipeline import SYN_PRESETS
+    from ..registration.pipeline import check_stages
+
+    _apply_settings(args)
+    control.split_masks(args)
+    try:
+        stages = check_stages(args.stages, args.transform) if args.stages else None
+    except ValueError as exc:
+        raise CLIError(f"--stages: {exc}") from None
+    if stages is not None:
+        args.transform = "syn" if "syn" in stages else (
+            "rigid" if stages[-1] in ("translation", "rigid") else "affine")
+    syn = args.transform == "syn"
+    affine_metric, syn_metric = metrics_for(args.transform, args.metric)
+    if args.print_settings:
+        spacing = load_image(args.fixed, name="fixed").spacing if args.fixed else None
+        _, syn_options, affine_levels, syn_levels = control.options(
+            args, spacing=spacing, syn=syn, affine_metric=affine_metric, syn_metric=syn_metric)
+        console.quiet = False
+        console.print("parareg register FIXED MOVING -o PREFIX "
+                      + " ".join(control.explicit(args, affine_levels, syn_levels, syn_options)))
+        return 0
+    missing = [name for name in ("fixed", "moving") if getattr(args, name) is None]
+    if missing or args.output is None:
+        need = missing + (["-o/--output"] if args.output is None else [])
+        raise CLIError(f"the following arguments are required: {', '.join(need)} (see "
+                       "'parareg register --help')")
+    initial = control.initial_transform(args.initial_moving_transform)
+    if initial is not None:
+        from ..registration.pipeline import INITIALISERS
+
+        if initial.lower() not in INITIALISERS and not Path(initial).is_file():
+            raise CLIError(f"--initial-moving-transform: {initial!r} is neither a transform "
+                           f"file nor one of {', '.join(sorted(INITIALISERS))}")
 
     paths = output_paths(args.output, transform=args.transform, qc=args.qc)
     stale = stale_paths(args.output, paths.values())
     for path in paths.values():
         check_output_file(path, name="--output")
     inputs = {"fixed": args.fixed, "moving": args.moving}
-    if args.fixed_mask is not None:
-        inputs["--fixed-mask"] = args.fixed_mask
+    for option, value in (("--fixed-mask", args.fixed_mask), ("--moving-mask", args.moving_mask),
+                          ("--initial-moving-transform", initial)):
+        if value is not None and Path(str(value)).exists():
+            inputs[option] = value
     refuse_inputs_as_outputs([*paths.values(), *stale], inputs)
     if args.qc:
         require_module("matplotlib", purpose="--qc", extra="bench")
-    memory = {"syn_metric": metrics_for(args.transform, args.metric)[1], "quiet": console.quiet}
+    memory = {"syn_metric": syn_metric, "quiet": console.quiet}
     check_memory(args, **memory)
     fixed = load_image(args.fixed, name="fixed")
     moving = load_image(args.moving, name="moving")
     if fixed.ndim != moving.ndim:
         raise CLIError(f"fixed {args.fixed!r} is {fixed.ndim}D but moving {args.moving!r} is "
                        f"{moving.ndim}D; register images of the same dimensionality")
-    mask = None
-    if args.fixed_mask is not None:
-        mask = load_image(args.fixed_mask, name="--fixed-mask")
-        if mask.shape != fixed.shape:
-            raise CLIError(f"--fixed-mask has shape {mask.shape} but fixed has shape "
-                           f"{fixed.shape}; the mask must be on the fixed grid")
-    affine_metric, syn_metric = metrics_for(args.transform, args.metric)
+    masks = {}
+    for role, image, text in (("fixed", fixed, args.fixed_mask),
+                              ("moving", moving, args.moving_mask)):
+        if text is None:
+            continue
+        masks[role] = load_image(text, name=f"--{role}-mask")
+        if masks[role].shape != image.shape:
+            raise CLIError(f"--{role}-mask has shape {masks[role].shape} but {role} has shape "
+                           f"{image.shape}; the mask must be on the {role} grid")
+    affine_options, syn_options, affine_levels, syn_levels = control.options(
+        args, spacing=fixed.spacing, syn=syn, affine_metric=affine_metric,
+        syn_metric=syn_metric)
     num_threads = resolve_num_threads(args.threads)
-    syn_levels = SYN_PRESETS[args.preset]["levels"] if args.transform == "syn" else ()
 
     metric_text = affine_metric + (f" + SyN {syn_metric}" if syn_metric else "")
     console.print(f"parareg register: {args.transform} (metric {metric_text}"
@@ -210,19 +261,22 @@ def _run(args, console) -> int:
     console.print(f"  fixed   {args.fixed}: {describe_grid(fixed)}")
     console.print(f"  moving  {args.moving}: {describe_grid(moving)}")
 
-    progress = RegistrationProgress(enabled=not console.quiet, affine_levels=DEFAULT_LEVELS,
+    progress = RegistrationProgress(enabled=not console.quiet, affine_levels=affine_levels,
                                     syn_levels=syn_levels, affine_metric=affine_metric,
                                     syn_metric=syn_metric or "")
     t0 = time.perf_counter()
     try:
         result = register(fixed, moving, transform=args.transform, affine_metric=affine_metric,
-                          syn_metric=syn_metric or "cc", preset=args.preset, fixed_mask=mask,
-                          num_threads=num_threads, seed=args.seed,
-                          affine_options={"callback": progress.affine},
-                          syn_options={"callback": progress.syn})
+                          syn_metric=syn_metric or "cc", preset=args.preset,
+                          fixed_mask=masks.get("fixed"), moving_mask=masks.get("moving"),
+                          num_threads=num_threads, seed=args.seed, stages=stages,
+                          initial_transform=initial,
+                          affine_options={**affine_options, "callback": progress.affine},
+                          syn_options={**syn_options, "callback": progress.syn})
     except InputError as exc:  # re-said with this command's options
         raise register_error(exc, files={"fixed": args.fixed, "moving": args.moving,
-                                         "fixed_mask": args.fixed_mask}) from exc
+                                         "fixed_mask": args.fixed_mask,
+                                         "moving_mask": args.moving_mask}) from exc
     except MemoryError as exc:
         raise CLIError(out_of_memory(exc, args, **memory)) from exc
     finally:
@@ -241,6 +295,9 @@ def _run(args, console) -> int:
             write_warp(mapping.backward, mapping.vox2world, paths["inverse_warp"],
                        outputs=outputs)
         save(result.warped, paths["warped"], outputs=outputs)
+        outputs.add_bytes(paths["settings"], control.record(
+            args, num_threads=num_threads, affine_levels=affine_levels, syn_levels=syn_levels,
+            syn_options=syn_options))
         numbers = side.submit(_side_numbers, fixed, moving, result,
                               jacobian=args.transform == "syn" and (summary or args.qc),
                               similarity=summary, num_threads=num_threads)

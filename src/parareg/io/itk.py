@@ -430,7 +430,9 @@ def read_affine(path, *, ndim: int | None = None) -> np.ndarray:
         (``AffineTransform``, ``MatrixOffsetTransformBase``, ``Euler3DTransform``,
         ``VersorRigid3DTransform``, ``Similarity3DTransform``,
         ``Euler2DTransform``, ... see :data:`LINEAR_TRANSFORM_TYPES`), or a text
-        ``CompositeTransform`` of them.
+        ``CompositeTransform`` of them. A file of plain numbers is greedy's or
+        c3d's RAS matrix (:mod:`parareg.io.matrices`; FSL matrices need their
+        images: :func:`parareg.io.matrices.read_fsl`).
     ndim : {2, 3}, optional
         Expected dimension; a file of another dimension is an error.
 
@@ -460,6 +462,10 @@ def read_affine(path, *, ndim: int | None = None) -> np.ndarray:
         raise ValueError(f"path: {str(path)!r} is a directory, not a transform file")
     if ndim is not None and ndim not in (2, 3):
         raise ValueError(f"ndim must be 2 or 3, got {ndim!r}")
+    from .matrices import numeric_rows, read_ras_matrix
+
+    if numeric_rows(path) is not None:  # greedy / c3d: a RAS text matrix, fixed -> moving
+        return read_ras_matrix(path, ndim=ndim)
     lps = _read_mat(path) if _format_of(path, name="path") == "mat" else _read_text(path)
     found = lps.shape[0] - 1
     if ndim is not None and found != ndim:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ..image import Image, as_image, as_image_or_path
+import numpy as np
+
+from ..image import Image, as_image, as_image_or_path, check_matrix
 from ..memory import check_registration
 from .affine import DEFAULT_LEVELS, AffineMap, affine_registration
 from .pyramid import check_level_shapes
@@ -17,6 +19,12 @@ AFFINE_PIPELINES = {
     "affine": ("center_of_mass", "translation", "rigid", "affine"),
     "syn": ("center_of_mass", "translation", "rigid", "affine"),
 }
+#: every stage register can run, in the only order they run in
+STAGE_ORDER = ("translation", "rigid", "similarity", "affine", "syn")
+#: initial_transform names -> the affine pipeline's initialiser (None: start at the identity)
+INITIALISERS = {"com": "center_of_mass", "center_of_mass": "center_of_mass",
+                "geometric": "geometric_centers", "geometric_centers": "geometric_centers",
+                "origin": "origins", "origins": "origins", "identity": None}
 
 #: the affine stage before SyN stops at half resolution: SyN refines at full resolution anyway
 #: (IXI013->IXI012: Dice 0.673 vs 0.674 with a full-resolution affine, 0.35 s less)
@@ -28,6 +36,54 @@ SYN_PRESETS = {
     "default": {"levels": DEFAULT_SYN_LEVELS, "radius": 2},
     "accurate": {"levels": ((4, 1.0, 100), (2, 0.5, 70), (1, 0.0, 30)), "radius": 2},
 }
+
+
+def check_stages(stages, transform: str) -> tuple[str, ...]:
+    """``stages`` checked (known, in :data:`STAGE_ORDER`, each once), or ``transform``'s."""
+    if stages is None:
+        linear = tuple(s for s in AFFINE_PIPELINES[transform] if s in STAGE_ORDER)
+        return linear + (("syn",) if transform == "syn" else ())
+    if isinstance(stages, str):
+        stages = [part for part in stages.replace(",", " ").split() if part]
+    stages = tuple(str(stage).lower() for stage in stages)
+    unknown = [stage for stage in stages if stage not in STAGE_ORDER]
+    if unknown or not stages:
+        raise ValueError(f"stages must be one or more of {list(STAGE_ORDER)}, got "
+                         f"{list(stages)!r}")
+    order = [STAGE_ORDER.index(stage) for stage in stages]
+    if order != sorted(set(order)):
+        raise ValueError(f"stages {list(stages)} must each appear once, in the order "
+                         f"{', '.join(STAGE_ORDER)} (each stage starts where the previous "
+                         "one stopped)")
+    return stages
+
+
+def initial_alignment(initial, ndim: int):
+    """``(initialiser name or None, starting matrix or None)`` from ``initial_transform``."""
+    import os
+
+    if initial is None:
+        return "center_of_mass", None
+    if isinstance(initial, str) and initial.lower() in INITIALISERS:
+        return INITIALISERS[initial.lower()], None
+    if isinstance(initial, AffineMap):
+        return None, check_matrix(initial.matrix, ndim, name="initial_transform")
+    if isinstance(initial, (str, os.PathLike)):
+        from ..transforms.chain import read_transforms
+
+        if not os.path.exists(initial):
+            raise FileNotFoundError(f"initial_transform: no such file: {str(initial)!r} (or "
+                                    f"give one of {sorted(INITIALISERS)})")
+        steps = read_transforms([initial], ndim=ndim,
+                                labels=[f"initial_transform {str(initial)!r}"])
+        if any(step.is_warp for step in steps):
+            raise ValueError(f"initial_transform {str(initial)!r} holds a displacement field; "
+                             "the starting transform must be linear")
+        total = np.eye(ndim + 1)
+        for step in steps:
+            total = step.matrix @ total
+        return None, total
+    return None, check_matrix(initial, ndim, name="initial_transform")
 
 
 @dataclass
@@ -57,7 +113,7 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
              syn_metric: str = "cc", preset: str = "default", fixed_mask=None,
              moving_mask=None, num_threads=None, seed: int = 0, affine_options=None,
              syn_options=None, max_memory=None, fixed_affine=None,
-             moving_affine=None) -> RegistrationResult:
+             moving_affine=None, initial_transform=None, stages=None) -> RegistrationResult:
     """Register ``moving`` to ``fixed``: the affine pipeline, then (for ``"syn"``) SyN.
 
     Parameters
@@ -83,6 +139,16 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
         Stop before any work if the estimated peak memory exceeds this many bytes
         (or a size such as ``"8G"``). The estimate is always checked against the
         memory available (see :mod:`parareg.memory`).
+    initial_transform : str, ndarray, AffineMap or path, optional
+        Where the first stage starts: ``"com"`` (centres of mass, the
+        default), ``"geometric"`` (image centres), ``"origin"``,
+        ``"identity"``; or a fixed-world -> moving-world matrix, an
+        :class:`AffineMap`, or a transform file (ITK/ANTs ``.mat``/``.txt``/
+        ``.h5``, greedy's RAS matrix) as ANTs' ``--initial-moving-transform``.
+    stages : sequence of str, optional
+        Which of ``"translation"``, ``"rigid"``, ``"similarity"``,
+        ``"affine"``, ``"syn"`` run (in that order), e.g. ``("syn",)`` for SyN
+        alone from ``initial_transform``. Default: those of ``transform``.
     fixed_affine, moving_affine : ndarray, optional
         vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
         / ``moving``; required for ndarrays, refused for anything else.
@@ -109,6 +175,11 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
     if transform not in AFFINE_PIPELINES:
         raise ValueError(f"transform must be one of {sorted(AFFINE_PIPELINES)}, "
                          f"got {transform!r}")
+    stages = check_stages(stages, transform)
+    if "syn" in stages:
+        transform = "syn"
+    elif transform == "syn":
+        transform = "rigid" if stages[-1] in ("translation", "rigid") else "affine"
     if preset not in SYN_PRESETS:
         raise ValueError(f"preset must be one of {sorted(SYN_PRESETS)}, got {preset!r}")
     fixed = as_image_or_path(fixed, name="fixed", affine=fixed_affine)
@@ -118,7 +189,10 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
                        fixed_mask=fixed_mask is not None, max_memory=max_memory)
     fixed = as_image(fixed, name="fixed")
     moving = as_image(moving, name="moving")
-    options = {"pipeline": AFFINE_PIPELINES[transform]}
+    initialiser, start = initial_alignment(initial_transform, fixed.ndim)
+    linear = tuple(stage for stage in stages if stage != "syn")
+    options = {"pipeline": ((initialiser,) if initialiser else ()) + linear,
+               "starting_affine": start}
     if transform == "syn":
         options["levels"] = SYN_PREALIGN_LEVELS
     options.update(affine_options or {})
@@ -133,14 +207,19 @@ def register(fixed, moving, *, transform: str = "syn", affine_metric: str = "mi"
         syn.check_grid(fixed)
     seconds = {}
     t0 = time.perf_counter()
-    affine = affine_registration(fixed, moving, metric=affine_metric, fixed_mask=fixed_mask,
-                                 moving_mask=moving_mask, num_threads=num_threads, seed=seed,
-                                 **options)
+    if options["pipeline"]:
+        affine = affine_registration(fixed, moving, metric=affine_metric, fixed_mask=fixed_mask,
+                                     moving_mask=moving_mask, num_threads=num_threads,
+                                     seed=seed, **options)
+    else:  # SyN alone, from the given start
+        affine = AffineMap(np.eye(fixed.ndim + 1) if start is None else start, fixed=fixed,
+                           moving=moving)
     seconds["affine"] = time.perf_counter() - t0
     mapping = affine
     if transform == "syn":
         t0 = time.perf_counter()
-        mapping = syn.optimize(fixed, moving, prealign=affine.matrix, fixed_mask=fixed_mask)
+        mapping = syn.optimize(fixed, moving, prealign=affine.matrix, fixed_mask=fixed_mask,
+                               moving_mask=moving_mask)
         seconds["syn"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     warped = mapping.transform(moving, num_threads=num_threads)

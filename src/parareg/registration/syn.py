@@ -154,7 +154,7 @@ class SymmetricDiffeomorphicRegistration:
                                window=2 * radius + 1, stage="syn_options")
 
     def optimize(self, fixed, moving, *, prealign=None, fixed_mask=None, fixed_affine=None,
-                 moving_affine=None) -> DiffeomorphicMap:
+                 moving_affine=None, moving_mask=None) -> DiffeomorphicMap:
         """Register ``moving`` to ``fixed``.
 
         Parameters
@@ -164,6 +164,9 @@ class SymmetricDiffeomorphicRegistration:
             Fixed-world -> moving-world affine (e.g. ``affine_registration(...).matrix``).
         fixed_mask : Image, ndarray or path, optional
             Updates are zero outside the (warped) mask.
+        moving_mask : Image, ndarray or path, optional
+            On the moving grid; updates are also zero where the moving point
+            falls outside it (both masks drive the metric, as in ANTs).
         fixed_affine, moving_affine : ndarray, optional
             vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
             / ``moving``; required for ndarrays, refused for anything else.
@@ -183,11 +186,12 @@ class SymmetricDiffeomorphicRegistration:
             if float(image.data.max()) == float(image.data.min()):
                 raise ValueError(f"{name} is constant; nothing to register")
         self.check_grid(fixed)
-        mask = None
-        if fixed_mask is not None:
+        mask = moving_mask_image = None
+        if fixed_mask is not None or moving_mask is not None:
             from .affine import _as_mask
 
             mask = _as_mask(fixed_mask, fixed, name="fixed_mask")
+            moving_mask_image = _as_mask(moving_mask, moving, name="moving_mask")
         nt = self.num_threads
         u_s = u_m = v_s = v_m = None
         grid_prev = None
@@ -209,6 +213,11 @@ class SymmetricDiffeomorphicRegistration:
             if mask_l is not None:
                 check_level_mask(mask_l, mask, name="fixed_mask", level=index,
                                  factor=level.factor)
+            moving_mask_l = None if moving_mask_image is None else shrink_mask(
+                moving_mask_image, m_l, num_threads=nt)
+            if moving_mask_l is not None:
+                check_level_mask(moving_mask_l, moving_mask_image, name="moving_mask",
+                                 level=index, factor=level.factor)
             v2w = f_l.vox2world
             if u_s is None:
                 u_s, u_m, v_s, v_m = (np.zeros((*f_l.shape, ndim), np.float32) for _ in range(4))
@@ -233,8 +242,12 @@ class SymmetricDiffeomorphicRegistration:
                 if mask_l is not None:
                     mask_now = resample(mask_l, f_l, field=u_s, interpolation="nearest",
                                         num_threads=nt).data
-                    if not np.any(mask_now):
-                        mask_now = None
+                if moving_mask_l is not None:  # the moving mask at the moving points
+                    seen = resample(moving_mask_l, f_l, affine=prealign, field=u_m,
+                                    interpolation="nearest", num_threads=nt).data
+                    mask_now = seen if mask_now is None else mask_now & seen
+                if mask_now is not None and not np.any(mask_now):
+                    mask_now = None
                 forward, backward, energy = self.metric.compute(
                     warped_fixed, warped_moving, vox2world=v2w, mask=mask_now, num_threads=nt)
                 energies.append(float(energy))
@@ -285,6 +298,7 @@ class SymmetricDiffeomorphicRegistration:
 def syn_registration(fixed, moving, *, metric="cc", prealign=None, levels=DEFAULT_SYN_LEVELS,
                      radius: int = 2, step: float = 0.5, update_sigma: float = 1.2,
                      field_sigma: float = 0.5, convergence=(1e-4, 10), fixed_mask=None,
+                     moving_mask=None,
                      num_threads=None, callback=None, fixed_affine=None,
                      moving_affine=None) -> DiffeomorphicMap:
     """Symmetric diffeomorphic registration of ``moving`` to ``fixed``.
@@ -306,7 +320,8 @@ def syn_registration(fixed, moving, *, metric="cc", prealign=None, levels=DEFAUL
     update_sigma, field_sigma : float
         Smoothing of updates and of total fields, voxels.
     convergence : (tolerance, window)
-    fixed_mask : Image, ndarray or path, optional
+    fixed_mask, moving_mask : Image, ndarray or path, optional
+        Each on its image's grid; the metric uses the points inside both.
     num_threads : int, optional
         The result is bit-identical at any thread count.
     callback : callable, optional
@@ -329,4 +344,5 @@ def syn_registration(fixed, moving, *, metric="cc", prealign=None, levels=DEFAUL
         field_sigma=field_sigma, convergence=convergence, num_threads=num_threads,
         callback=callback)
     return registration.optimize(fixed, moving, prealign=prealign, fixed_mask=fixed_mask,
+                                 moving_mask=moving_mask,
                                  fixed_affine=fixed_affine, moving_affine=moving_affine)

@@ -15,8 +15,9 @@ Order
 
 Items of a list
     - a path: an affine file (``.mat``, ``.txt``, ``.tfm``: ITK/ANTs, or
-      written by parareg) or a displacement field (``.nii``, ``.nii.gz``, ITK
-      vector NIfTI);
+      written by parareg), a displacement field (``.nii``, ``.nii.gz``, ITK
+      vector NIfTI) or an ITK HDF5 composite (``.h5``, e.g. ANTs'
+      ``*Composite.h5``: see :mod:`parareg.io.itk_h5`);
     - an ``(ndim + 1, ndim + 1)`` matrix: a world (RAS mm) map of points from
       the reference side to the image side, as ``parareg.resample(affine=)``;
     - an :class:`~parareg.AffineMap` or :class:`~parareg.DiffeomorphicMap`:
@@ -40,6 +41,7 @@ from ..image import as_grid, as_image, check_matrix, grid_points
 #: suffix -> kind of transform file
 AFFINE_SUFFIXES = (".mat", ".txt", ".tfm")
 WARP_SUFFIXES = (".nii", ".nii.gz")
+H5_SUFFIXES = (".h5", ".hdf5")
 #: reference points mapped per work unit (bounds the memory of the point arrays)
 _POINTS_PER_UNIT = 1 << 18
 #: below this fraction of reference points inside a warp's grid, warn
@@ -72,18 +74,17 @@ class Step:
 
 
 def file_kind(path: Path, *, label: str) -> str:
-    """``"affine"`` or ``"warp"`` from a transform file's name; ValueError for anything else."""
+    """``"affine"``, ``"warp"`` or ``"h5"`` from a transform file's name; ValueError otherwise."""
     name = Path(path).name.lower()
     if name.endswith(WARP_SUFFIXES):
         return "warp"
     if name.endswith(AFFINE_SUFFIXES):
         return "affine"
-    if name.endswith((".h5", ".hdf5")):
-        raise ValueError(f"{label}: composite HDF5 transforms are not supported; "
-                         "use the .mat and Warp.nii.gz files ANTs writes by default")
+    if name.endswith(H5_SUFFIXES):
+        return "h5"
     raise ValueError(f"{label}: unknown transform type; expected an affine "
-                     f"({', '.join(AFFINE_SUFFIXES)}) or a displacement field "
-                     f"({', '.join(WARP_SUFFIXES)})")
+                     f"({', '.join(AFFINE_SUFFIXES)}), a displacement field "
+                     f"({', '.join(WARP_SUFFIXES)}) or an ITK HDF5 composite (.h5)")
 
 
 def _read_file(path: Path, *, ndim: int, inverse: bool, label: str) -> list[Step]:
@@ -93,6 +94,8 @@ def _read_file(path: Path, *, ndim: int, inverse: bool, label: str) -> list[Step
     kind = file_kind(path, label=label)
     if not path.exists():
         raise FileNotFoundError(f"{label}: no such transform file")
+    if kind == "h5":
+        return _read_h5(path, ndim=ndim, inverse=inverse, label=label)
     if kind == "affine":
         try:
             matrix = read_affine(path, ndim=ndim)
@@ -111,6 +114,24 @@ def _read_file(path: Path, *, ndim: int, inverse: bool, label: str) -> list[Step
         raise ValueError(f"{label} is a {field.shape[-1]}D displacement field but "
                          f"the reference is {ndim}D")
     return [Step(label, field=field, vox2world=vox2world)]
+
+
+def _read_h5(path: Path, *, ndim: int, inverse: bool, label: str) -> list[Step]:
+    from ..io.itk_h5 import read_h5
+
+    try:
+        chain = read_h5(path, ndim=ndim)
+    except ValueError as exc:
+        raise ValueError(f"{label}: {exc}") from exc
+    if inverse:
+        if any(entry[0] == "warp" for entry in chain):
+            raise ValueError(f"{label}: this composite holds a displacement field, which cannot "
+                             "be inverted on the fly; use the InverseComposite.h5 ANTs writes "
+                             "next to it")
+        return [Step(label, matrix=np.linalg.inv(entry[1]), inverse=True)
+                for entry in reversed(chain)]
+    return [Step(label, matrix=entry[1]) if entry[0] == "affine"
+            else Step(label, field=entry[1], vox2world=entry[2]) for entry in chain]
 
 
 def _read_mapping(mapping, *, ndim: int, inverse: bool, label: str) -> list[Step]:
@@ -288,6 +309,26 @@ def _compose_affines(steps) -> np.ndarray:
     return total
 
 
+def plan(steps, reference, *, num_threads=None):
+    """The chain as one ``resample`` call's ``(affine, field)``, and the warps' coverage.
+
+    Affines alone compose into one matrix; a first warp on the reference grid
+    followed by affines is resample's own affine + field path (the computation
+    of :meth:`parareg.DiffeomorphicMap.transform`); anything else is collapsed
+    into one displacement field on the reference grid (:func:`displacement_field`).
+    Computed once, it serves every volume of a series.
+    """
+    if not any(step.is_warp for step in steps):
+        return (_compose_affines(steps) if steps else None), None, []
+    first = steps[0]
+    if first.is_warp and _grid_matches(first, reference) and not any(
+            step.is_warp for step in steps[1:]):
+        matrix = _compose_affines(steps[1:]) if len(steps) > 1 else None
+        return matrix, first.field, [1.0]
+    field, coverage = displacement_field(steps, reference, num_threads=num_threads)
+    return None, field, coverage
+
+
 def resample_through(image, reference, steps, *, interpolation="linear", num_threads=None):
     """``image`` sampled at ``Tn(...T1(x))`` for every point ``x`` of ``reference``.
 
@@ -300,21 +341,34 @@ def resample_through(image, reference, steps, *, interpolation="linear", num_thr
     """
     from ..resampling import resample
 
-    if not any(step.is_warp for step in steps):
-        matrix = _compose_affines(steps) if steps else None
-        return resample(image, reference, affine=matrix, interpolation=interpolation,
-                        num_threads=num_threads), []
-    first = steps[0]
-    if first.is_warp and _grid_matches(first, reference) and not any(
-            step.is_warp for step in steps[1:]):
-        # x -> A(x + u(x)) with u on the reference grid: resample's own affine + field path
-        # (the same computation as parareg's DiffeomorphicMap.transform)
-        matrix = _compose_affines(steps[1:]) if len(steps) > 1 else None
-        return resample(image, reference, affine=matrix, field=first.field,
-                        interpolation=interpolation, num_threads=num_threads), [1.0]
-    field, coverage = displacement_field(steps, reference, num_threads=num_threads)
-    return resample(image, reference, field=field, interpolation=interpolation,
+    matrix, field, coverage = plan(steps, reference, num_threads=num_threads)
+    return resample(image, reference, affine=matrix, field=field, interpolation=interpolation,
                     num_threads=num_threads), coverage
+
+
+def resample_series(volumes, reference, steps, *, interpolation="linear", num_threads=None):
+    """Every image of ``volumes`` through the same chain (a time series, or vector components).
+
+    The chain is planned once (:func:`plan`); volumes run in parallel, each
+    on one thread, so each equals :func:`resample_through` of that volume
+    alone, bit for bit, at any thread count.
+
+    Returns
+    -------
+    list of Image
+        On the reference grid, in the order of ``volumes``.
+    coverage : list of float
+    """
+    from ..parallel import parallel_map
+    from ..resampling import resample
+
+    matrix, field, coverage = plan(steps, reference, num_threads=num_threads)
+
+    def one(volume):
+        return resample(volume, reference, affine=matrix, field=field,
+                        interpolation=interpolation, num_threads=1)
+
+    return parallel_map(one, list(volumes), num_threads=num_threads), coverage
 
 
 def check_coverage(steps, coverage, *, hint: str = "check the reference and the order of "
@@ -397,4 +451,5 @@ def apply_transforms(image, reference, transforms, *, interpolation: str = "line
 
 
 __all__ = ["Step", "apply_transforms", "check_coverage", "displacement_field", "map_points",
-           "read_transforms", "resample_through", "sample_field", "world_points"]
+           "plan", "read_transforms", "resample_series", "resample_through", "sample_field",
+           "world_points"]

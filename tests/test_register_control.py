@@ -1,0 +1,135 @@
+"""Registration control as ANTs and greedy users drive it: schedules, starts, stages, masks,
+recorded settings. On a Mindboggle pair (2D, few iterations, so the file stays quick)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+import parareg
+from parareg.cli.main import main
+
+from ._data import MINDBOGGLE, MINDBOGGLE_LABELS, needs_data
+
+pytestmark = needs_data
+#: a short SyN schedule every run here starts from
+BASE = ["--preset", "fast", "-n", "12x6x0", "--affine-iterations", "30x15", "-q"]
+
+
+def _run(tmp_path, name, *extra, base=BASE):
+    prefix = tmp_path / f"{name}_"
+    code = main(["register", str(MINDBOGGLE[0]), str(MINDBOGGLE[1]), "-o", str(prefix),
+                 *base, *extra])
+    assert code == 0, extra
+    return parareg.load(f"{prefix}Warped.nii.gz").data, prefix
+
+
+def test_explicit_options_equal_to_the_preset_reproduce_it(tmp_path, capsys):
+    preset, prefix = _run(tmp_path, "preset")
+    settings = json.loads((tmp_path / "preset_settings.json").read_text())
+    explicit = settings["settings"]["explicit"]
+    assert settings["threads"] >= 1 and "--seed" in explicit
+    again = main(["register", str(MINDBOGGLE[0]), str(MINDBOGGLE[1]), "-o",
+                  str(tmp_path / "explicit_"), "-q", *explicit])
+    assert again == 0
+    np.testing.assert_array_equal(parareg.load(tmp_path / "explicit_Warped.nii.gz").data, preset)
+    assert main(["register", str(MINDBOGGLE[0]), str(MINDBOGGLE[1]), "-o",
+                 str(tmp_path / "rerun_"), "-q", "--settings", str(prefix) + "settings.json"]) == 0
+    np.testing.assert_array_equal(parareg.load(tmp_path / "rerun_Warped.nii.gz").data, preset)
+    assert main(["register", "--print-settings", "--preset", "fast"]) == 0
+    printed = capsys.readouterr().out
+    assert "-n 60x30x0 -f 4x2x1 -s 1x0.5x0vox" in printed
+
+
+@pytest.mark.parametrize("option", [
+    ["-n", "12x7x0"], ["-f", "4x2x2"], ["-s", "1x1x0vox"], ["-s", "2x1x0mm"], ["--radius", "3"],
+    ["--step", "0.3"], ["--update-sigma", "2"], ["--field-sigma", "1"],
+    ["--convergence", "1e-2,3"], ["--bins", "16"], ["--affine-iterations", "30x5"],
+    ["--affine-smoothing-sigmas", "1x1vox"]])
+def test_each_option_changes_the_result(tmp_path, option):
+    base, _ = _run(tmp_path, "base")
+    changed, _ = _run(tmp_path, "changed", *option)
+    assert not np.array_equal(base, changed), option
+
+
+def test_syn_alone_from_a_given_affine_equals_the_pipeline(tmp_path):
+    full, prefix = _run(tmp_path, "full")
+    alone, _ = _run(tmp_path, "alone", "--stages", "syn", "--initial-moving-transform",
+                    f"[{prefix}0GenericAffine.mat,0]")
+    np.testing.assert_array_equal(alone, full)
+    rigid, _ = _run(tmp_path, "rigid", "--stages", "rigid", "-n", "20x10x5", base=["-q"])
+    assert not (tmp_path / "rigid_1Warp.nii.gz").exists()
+    for name in ("com", "geometric", "origin", "[f,m,1]"):
+        _run(tmp_path, "start", "--transform", "rigid", "--initial-moving-transform", name,
+             "-n", "20x10x5", base=["-q"])
+
+
+def _dice(a, b):
+    labels = [k for k in np.unique(a) if k]
+    return np.mean([2 * np.sum((a == k) & (b == k)) / (np.sum(a == k) + np.sum(b == k))
+                    for k in labels])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ants") is None, reason="antspyx is not installed")
+def test_ants_affine_as_the_start_of_syn_is_as_good_as_the_pipeline(tmp_path):
+    import ants
+
+    fixed, moving = ants.image_read(str(MINDBOGGLE[0])), ants.image_read(str(MINDBOGGLE[1]))
+    start = ants.registration(fixed, moving, type_of_transform="Affine",
+                              outprefix=str(tmp_path / "by_ants_"))["fwdtransforms"][0]
+    labels = parareg.load(MINDBOGGLE_LABELS[1], labels=True)
+    truth = parareg.load(MINDBOGGLE_LABELS[0], labels=True).data
+    scores = {}
+    for name, extra in (("full", []), ("ants", ["--stages", "syn", "-r", start])):
+        _, prefix = _run(tmp_path, name, *extra)
+        warped = parareg.apply_transforms(labels, MINDBOGGLE[0],
+                                          [f"{prefix}1Warp.nii.gz", f"{prefix}0GenericAffine.mat"],
+                                          interpolation="nearest")
+        scores[name] = _dice(truth, warped.data)
+    assert scores["ants"] >= scores["full"] - 0.01, scores
+
+
+def test_moving_mask_reaches_affine_and_syn(tmp_path):
+    fixed, moving = parareg.load(MINDBOGGLE[0]), parareg.load(MINDBOGGLE[1])
+    options = {"preset": "fast", "syn_options": {"levels": ((4, 1.0, 12), (2, 0.5, 6))},
+               "affine_options": {"levels": ((4, 2.0, 30), (2, 1.0, 15))}}
+    plain = parareg.register(fixed, moving, **options)
+    everywhere = parareg.register(fixed, moving, moving_mask=np.ones(moving.shape, np.uint8),
+                                  **options)
+    np.testing.assert_array_equal(everywhere.mapping.forward, plain.mapping.forward)
+    half = np.zeros(moving.shape, np.uint8)
+    half[:, : moving.shape[1] // 2] = 1
+    masked = parareg.register(fixed, moving, moving_mask=half, **options)
+    assert not np.array_equal(masked.affine.matrix, plain.affine.matrix)
+    syn_only = parareg.register(fixed, moving, moving_mask=half, stages=("syn",),
+                                initial_transform=plain.affine.matrix, **options)
+    assert not np.array_equal(syn_only.mapping.forward, plain.mapping.forward)
+
+
+def test_bad_control_options_are_named(tmp_path, capsys):
+    small = tmp_path / "small.nii.gz"
+    parareg.save(parareg.Image(np.ones((5, 5), np.float32), np.eye(3)), small)
+    cases = [
+        (["-n", "100x50", "-f", "4x2x1"], "iterations gives 2 levels"),
+        (["--update-sigma", "-1"], "--update-sigma: must be 0 or more"),
+        (["--radius", "0"], "radius must be 1 or more"),
+        (["--radius", "2x3"], "window is a cube"),
+        (["-s", "2x1xbig"], "smoothing_sigmas"),
+        (["--convergence", "1e-6"], "THRESHOLD,WINDOW"),
+        (["--transform", "affine", "--step", "0.3"], "is a SyN setting"),
+        (["--bins", "2"], "--bins must be 4 or more"),
+        (["--stages", "syn,affine"], "must each appear once"),
+        (["--stages", "bspline"], "stages must be one or more of"),
+        (["--initial-moving-transform", "none.mat"], "neither a transform file nor one of"),
+        (["--moving-mask", str(small)], "--moving-mask has shape"),
+        (["-x", "[a,b,c]"], "is not MASK or"),
+        (["--settings", str(tmp_path / "none.json")], "--settings: no such file"),
+    ]
+    for extra, message in cases:
+        code = main(["register", str(MINDBOGGLE[0]), str(MINDBOGGLE[1]), "-o",
+                     str(tmp_path / "bad_"), "-q", *extra])
+        assert code == 2, extra
+        assert message in capsys.readouterr().err, (extra, message)
