@@ -3,10 +3,12 @@
 Kernels (each through its public function, validation and output allocation included):
 
 ``resample``
-    :func:`parareg.resample` with an affine (small rotation + shift), linear;
+    :func:`parareg.resampling.resample_zero_outside` (the registration's rule:
+    0 outside ``[0, n - 1]``; :func:`parareg.resample` takes ITK's edge rule)
+    with an affine (small rotation + shift), linear;
     reference ``scipy.ndimage.affine_transform(order=1, mode="constant")``.
 ``warp``
-    :func:`parareg.resample` through a smooth random displacement field, linear;
+    the same through a smooth random displacement field, linear;
     reference ``scipy.ndimage.map_coordinates(order=1, mode="constant")`` with
     the sampling coordinates precomputed outside the timed region.
 ``gradient``
@@ -46,6 +48,7 @@ import _common as common  # noqa: E402 - a sibling module, importable once its f
 
 import parareg  # noqa: E402
 from parareg._config import DEFAULT_GRAIN_VOXELS  # noqa: E402
+from parareg.resampling import resample_zero_outside  # noqa: E402
 
 KERNELS = ("resample", "warp", "gradient")
 MODES = ("serial", "parallel", "reference")
@@ -171,10 +174,10 @@ def parareg_call(kernel: str, case: Case, threads: int, field=None):
     """A zero-argument call of the parareg kernel on ``case`` with ``threads`` threads."""
     image = case.image
     if kernel == "resample":
-        return lambda: parareg.resample(image, image, affine=case.affine,
-                                        num_threads=threads).data
+        return lambda: resample_zero_outside(image, image, affine=case.affine,
+                                             num_threads=threads).data
     if kernel == "warp":
-        return lambda: parareg.resample(image, image, field=field, num_threads=threads).data
+        return lambda: resample_zero_outside(image, image, field=field, num_threads=threads).data
     return lambda: parareg.gradient(image, num_threads=threads)
 
 

@@ -215,6 +215,7 @@ def _syn_stage(folder: Path, fixed, moving, spec: str) -> None:
     from . import fields
     from .metrics.syn import get_syn_metric
     from .registration.syn import syn_registration
+    from .kernels.resample import LINEAR_ZERO_OUTSIDE
     from .resampling import warp_unchecked
 
     metric, *options = spec.split("-")
@@ -235,7 +236,8 @@ def _syn_stage(folder: Path, fixed, moving, spec: str) -> None:
     # SyN's level images are C-ordered float32 (pyramid_level), whatever the files hold
     f_data, m_data = (np.ascontiguousarray(i.data, dtype=np.float32) for i in (fixed, moving))
     get_syn_metric(metric).compute(f_data, m_data, vox2world=v2w, num_threads=None)
-    warp_unchecked(m_data, u, v2w, moving.world2vox, False, np.empty_like(f_data), None)
+    warp_unchecked(m_data, u, v2w, moving.world2vox, LINEAR_ZERO_OUTSIDE, np.empty_like(f_data),
+                   None)
     mapping = syn_registration(fixed, moving, metric=metric, levels=((2, 0.5, 2), (1, 0.0, 2)),
                                fixed_mask=mask)
     mapping.transform(moving)

@@ -5,31 +5,57 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import ndimage
 
 from ._config import DEFAULT_GRAIN_VOXELS
 from .image import Image, all_finite, as_grid, as_image, check_matrix, trusted_image
 from .kernels.lift import lift_affine, lift_array
-from .kernels.resample import resample_affine_3d, warp_3d
+from .kernels.resample import (BSPLINE, GAUSSIAN, ITK_KERNEL_METHODS, LABEL, LANCZOS, LINEAR,
+                               LINEAR_ZERO_OUTSIDE, NEAREST, resample_affine_3d,
+                               resample_affine_itk_3d, warp_3d, warp_itk_3d)
 from .parallel import axis0_ranges, for_each_unit, resolve_num_threads
 
 if TYPE_CHECKING:
     from ._typing import ArrayLike, ImageLike, MatrixLike
 
-INTERPOLATIONS = ("linear", "nearest")
-#: accepted spellings (any case; ANTs' names included) -> parareg's
-INTERPOLATION_ALIASES = {"linear": "linear", "nearest": "nearest", "nearestneighbor": "nearest"}
+#: accepted interpolation names (any case; ANTs' spellings) -> parareg's name. ITK's rules
+#: throughout (see :mod:`parareg.kernels.interp_itk`): 0 outside ``[-0.5, n - 0.5)`` voxels.
+INTERPOLATIONS = {
+    "linear": "linear",
+    "nearest": "nearest", "nearestneighbor": "nearest",
+    "genericlabel": "genericlabel",
+    "bspline": "bspline", "bspline[3]": "bspline",
+    "gaussian": "gaussian",
+    "lanczoswindowedsinc": "lanczoswindowedsinc",
+}
+#: parareg's name -> the kernels' interpolator code
+_METHODS = {"linear": LINEAR, "nearest": NEAREST, "genericlabel": LABEL, "bspline": BSPLINE,
+            "gaussian": GAUSSIAN, "lanczoswindowedsinc": LANCZOS,
+            "linear-zero-outside": LINEAR_ZERO_OUTSIDE}
+#: interpolators that keep the image's dtype (label maps); the others give float32
+LABEL_INTERPOLATIONS = ("nearest", "genericlabel")
+#: ANTs' Gaussian defaults: sigma = the image's spacing (1 voxel), cutoff alpha = 1 sigma
+GAUSSIAN_SIGMA_VOXELS = 1.0
+GAUSSIAN_ALPHA = 1.0
 
 
-def check_interpolation(interpolation: str) -> bool:
-    """Return ``True`` for nearest-neighbour, ``False`` for linear; reject anything else.
+def check_interpolation(interpolation: str) -> str:
+    """Return parareg's name of an interpolator (see ``INTERPOLATIONS``); reject anything else.
 
-    Names are case-insensitive, and ANTs' ``NearestNeighbor`` means nearest.
+    Names are case-insensitive; ANTs' spellings (``Linear``, ``NearestNeighbor``,
+    ``GenericLabel``, ``BSpline``, ``BSpline[3]``, ``Gaussian``,
+    ``LanczosWindowedSinc``) are accepted.
     """
-    key = interpolation.lower() if isinstance(interpolation, str) else None
-    if key not in INTERPOLATION_ALIASES:
-        raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)} (any case; "
-                         f"ANTs' NearestNeighbor too), got {interpolation!r}")
-    return INTERPOLATION_ALIASES[key] == "nearest"
+    key = interpolation.lower().replace(" ", "") if isinstance(interpolation, str) else None
+    if key is not None and key.startswith("bspline[") and key not in INTERPOLATIONS:
+        raise ValueError(f"interpolation {interpolation!r}: only B-splines of order 3 are "
+                         "supported; use 'BSpline' or 'BSpline[3]'")
+    if key not in INTERPOLATIONS:
+        names = sorted(set(INTERPOLATIONS.values()))
+        raise ValueError(f"interpolation must be one of {names} (any case; ANTs' "
+                         f"NearestNeighbor, GenericLabel, BSpline[3], LanczosWindowedSinc "
+                         f"too), got {interpolation!r}")
+    return INTERPOLATIONS[key]
 
 
 def check_field(field: ArrayLike, shape: tuple[int, ...], *, name: str = "field",
@@ -56,7 +82,11 @@ def resample(moving: ImageLike, reference: ImageLike, *, affine: MatrixLike | No
 
     Each reference voxel ``p`` with world position ``x = reference.vox2world @ p``
     takes the value of ``moving`` at world point ``affine @ (x + field[p])``
-    (the "pull" convention of ITK and DIPY). Values outside ``moving`` are 0.
+    (the "pull" convention of ITK and DIPY). Interpolation follows
+    ``antsApplyTransforms`` (ITK's interpolators): a point takes a value when
+    it lies within half a voxel of the moving grid (its continuous index in
+    ``[-0.5, n - 0.5)`` per axis), the edge voxels' within that half voxel;
+    farther out it is 0.
 
     Parameters
     ----------
@@ -70,9 +100,17 @@ def resample(moving: ImageLike, reference: ImageLike, *, affine: MatrixLike | No
     field : ndarray, shape (*reference.shape, ndim), optional
         Displacement in millimetres added to each reference world point
         before ``affine`` is applied.
-    interpolation : {"linear", "nearest"}
-        Linear gives float32; nearest keeps the dtype of ``moving`` (use it
-        for label maps).
+    interpolation : {"linear", "nearest", "genericlabel", "bspline", "gaussian", \
+"lanczoswindowedsinc"}
+        Any case; ANTs' spellings (``NearestNeighbor``, ``GenericLabel``,
+        ``BSpline[3]``, ``LanczosWindowedSinc``) too. ``nearest`` and
+        ``genericlabel`` (each label's indicator interpolated linearly, the
+        largest wins: smooth label boundaries) keep the dtype of ``moving``,
+        for label maps; ``genericlabel`` needs integer labels. The others give
+        float32: ``bspline`` is the cubic B-spline (prefiltered, mirror
+        boundary), ``gaussian`` ITK's Gaussian (sigma one voxel, cutoff one
+        sigma, ANTs' defaults), ``lanczoswindowedsinc`` the windowed sinc of
+        radius 3.
     num_threads : int, optional
         Threads; ``None`` means :func:`parareg.get_num_threads`. The result
         is bit-identical at any thread count.
@@ -98,38 +136,76 @@ def resample(moving: ImageLike, reference: ImageLike, *, affine: MatrixLike | No
         raise ValueError(f"moving is {moving.ndim}D but reference is {reference.ndim}D; "
                          "both must have the same number of dimensions")
     ndim = reference.ndim
-    nearest = check_interpolation(interpolation)
+    name = check_interpolation(interpolation)
     ref2mov = np.eye(ndim + 1) if affine is None else check_matrix(affine, ndim, name="affine")
-    num_threads = resolve_num_threads(num_threads)
+    return _resample(moving, reference, ref2mov, field, name, resolve_num_threads(num_threads))
+
+
+def resample_zero_outside(moving: Image, reference: Image, *, affine=None, field=None,
+                          num_threads=None) -> Image:
+    """Linear resampling by the registration kernels' rule: 0 outside ``[0, n - 1]`` voxels.
+
+    The rule the metrics and SyN's own warps use (see
+    :mod:`parareg.kernels.interp`), for the registration's internal resampling
+    (pyramid levels, fields carried between levels), whose results it keeps.
+    Everything user-facing uses :func:`resample` (ITK's rule: edge values
+    within half a voxel of the grid). Arguments as :func:`resample`, trusted
+    (already checked) images.
+    """
+    ndim = reference.ndim
+    ref2mov = np.eye(ndim + 1) if affine is None else affine
+    return _resample(moving, reference, ref2mov, field, "linear-zero-outside",
+                     resolve_num_threads(num_threads))
+
+
+def _resample(moving, reference, ref2mov, field, name, num_threads) -> Image:
+    """The driver of :func:`resample`: prepare the source for ``name``, map, convert back."""
     src = np.ascontiguousarray(moving.data)
-    if not nearest and src.dtype != np.float32:
-        src = src.astype(np.float32)
     world2moving_vox = moving.world2vox @ ref2mov
-    if nearest and src.dtype not in _DIRECT_DTYPES:
+    if name == "nearest" and src.dtype not in _DIRECT_DTYPES:
         return _resample_by_index(src, reference, world2moving_vox, field, num_threads)
+    if name == "genericlabel":
+        return _resample_labels(src, reference, world2moving_vox, field, num_threads)
+    params = np.zeros(6)
+    if name != "nearest":
+        src = src.astype(np.float32, copy=False)
+    if name == "bspline":
+        src = np.ascontiguousarray(ndimage.spline_filter(src, order=3, mode="mirror",
+                                                         output=np.float32))
+    elif name == "gaussian":
+        params[:3] = 1.0 / (np.sqrt(2.0) * GAUSSIAN_SIGMA_VOXELS)
+        params[3:] = GAUSSIAN_ALPHA * GAUSSIAN_SIGMA_VOXELS
     out = np.empty(reference.shape, dtype=src.dtype)
-    _map(src, reference, world2moving_vox, field, nearest, out, num_threads)
+    _map(src, reference, world2moving_vox, field, _METHODS[name], params, out, num_threads)
     return trusted_image(out, reference.vox2world)
 
 
-def _map(src, reference, world2moving_vox, field, nearest, out, num_threads) -> None:
+def _map(src, reference, world2moving_vox, field, method, params, out, num_threads) -> None:
     """Fill ``out`` (on the reference grid) with ``src`` through the affine and/or field."""
     if field is None:
         ndim = reference.ndim
         out2moving_vox = lift_affine(world2moving_vox @ reference.vox2world)
         src3, out3 = lift_array(src, ndim), lift_array(out, ndim)
-        for_each_unit(
-            lambda unit, start, stop: resample_affine_3d(src3, out2moving_vox, nearest, out3,
-                                                         start, stop),
-            axis0_ranges(out.shape, grain=DEFAULT_GRAIN_VOXELS), num_threads=num_threads)
+        if method in ITK_KERNEL_METHODS:
+            def run(unit, start, stop):
+                resample_affine_itk_3d(src3, out2moving_vox, method, params, out3, start, stop)
+        else:
+            def run(unit, start, stop):
+                resample_affine_3d(src3, out2moving_vox, method, out3, start, stop)
+        for_each_unit(run, axis0_ranges(out.shape, grain=DEFAULT_GRAIN_VOXELS),
+                      num_threads=num_threads)
     else:
         fld = check_field(field, reference.shape, num_threads=num_threads)
-        warp_unchecked(src, fld, reference.vox2world, world2moving_vox, nearest, out,
-                       num_threads)
+        warp_unchecked(src, fld, reference.vox2world, world2moving_vox, method, out,
+                       num_threads, params=params)
 
 
+#: the kernels' ``params`` for interpolators without any
+_NO_PARAMS = np.zeros(6)
 #: dtypes the nearest-neighbour kernels copy directly; other labels are gathered by index
 _DIRECT_DTYPES = (np.dtype(np.float32), np.dtype(np.int32))
+#: label maps whose value range is below this are ranked by a lookup table, others by sorting
+_LUT_RANGE = 1 << 24
 
 
 def _resample_by_index(src, reference, world2moving_vox, field, num_threads) -> Image:
@@ -145,24 +221,65 @@ def _resample_by_index(src, reference, world2moving_vox, field, num_threads) -> 
                          f"of up to {np.iinfo(np.int32).max - 1} voxels, got {src.size}")
     numbers = np.arange(1, src.size + 1, dtype=np.int32).reshape(src.shape)
     out = np.empty(reference.shape, dtype=np.int32)
-    _map(numbers, reference, world2moving_vox, field, True, out, num_threads)
+    _map(numbers, reference, world2moving_vox, field, NEAREST, _NO_PARAMS, out, num_threads)
     values = np.concatenate([np.zeros(1, dtype=src.dtype), src.ravel()])
     return trusted_image(values[out], reference.vox2world)
 
 
+def _label_ranks(src):
+    """The sorted labels of an integer image and each voxel's rank among them (int32)."""
+    if src.dtype == np.bool_:
+        src = src.view(np.uint8)
+    low, high = (int(src.min()), int(src.max())) if src.size else (0, 0)
+    if high - low < _LUT_RANGE:
+        present = np.bincount((src.ravel() - low).astype(np.intp), minlength=high - low + 1) > 0
+        rank_of = (np.cumsum(present) - 1).astype(np.int32)
+        labels = (np.flatnonzero(present) + low).astype(src.dtype)
+        return labels, rank_of[(src - low).astype(np.intp)]
+    labels, ranks = np.unique(src, return_inverse=True)
+    return labels, ranks.astype(np.int32).reshape(src.shape)
+
+
+def _resample_labels(src, reference, world2moving_vox, field, num_threads) -> Image:
+    """GenericLabel: each label's indicator interpolated linearly, the largest wins.
+
+    The kernels work on label ranks (int32) and write rank + 1 (0 outside);
+    the labels are gathered back, in the image's own dtype.
+    """
+    if not (np.issubdtype(src.dtype, np.integer) or src.dtype == np.bool_):
+        raise ValueError(f"interpolation 'genericlabel' needs an integer label image, got dtype "
+                         f"{src.dtype}; pass the labels as integers (e.g. "
+                         "data.astype(np.int32), or a label file read with labels=True), or use "
+                         "'nearest' or 'linear'")
+    labels, ranks = _label_ranks(src)
+    out = np.empty(reference.shape, dtype=np.int32)
+    _map(np.ascontiguousarray(ranks), reference, world2moving_vox, field, LABEL, _NO_PARAMS,
+         out, num_threads)
+    values = np.concatenate([np.zeros(1, dtype=src.dtype), labels])
+    return trusted_image(values[out], reference.vox2world)
+
+
 def warp_unchecked(src: np.ndarray, field: np.ndarray, out_vox2world: np.ndarray,
-                   world2moving_vox: np.ndarray, nearest: bool, out: np.ndarray,
-                   num_threads: int | None) -> np.ndarray:
+                   world2moving_vox: np.ndarray, method: int, out: np.ndarray,
+                   num_threads: int | None, *, params: np.ndarray = _NO_PARAMS) -> np.ndarray:
     """Fill ``out`` with ``src`` sampled at ``world2moving_vox @ (out_vox2world @ p + field[p])``.
 
     The driver behind :func:`resample` with a field, without validation, for
     loops whose arrays are already checked (C-contiguous, float32 field).
+    ``method`` is a kernel interpolator code (:mod:`parareg.kernels.resample`;
+    SyN's own warps use ``LINEAR_ZERO_OUTSIDE``).
     """
     ndim = out.ndim
+    method = int(method)
     src3, field3, out3 = (lift_array(a, ndim) for a in (src, field, out))
     out_vox2world, world2moving_vox = lift_affine(out_vox2world), lift_affine(world2moving_vox)
-    for_each_unit(
-        lambda unit, start, stop: warp_3d(src3, field3, out_vox2world, world2moving_vox,
-                                          nearest, out3, start, stop),
-        axis0_ranges(out.shape, grain=DEFAULT_GRAIN_VOXELS), num_threads=num_threads)
+    if method in ITK_KERNEL_METHODS:
+        def run(unit, start, stop):
+            warp_itk_3d(src3, field3, out_vox2world, world2moving_vox, method, params, out3,
+                        start, stop)
+    else:
+        def run(unit, start, stop):
+            warp_3d(src3, field3, out_vox2world, world2moving_vox, method, out3, start, stop)
+    for_each_unit(run, axis0_ranges(out.shape, grain=DEFAULT_GRAIN_VOXELS),
+                  num_threads=num_threads)
     return out

@@ -5,10 +5,11 @@ field as ``(X, Y, 1, 2)`` (see :mod:`parareg.kernels.lift`). Along a
 1-voxel axis the only point inside the domain is 0, where both rules
 below reduce exactly to the 2D ones.
 
-linear
+linear (the registration kernels' rule, "zero outside")
     Defined for coordinates inside ``[0, n - 1]`` on every axis (like
     ``scipy.ndimage.map_coordinates(order=1, mode="constant", cval=0)``);
-    0 outside.
+    0 outside. User-facing resampling uses ITK's rule instead (edge values
+    within half a voxel: :mod:`parareg.kernels.interp_itk`).
 nearest
     The voxel ``floor(x + 0.5)``; defined for ``[-0.5, n - 0.5)`` on every
     axis (every point of a voxel's footprint gets that voxel's value); 0 outside.
@@ -41,6 +42,12 @@ def linear_3d(img, x, y, z):
     i0, i1, fx = _lower(x, nx)
     j0, j1, fy = _lower(y, ny)
     k0, k1, fz = _lower(z, nz)
+    return trilinear(img, i0, i1, fx, j0, j1, fy, k0, k1, fz)
+
+
+@helper
+def trilinear(img, i0, i1, fx, j0, j1, fy, k0, k1, fz):
+    """The trilinear blend of the 8 corners ``(i0|i1, j0|j1, k0|k1)`` with upper weights ``f``."""
     c00 = img[i0, j0, k0] * (1.0 - fx) + img[i1, j0, k0] * fx
     c01 = img[i0, j0, k1] * (1.0 - fx) + img[i1, j0, k1] * fx
     c10 = img[i0, j1, k0] * (1.0 - fx) + img[i1, j1, k0] * fx

@@ -11,7 +11,7 @@ from .._hints import InputError
 from .._options import choice
 from ..filters import gaussian_smooth
 from ..image import Image, trusted_image
-from ..resampling import resample
+from ..resampling import resample, resample_zero_outside
 
 SIGMA_UNITS = ("vox", "mm")
 
@@ -162,7 +162,7 @@ def pyramid_level(image: Image, *, factor: int, sigma: float, sigma_unit: str = 
     smoothed = trusted_image(data, image.vox2world)  # smoothed from a checked image: no re-scan
     if factor == 1:
         return smoothed
-    return resample(smoothed, shrink_grid(image, factor), num_threads=num_threads)
+    return resample_zero_outside(smoothed, shrink_grid(image, factor), num_threads=num_threads)
 
 
 def shrink_mask(mask: Image, grid: Image, *, num_threads=None) -> Image:

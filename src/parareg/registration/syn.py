@@ -30,6 +30,7 @@ from ..fields import compose, compose_unchecked, invert, max_norm, smooth_unchec
 from ..image import as_grid, as_pair, check_matrix
 from ..metrics.syn import SyNMetric, get_syn_metric
 from ..parallel import resolve_num_threads
+from ..kernels.resample import LINEAR_ZERO_OUTSIDE
 from ..resampling import resample, warp_unchecked
 from ..transforms.diffeomorphic import DiffeomorphicMap, resample_field
 from .pyramid import (check_level_image, check_level_mask, check_level_shapes, check_levels,
@@ -292,8 +293,10 @@ class SymmetricDiffeomorphicRegistration:
             energies = []
             iterations = 0
             for iteration in range(level.iterations):
-                warp_unchecked(f_l.data, u_s, v2w, f_l.world2vox, False, warped_fixed, nt)
-                warp_unchecked(m_l.data, u_m, v2w, world2moving_vox, False, warped_moving, nt)
+                warp_unchecked(f_l.data, u_s, v2w, f_l.world2vox, LINEAR_ZERO_OUTSIDE,
+                               warped_fixed, nt)
+                warp_unchecked(m_l.data, u_m, v2w, world2moving_vox, LINEAR_ZERO_OUTSIDE,
+                               warped_moving, nt)
                 mask_now = None
                 if mask_l is not None:
                     mask_now = resample(mask_l, f_l, field=u_s, interpolation="nearest",

@@ -420,8 +420,9 @@ def apply_transforms(image: ImageLike, reference: ImageLike, transforms: Sequenc
     transforms : path, matrix, AffineMap, DiffeomorphicMap, or a list of them
         E.g. ``["out_1Warp.nii.gz", "out_0GenericAffine.mat"]`` (moving onto
         fixed, from ``parareg register -o out_`` or ANTs).
-    interpolation : {"linear", "nearest"}
-        Nearest keeps integer labels (a path is then read as a label map).
+    interpolation : str
+        A name :func:`parareg.resample` takes (ANTs' spellings too); nearest
+        and genericlabel keep integer labels (a path is then read as a label map).
     invert : list of bool, optional
         Per transform, use its inverse (affines and mappings; a displacement
         field cannot be inverted: use its InverseWarp).
@@ -451,18 +452,17 @@ def apply_transforms(image: ImageLike, reference: ImageLike, transforms: Sequenc
     >>> parareg.apply_transforms(img, img, [shift, shift], invert=[False, True]).data[0].tolist()
     [0.0, 1.0, 2.0, 3.0]
     """
-    from ..resampling import check_interpolation
+    from ..resampling import LABEL_INTERPOLATIONS, check_interpolation
 
-    nearest = check_interpolation(interpolation)
-    image = as_image(image, name="image", affine=image_affine, labels=nearest and isinstance(
-        image, (str, os.PathLike)))
+    interpolation = check_interpolation(interpolation)
+    image = as_image(image, name="image", affine=image_affine, labels=(
+        interpolation in LABEL_INTERPOLATIONS and isinstance(image, (str, os.PathLike))))
     reference = as_grid(reference, name="reference", affine=reference_affine)
     if image.ndim != reference.ndim:
         raise ValueError(f"image is {image.ndim}D but reference is {reference.ndim}D; both "
                          "must have the same number of dimensions")
     steps = read_transforms(transforms, ndim=reference.ndim, invert=invert)
-    result, coverage = resample_through(image, reference, steps,
-                                        interpolation="nearest" if nearest else "linear",
+    result, coverage = resample_through(image, reference, steps, interpolation=interpolation,
                                         num_threads=num_threads)
     check_coverage(steps, coverage)
     return result

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..fields import inverse_consistency_error, jacobian_determinant
 from ..image import Image, as_image, check_matrix, trusted_image
-from ..resampling import check_field, resample
+from ..resampling import check_field, resample, resample_zero_outside
 
 if TYPE_CHECKING:
     from .._typing import ArrayLike, ImageLike, MatrixLike
@@ -32,17 +32,25 @@ def _grid(image: Image) -> Image:
 
 
 def resample_field(field: np.ndarray, field_vox2world: MatrixLike, grid: Image, *,
-                   affine: MatrixLike | None = None,
-                   num_threads: int | None = None) -> np.ndarray:
+                   affine: MatrixLike | None = None, num_threads: int | None = None,
+                   itk_edge: bool = False) -> np.ndarray:
     """Sample each component of ``field`` at ``affine @ x`` for every world point ``x`` of ``grid``.
 
-    Zero outside the field's grid. Returns ``(*grid.shape, ndim)`` float32.
+    Zero outside the field's grid: outside ``[0, n - 1]`` voxels (the
+    registration's rule), or with ``itk_edge`` outside ``[-0.5, n - 0.5)``
+    with edge values within that half voxel (ITK's displacement-field
+    transform). Returns ``(*grid.shape, ndim)`` float32.
     """
     ndim = grid.ndim
     out = np.empty((*grid.shape, ndim), np.float32)
     for axis in range(ndim):
         component = trusted_image(np.ascontiguousarray(field[..., axis]), field_vox2world)
-        out[..., axis] = resample(component, grid, affine=affine, num_threads=num_threads).data
+        if itk_edge:
+            out[..., axis] = resample(component, grid, affine=affine,
+                                      num_threads=num_threads).data
+        else:
+            out[..., axis] = resample_zero_outside(component, grid, affine=affine,
+                                                   num_threads=num_threads).data
     return out
 
 
@@ -104,7 +112,7 @@ class DiffeomorphicMap:
         image = as_image(image, name="image", affine=image_affine)
         inv_prealign = np.linalg.inv(self.prealign)
         back = resample_field(self.backward, self.vox2world, self.moving_grid,
-                              affine=inv_prealign, num_threads=num_threads)
+                              affine=inv_prealign, num_threads=num_threads, itk_edge=True)
         # fixed(inv(P) y + B(inv(P) y)) = fixed(inv(P) @ (y + P_lin B(...)))
         field = back @ self.prealign[:-1, :-1].T.astype(np.float32)
         return resample(image, self.moving_grid, affine=inv_prealign, field=field,
