@@ -32,10 +32,6 @@ from ._common import (
     run_command,
 )
 
-#: ANTs and parareg interpolation names -> parareg's (GenericLabel is nearest for now)
-INTERPOLATIONS = {"linear": "linear", "nearest": "nearest", "nearestneighbor": "nearest",
-                  "genericlabel": "nearest"}
-
 DESCRIPTION = """\
 Resample IMAGE onto the grid of REFERENCE through a list of transforms, as
 antsApplyTransforms does. Affine files (.mat, .txt, .tfm: ITK/ANTs, or
@@ -66,12 +62,15 @@ exit status: 0 on success, 2 on bad input (one "parareg: error:" line)."""
 
 
 def _interpolation(text: str) -> str:
-    key = text.lower()
-    if key not in INTERPOLATIONS:
-        import argparse
+    """``-n`` value -> parareg's interpolator name (the one table in :mod:`parareg.resampling`)."""
+    import argparse
 
-        raise argparse.ArgumentTypeError(f"expected linear or nearest, got {text!r}")
-    return INTERPOLATIONS[key]
+    from ..resampling import check_interpolation
+
+    try:
+        return check_interpolation(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _get_parser():
@@ -90,9 +89,10 @@ def _get_parser():
                              "Linear[FILE.mat] (or [FILE.mat,1], its inverse): a list of "
                              "affines as one")
     parser.add_argument("-n", "--interpolation", type=_interpolation, default="linear",
-                        metavar="{linear,nearest}",
-                        help="linear (default) or nearest (label maps keep integer values); "
-                             "ANTs' Linear, NearestNeighbor and GenericLabel are accepted")
+                        metavar="NAME",
+                        help="Linear (default), NearestNeighbor, GenericLabel (label maps keep "
+                             "their integer type), BSpline[3], Gaussian or LanczosWindowedSinc, "
+                             "in any case, as antsApplyTransforms names them")
     parser.add_argument("-d", "--dimensionality", type=int, choices=(2, 3), default=None,
                         help="optional, as in ANTs: checked against the images")
     parser.add_argument("-e", "--input-image-type", type=image_type, default="scalar",
@@ -217,7 +217,9 @@ def _run(args, console) -> int:
             "the list as one affine")
         console.print(f"parareg apply: {what} -> {out} ({time.perf_counter() - t0:.1f} s)")
         return 0
-    nearest = args.interpolation == "nearest"
+    from ..resampling import LABEL_INTERPOLATIONS
+
+    nearest = args.interpolation in LABEL_INTERPOLATIONS
     try:
         volumes, layout = read_volumes(args.input, kind=args.input_image_type, labels=nearest,
                                        ndim=reference.ndim)

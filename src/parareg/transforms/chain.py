@@ -455,8 +455,13 @@ def apply_transforms(image: ImageLike, reference: ImageLike, transforms: Sequenc
     from ..resampling import LABEL_INTERPOLATIONS, check_interpolation
 
     interpolation = check_interpolation(interpolation)
-    image = as_image(image, name="image", affine=image_affine, labels=(
-        interpolation in LABEL_INTERPOLATIONS and isinstance(image, (str, os.PathLike))))
+    try:
+        image = as_image(image, name="image", affine=image_affine, labels=(
+            interpolation in LABEL_INTERPOLATIONS and isinstance(image, (str, os.PathLike))))
+    except ValueError:
+        if interpolation != "nearest" or not isinstance(image, (str, os.PathLike)):
+            raise
+        image = as_image(image, name="image")  # nearest on intensities: read them as such
     reference = as_grid(reference, name="reference", affine=reference_affine)
     if image.ndim != reference.ndim:
         raise ValueError(f"image is {image.ndim}D but reference is {reference.ndim}D; both "
