@@ -141,8 +141,9 @@ def resample(moving: ImageLike, reference: ImageLike, *, affine: MatrixLike | No
     return _resample(moving, reference, ref2mov, field, name, resolve_num_threads(num_threads))
 
 
-def resample_zero_outside(moving: Image, reference: Image, *, affine=None, field=None,
-                          num_threads=None) -> Image:
+def resample_zero_outside(moving: Image, reference: Image, *, affine: MatrixLike | None = None,
+                          field: ArrayLike | None = None,
+                          num_threads: int | None = None) -> Image:
     """Linear resampling by the registration kernels' rule: 0 outside ``[0, n - 1]`` voxels.
 
     The rule the metrics and SyN's own warps use (see
