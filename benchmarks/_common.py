@@ -118,7 +118,8 @@ def _calibrate(func, min_time: float) -> int:
     return max(1, math.ceil(min_time / second))
 
 
-def measure(funcs: dict, *, repeats: int, min_time: float = 0.02) -> dict:
+def measure(funcs: dict, *, repeats: int, min_time: float = 0.02,
+            steady_below: float = math.inf) -> dict:
     """Time several callables, interleaved repeat by repeat.
 
     Within a repeat each callable runs once untimed right before its timed
@@ -135,6 +136,10 @@ def measure(funcs: dict, *, repeats: int, min_time: float = 0.02) -> dict:
         Timed repeats of each callable.
     min_time : float
         Seconds; faster callables are looped within a repeat.
+    steady_below : float
+        Seconds; the untimed call before each repeat is made only for
+        callables whose first timed call was faster (a slow one is its own
+        steady state, and the warm-up would double the benchmark's time).
 
     Returns
     -------
@@ -149,7 +154,8 @@ def measure(funcs: dict, *, repeats: int, min_time: float = 0.02) -> dict:
     for _ in range(repeats):
         for name, func in funcs.items():
             number = numbers[name]
-            func()  # untimed: the same mode's steady state
+            if not times[name] or times[name][0] < steady_below:
+                func()  # untimed: the same mode's steady state
             t0 = time.perf_counter()
             for _ in range(number):
                 func()

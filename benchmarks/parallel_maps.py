@@ -1,60 +1,82 @@
-"""parareg's maps against a plain loop and joblib threads, on the issue-11 workloads.
+"""parareg's maps against a plain loop, concurrent.futures and joblib, on the issue-11 workloads.
 
-Workloads (``--quick`` shrinks every array and item count so the script just runs):
+Workload families, each at four sizes (``--quick``: three tiny ones, one repeat):
 
-``slices_axis1``
-    16 slices of 1500 x 2500 along axis 1 of a (1500, 16, 2500) float32 array,
-    ``scipy.ndimage.gaussian_filter(sigma=(3, 5))`` per slice (strided views).
-``slices_axis0``
-    the same along axis 0 of a (16, 1500, 2500) array.
-``small_slices``
-    2000 slices of 64 x 64, ``gaussian_filter(sigma=1.5)`` per slice.
-``python_items``
-    a pure-Python function that holds the GIL (a sum of squares in a Python
-    loop, ~50 us), once per item of 2000.
+``slices_axis0`` / ``slices_axis1`` / ``slices_axis2``
+    ``scipy.ndimage.gaussian_filter(sigma=2)`` on every 2-D slice of an N^3
+    float32 volume along axis 0, 1 or 2 (views; axis 2 slices are strided
+    both ways). N = 24, 48, 96, 192. parareg: :func:`~parareg.parallel.map_slices`.
+``pixels_python`` / ``pixels_numba``
+    a per-pixel function (100 steps of the logistic map) on every pixel of
+    an N^2 image, as a list of Python floats, in pure Python and numba-jitted
+    (``nogil``). N = 32, 64, 128, 256. parareg: :func:`~parareg.parallel.parallel_map`.
+``silly_sum``
+    the parallel-processing tutorials' exercise: a pure-Python double loop
+    summing an N x N float64 array, parallelised over 16 row blocks (fixed by
+    the data, so every method sums the same partial sums in the same order).
+    N = 256, 512, 1024, 2048.
 ``blocks_halo``
-    ``gaussian_filter(sigma=2)`` over (48, 192, 192)-voxel blocks of a 192^3
-    float32 volume, each grown by a halo of 8 voxels (the filter's reach), the
-    cores written into one output (equal to filtering the whole volume).
+    ``gaussian_filter(sigma=2)`` over 4 x 4 x 4 blocks of an N^3 float32
+    volume, each grown by a halo of 8 voxels (the filter's reach), the cores
+    written into one output (equal to filtering the whole volume).
+    N = 32, 64, 128, 192. parareg: :func:`~parareg.parallel.map_blocks`;
+    also ``dask.array.map_overlap`` (threads) when dask is installed.
 
-Methods: ``loop`` (a list comprehension, then ``np.stack`` for the slices; a
-loop over the blocks), ``futures`` (``concurrent.futures.ThreadPoolExecutor``
-``.map`` with T workers, the same stacking), ``joblib``
-(``joblib.Parallel(n_jobs=T, prefer="threads")``, the same stacking; skipped
-when joblib is not installed: it is an optional benchmark extra) and
-``parareg`` (:func:`parareg.parallel.map_slices` / :func:`map_blocks` /
-:func:`parallel_map` with the default adaptive grain; the plan it chose is
-recorded from its ``DEBUG`` log record). Every method's result (of the timed
-calls themselves) is checked equal to the loop's in the same run. Times are
-medians of ``--repeats`` interleaved repeats (:func:`_common.measure`).
+Methods: ``loop`` (a list comprehension, then the same assembly), ``futures
+threads`` / ``futures processes`` (persistent ``ThreadPoolExecutor`` /
+``ProcessPoolExecutor`` with T workers, ``.map``; processes with ``chunksize``
+``n / (4 T)``), ``joblib threads`` / ``joblib loky`` (``joblib.Parallel(n_jobs=T,
+prefer="threads")`` / the default loky processes, ``delayed`` per item;
+skipped when joblib is not installed: an optional benchmark extra), and
+``parareg``: the call its documentation recommends for the function, the
+default threads backend for SciPy and numba (GIL released), ``backend=
+"processes"`` for pure Python; for pure Python the default threads backend is
+timed too (``parareg threads``: it must fall back to the loop). parareg's
+plan is recorded from its ``DEBUG`` log record. Every method's result (of the
+timed calls themselves) is checked equal to the loop's in the same run.
 
-Writes ``parallel_maps.json`` and ``parallel_maps.md`` (also printed) into ``--out``.
+Times: minima (and medians, in the JSON) of ``--repeats`` interleaved repeats
+(:func:`_common.measure`). Targets (pass/fail per row): parareg <= 1.05x the
+best of joblib and futures; parareg <= 1.05x the loop wherever no other
+parallel method beats the loop (and, for pure Python, parareg's threads
+backend <= 1.05x the loop wherever no threaded method beats it).
+
+Writes ``parallel_maps.json``, ``parallel_maps.md`` (also printed) and the
+plots ``parallel_time_vs_size.png`` (log-log, fitted exponents) and
+``parallel_speedup_vs_threads.png`` (largest size of each family, threads
+1..T) into ``--out``.
 
 Usage::
 
-    python benchmarks/parallel_maps.py --threads 2 --out /tmp/pm     # ~2 min on 2 quiet cores
-    python benchmarks/parallel_maps.py --quick --out /tmp/pm         # seconds: does it run
+    python benchmarks/parallel_maps.py --out /tmp/pm       # ~5 min on 2 quiet cores
+    python benchmarks/parallel_maps.py --quick --out /tmp/pm   # seconds: does it run
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import logging
+import math
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
+    fit_power_law,
     format_time,
     log,
     machine_info,
     markdown_table,
     measure,
     package_versions,
+    usable_cpus,
     write_json,
 )
 
@@ -63,71 +85,157 @@ from parareg.parallel.map import block_regions  # noqa: E402
 
 try:
     import joblib
+    from joblib.externals import cloudpickle
 except ImportError:  # optional benchmark extra
     joblib = None
+else:
+    if __name__ != "__main__":  # imported from a file (the tests): loky's workers cannot import us
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+try:
+    import dask
+    import dask.array as da
+except ImportError:  # optional extra
+    da = None
+
+#: the slack of both targets
+TOLERANCE = 1.05
+#: rounds of chunks per worker for futures' ProcessPoolExecutor.map(chunksize=...)
+CHUNKS_PER_WORKER = 4
 
 
-def python_item(x: int) -> int:
-    """A GIL-holding pure-Python item: a sum of squares over a Python loop."""
-    total = 0
-    for i in range(x % 7 + 600):
-        total += i * i
+# --------------------------------------------------------------------------- the functions
+
+
+def logistic(x: float) -> float:
+    """100 steps of the logistic map from ``x``: a per-pixel function in pure Python."""
+    for _ in range(100):
+        x = 3.9 * x * (1.0 - x)
+    return x
+
+
+logistic_numba = njit(nogil=True)(logistic)
+
+
+def silly_sum(data) -> float:
+    """The tutorials' exercise: sum a 2-D array in a pure-Python double loop."""
+    rows, cols = data.shape
+    total = 0.0
+    for i in range(rows):
+        for j in range(cols):
+            total += data[i, j]
     return total
 
 
-def _slices(shape, axis, sigma):
-    array = np.random.default_rng(0).random(shape, dtype=np.float32)
+def filtered_core(item, sigma):
+    """One block of blocks_halo for the other methods: filter the grown block, keep its core.
+
+    ``item`` is ``(grown block, its core's slices inside it)``; the block is a view (a copy
+    only where a method pickles it to a worker process).
+    """
+    block, core = item
+    return ndimage.gaussian_filter(block, sigma)[core]
+
+
+# --------------------------------------------------------------------------- the methods
+
+
+@dataclasses.dataclass
+class Case:
+    """One workload at one size: the per-item function, its items, and how results assemble."""
+
+    func: object  # picklable: func(item)
+    items: list
+    assemble: object  # list of per-item results -> the result compared with the loop's
+    parareg: object  # parareg(threads, backend) -> the result
+    processes: bool  # parareg's recommended backend is "processes" (pure Python)
+    size: int  # voxels or items, the x axis of the time-vs-size plot
+    extra: dict = dataclasses.field(default_factory=dict)  # more methods: name -> f(threads)
+
+
+class Executors:
+    """Persistent futures executors (a fair best case: no pool start-up inside the timing)."""
+
+    def __init__(self):
+        self.pools = {}
+
+    def get(self, kind, workers):
+        key = (kind, workers)
+        if key not in self.pools:
+            cls = ThreadPoolExecutor if kind == "threads" else ProcessPoolExecutor
+            self.pools[key] = cls(max_workers=workers)
+        return self.pools[key]
+
+    def close(self):
+        for pool in self.pools.values():
+            pool.shutdown()
+
+
+def methods(case: Case, threads: int, executors: Executors) -> dict:
+    """name -> zero-argument callable returning the result, for every method."""
+    func, items, assemble = case.func, case.items, case.assemble
+    chunksize = max(1, math.ceil(len(items) / (CHUNKS_PER_WORKER * threads)))
+    out = {
+        "loop": lambda: assemble([func(x) for x in items]),
+        "futures threads": lambda: assemble(list(
+            executors.get("threads", threads).map(func, items))),
+        "futures processes": lambda: assemble(list(
+            executors.get("processes", threads).map(func, items, chunksize=chunksize))),
+    }
+    if joblib is not None:
+        out["joblib threads"] = lambda: assemble(joblib.Parallel(
+            n_jobs=threads, prefer="threads")(joblib.delayed(func)(x) for x in items))
+        out["joblib loky"] = lambda: assemble(joblib.Parallel(n_jobs=threads)(
+            joblib.delayed(func)(x) for x in items))
+    out["parareg"] = lambda: case.parareg(threads, "processes" if case.processes else "threads")
+    if case.processes:
+        out["parareg threads"] = lambda: case.parareg(threads, "threads")
+    for name, extra in case.extra.items():
+        out[name] = functools.partial(extra, threads)
+    return out
+
+
+OTHERS = ("futures threads", "futures processes", "joblib threads", "joblib loky")
+THREADED = ("futures threads", "joblib threads")
+
+
+# --------------------------------------------------------------------------- the workloads
+
+
+def _volume(n, seed=0):
+    return np.random.default_rng(seed).random((n, n, n), dtype=np.float32)
+
+
+def slices_case(n: int, axis: int) -> Case:
+    array = _volume(n)
     lead = (slice(None),) * axis
-
-    def views():
-        return (array[lead + (i,)] for i in range(shape[axis]))
-
-    def loop():
-        return np.stack([ndimage.gaussian_filter(v, sigma) for v in views()], axis=axis)
-
-    def with_joblib(threads):
-        parts = joblib.Parallel(n_jobs=threads, prefer="threads")(
-            joblib.delayed(ndimage.gaussian_filter)(v, sigma) for v in views())
-        return np.stack(parts, axis=axis)
-
-    def with_futures(threads):
-        with ThreadPoolExecutor(threads) as pool:
-            parts = list(pool.map(lambda v: ndimage.gaussian_filter(v, sigma), views()))
-        return np.stack(parts, axis=axis)
-
-    def with_parareg(threads):
-        return map_slices(ndimage.gaussian_filter, array, axis=axis, num_threads=threads,
-                          sigma=sigma)
-
-    return loop, with_futures, with_joblib, with_parareg
+    func = functools.partial(ndimage.gaussian_filter, sigma=2.0)
+    return Case(func, [array[lead + (i,)] for i in range(n)],
+                lambda parts: np.stack(parts, axis=axis),
+                lambda t, backend: map_slices(ndimage.gaussian_filter, array, axis=axis,
+                                              num_threads=t, backend=backend, sigma=2.0),
+                False, array.size)
 
 
-def _items(n):
-    items = list(range(n))
-
-    def loop():
-        return [python_item(x) for x in items]
-
-    def with_joblib(threads):
-        return joblib.Parallel(n_jobs=threads, prefer="threads")(
-            joblib.delayed(python_item)(x) for x in items)
-
-    def with_futures(threads):
-        with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(python_item, items))
-
-    def with_parareg(threads):
-        return parallel_map(python_item, items, num_threads=threads)
-
-    return loop, with_futures, with_joblib, with_parareg
+def pixels_case(n: int, func) -> Case:
+    pixels = np.random.default_rng(2).uniform(0.1, 0.9, n * n).tolist()
+    return Case(func, pixels, list,
+                lambda t, backend: parallel_map(func, pixels, num_threads=t, backend=backend),
+                func is logistic, n * n)
 
 
-def _blocks(shape, block_shape, halo, sigma):
-    volume = np.random.default_rng(1).random(shape, dtype=np.float32)
-    regions = block_regions(shape, block_shape, (halo,) * len(shape))
+def silly_sum_case(n: int) -> Case:
+    data = np.random.default_rng(3).random((n, n))
+    blocks = np.array_split(data, 16)
+    return Case(silly_sum, blocks, sum,
+                lambda t, backend: sum(parallel_map(silly_sum, blocks, num_threads=t,
+                                                    backend=backend)),
+                True, n * n)
 
-    def filtered(region):
-        return ndimage.gaussian_filter(volume[region[1]], sigma)[region[2]]
+
+def blocks_case(n: int) -> Case:
+    volume = _volume(n, seed=1)
+    block, halo, sigma = n // 4, 8, 2.0
+    regions = block_regions(volume.shape, (block,) * 3, (halo,) * 3)
 
     def assemble(parts):
         out = np.empty_like(volume)
@@ -135,43 +243,40 @@ def _blocks(shape, block_shape, halo, sigma):
             out[region[0]] = part
         return out
 
-    def loop():
-        return assemble([filtered(region) for region in regions])
-
-    def with_futures(threads):
-        with ThreadPoolExecutor(threads) as pool:
-            return assemble(list(pool.map(filtered, regions)))
-
-    def with_joblib(threads):
-        return assemble(joblib.Parallel(n_jobs=threads, prefer="threads")(
-            joblib.delayed(filtered)(region) for region in regions))
-
-    def with_parareg(threads):
-        return map_blocks(ndimage.gaussian_filter, volume, block_shape=block_shape, halo=halo,
-                          num_threads=threads, sigma=sigma)
-
-    return loop, with_futures, with_joblib, with_parareg
+    extra = {}
+    if da is not None:
+        def with_dask(threads):
+            with dask.config.set(scheduler="threads", num_workers=threads):
+                return da.from_array(volume, chunks=block).map_overlap(
+                    ndimage.gaussian_filter, depth=halo, boundary="none", sigma=sigma,
+                    dtype=volume.dtype).compute()
+        extra["dask map_overlap"] = with_dask
+    return Case(functools.partial(filtered_core, sigma=sigma),
+                [(volume[grown], core) for _, grown, core in regions], assemble,
+                lambda t, backend: map_blocks(ndimage.gaussian_filter, volume, block_shape=block,
+                                              halo=halo, num_threads=t, sigma=sigma),
+                False, volume.size, extra)
 
 
-def workloads(quick: bool) -> dict:
-    """name -> (description, loop, futures(threads), joblib(threads), parareg(threads))."""
-    big = (150, 4, 250) if quick else (1500, 16, 2500)
-    small = 50 if quick else 2000
-    cube = 32 if quick else 192
-    return {
-        "slices_axis1": (f"{big[1]} slices of {big[0]}x{big[2]} along axis 1, "
-                         "gaussian_filter(sigma=(3, 5))", *_slices(big, 1, (3, 5))),
-        "slices_axis0": (f"{big[1]} slices of {big[0]}x{big[2]} along axis 0, "
-                         "gaussian_filter(sigma=(3, 5))",
-                         *_slices((big[1], big[0], big[2]), 0, (3, 5))),
-        "small_slices": (f"{small} slices of 64x64, gaussian_filter(sigma=1.5)",
-                         *_slices((small, 64, 64), 0, 1.5)),
-        "python_items": (f"{small} items of a GIL-holding pure-Python function",
-                         *_items(small)),
-        "blocks_halo": (f"{cube}^3 in blocks of {cube // 4}x{cube}x{cube}, halo 8, "
-                        "gaussian_filter(sigma=2)",
-                        *_blocks((cube,) * 3, (cube // 4, cube, cube), 8, 2.0)),
-    }
+FAMILIES = {
+    "slices_axis0": ("gaussian_filter(sigma=2) per slice of N^3 along axis 0", "voxels",
+                     (24, 48, 96, 192), (8, 16, 24), lambda n: slices_case(n, 0)),
+    "slices_axis1": ("the same along axis 1", "voxels", (24, 48, 96, 192), (8, 16, 24),
+                     lambda n: slices_case(n, 1)),
+    "slices_axis2": ("the same along axis 2", "voxels", (24, 48, 96, 192), (8, 16, 24),
+                     lambda n: slices_case(n, 2)),
+    "pixels_python": ("per-pixel logistic map (pure Python) on N^2 pixels", "pixels",
+                      (32, 64, 128, 256), (8, 16, 32), lambda n: pixels_case(n, logistic)),
+    "pixels_numba": ("per-pixel logistic map (numba, nogil) on N^2 pixels", "pixels",
+                     (32, 64, 128, 256), (8, 16, 32), lambda n: pixels_case(n, logistic_numba)),
+    "silly_sum": ("silly_sum: pure-Python sum of N^2 float64, 16 row blocks", "elements",
+                  (256, 512, 1024, 2048), (32, 64, 128), silly_sum_case),
+    "blocks_halo": ("gaussian_filter(sigma=2) on 4^3 blocks of N^3, halo 8", "voxels",
+                    (32, 64, 128, 192), (32, 40, 48), blocks_case),
+}
+
+
+# --------------------------------------------------------------------------- running
 
 
 class _Plans(logging.Handler):
@@ -188,81 +293,233 @@ class _Plans(logging.Handler):
 
 
 def _same(a, b) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return a == b
     return bool(np.array_equal(np.asarray(a), np.asarray(b)))
 
 
-def run(quick: bool, threads: int, repeats: int) -> dict:
+def time_methods(funcs: dict, repeats: int, handler: _Plans) -> tuple[dict, dict, list]:
+    """Interleaved timing; every method's last result compared with the loop's."""
+    last = {}
+    timed = {key: (lambda k=key, f=func: last.__setitem__(k, f())) for key, func in funcs.items()}
+    handler.plans.clear()
+    times = measure(timed, repeats=repeats, min_time=0.02, steady_below=0.2)
+    equal = {key: _same(value, last["loop"]) for key, value in last.items()}
+    plans = sorted({(p.mode, p.grain) for p in handler.plans if p.items > 1})
+    return times, equal, [list(p) for p in plans]
+
+
+def judge(t: dict) -> dict:
+    """Ratios and the pass/fail of both targets from per-method times (seconds)."""
+    others = [t[k] for k in OTHERS if k in t]
+    best = min(others)
+    parallel = min(others + [t[k] for k in t if k not in OTHERS + ("loop", "parareg",
+                                                                    "parareg threads")])
+    verdict = {"best_other_s": best, "parareg_vs_best": t["parareg"] / best,
+               "parareg_vs_loop": t["parareg"] / t["loop"]}
+    verdict["target_best"] = verdict["parareg_vs_best"] <= TOLERANCE
+    verdict["target_loop"] = (None if parallel < t["loop"]
+                              else verdict["parareg_vs_loop"] <= TOLERANCE)
+    if "parareg threads" in t:
+        threaded = min(t[k] for k in THREADED if k in t)
+        verdict["threads_vs_loop"] = t["parareg threads"] / t["loop"]
+        verdict["target_threads_loop"] = (None if threaded < t["loop"]
+                                          else verdict["threads_vs_loop"] <= TOLERANCE)
+    return verdict
+
+
+def run(quick: bool, threads: int, repeats: int, families=None) -> dict:
     handler = _Plans()
     logger = logging.getLogger("parareg.parallel")
     logger.addHandler(handler)
+    previous = logger.level
     logger.setLevel(logging.DEBUG)
+    executors = Executors()
     results = {}
     try:
-        for name, (description, loop, with_futures, with_joblib,
-                   with_parareg) in workloads(quick).items():
-            log(f"{name}: {description}")
-            funcs = {"loop": loop, "futures": lambda f=with_futures: f(threads),
-                     "parareg": lambda f=with_parareg: f(threads)}
-            if joblib is not None:
-                funcs["joblib"] = lambda f=with_joblib: f(threads)
-            last = {}  # each method's latest result, checked against the loop's after timing
-            timed = {key: (lambda k=key, f=func: last.__setitem__(k, f()))
-                     for key, func in funcs.items()}
-            handler.plans.clear()
-            times = measure(timed, repeats=repeats, min_time=0.05)
-            equal = {key: _same(value, last["loop"]) for key, value in last.items()}
-            last.clear()
-            plans = sorted({(p.mode, p.grain) for p in handler.plans})
-            results[name] = {"description": description, "equal_to_loop": equal,
-                             "times": times, "parareg_plans": [list(p) for p in plans]}
+        for name, (description, unit, sizes, quick_sizes, build) in FAMILIES.items():
+            if families and name not in families:
+                continue
+            rows = []
+            for n in (quick_sizes if quick else sizes):
+                case = build(n)
+                backend = "processes" if case.processes else "threads"
+                log(f"{name}: N = {n}")
+                times, equal, plans = time_methods(methods(case, threads, executors), repeats,
+                                                   handler)
+                t = {key: value["min_s"] for key, value in times.items()}
+                rows.append({"n": n, "size": case.size, "times": times, "equal_to_loop": equal,
+                             "parareg_plans": plans, **judge(t)})
+            scaling = []
+            if threads > 1:  # speed-up vs threads of parareg and the loop, at the largest size
+                case = build(rows[-1]["n"])
+                funcs = {"loop": lambda c=case: c.assemble([c.func(x) for x in c.items])}
+                for k in range(1, threads):
+                    funcs[f"parareg {k}"] = functools.partial(case.parareg, k, backend)
+                times, equal, _ = time_methods(funcs, repeats, handler)
+                scaling = [{"threads": k, "min_s": times[f"parareg {k}"]["min_s"]}
+                           for k in range(1, threads)]
+                scaling.append({"threads": threads,
+                                "min_s": rows[-1]["times"]["parareg"]["min_s"]})
+                rows[-1]["scaling_equal"] = equal
+            results[name] = {"description": description, "unit": unit, "rows": rows,
+                             "scaling": scaling, "backend": backend}
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(previous)
+        executors.close()
     return results
+
+
+# --------------------------------------------------------------------------- the report
+
+COLUMNS = ("loop", "futures threads", "futures processes", "joblib threads", "joblib loky",
+           "parareg", "parareg threads")
+
+
+def _mark(value) -> str:
+    return "n/a" if value is None else "pass" if value else "**FAIL**"
 
 
 def table(results: dict) -> str:
     rows = []
-    for name, r in results.items():
-        t = {key: value["median_s"] for key, value in r["times"].items()}
-        joblib_s = t.get("joblib", float("nan"))
-        best_other = min(t["futures"], joblib_s) if joblib else t["futures"]
-        modes = sorted({mode for mode, _ in r["parareg_plans"]})
-        grains = sorted({grain for _, grain in r["parareg_plans"]})
-        choice = f"{'/'.join(modes)}, grain {grains[0]}" + (
-            f"-{grains[-1]}" if len(grains) > 1 else "")
-        rows.append([r["description"], format_time(t["loop"]), format_time(t["futures"]),
-                     format_time(joblib_s), format_time(t["parareg"]),
-                     f"{t['parareg'] / t['loop']:.2f}", f"{t['parareg'] / best_other:.2f}",
-                     choice, "yes" if all(r["equal_to_loop"].values()) else "NO"])
-    return markdown_table(["workload", "serial loop", "futures threads", "joblib threads",
-                           "parareg", "parareg / loop", "parareg / best other", "parareg's choice",
-                           "equal"], rows, align="lrrrrrrll")
+    for name, family in results.items():
+        for r in family["rows"]:
+            t = {key: value["min_s"] for key, value in r["times"].items()}
+            plans = r["parareg_plans"]
+            modes = "/".join(sorted({mode for mode, _ in plans}))
+            grains = sorted({grain for _, grain in plans})
+            choice = (f"{modes}, grain {grains[0]}" + (f"-{grains[-1]}" if len(grains) > 1
+                                                       else "")) if plans else "–"
+            threads_target = ("" if "target_threads_loop" not in r else
+                              f"; threads {r['threads_vs_loop']:.2f}x loop: "
+                              f"{_mark(r['target_threads_loop'])}")
+            extra = [f"{key} {format_time(value)}" for key, value in t.items()
+                     if key not in COLUMNS]
+            rows.append([name, str(r["n"])] + [format_time(t.get(key, math.nan))
+                                               for key in COLUMNS]
+                        + [f"{r['parareg_vs_best']:.2f}", f"{r['parareg_vs_loop']:.2f}",
+                           _mark(r["target_best"]), _mark(r["target_loop"]) + threads_target,
+                           choice + ("; " + "; ".join(extra) if extra else ""),
+                           "yes" if all(r["equal_to_loop"].values()) else "NO"])
+    headers = ["workload", "N", *COLUMNS, "parareg / best joblib+futures", "parareg / loop",
+               "≤1.05× best", "≤1.05× loop (where no parallel beats it)",
+               "parareg's plan; other methods", "equal"]
+    return markdown_table(headers, rows, align="ll" + "r" * (len(COLUMNS) + 2) + "llll")
+
+
+def families_table(results: dict) -> str:
+    rows = [[name, family["description"], family["backend"], family["unit"]]
+            for name, family in results.items()]
+    return markdown_table(["workload", "what", "parareg backend", "size unit"], rows,
+                          align="llll")
+
+
+def plot(results: dict, out: Path, threads: int) -> list[Path]:
+    """The two PNGs: time vs size (log-log, fitted exponents) and speed-up vs threads."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = list(results)
+    cols = 4
+    rows_ = math.ceil(len(names) / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.4 * rows_), dpi=90)
+    FigureCanvasAgg(fig)
+    for index, name in enumerate(names):
+        family = results[name]
+        ax = fig.add_subplot(rows_, cols, index + 1)
+        sizes = [r["size"] for r in family["rows"]]
+        keys = [k for k in family["rows"][0]["times"]]
+        for key in keys:
+            times = [r["times"][key]["min_s"] for r in family["rows"]]
+            fit = fit_power_law(sizes, times)
+            style = dict(lw=2.2, color="k") if key == "parareg" else dict(lw=1)
+            ax.plot(sizes, times, "o-", ms=3, label=f"{key} (k={fit['exponent']:.2f})", **style)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(family["unit"], fontsize=8)
+        ax.set_ylabel("seconds (min of repeats)", fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=6, loc="upper left")
+    fig.suptitle(f"time vs size, {threads} threads; k: fitted exponent of time = c * size^k")
+    fig.tight_layout()
+    paths = [out / "parallel_time_vs_size.png"]
+    fig.savefig(paths[0], format="png")
+
+    fig = Figure(figsize=(6.0, 4.5), dpi=90)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ks = list(range(1, threads + 1))
+    ax.plot(ks, ks, "--", color="0.6", label="ideal")
+    for name, family in results.items():
+        if not family["scaling"]:
+            continue
+        base = family["scaling"][0]["min_s"]
+        ax.plot([s["threads"] for s in family["scaling"]],
+                [base / s["min_s"] for s in family["scaling"]], "o-",
+                label=f"{name}, N={family['rows'][-1]['n']} ({family['backend']})")
+    ax.set_xlabel("threads (num_threads)")
+    ax.set_ylabel("parareg speed-up over 1 thread")
+    ax.set_xticks(ks)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("parareg speed-up vs threads, largest size of each workload")
+    fig.tight_layout()
+    paths.append(out / "parallel_speedup_vs_threads.png")
+    fig.savefig(paths[1], format="png")
+    return paths
+
+
+def summary(results: dict) -> str:
+    rows = [r for family in results.values() for r in family["rows"]]
+    best = sum(1 for r in rows if r["target_best"])
+    loop = [r["target_loop"] for r in rows if r["target_loop"] is not None]
+    threads = [r["target_threads_loop"] for r in rows if r.get("target_threads_loop") is not None]
+    return (f"parareg <= {TOLERANCE}x the best of joblib and futures: {best}/{len(rows)} rows; "
+            f"<= {TOLERANCE}x the loop where no other parallel method beats it: "
+            f"{sum(loop)}/{len(loop)} rows; pure Python on parareg's threads backend <= "
+            f"{TOLERANCE}x the loop where no threaded method beats it: "
+            f"{sum(threads)}/{len(threads)} rows")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=usable_cpus(),
+                        help="threads (and worker processes) of every parallel method "
+                             "(default: the usable CPUs)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true",
-                        help="tiny workloads and one repeat: checks that the script runs")
+                        help="tiny sizes and one repeat: checks that the script runs")
+    parser.add_argument("--only", nargs="+", choices=sorted(FAMILIES), metavar="WORKLOAD",
+                        help=f"run only these workloads (of {', '.join(FAMILIES)})")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args(argv)
     if args.threads < 1 or args.repeats < 1:
         parser.error("--threads and --repeats must be positive")
     repeats = 1 if args.quick else args.repeats
-    results = run(args.quick, args.threads, repeats)
     machine = machine_info()
-    machine["versions"] = package_versions(("numpy", "scipy", "numba", "joblib", "parareg"))
+    results = run(args.quick, args.threads, repeats, args.only)
+    machine["versions"] = package_versions(("numpy", "scipy", "numba", "joblib", "dask",
+                                            "parareg"))
     report = {"threads": args.threads, "repeats": repeats, "quick": args.quick,
-              "machine": machine, "workloads": results}
+              "tolerance": TOLERANCE, "machine": machine, "workloads": results}
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "parallel_maps.json", report)
-    text = (f"{args.threads} threads, median of {repeats} interleaved repeats, "
-            f"{machine['cpu_model']} ({machine['usable_cpus']} usable CPUs)\n\n"
-            + table(results) + "\n")
+    load = machine.get("load_average_at_start")
+    text = (f"{args.threads} threads, minimum of {repeats} interleaved repeats, "
+            f"{machine['cpu_model']} ({machine['usable_cpus']} usable CPUs, load average "
+            f"{load[0]:.1f} at the start)\n\n" if load else "\n\n")
+    text += families_table(results) + "\n\n" + table(results) + "\n\n" + summary(results) + "\n"
     (args.out / "parallel_maps.md").write_text(text, encoding="utf-8")
     print(text)
-    failed = [name for name, r in results.items() if not all(r["equal_to_loop"].values())]
+    if not args.no_plots:
+        for path in plot(results, args.out, args.threads):
+            log(f"wrote {path}")
+    failed = [f"{name} N={r['n']}" for name, family in results.items() for r in family["rows"]
+              if not all(r["equal_to_loop"].values())
+              or not all(r.get("scaling_equal", {}).values())]
     if failed:
         log(f"results differ from the loop in: {', '.join(failed)}")
         return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,25 +12,45 @@ import pytest
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "parallel_maps.py"
 _spec = importlib.util.spec_from_file_location("benchmark_parallel_maps", _PATH)
 parallel_maps = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = parallel_maps  # worker processes unpickle its functions by name
 _spec.loader.exec_module(parallel_maps)
 
 pytestmark = pytest.mark.usefixtures("clean_threads")
 
 
-def test_quick_run_writes_json_and_table(tmp_path, capsys):
+def test_quick_run_writes_json_table_and_plots(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
     assert parallel_maps.main(["--quick", "--threads", "2", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "parallel_maps.json").read_text())
     assert report["threads"] == 2 and report["quick"] is True
     assert report["machine"]["versions"]["numpy"] and "cpu_model" in report["machine"]
-    assert set(report["workloads"]) == {"slices_axis1", "slices_axis0", "small_slices",
-                                        "python_items", "blocks_halo"}
-    for workload in report["workloads"].values():
-        assert all(workload["equal_to_loop"].values())
-        assert {"loop", "futures", "parareg"} <= set(workload["times"])
-        assert workload["parareg_plans"], "parareg's choice was not recorded"
+    assert set(report["workloads"]) == set(parallel_maps.FAMILIES)
+    for name, family in report["workloads"].items():
+        assert len(family["rows"]) == 3
+        assert [s["threads"] for s in family["scaling"]] == [1, 2]
+        for row in family["rows"]:
+            assert all(row["equal_to_loop"].values()), (name, row["n"])
+            assert {"loop", "futures threads", "futures processes", "parareg"} <= set(
+                row["times"])
+            assert isinstance(row["target_best"], bool)
+            assert row["parareg_plans"], "parareg's choice was not recorded"
+        assert ("parareg threads" in family["rows"][0]["times"]) == (
+            family["backend"] == "processes")
     table = (tmp_path / "parallel_maps.md").read_text()
-    assert "| workload | serial loop | futures threads | joblib threads | parareg |" in table
+    assert "| workload | N | loop | futures threads | futures processes |" in table
+    assert "≤1.05× best" in table
     assert table in capsys.readouterr().out
+    for name in ("parallel_time_vs_size.png", "parallel_speedup_vs_threads.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_judge_marks_both_targets():
+    t = {"loop": 1.0, "futures threads": 0.5, "joblib threads": 0.6, "parareg": 0.52}
+    verdict = parallel_maps.judge(t)
+    assert verdict["target_best"] and verdict["target_loop"] is None  # a parallel method won
+    verdict = parallel_maps.judge({"loop": 1.0, "futures threads": 1.2, "parareg": 1.1})
+    assert verdict["target_best"] is True  # faster than futures, but no parallel method won:
+    assert verdict["parareg_vs_loop"] == pytest.approx(1.1) and verdict["target_loop"] is False
 
 
 def test_bad_thread_count_is_refused():

@@ -1,33 +1,46 @@
-"""Adaptive scheduling of independent items: time the first ones, then choose.
+"""Adaptive scheduling of independent items: time the first ones, then choose, without a barrier.
 
 The items (slices, blocks, list entries) are fixed by the data; only *who
 runs them and in which groups* adapts, so results never depend on the
-choice. :func:`run_items` runs the first items serially in the caller and
-times them, then
+choice. :func:`run_items` hands out ranges of items from one shared
+counter:
 
-* runs the rest serially when they would take less than about a
-  millisecond (the pool's dispatch costs ~50 us), or
-* groups them into work units of about a millisecond each and runs a
-  *probe* on the pool (one unit per thread, or 2 % of the items if that is
-  more), then, for a short probe, as many items serially right after it (a
-  reference taken under the same machine load); when the probe is not at least
-  ``MIN_SPEEDUP`` times faster than that reference, or its threads did not
-  run at once (CPU over wall time in the probe, relative to the reference:
-  a function that holds the GIL keeps it near 1), the rest runs serially,
-  otherwise in parallel with the same grain.
+* The caller starts at once, serially: the first item alone (it may
+  include warm-up such as a numba compilation), then batches of 1, 2, 4, ...
+  items until about a millisecond is timed (:data:`MEASURE_S`). That gives
+  the serial time of one item.
+* When the rest would take under :data:`SERIAL_BELOW_S`, or the items take
+  under :data:`MIN_ITEM_S` each (a call's own dispatch holds the GIL, and
+  handing the GIL between threads costs more than such an item), it runs
+  serially: the helpers (woken at the start) find nothing to claim.
+* Otherwise helper threads of the pool join the caller, claiming work units of
+  about :data:`UNIT_S` each. A helper also joins, one item at a time, when
+  the caller is still in its first items after :data:`JOIN_AFTER_S` (large
+  items: a call of 4 blocks of 0.3 s starts in parallel, not after a
+  serial block).
+* The first helper to have run two probe units (a quarter of the grain each)
+  or :data:`PROBE_S` of work decides (after one unit if it is a clear loss),
+  from its own window: its pace relative to the serial one (``T`` threads at
+  that pace would run ``speed-up`` times faster than the loop), and, for a
+  function that keeps the CPU busy, how many cores it and the caller kept
+  busy together (read from both threads' CPU clocks: at most one under the
+  GIL, whatever the machine's load). Under :data:`MIN_SPEEDUP` (a function
+  that holds the GIL; a numba call dominated by its dispatch, which
+  ping-pongs the GIL) the helpers stop after their unit and the caller
+  finishes the rest alone, as a plain loop would. In doubt, serial.
 
-The probe is small, so a function that holds the GIL loses at most the
-probe's contention; every other item runs as in a plain loop. The probe's
-time runs from its first unit's start to its last unit's end, so the
-pool's wake-up (milliseconds on a loaded machine) does not count against
-it. Each call logs its choice in one ``DEBUG`` record of the
-``"parareg.parallel"`` logger, with the :class:`Plan` as ``record.plan``.
+So a function that holds the GIL loses at most the helpers' probe (a few
+milliseconds of contention); a quick call costs one wake-up of a pool
+thread that finds nothing to do. Each call logs its choice in one ``DEBUG``
+record of the ``"parareg.parallel"`` logger, with the :class:`Plan` as
+``record.plan``.
 
 Examples
 --------
 >>> out = [None] * 5
->>> def square(i):
-...     out[i] = i * i
+>>> def square(start, stop):
+...     for i in range(start, stop):
+...         out[i] = i * i
 >>> run_items(square, 5, num_threads=2).mode  # five quick items: a plain loop is fastest
 'serial'
 >>> out
@@ -39,10 +52,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import threading
 import time
 
 from .partition import partition_range
-from .pool import in_work_unit, run_units
+from .pool import _pool, in_work_unit, run_units, work_unit
 
 _log = logging.getLogger("parareg.parallel")
 
@@ -54,25 +68,28 @@ SERIAL_BELOW_S = 1e-3
 UNIT_S = 1e-3
 #: a first item slower than this is timed alone (large items: no second serial one)
 LARGE_ITEM_S = 20e-3
-#: the probe runs at least this share of the remaining items (and one unit per thread)
-PROBE_SHARE = 0.02
-#: a probe shorter than this is compared with a serial run of as many items right after
-#: it (longer ones with the timed first items: their timing is already reliable)
-REFERENCE_BELOW_S = 50e-3
-#: the probe must beat the serial estimate by this factor for the rest to go parallel
+#: a helper joins the caller's timing phase after this long (large items start in parallel)
+JOIN_AFTER_S = 2e-3
+#: a helper decides after two units or this much of its own wall time, whichever is first
+PROBE_S = 5e-3
+#: the threads must beat the serial pace by this factor for the helpers to go on
 MIN_SPEEDUP = 1.15
+#: a helper's first unit estimating a speed-up under this decides at once (a clear loss)
+CLEAR_LOSS = 0.8
+#: items quicker than this run serially: handing the GIL between threads costs more
+MIN_ITEM_S = 2e-6
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """How :func:`run_items` scheduled one call (logged, and returned for tests)."""
 
-    mode: str  # "serial", "threads" (the rest after the probe), "probe" (nothing after it),
-    # or "processes" (parallel_map's process backend)
+    mode: str  # "serial", "threads" (helpers went on after the probe), "probe" (the items ran
+    # out before a decision), or "processes" (parallel_map's process backend)
     items: int
     grain: int  # items per work unit
     item_s: float | None  # the serial time of one item (None: not timed)
-    speedup: float | None  # the probe's speed-up over the serial estimate (None: no probe)
+    speedup: float | None  # the probe's speed-up over the serial pace (None: no probe)
     reason: str
 
 
@@ -89,11 +106,11 @@ def report(plan: Plan, what: str) -> Plan:
 def measure(call, n: int, *, start: int = 0) -> tuple[int, float]:
     """Run ``call(i)`` serially from ``i = start`` until enough work is timed.
 
-    The first item is timed alone (it may include warm-up such as a numba
-    compilation or cold caches), then batches of 1, 2, 4, ... items, so that
-    tiny items are not slowed by a clock read each. Returns ``(done,
+    The first item is timed alone, then batches of 1, 2, 4, ... items, so
+    that tiny items are not slowed by a clock read each. Returns ``(done,
     item_s)``: the next item to run and the estimated time of one item (the
     fastest batch's per-item time; the first item's if nothing followed it).
+    Used by the process backend, whose items all run in the caller first.
     """
     index, batch = start, 1
     first = None
@@ -102,7 +119,8 @@ def measure(call, n: int, *, start: int = 0) -> tuple[int, float]:
     while index < n:
         stop = min(n, index + batch)
         begin = time.perf_counter()
-        _run_range(call, index, stop)
+        for i in range(index, stop):
+            call(i)
         elapsed = time.perf_counter() - begin
         if first is None:
             first = elapsed
@@ -116,39 +134,164 @@ def measure(call, n: int, *, start: int = 0) -> tuple[int, float]:
     return index, min(estimates) if estimates else first
 
 
-def _run_range(call, start: int, stop: int) -> None:
-    for index in range(start, stop):
-        call(index)
+def _cpu_clock(ident: int):
+    """A clock of thread ``ident``'s CPU time (``None`` where the platform has none)."""
+    try:
+        return time.pthread_getcpuclockid(ident)
+    except (AttributeError, OSError):
+        return None
 
 
-def run_items(call, n: int, *, num_threads: int, schedule: str = "dynamic",
-              grain: int | None = None, start: int = 0, before_s: float | None = None,
-              what: str = "run_items") -> Plan:
-    """Call ``call(i)`` for every ``i`` in ``range(start, n)``, serially or on the pool.
+class _Shared:
+    """The state one adaptive call shares between the caller and its helpers."""
+
+    def __init__(self, run_range, start: int, n: int, num_threads: int):
+        self.run_range, self.n, self.num_threads = run_range, n, num_threads
+        self.caller_clock = _cpu_clock(threading.get_ident())
+        self.lock = threading.Lock()
+        self.idle = threading.Condition(self.lock)
+        self.next = start
+        self.busy = 0  # ranges claimed by helpers and not finished
+        self.helper_items = 0  # items the helpers ran
+        self.grain = 1  # items per helper claim (1 until the timing sets it)
+        self.item_s = None  # the serial time of one item
+        self.speedup = None
+        self.parallel = None  # None: undecided; True: helpers go on; False: they stop
+        self.timed = threading.Event()  # the caller's timing phase is over (or it gave up)
+        self.stop = threading.Event()  # helpers claim nothing more
+        self.errors = {}  # first item of a range -> an Exception that escaped run_range
+        self.fatal = None  # a BaseException of a helper
+
+    def claim(self, count: int, helper: bool):
+        with self.lock:
+            if (self.next >= self.n or self.fatal is not None
+                    or (helper and self.stop.is_set())):
+                return None
+            start = self.next
+            self.next = min(self.n, start + count)
+            if helper:
+                self.busy += 1
+            return start, self.next
+
+    def release(self, items: int):
+        with self.lock:
+            self.busy -= 1
+            self.helper_items += items
+            self.idle.notify_all()
+
+    def run(self, start: int, stop: int) -> None:
+        try:
+            self.run_range(start, stop)
+        except Exception as exc:  # noqa: BLE001 - the lowest is re-raised by the caller
+            self.errors[start] = exc
+
+    def caller_cpu(self) -> float | None:
+        return None if self.caller_clock is None else time.clock_gettime(self.caller_clock)
+
+    def decide(self, *, items: int, wall: float, cpu: float, caller_cpu: float | None,
+               final: bool) -> None:
+        """A helper's verdict on its window (see the module docstring).
+
+        ``items``, ``wall`` and ``cpu``: the helper's items, wall time and
+        CPU time so far; ``caller_cpu``: the caller's CPU time in the same
+        window (``None`` where threads have no CPU clock); ``final``: the
+        probe is over (else only a clear loss decides).
+        """
+        wall = max(wall, 1e-9)
+        # every thread at this helper's pace, relative to the loop's
+        speedup = self.num_threads * items * self.item_s / wall
+        if caller_cpu is not None:
+            busy = (cpu + caller_cpu) / wall  # CPU cores the pair kept busy: <= 1 under the GIL
+            if busy > 0.5:  # a function that mostly waits is judged by its pace alone
+                speedup = min(speedup, busy * self.num_threads / 2)
+        if not final and speedup >= CLEAR_LOSS:
+            return
+        with self.lock:
+            if self.parallel is None:
+                self.speedup = speedup
+                self.parallel = speedup >= MIN_SPEEDUP
+                if not self.parallel:
+                    self.stop.set()
+
+
+def _helper(shared: _Shared) -> None:
+    shared.timed.wait(JOIN_AFTER_S)
+    units = items = 0
+    wall = cpu = 0.0
+    caller_start = shared.caller_cpu()
+    with work_unit():
+        while True:
+            # the probe's units are a quarter of the grain: a bad guess costs little
+            grain = shared.grain if shared.parallel else max(1, shared.grain // 4)
+            claimed = shared.claim(grain, helper=True)
+            if claimed is None:
+                return
+            begin, begin_cpu = time.perf_counter(), time.thread_time()
+            try:
+                shared.run(*claimed)
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit: the caller re-raises
+                shared.fatal = exc
+                shared.stop.set()
+                return
+            finally:
+                shared.release(claimed[1] - claimed[0])
+            units += 1
+            items += claimed[1] - claimed[0]
+            wall += time.perf_counter() - begin
+            cpu += time.thread_time() - begin_cpu
+            if shared.parallel is None and shared.item_s is not None:
+                caller = shared.caller_cpu()
+                shared.decide(items=items, wall=wall, cpu=cpu,
+                              caller_cpu=None if caller is None else caller - caller_start,
+                              final=units >= 2 or wall >= PROBE_S)
+
+
+def _time_alone(shared: _Shared) -> None:
+    """The caller's timing phase: the first item alone, then batches of 1, 2, 4, ..."""
+    batch = 1
+    first = None
+    estimates = []
+    total = 0.0
+    while (claimed := shared.claim(batch, helper=False)) is not None:
+        begin = time.perf_counter()
+        shared.run(*claimed)
+        elapsed = time.perf_counter() - begin
+        if first is None:
+            first = elapsed
+        else:
+            total += elapsed
+            estimates.append(elapsed / (claimed[1] - claimed[0]))
+            batch *= 2
+        if first >= LARGE_ITEM_S or (estimates and total >= MEASURE_S):
+            break
+    if first is not None:
+        shared.item_s = min(estimates) if estimates else first
+
+
+def run_items(run_range, n: int, *, num_threads: int, schedule: str = "dynamic",
+              grain: int | None = None, start: int = 0, what: str = "run_items") -> Plan:
+    """Call ``run_range(a, b)`` on consecutive ranges covering ``[start, n)``, serially or on the pool.
 
     Parameters
     ----------
-    call : callable
-        ``call(i)`` computes item ``i`` and stores its result in a place
-        owned by ``i``. It should catch the Exceptions it wants to keep
-        (the map functions do); an escaping exception propagates as from
-        :func:`parareg.parallel.run_units`.
+    run_range : callable
+        ``run_range(a, b)`` computes items ``a`` to ``b - 1`` and stores each
+        result in a place owned by its item. It should catch the Exceptions it
+        wants to keep (the map functions do); one that escapes is re-raised
+        (the lowest range's) after every item has run.
     n : int
         Number of items.
     num_threads : int
         Resolved thread count (the caller included).
     schedule : {"static", "dynamic", "guided"}
-        Assignment of work units to threads.
+        Assignment of work units to threads with a given ``grain`` (the
+        adaptive path claims units dynamically).
     grain : int, optional
-        Items per work unit. ``None`` times the first items and chooses the
-        grain or serial execution (see the module docstring); an integer
-        fixes it and skips the timing (serial when it makes one unit).
+        Items per work unit. ``None`` times the first items and chooses
+        (see the module docstring); an integer fixes it and skips the
+        timing (serial when it makes one unit).
     start : int
-        The first item to run (the earlier ones ran already, e.g. item 0 of
-        an array map, which fixes the output's shape).
-    before_s : float, optional
-        How long the item before ``start`` took; at least ``LARGE_ITEM_S``
-        stands for the timing phase (large items: no further serial one).
+        The first item to run (the earlier ones ran already).
     what : str
         The caller's name, for the log record.
 
@@ -158,74 +301,65 @@ def run_items(call, n: int, *, num_threads: int, schedule: str = "dynamic",
         The choice made (also logged at ``DEBUG`` on ``"parareg.parallel"``).
     """
     if num_threads <= 1 or n - start <= 1 or in_work_unit():
-        _run_range(call, start, n)
         reason = ("nested in a work unit" if in_work_unit()
                   else "one thread" if num_threads <= 1 else "one item")
+        if n > start:
+            run_range(start, n)
         return report(Plan("serial", n, max(n, 1), None, None, reason), what)
     if grain is not None:
         units = partition_range(start, n, grain=grain)
         if len(units) <= 1:
-            _run_range(call, start, n)
+            run_range(start, n)
             return report(Plan("serial", n, grain, None, None, "one unit of the given grain"),
                           what)
-        run_units(lambda u: _run_range(call, *units[u]), len(units), num_threads=num_threads,
+        run_units(lambda u: run_range(*units[u]), len(units), num_threads=num_threads,
                   schedule=schedule)
         return report(Plan("threads", n, grain, None, None, "the given grain"), what)
+    return report(_adaptive(run_range, start, n, num_threads), what)
 
-    if before_s is not None and before_s >= LARGE_ITEM_S:
-        done, item_s = start, before_s
-    else:
-        done, item_s = measure(call, n, start=start)
-    left = n - done
-    if left == 0:
-        return report(Plan("serial", n, n, item_s, None, "every item ran while timing"), what)
-    if item_s * left < SERIAL_BELOW_S:
-        _run_range(call, done, n)
-        return report(Plan("serial", n, n, item_s, None,
-                           f"under {SERIAL_BELOW_S * 1e3:.3g} ms of work"), what)
-    grain = max(1, min(math.ceil(UNIT_S / max(item_s, 1e-9)),
-                       math.ceil(left / (2 * num_threads))))
-    probe_items = max(grain * num_threads, math.ceil(PROBE_SHARE * left))
-    probe = partition_range(done, min(n, done + probe_items), grain=grain)
-    spans = [None] * len(probe)
-    cpu = [0.0] * len(probe)
 
-    def probe_unit(unit):
-        begin, begin_cpu = time.perf_counter(), time.thread_time()
-        _run_range(call, *probe[unit])
-        cpu[unit] = time.thread_time() - begin_cpu
-        spans[unit] = (begin, time.perf_counter())
-
-    run_units(probe_unit, len(probe), num_threads=num_threads, schedule=schedule)
-    probe_stop = probe[-1][1]
-    # from the first unit's start to the last one's end: the pool's wake-up is not counted
-    wall = max(end for _, end in spans) - min(begin for begin, _ in spans)
-    if probe_stop == n:
-        return report(Plan("probe", n, grain, item_s, None, "all in the probe"), what)
-    speedup = item_s * (probe_stop - done) / max(wall, 1e-9)
-    reference_stop = probe_stop
-    if item_s * (probe_stop - done) < REFERENCE_BELOW_S:
-        # as many items right after, serially: a reference taken under the same machine load
-        reference_stop = min(n, probe_stop + (probe_stop - done))
-        begin, begin_cpu = time.perf_counter(), time.thread_time()
-        _run_range(call, probe_stop, reference_stop)
-        serial_wall = time.perf_counter() - begin
-        serial_cpu = time.thread_time() - begin_cpu
-        speedup = (serial_wall * (probe_stop - done) / (reference_stop - probe_stop)
-                   / max(wall, 1e-9))
-        if serial_cpu > max(1e-4, 0.1 * serial_wall):  # busy in this thread, not waiting
-            # how many threads really ran at once, relative to one thread alone: CPU time
-            # over wall time in the probe, over the same in the reference. A function that
-            # holds the GIL keeps it near 1 however noisy the clocks are on a busy machine.
-            concurrency = (sum(cpu) / max(wall, 1e-9)) / (serial_cpu / serial_wall)
-            speedup = min(speedup, concurrency)
-    if reference_stop == n:
-        return report(Plan("probe", n, grain, item_s, speedup, "all in the probes"), what)
-    if speedup < MIN_SPEEDUP:
-        _run_range(call, reference_stop, n)
-        return report(Plan("serial", n, grain, item_s, speedup,
-                           f"the probe ran under {MIN_SPEEDUP}x the serial speed"), what)
-    rest = partition_range(reference_stop, n, grain=grain)
-    run_units(lambda u: _run_range(call, *rest[u]), len(rest), num_threads=num_threads,
-              schedule=schedule)
-    return report(Plan("threads", n, grain, item_s, speedup, "the probe ran faster"), what)
+def _adaptive(run_range, start: int, n: int, num_threads: int) -> Plan:
+    shared = _Shared(run_range, start, n, num_threads)
+    _pool.submit(lambda: _helper(shared), num_threads - 1)
+    reason = None
+    try:
+        with work_unit():
+            _time_alone(shared)
+            left = n - shared.next
+            if shared.item_s is not None:
+                if shared.item_s * left < SERIAL_BELOW_S:
+                    shared.stop.set()
+                    reason = f"under {SERIAL_BELOW_S * 1e3:.3g} ms of work"
+                elif shared.item_s < MIN_ITEM_S:
+                    shared.stop.set()
+                    reason = (f"items under {MIN_ITEM_S * 1e6:.3g} us: handing the GIL "
+                              "between threads costs more")
+                shared.grain = max(1, min(math.ceil(UNIT_S / max(shared.item_s, 1e-9)),
+                                          math.ceil(left / (2 * num_threads))))
+            shared.timed.set()
+            while (claimed := shared.claim(shared.grain, helper=False)) is not None:
+                shared.run(*claimed)
+    except BaseException:
+        shared.stop.set()  # the helpers stop after their current range
+        shared.timed.set()
+        raise
+    with shared.lock:
+        shared.stop.set()  # helpers still waiting to join find nothing
+        while shared.busy:
+            shared.idle.wait()
+    if shared.fatal is not None:
+        raise shared.fatal
+    if shared.errors:
+        raise shared.errors[min(shared.errors)]
+    grain, item_s, speedup = shared.grain, shared.item_s, shared.speedup
+    if not shared.helper_items:
+        if reason is None:
+            reason = ("every item ran in the caller" if speedup is None
+                      else f"the probe ran under {MIN_SPEEDUP}x the serial pace")
+        return Plan("serial", n, grain, item_s, speedup, reason)
+    if shared.parallel is None:
+        return Plan("probe", n, grain, item_s, None, "the items ran out in the probe")
+    if not shared.parallel:
+        return Plan("serial", n, grain, item_s, speedup,
+                    f"the probe ran under {MIN_SPEEDUP}x the serial pace")
+    return Plan("threads", n, grain, item_s, speedup, "the probe ran faster")

@@ -41,7 +41,6 @@ import itertools
 import math
 import os
 import threading
-import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -142,8 +141,9 @@ def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
         SciPy); processes suit pure-Python functions that take long enough
         to pay for pickling their items and results.
     schedule : {"static", "dynamic", "guided"}
-        Assignment of work units to threads (threads backend); results never
-        depend on it.
+        Assignment of work units to threads (threads backend, with a given
+        ``grain``; the adaptive default claims units dynamically); results
+        never depend on it.
     grain : int, optional
         Items per work unit. ``None`` (default) times the first items and
         chooses the grain or a serial loop (logged at ``DEBUG`` on the
@@ -178,10 +178,17 @@ def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
         return _raise_lowest(_map_processes(func, items, n_threads, grain))
     results = [None] * len(items)
 
-    def call(index):
-        results[index] = _call_one(func, items[index])
+    def run_range(start, stop):  # map() at C speed; an Exception ends one pass, the next goes on
+        while start < stop:
+            done = []
+            try:
+                done.extend(map(func, items[start:stop]))
+            except Exception as exc:  # noqa: BLE001 - re-raised by _raise_lowest
+                done.append(_Failed(exc))
+            results[start:start + len(done)] = done
+            start += len(done)
 
-    run_items(call, len(items), num_threads=n_threads, schedule=schedule, grain=grain,
+    run_items(run_range, len(items), num_threads=n_threads, schedule=schedule, grain=grain,
               what="parallel_map")
     return _raise_lowest(results)
 
@@ -225,34 +232,53 @@ def _map_processes(func, items, n_threads: int, grain) -> list:
 
 
 class _ArrayMap:
-    """Items of an array map: item 0 first (it fixes the output's shape and dtype), then the rest.
+    """Items of an array map, in any order; item 0's result fixes the output's shape and dtype.
 
-    ``compute(i)`` returns item ``i``'s checked result; ``place(out, i, result)``
-    writes it. Item 0 runs in the caller before anything else, so the output
-    is allocated once, without a lock, and which result sets the dtype (and
+    ``compute(i)`` returns item ``i``'s result; ``allocate(result)`` makes the
+    output from item 0's; ``place(out, i, result)`` checks and writes one
+    result. Results that finish before item 0's wait (at most about one per
+    thread: item 0 is claimed first), so which result sets the dtype (and
     which item a shape error names) never depends on timing.
     """
 
     def __init__(self, compute, place, allocate):
         self.compute, self.place, self.allocate = compute, place, allocate
         self.out = None
-        self.errors = {}
+        self.waiting = {}  # index -> result, until item 0's result allocates the output
+        self.errors = {}  # index -> Exception (one key per item)
+        self.lock = threading.Lock()
+
+    def _place(self, index, result):
+        try:
+            self.place(self.out, index, result)
+        except Exception as exc:  # noqa: BLE001 - the lowest is re-raised by run()
+            self.errors[index] = exc
 
     def call(self, index):
         try:
             result = self.compute(index)
-            if index == 0:
-                self.out = self.allocate(result)
-            if self.out is not None:  # None: item 0 failed, whose error is raised anyway
-                self.place(self.out, index, result)
+            if self.out is None:
+                with self.lock:
+                    if index == 0:
+                        self.out = self.allocate(result)
+                        for other, waiting in sorted(self.waiting.items()):
+                            self._place(other, waiting)
+                        self.waiting.clear()
+                    elif self.out is None:
+                        self.waiting[index] = result
+                        return
         except Exception as exc:  # noqa: BLE001 - the lowest is re-raised by run()
-            self.errors[index] = exc  # one key per item: no lock needed
+            self.errors[index] = exc
+            return
+        self._place(index, result)
+
+    def run_range(self, start, stop):
+        for index in range(start, stop):
+            self.call(index)
 
     def run(self, n, *, num_threads, schedule, grain, what) -> np.ndarray:
-        begin = time.perf_counter()
-        self.call(0)
-        run_items(self.call, n, start=1, num_threads=num_threads, schedule=schedule,
-                  grain=grain, before_s=time.perf_counter() - begin, what=what)
+        run_items(self.run_range, n, num_threads=num_threads, schedule=schedule, grain=grain,
+                  what=what)
         if self.errors:
             raise self.errors[min(self.errors)]
         return self.out
@@ -336,32 +362,28 @@ def map_slices(func, array, *, axis: int = 0, num_threads=None, backend: str = "
     job = functools.partial(_apply, func, kwargs)
     shapes = []
 
-    def check(index, result):
-        if index == 0:
-            if result.ndim < axis:
-                raise ValueError(f"func returned a {result.ndim}-D result for slice 0; "
-                                 f"stacking along axis {axis} needs at least {axis} dimensions")
-            shapes.append(result.shape)
-        elif shapes and result.shape != shapes[0]:
-            raise ValueError(f"func returned shape {result.shape} for slice {index} along axis "
-                             f"{axis} but {shapes[0]} for slice 0; func must return arrays of "
-                             "one shape")
-        return result
-
     def allocate(result):
+        if result.ndim < axis:
+            raise ValueError(f"func returned a {result.ndim}-D result for slice 0; "
+                             f"stacking along axis {axis} needs at least {axis} dimensions")
+        shapes.append(result.shape)
         return np.empty((*result.shape[:axis], n, *result.shape[axis:]), dtype=result.dtype)
 
     def place(out, index, result):
+        if result.shape != shapes[0]:
+            raise ValueError(f"func returned shape {result.shape} for slice {index} along axis "
+                             f"{axis} but {shapes[0]} for slice 0; func must return arrays of "
+                             "one shape")
         out[lead + (index,)] = result
 
     if backend == "processes":  # the slices go to the workers; the results are placed here
         results = parallel_map(functools.partial(_call_one, job),
                                [array[lead + (i,)] for i in range(n)], num_threads=n_threads,
                                backend="processes", grain=slices_per_unit)
-        return _ArrayMap(lambda i: check(i, _unwrap(results[i])), place, allocate).run(
+        return _ArrayMap(lambda i: _unwrap(results[i]), place, allocate).run(
             n, num_threads=1, schedule=schedule, grain=None,
             what="map_slices: placing the results of parallel_map(backend='processes')")
-    return _ArrayMap(lambda i: check(i, job(array[lead + (i,)])), place, allocate).run(
+    return _ArrayMap(lambda i: job(array[lead + (i,)]), place, allocate).run(
         n, num_threads=n_threads, schedule=schedule, grain=slices_per_unit, what="map_slices")
 
 

@@ -109,6 +109,17 @@ def in_work_unit() -> bool:
     return getattr(_local, "in_unit", False)
 
 
+@contextlib.contextmanager
+def work_unit() -> Iterator[None]:
+    """Mark the calling thread as inside a work unit for the block (restored in ``finally``)."""
+    previous = in_work_unit()
+    _local.in_unit = True
+    try:
+        yield
+    finally:
+        _local.in_unit = previous
+
+
 class _Pool:
     """A lazily grown ``ThreadPoolExecutor`` shared by every parallel call."""
 
