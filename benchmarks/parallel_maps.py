@@ -85,10 +85,13 @@ from parareg.parallel.map import block_regions  # noqa: E402
 
 try:
     import joblib
-    from joblib.externals import cloudpickle
 except ImportError:  # optional benchmark extra
     joblib = None
 else:
+    try:
+        import cloudpickle  # what loky pickles functions with (joblib >= 1.5 no longer vendors it)
+    except ImportError:
+        from joblib.externals import cloudpickle
     if __name__ != "__main__":  # imported from a file (the tests): loky's workers cannot import us
         cloudpickle.register_pickle_by_value(sys.modules[__name__])
 try:

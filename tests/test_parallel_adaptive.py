@@ -196,9 +196,10 @@ def test_large_items_start_in_parallel_without_a_serial_first_item(caplog):
         spans[index] = (begin, time.perf_counter())
         return s + 1
 
-    out = map_slices(lambda s: slow(int(s[0]), s), np.arange(4.0)[:, None] * np.ones((4, 2)),
-                     num_threads=2)
-    np.testing.assert_array_equal(out, np.arange(1.0, 5.0)[:, None] * np.ones((4, 2)))
+    # slices of 2**16 voxels: known to be large, the helpers are woken at the start
+    volume = np.arange(4, dtype=np.float32)[:, None, None] * np.ones((4, 256, 256), np.float32)
+    out = map_slices(lambda s: slow(int(s[0, 0]), s), volume, num_threads=2)
+    np.testing.assert_array_equal(out, volume + 1)
     # a helper joined while slice 0 (the caller's) was still running: no serial first item
     assert spans[1][0] < spans[0][1], spans
     (plan,) = plans(caplog)

@@ -8,30 +8,31 @@ counter:
 * The caller starts at once, serially: the first item alone (it may
   include warm-up such as a numba compilation), then batches of 1, 2, 4, ...
   items until about a millisecond is timed (:data:`MEASURE_S`). That gives
-  the serial time of one item.
+  the serial time of one item, and the caller's CPU over wall time.
 * When the rest would take under :data:`SERIAL_BELOW_S`, or the items take
   under :data:`MIN_ITEM_S` each (a call's own dispatch holds the GIL, and
   handing the GIL between threads costs more than such an item), it runs
   serially: the helpers (woken at the start) find nothing to claim.
 * Otherwise helper threads of the pool join the caller, claiming work units of
-  about :data:`UNIT_S` each. A helper also joins, one item at a time, when
-  the caller is still in its first items after :data:`JOIN_AFTER_S` (large
-  items: a call of 4 blocks of 0.3 s starts in parallel, not after a
-  serial block).
+  about :data:`UNIT_S` each. For items known to be large (``early=True``:
+  the array maps, for slices or blocks of :data:`EARLY_VOXELS` voxels or
+  more) the helpers are woken at the start and join, one item at a time,
+  when the caller is still in its first items after :data:`JOIN_AFTER_S`:
+  a call of 8 blocks of 0.3 s starts in parallel, not after a serial block.
 * The first helper to have run two probe units (a quarter of the grain each)
   or :data:`PROBE_S` of work decides (after one unit if it is a clear loss),
   from its own window: its pace relative to the serial one (``T`` threads at
   that pace would run ``speed-up`` times faster than the loop), and, for a
-  function that keeps the CPU busy, how many cores it and the caller kept
-  busy together (read from both threads' CPU clocks: at most one under the
-  GIL, whatever the machine's load). Under :data:`MIN_SPEEDUP` (a function
+  function that keeps the CPU busy, the CPU time it and the caller got
+  together (read from both threads' CPU clocks) in units of what the caller
+  got alone while timing: at most one under the GIL, whatever the
+  machine's load. Under :data:`MIN_SPEEDUP` (a function
   that holds the GIL; a numba call dominated by its dispatch, which
   ping-pongs the GIL) the helpers stop after their unit and the caller
   finishes the rest alone, as a plain loop would. In doubt, serial.
 
 So a function that holds the GIL loses at most the helpers' probe (a few
-milliseconds of contention); a quick call costs one wake-up of a pool
-thread that finds nothing to do. Each call logs its choice in one ``DEBUG``
+milliseconds of contention), and a quick call never wakes the pool. Each call logs its choice in one ``DEBUG``
 record of the ``"parareg.parallel"`` logger, with the :class:`Plan` as
 ``record.plan``.
 
@@ -70,6 +71,8 @@ UNIT_S = 1e-3
 LARGE_ITEM_S = 20e-3
 #: a helper joins the caller's timing phase after this long (large items start in parallel)
 JOIN_AFTER_S = 2e-3
+#: array maps whose items hold this many voxels wake their helpers at the start (early=True)
+EARLY_VOXELS = 1 << 16
 #: a helper decides after two units or this much of its own wall time, whichever is first
 PROBE_S = 5e-3
 #: the threads must beat the serial pace by this factor for the helpers to go on
@@ -155,6 +158,7 @@ class _Shared:
         self.helper_items = 0  # items the helpers ran
         self.grain = 1  # items per helper claim (1 until the timing sets it)
         self.item_s = None  # the serial time of one item
+        self.cpu_share = None  # the caller's CPU over wall time while timing alone
         self.speedup = None
         self.parallel = None  # None: undecided; True: helpers go on; False: they stop
         self.timed = threading.Event()  # the caller's timing phase is over (or it gave up)
@@ -200,10 +204,11 @@ class _Shared:
         wall = max(wall, 1e-9)
         # every thread at this helper's pace, relative to the loop's
         speedup = self.num_threads * items * self.item_s / wall
-        if caller_cpu is not None:
-            busy = (cpu + caller_cpu) / wall  # CPU cores the pair kept busy: <= 1 under the GIL
-            if busy > 0.5:  # a function that mostly waits is judged by its pace alone
-                speedup = min(speedup, busy * self.num_threads / 2)
+        if caller_cpu is not None and self.cpu_share is not None and self.cpu_share > 0.1:
+            # CPU the pair got, in units of what the caller got alone: <= 1 under the GIL,
+            # however busy the machine (a function that mostly waits is judged by its pace)
+            concurrency = (cpu + caller_cpu) / wall / self.cpu_share
+            speedup = min(speedup, concurrency * self.num_threads / 2)
         if not final and speedup >= CLEAR_LOSS:
             return
         with self.lock:
@@ -246,15 +251,23 @@ def _helper(shared: _Shared) -> None:
                               final=units >= 2 or wall >= PROBE_S)
 
 
-def _time_alone(shared: _Shared) -> None:
-    """The caller's timing phase: the first item alone, then batches of 1, 2, 4, ..."""
+def _time_alone(claim, run) -> float | None:
+    """The caller's timing phase: the first item alone, then batches of 1, 2, 4, ...
+
+    ``claim(count)`` hands out the next range (``None`` when none is left) and
+    ``run(a, b)`` runs it. Returns the serial time of one item (the fastest
+    batch's per item, else the first item's) and the caller's CPU over wall
+    time meanwhile (under 1 on a busy machine, near 0 for a function that
+    waits), or ``(None, None)`` if nothing ran.
+    """
     batch = 1
     first = None
     estimates = []
     total = 0.0
-    while (claimed := shared.claim(batch, helper=False)) is not None:
+    begin_all, begin_cpu = time.perf_counter(), time.thread_time()
+    while (claimed := claim(batch)) is not None:
         begin = time.perf_counter()
-        shared.run(*claimed)
+        run(*claimed)
         elapsed = time.perf_counter() - begin
         if first is None:
             first = elapsed
@@ -264,12 +277,46 @@ def _time_alone(shared: _Shared) -> None:
             batch *= 2
         if first >= LARGE_ITEM_S or (estimates and total >= MEASURE_S):
             break
-    if first is not None:
-        shared.item_s = min(estimates) if estimates else first
+    if first is None:
+        return None, None
+    cpu_share = (time.thread_time() - begin_cpu) / max(time.perf_counter() - begin_all, 1e-9)
+    return (min(estimates) if estimates else first), cpu_share
+
+
+class _Range:
+    """A plain counter over ``[start, n)`` for the caller alone (no lock, no thread woken)."""
+
+    def __init__(self, run_range, start: int, n: int):
+        self.run_range, self.next, self.n = run_range, start, n
+        self.errors = {}
+
+    def claim(self, count: int):
+        if self.next >= self.n:
+            return None
+        start = self.next
+        self.next = min(self.n, start + count)
+        return start, self.next
+
+    def run(self, start: int, stop: int) -> None:
+        try:
+            self.run_range(start, stop)
+        except Exception as exc:  # noqa: BLE001 - the lowest is re-raised by the caller
+            self.errors[start] = exc
+
+
+def _serial_reason(item_s: float | None, left: int) -> str | None:
+    if item_s is None:
+        return None
+    if item_s * left < SERIAL_BELOW_S:
+        return f"under {SERIAL_BELOW_S * 1e3:.3g} ms of work"
+    if item_s < MIN_ITEM_S:
+        return f"items under {MIN_ITEM_S * 1e6:.3g} us: handing the GIL between threads costs more"
+    return None
 
 
 def run_items(run_range, n: int, *, num_threads: int, schedule: str = "dynamic",
-              grain: int | None = None, start: int = 0, what: str = "run_items") -> Plan:
+              grain: int | None = None, start: int = 0, early: bool = False,
+              what: str = "run_items") -> Plan:
     """Call ``run_range(a, b)`` on consecutive ranges covering ``[start, n)``, serially or on the pool.
 
     Parameters
@@ -292,6 +339,13 @@ def run_items(run_range, n: int, *, num_threads: int, schedule: str = "dynamic",
         timing (serial when it makes one unit).
     start : int
         The first item to run (the earlier ones ran already).
+    early : bool
+        Wake the helpers at the start, to join after :data:`JOIN_AFTER_S`
+        if the caller is still in its first items (for items known to be
+        large, e.g. slices of many voxels). Otherwise they are woken only
+        once the timing says the rest is worth it, so a quick call never
+        touches the pool (waking a thread takes the GIL from the caller for
+        a moment: milliseconds on a loaded machine).
     what : str
         The caller's name, for the log record.
 
@@ -315,33 +369,48 @@ def run_items(run_range, n: int, *, num_threads: int, schedule: str = "dynamic",
         run_units(lambda u: run_range(*units[u]), len(units), num_threads=num_threads,
                   schedule=schedule)
         return report(Plan("threads", n, grain, None, None, "the given grain"), what)
-    return report(_adaptive(run_range, start, n, num_threads), what)
+    return report(_adaptive(run_range, start, n, num_threads, early), what)
 
 
-def _adaptive(run_range, start: int, n: int, num_threads: int) -> Plan:
-    shared = _Shared(run_range, start, n, num_threads)
-    _pool.submit(lambda: _helper(shared), num_threads - 1)
+def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool) -> Plan:
+    if early:
+        shared = _Shared(run_range, start, n, num_threads)
+        _pool.submit(lambda: _helper(shared), num_threads - 1)
+        timer = shared
+    else:  # the timing needs no shared state: a quick call stays a plain loop
+        shared, timer = None, _Range(run_range, start, n)
     reason = None
     try:
         with work_unit():
-            _time_alone(shared)
-            left = n - shared.next
-            if shared.item_s is not None:
-                if shared.item_s * left < SERIAL_BELOW_S:
-                    shared.stop.set()
-                    reason = f"under {SERIAL_BELOW_S * 1e3:.3g} ms of work"
-                elif shared.item_s < MIN_ITEM_S:
-                    shared.stop.set()
-                    reason = (f"items under {MIN_ITEM_S * 1e6:.3g} us: handing the GIL "
-                              "between threads costs more")
-                shared.grain = max(1, min(math.ceil(UNIT_S / max(shared.item_s, 1e-9)),
+            claim = (lambda count: shared.claim(count, helper=False)) if early else timer.claim
+            item_s, cpu_share = _time_alone(claim, timer.run)
+            left = n - timer.next
+            reason = _serial_reason(item_s, left)
+            if shared is None:
+                if reason is not None or left == 0:
+                    if left:
+                        timer.run(timer.next, n)
+                    if timer.errors:
+                        raise timer.errors[min(timer.errors)]
+                    return Plan("serial", n, n, item_s, None,
+                                reason or "every item ran while timing")
+                shared = _Shared(run_range, timer.next, n, num_threads)
+                shared.errors = timer.errors
+            shared.item_s, shared.cpu_share = item_s, cpu_share
+            if reason is not None:
+                shared.stop.set()
+            if item_s is not None:
+                shared.grain = max(1, min(math.ceil(UNIT_S / max(item_s, 1e-9)),
                                           math.ceil(left / (2 * num_threads))))
             shared.timed.set()
+            if not early:
+                _pool.submit(lambda: _helper(shared), num_threads - 1)
             while (claimed := shared.claim(shared.grain, helper=False)) is not None:
                 shared.run(*claimed)
     except BaseException:
-        shared.stop.set()  # the helpers stop after their current range
-        shared.timed.set()
+        if shared is not None:
+            shared.stop.set()  # the helpers stop after their current range
+            shared.timed.set()
         raise
     with shared.lock:
         shared.stop.set()  # helpers still waiting to join find nothing

@@ -46,7 +46,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from .._config import as_index
-from .adaptive import Plan, measure, report, run_items
+from .adaptive import EARLY_VOXELS, Plan, measure, report, run_items
 from .partition import _check_grain, partition_range
 from .pool import in_work_unit, resolve_num_threads
 from .schedule import check_schedule
@@ -177,20 +177,24 @@ def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
     if backend == "processes":
         return _raise_lowest(_map_processes(func, items, n_threads, grain))
     results = [None] * len(items)
+    failed = {}  # index -> Exception (one key per item: no lock needed)
 
     def run_range(start, stop):  # map() at C speed; an Exception ends one pass, the next goes on
         while start < stop:
             done = []
             try:
                 done.extend(map(func, items[start:stop]))
-            except Exception as exc:  # noqa: BLE001 - re-raised by _raise_lowest
-                done.append(_Failed(exc))
+            except Exception as exc:  # noqa: BLE001 - the lowest is re-raised below
+                failed[start + len(done)] = exc
+                done.append(None)
             results[start:start + len(done)] = done
             start += len(done)
 
     run_items(run_range, len(items), num_threads=n_threads, schedule=schedule, grain=grain,
               what="parallel_map")
-    return _raise_lowest(results)
+    if failed:
+        raise failed[min(failed)]
+    return results
 
 
 def _map_processes(func, items, n_threads: int, grain) -> list:
@@ -276,9 +280,9 @@ class _ArrayMap:
         for index in range(start, stop):
             self.call(index)
 
-    def run(self, n, *, num_threads, schedule, grain, what) -> np.ndarray:
+    def run(self, n, *, num_threads, schedule, grain, voxels, what) -> np.ndarray:
         run_items(self.run_range, n, num_threads=num_threads, schedule=schedule, grain=grain,
-                  what=what)
+                  early=voxels >= EARLY_VOXELS, what=what)
         if self.errors:
             raise self.errors[min(self.errors)]
         return self.out
@@ -381,10 +385,11 @@ def map_slices(func, array, *, axis: int = 0, num_threads=None, backend: str = "
                                [array[lead + (i,)] for i in range(n)], num_threads=n_threads,
                                backend="processes", grain=slices_per_unit)
         return _ArrayMap(lambda i: _unwrap(results[i]), place, allocate).run(
-            n, num_threads=1, schedule=schedule, grain=None,
+            n, num_threads=1, schedule=schedule, grain=None, voxels=0,
             what="map_slices: placing the results of parallel_map(backend='processes')")
     return _ArrayMap(lambda i: job(array[lead + (i,)]), place, allocate).run(
-        n, num_threads=n_threads, schedule=schedule, grain=slices_per_unit, what="map_slices")
+        n, num_threads=n_threads, schedule=schedule, grain=slices_per_unit, voxels=per_slice,
+        what="map_slices")
 
 
 # --------------------------------------------------------------------------- blocks
@@ -527,4 +532,5 @@ def map_blocks(func, array, *, block_shape, halo=0, num_threads=None,
         out[core] = result[inner]
 
     return _ArrayMap(compute, place, lambda result: np.empty(array.shape, result.dtype)).run(
-        len(regions), num_threads=n_threads, schedule=schedule, grain=grain, what="map_blocks")
+        len(regions), num_threads=n_threads, schedule=schedule, grain=grain,
+        voxels=math.prod(s.stop - s.start for s in regions[0][1]), what="map_blocks")
