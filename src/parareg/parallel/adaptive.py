@@ -204,11 +204,11 @@ class _Shared:
         wall = max(wall, 1e-9)
         # every thread at this helper's pace, relative to the loop's
         speedup = self.num_threads * items * self.item_s / wall
-        if caller_cpu is not None and self.cpu_share is not None and self.cpu_share > 0.1:
-            # CPU the pair got, in units of what the caller got alone: <= 1 under the GIL,
-            # however busy the machine (a function that mostly waits is judged by its pace)
-            concurrency = (cpu + caller_cpu) / wall / self.cpu_share
-            speedup = min(speedup, concurrency * self.num_threads / 2)
+        waits = cpu < 0.2 * wall and (self.cpu_share or 0.0) < 0.2  # sleep, I/O: pace alone
+        if caller_cpu is not None and not waits:
+            # the CPU cores the pair kept busy at once: at most one under the GIL, whatever the
+            # load (a helper can even run alone at full pace while the caller waits for the GIL)
+            speedup = min(speedup, (cpu + caller_cpu) / wall * self.num_threads / 2)
         if not final and speedup >= CLEAR_LOSS:
             return
         with self.lock:
@@ -222,8 +222,8 @@ class _Shared:
 def _helper(shared: _Shared) -> None:
     shared.timed.wait(JOIN_AFTER_S)
     units = items = 0
-    wall = cpu = 0.0
-    caller_start = shared.caller_cpu()
+    # one window for both threads' clocks and the items, from the first claim on
+    start, start_cpu, caller_start = time.perf_counter(), time.thread_time(), shared.caller_cpu()
     with work_unit():
         while True:
             # the probe's units are a quarter of the grain: a bad guess costs little
@@ -231,7 +231,6 @@ def _helper(shared: _Shared) -> None:
             claimed = shared.claim(grain, helper=True)
             if claimed is None:
                 return
-            begin, begin_cpu = time.perf_counter(), time.thread_time()
             try:
                 shared.run(*claimed)
             except BaseException as exc:  # KeyboardInterrupt, SystemExit: the caller re-raises
@@ -242,11 +241,10 @@ def _helper(shared: _Shared) -> None:
                 shared.release(claimed[1] - claimed[0])
             units += 1
             items += claimed[1] - claimed[0]
-            wall += time.perf_counter() - begin
-            cpu += time.thread_time() - begin_cpu
             if shared.parallel is None and shared.item_s is not None:
+                wall = time.perf_counter() - start
                 caller = shared.caller_cpu()
-                shared.decide(items=items, wall=wall, cpu=cpu,
+                shared.decide(items=items, wall=wall, cpu=time.thread_time() - start_cpu,
                               caller_cpu=None if caller is None else caller - caller_start,
                               final=units >= 2 or wall >= PROBE_S)
 
