@@ -79,6 +79,8 @@ PROBE_S = 5e-3
 MIN_SPEEDUP = 1.15
 #: a helper's first unit estimating a speed-up under this decides at once (a clear loss)
 CLEAR_LOSS = 0.8
+#: CPU over wall time under which a function counts as waiting (sleep, I/O), not computing
+WAITING_CPU = 0.05
 #: items quicker than this run serially: handing the GIL between threads costs more
 MIN_ITEM_S = 2e-6
 
@@ -204,7 +206,9 @@ class _Shared:
         wall = max(wall, 1e-9)
         # every thread at this helper's pace, relative to the loop's
         speedup = self.num_threads * items * self.item_s / wall
-        waits = cpu < 0.2 * wall and (self.cpu_share or 0.0) < 0.2  # sleep, I/O: pace alone
+        # sleep or I/O: judged by its pace alone (a CPU-bound thread starved by a loaded
+        # machine still gets more than WAITING_CPU: 2 cores shared by 20 busy threads, 0.1)
+        waits = cpu < WAITING_CPU * wall and (self.cpu_share or 0.0) < WAITING_CPU
         if caller_cpu is not None and not waits:
             # the CPU cores the pair kept busy at once: at most one under the GIL, whatever the
             # load (a helper can even run alone at full pace while the caller waits for the GIL)
