@@ -641,17 +641,6 @@ PARALLEL = [
         lambda d: _parallel("DomainThreader")(num_threads=0), ValueError, "positive integer"),
     api(L, "par-reduce-empty", "reduce_units of no buffers",
         lambda d: _parallel("reduce_units")(np.zeros((0, 3))), ValueError, "at least one unit"),
-    api(L, "par-blocks-halo", "map_blocks(block_shape=(8, 4), halo=5): halo larger than a block",
-        lambda d: _parallel("map_blocks")(np.abs, np.zeros((16, 16)), block_shape=(8, 4),
-                                          halo=5), ValueError, "halo must be at most block_shape"),
-    api(L, "par-blocks-ndim", "map_blocks(block_shape=(8, 8, 8)) of a 2D array",
-        lambda d: _parallel("map_blocks")(np.abs, np.zeros((16, 16)), block_shape=(8, 8, 8)),
-        ValueError, "block_shape must have one entry per axis"),
-    api(L, "par-blocks-result-shape", "map_blocks whose func crops one block's result",
-        lambda d: _parallel("map_blocks")(lambda b: b[1:] if b[0, 0] == 1 else b,
-                                          np.kron([[0, 0], [0, 1]], np.ones((8, 8))),
-                                          block_shape=8, num_threads=2),
-        ValueError, r"func returned shape \(7, 8\) for the block at \[8:16, 8:16\]"),
 ]
 
 def _resume(folder, name):
@@ -756,6 +745,17 @@ LATER: list[Case] = [
     cli(W, "warmup-dims-4", "warmup --dims 4", "warmup --dims 4", "--dims"),
     api(WP, "warmup-cache-unwritable", "a kernel cache folder that cannot be created",
         _cache_dir_is_a_file, OSError, "NUMBA_CACHE_DIR"),
+    api(L, "par-blocks-halo", "map_blocks(block_shape=(8, 4), halo=5): halo larger than a block",
+        lambda d: _parallel("map_blocks")(np.abs, np.zeros((16, 16)), block_shape=(8, 4),
+                                          halo=5), ValueError, "halo must be at most block_shape"),
+    api(L, "par-blocks-ndim", "map_blocks(block_shape=(8, 8, 8)) of a 2D array",
+        lambda d: _parallel("map_blocks")(np.abs, np.zeros((16, 16)), block_shape=(8, 8, 8)),
+        ValueError, "block_shape must have one entry per axis"),
+    api(L, "par-blocks-result-shape", "map_blocks whose func crops one block's result",
+        lambda d: _parallel("map_blocks")(lambda b: b[1:] if b[0, 0] == 1 else b,
+                                          np.kron([[0, 0], [0, 1]], np.ones((8, 8))),
+                                          block_shape=8, num_threads=2),
+        ValueError, r"func returned shape \(7, 8\) for the block at \[8:16, 8:16\]"),
 ]
 
 CASES = REGISTER + APPLY + BENCH + OTHER + PYTHON + RESUME + PARALLEL + LATER
