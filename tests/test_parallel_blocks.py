@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -82,12 +83,13 @@ def test_one_dimensional_and_dtype_of_the_first_block():
 
 
 class Recorder:
-    def __init__(self, fail_at, error):
-        self.fail_at, self.error = fail_at, error
+    def __init__(self, fail_at, error, sleep=0.0):
+        self.fail_at, self.error, self.sleep = fail_at, error, sleep
         self.ran = []
         self.lock = threading.Lock()
 
     def __call__(self, block):
+        time.sleep(self.sleep)  # a few ms: the adaptive path's helpers join
         with self.lock:
             self.ran.append(float(block.flat[0]))
         if float(block.flat[0]) in self.fail_at:
@@ -96,22 +98,36 @@ class Recorder:
 
 
 @pytest.mark.parametrize("num_threads", [1, 2, 3])
-def test_an_exception_is_raised_after_every_block_ran(num_threads):
+@pytest.mark.parametrize("grain", [None, 1])
+def test_an_exception_is_raised_after_every_block_ran(num_threads, grain):
     data = np.arange(64.0).reshape(8, 8)
     func = Recorder({36.0, 4.0}, ValueError)  # blocks 1 and 6 of eight 4x2 blocks
     with pytest.raises(ValueError, match="block starting 4$"):
-        map_blocks(func, data, block_shape=(4, 2), num_threads=num_threads, grain=1)
+        map_blocks(func, data, block_shape=(4, 2), num_threads=num_threads, grain=grain)
     assert len(func.ran) == 8
 
 
 @pytest.mark.parametrize("num_threads", [1, 2, 3])
 @pytest.mark.parametrize("fatal", [KeyboardInterrupt, SystemExit])
-def test_a_base_exception_stops_promptly(num_threads, fatal):
+@pytest.mark.parametrize("grain", [None, 1])
+def test_a_base_exception_stops_promptly(num_threads, fatal, grain):
     data = np.arange(64.0).reshape(8, 8)
     func = Recorder({0.0}, fatal)  # the very first block
     with pytest.raises(fatal, match="block starting 0"):
-        map_blocks(func, data, block_shape=(4, 2), num_threads=num_threads, grain=1)
-    assert func.ran == [0.0]  # block 0 runs first, alone: nothing else started
+        map_blocks(func, data, block_shape=(4, 2), num_threads=num_threads, grain=grain)
+    if grain is None or num_threads == 1:  # the adaptive path times block 0 alone, first
+        assert func.ran == [0.0]
+    else:  # on the pool, blocks other threads had started finish (all 7, if they are quick)
+        assert 0.0 in func.ran
+
+
+@pytest.mark.parametrize("fatal", [KeyboardInterrupt, SystemExit])
+def test_a_base_exception_in_a_helper_of_the_adaptive_path_is_reraised(fatal):
+    data = np.arange(400.0).reshape(40, 10)
+    func = Recorder({300.0}, fatal, sleep=0.002)  # block 30 of 40: past the timing phase
+    with pytest.raises(fatal, match="block starting 300"):
+        map_blocks(func, data, block_shape=(1, 10), num_threads=2)
+    assert len(func.ran) < 40  # stopped: not every block ran
 
 
 def test_nested_calls_run_serially_inside_a_unit():
