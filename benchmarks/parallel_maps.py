@@ -9,12 +9,12 @@ Workload families, each at four sizes (``--quick``: two tiny ones, one repeat):
 ``pixels_python`` / ``pixels_numba``
     a per-pixel function (100 steps of the logistic map) on every pixel of
     an N^2 image, as a list of Python floats, in pure Python and numba-jitted
-    (``nogil``). N = 32, 64, 128, 256. parareg: :func:`~parareg.parallel.parallel_map`.
+    (``nogil``). N = 24, 48, 96, 192. parareg: :func:`~parareg.parallel.parallel_map`.
 ``silly_sum``
     the parallel-processing tutorials' exercise: a pure-Python double loop
     summing an N x N float64 array, parallelised over 16 row blocks (fixed by
     the data, so every method sums the same partial sums in the same order).
-    N = 256, 512, 1024, 2048.
+    N = 128, 256, 512, 1024.
 ``blocks_halo``
     ``gaussian_filter(sigma=2)`` over 4 x 4 x 4 blocks of an N^3 float32
     volume, each grown by a halo of 8 voxels (the filter's reach), the cores
@@ -48,7 +48,7 @@ plots ``parallel_time_vs_size.png`` (log-log, fitted exponents) and
 
 Usage::
 
-    python benchmarks/parallel_maps.py --out /tmp/pm       # ~5 min on 2 quiet cores
+    python benchmarks/parallel_maps.py --out /tmp/pm       # ~4 min on 2 quiet cores (estimate)
     python benchmarks/parallel_maps.py --quick --out /tmp/pm   # seconds: does it run
 """
 
@@ -262,11 +262,11 @@ FAMILIES = {
     "slices_axis2": ("the same along axis 2", "voxels", (24, 48, 96, 192), (8, 16),
                      lambda n: slices_case(n, 2)),
     "pixels_python": ("per-pixel logistic map (pure Python) on N^2 pixels", "pixels",
-                      (32, 64, 128, 256), (8, 16), lambda n: pixels_case(n, logistic)),
+                      (24, 48, 96, 192), (8, 16), lambda n: pixels_case(n, logistic)),
     "pixels_numba": ("per-pixel logistic map (numba, nogil) on N^2 pixels", "pixels",
-                     (32, 64, 128, 256), (8, 16), lambda n: pixels_case(n, logistic_numba)),
+                     (24, 48, 96, 192), (8, 16), lambda n: pixels_case(n, logistic_numba)),
     "silly_sum": ("silly_sum: pure-Python sum of N^2 float64, 16 row blocks", "elements",
-                  (256, 512, 1024, 2048), (32, 64), silly_sum_case),
+                  (128, 256, 512, 1024), (32, 64), silly_sum_case),
     "blocks_halo": ("gaussian_filter(sigma=2) on 4^3 blocks of N^3, halo 8", "voxels",
                     (32, 64, 128, 192), (32, 40), blocks_case),
 }
