@@ -29,7 +29,12 @@ counter:
   machine's load. Under :data:`MIN_SPEEDUP` (a function
   that holds the GIL; a numba call dominated by its dispatch, which
   ping-pongs the GIL) the helpers stop after their unit and the caller
-  finishes the rest alone, as a plain loop would. In doubt, serial.
+  finishes the rest alone, as a plain loop would. In doubt, serial; the
+  deciding helper asks again after :data:`REPROBE_AFTER_S` (then twice as
+  long each time) while at least that much work is left, so a long call
+  that began on a saturated machine, or after an unlucky probe, still gets
+  the cores that free up (a function that holds the GIL pays one short
+  probe per doubling interval: a few per cent at most).
 
 So a function that holds the GIL loses at most the helpers' probe (a few
 milliseconds of contention), and a quick call never wakes the pool. Each call logs its choice in one ``DEBUG``
@@ -75,6 +80,9 @@ JOIN_AFTER_S = 2e-3
 EARLY_VOXELS = 1 << 16
 #: a helper decides after two units or this much of its own wall time, whichever is first
 PROBE_S = 5e-3
+#: after a serial verdict the deciding helper probes again after this long (then 2x, 4x, ...)
+#: while at least that much work is left: a saturated machine may free a core
+REPROBE_AFTER_S = 50e-3
 #: the threads must beat the serial pace by this factor for the helpers to go on
 MIN_SPEEDUP = 1.15
 #: a helper's first unit estimating a speed-up under this decides at once (a clear loss)
@@ -161,10 +169,12 @@ class _Shared:
         self.grain = 1  # items per helper claim (1 until the timing sets it)
         self.item_s = None  # the serial time of one item
         self.cpu_share = None  # the caller's CPU over wall time while timing alone
+        self.last_item_s = None  # per item, of the caller's latest range (fresh for a re-probe)
         self.speedup = None
         self.parallel = None  # None: undecided; True: helpers go on; False: they stop
         self.timed = threading.Event()  # the caller's timing phase is over (or it gave up)
         self.stop = threading.Event()  # helpers claim nothing more
+        self.done = threading.Event()  # the caller has claimed everything (or gave up)
         self.errors = {}  # first item of a range -> an Exception that escaped run_range
         self.fatal = None  # a BaseException of a helper
 
@@ -195,32 +205,51 @@ class _Shared:
         return None if self.caller_clock is None else time.clock_gettime(self.caller_clock)
 
     def decide(self, *, items: int, wall: float, cpu: float, caller_cpu: float | None,
-               final: bool) -> None:
+               final: bool) -> bool:
         """A helper's verdict on its window (see the module docstring).
 
         ``items``, ``wall`` and ``cpu``: the helper's items, wall time and
         CPU time so far; ``caller_cpu``: the caller's CPU time in the same
         window (``None`` where threads have no CPU clock); ``final``: the
-        probe is over (else only a clear loss decides).
+        probe is over (else only a clear loss decides). Returns whether this
+        call made the decision.
         """
         wall = max(wall, 1e-9)
         # every thread at this helper's pace, relative to the loop's
         speedup = self.num_threads * items * self.item_s / wall
         # sleep or I/O: judged by its pace alone (a CPU-bound thread starved by a loaded
         # machine still gets more than WAITING_CPU: 2 cores shared by 20 busy threads, 0.1)
-        waits = cpu < WAITING_CPU * wall and (self.cpu_share or 0.0) < WAITING_CPU
+        caller_share = self.cpu_share if caller_cpu is None else caller_cpu / wall
+        waits = cpu < WAITING_CPU * wall and (caller_share or 0.0) < WAITING_CPU
         if caller_cpu is not None and not waits:
             # the CPU cores the pair kept busy at once: at most one under the GIL, whatever the
             # load (a helper can even run alone at full pace while the caller waits for the GIL)
             speedup = min(speedup, (cpu + caller_cpu) / wall * self.num_threads / 2)
         if not final and speedup >= CLEAR_LOSS:
-            return
+            return False
         with self.lock:
-            if self.parallel is None:
-                self.speedup = speedup
-                self.parallel = speedup >= MIN_SPEEDUP
-                if not self.parallel:
-                    self.stop.set()
+            if self.parallel is not None:
+                return False
+            self.speedup = speedup
+            self.parallel = speedup >= MIN_SPEEDUP
+            if not self.parallel:
+                self.stop.set()
+            return True
+
+    def reprobe(self, backoff: float) -> bool:
+        """After a serial verdict: wait ``backoff`` s, then probe again if work is left."""
+        if self.done.wait(backoff):
+            return False
+        with self.lock:
+            item_s = self.last_item_s or self.item_s  # the caller ran alone since: its pace now
+            if (self.done.is_set() or self.fatal is not None
+                    or item_s * (self.n - self.next) < backoff):
+                return False
+            self.item_s = item_s
+            self.grain = _grain(item_s, self.n - self.next, self.num_threads)
+            self.parallel = None
+            self.stop.clear()
+            return True
 
 
 def _helper(shared: _Shared) -> None:
@@ -228,13 +257,21 @@ def _helper(shared: _Shared) -> None:
     units = items = 0
     # one window for both threads' clocks and the items, from the first claim on
     start, start_cpu, caller_start = time.perf_counter(), time.thread_time(), shared.caller_cpu()
+    decider = False
+    backoff = REPROBE_AFTER_S
     with work_unit():
         while True:
             # the probe's units are a quarter of the grain: a bad guess costs little
             grain = shared.grain if shared.parallel else max(1, shared.grain // 4)
             claimed = shared.claim(grain, helper=True)
             if claimed is None:
-                return
+                if not (decider and shared.parallel is False and shared.reprobe(backoff)):
+                    return
+                # the machine's load may have changed (or the first probe was unlucky)
+                decider, backoff, units, items = False, 2 * backoff, 0, 0
+                start, start_cpu = time.perf_counter(), time.thread_time()
+                caller_start = shared.caller_cpu()
+                continue
             try:
                 shared.run(*claimed)
             except BaseException as exc:  # KeyboardInterrupt, SystemExit: the caller re-raises
@@ -248,9 +285,10 @@ def _helper(shared: _Shared) -> None:
             if shared.parallel is None and shared.item_s is not None:
                 wall = time.perf_counter() - start
                 caller = shared.caller_cpu()
-                shared.decide(items=items, wall=wall, cpu=time.thread_time() - start_cpu,
-                              caller_cpu=None if caller is None else caller - caller_start,
-                              final=units >= 2 or wall >= PROBE_S)
+                decider = shared.decide(
+                    items=items, wall=wall, cpu=time.thread_time() - start_cpu,
+                    caller_cpu=None if caller is None else caller - caller_start,
+                    final=units >= 2 or wall >= PROBE_S)
 
 
 def _time_alone(claim, run) -> float | None:
@@ -304,6 +342,12 @@ class _Range:
             self.run_range(start, stop)
         except Exception as exc:  # noqa: BLE001 - the lowest is re-raised by the caller
             self.errors[start] = exc
+
+
+def _grain(item_s: float, left: int, num_threads: int) -> int:
+    """Items per work unit: about UNIT_S of work, and at least two units per thread."""
+    return max(1, min(math.ceil(UNIT_S / max(item_s, 1e-9)),
+                      math.ceil(left / (2 * num_threads))))
 
 
 def _serial_reason(item_s: float | None, left: int) -> str | None:
@@ -402,19 +446,22 @@ def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool) -> P
             if reason is not None:
                 shared.stop.set()
             if item_s is not None:
-                shared.grain = max(1, min(math.ceil(UNIT_S / max(item_s, 1e-9)),
-                                          math.ceil(left / (2 * num_threads))))
+                shared.grain = _grain(item_s, left, num_threads)
             shared.timed.set()
             if not early:
                 _pool.submit(lambda: _helper(shared), num_threads - 1)
             while (claimed := shared.claim(shared.grain, helper=False)) is not None:
+                begin = time.perf_counter()
                 shared.run(*claimed)
+                shared.last_item_s = (time.perf_counter() - begin) / (claimed[1] - claimed[0])
     except BaseException:
         if shared is not None:
+            shared.done.set()
             shared.stop.set()  # the helpers stop after their current range
             shared.timed.set()
         raise
     with shared.lock:
+        shared.done.set()
         shared.stop.set()  # helpers still waiting to join find nothing
         while shared.busy:
             shared.idle.wait()
