@@ -36,10 +36,10 @@ counter:
   the cores that free up (a function that holds the GIL pays one short
   probe per doubling interval: a few per cent at most).
 
-So a function that holds the GIL loses at most the helpers' probe (a few
-milliseconds of contention), and a quick call never wakes the pool. Each call logs its choice in one ``DEBUG``
-record of the ``"parareg.parallel"`` logger, with the :class:`Plan` as
-``record.plan``.
+So a function that holds the GIL loses at most the helpers' probes (a few
+milliseconds of contention each), and a quick call never wakes the pool.
+Each call logs its choice in one ``DEBUG`` record of the
+``"parareg.parallel"`` logger, with the :class:`Plan` as ``record.plan``.
 
 Examples
 --------
@@ -363,7 +363,7 @@ def _serial_reason(item_s: float | None, left: int) -> str | None:
 def run_items(run_range, n: int, *, num_threads: int, schedule: str = "dynamic",
               grain: int | None = None, start: int = 0, early: bool = False,
               what: str = "run_items") -> Plan:
-    """Call ``run_range(a, b)`` on consecutive ranges covering ``[start, n)``, serially or on the pool.
+    """Call ``run_range(a, b)`` on ranges covering ``[start, n)``, serially or on the pool.
 
     Parameters
     ----------
