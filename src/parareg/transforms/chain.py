@@ -455,13 +455,14 @@ def apply_transforms(image: ImageLike, reference: ImageLike, transforms: Sequenc
     from ..resampling import LABEL_INTERPOLATIONS, check_interpolation
 
     interpolation = check_interpolation(interpolation)
-    try:
-        image = as_image(image, name="image", affine=image_affine, labels=(
-            interpolation in LABEL_INTERPOLATIONS and isinstance(image, (str, os.PathLike))))
-    except ValueError:
-        if interpolation != "nearest" or not isinstance(image, (str, os.PathLike)):
-            raise
-        image = as_image(image, name="image")  # nearest on intensities: read them as such
+    path = isinstance(image, (str, os.PathLike)) and image_affine is None
+    if path and interpolation == "nearest":  # a label map keeps its labels, else intensities
+        from ..io.nifti import load_labels_or_intensities
+
+        image = load_labels_or_intensities(image, name="image")
+    else:
+        image = as_image(image, name="image", affine=image_affine,
+                         labels=path and interpolation in LABEL_INTERPOLATIONS)
     reference = as_grid(reference, name="reference", affine=reference_affine)
     if image.ndim != reference.ndim:
         raise ValueError(f"image is {image.ndim}D but reference is {reference.ndim}D; both "
