@@ -23,7 +23,25 @@ from parareg.io import gzip_chunks
 from parareg.io.nifti import load_labels_or_intensities, stored_array
 
 
-def test_read_gzip_equals_python_gzip(tmp_path, monkeypatch):
+def _inflaters():
+    """zlib, and ISA-L's inflate where the optional package is installed."""
+    import importlib.util
+    import zlib
+
+    found = [zlib]
+    if importlib.util.find_spec("isal") is not None:
+        from isal import isal_zlib
+
+        found.append(isal_zlib)
+    return found
+
+
+@pytest.fixture(params=_inflaters(), ids=lambda m: m.__name__)
+def inflate(request, monkeypatch):
+    monkeypatch.setattr(gzip_chunks, "_INFLATE", request.param)
+
+
+def test_read_gzip_equals_python_gzip(tmp_path, monkeypatch, inflate):
     monkeypatch.setattr(gzip_chunks, "_READ_STEP", 1000)  # many steps, and members split by them
     rng = np.random.default_rng(0)
     parts = [rng.integers(0, 4, 5000, dtype=np.uint8).tobytes(), bytes(20000), b"tail" * 999]
@@ -34,7 +52,7 @@ def test_read_gzip_equals_python_gzip(tmp_path, monkeypatch):
     assert gzip_chunks.read_gzip(path, 7000).tobytes() == whole[:7000]
 
 
-def test_read_gzip_refuses_truncated_and_corrupt(tmp_path):
+def test_read_gzip_refuses_truncated_and_corrupt(tmp_path, inflate):
     data = gzip.compress(np.arange(10000, dtype=np.float32).tobytes())
     (tmp_path / "short.gz").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="truncated"):

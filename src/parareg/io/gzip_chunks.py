@@ -39,6 +39,11 @@ _WINDOW = 1 << 15
 #: compressed bytes handed to zlib per step when reading
 _READ_STEP = 1 << 22
 
+try:  # optional: ISA-L's inflate (pip install isal), measured 1.3x zlib's on a 1 mm warp
+    from isal import isal_zlib as _INFLATE
+except ImportError:  # the standard library's, with the same interface
+    _INFLATE = zlib
+
 
 def _header(level: int) -> bytes:
     xfl = 4 if level == 1 else 2 if level == 9 else 0
@@ -114,7 +119,7 @@ def read_gzip(path, size: int) -> np.ndarray:
         start = 0
         try:
             while filled < size and start < len(source):
-                member = zlib.decompressobj(31)
+                member = _INFLATE.decompressobj(31)
                 while filled < size and not member.eof and start < len(source):
                     with source[start:start + _READ_STEP] as step:
                         start += len(step)
@@ -123,7 +128,7 @@ def read_gzip(path, size: int) -> np.ndarray:
                     filled += len(data)
                 if member.eof:  # the next member starts after this one's trailer
                     start -= len(member.unused_data)
-        except zlib.error as exc:
+        except (zlib.error, _INFLATE.error) as exc:
             raise ValueError(f"not a valid gzip file: {exc}") from None
     if filled < size:
         raise ValueError(f"expected {size} bytes, the file holds {filled}: it is truncated")

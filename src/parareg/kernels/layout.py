@@ -21,8 +21,9 @@ import numpy as np
 
 from ._jit import kernel
 
-#: voxels of the outer axis per work unit (one 64-byte line of float32 per stream)
-BLOCK = 16
+#: voxels of the outer axis per work unit (two 64-byte lines of float32 per stream: measured
+#: 1.3-1.5x faster than one, no faster with four)
+BLOCK = 32
 
 
 @kernel
