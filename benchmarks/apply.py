@@ -86,16 +86,18 @@ def prepare(name, fixed, moving, args, scratch: Path) -> dict:
                str(prefix), "-q", "--threads", str(args.threads)]
     if args.quick:
         command += ["--preset", "fast"]
-    subprocess.run(command, check=True, env=_env(args.threads))
     transforms = [f"{prefix}1Warp.nii.gz", f"{prefix}0GenericAffine.mat"]
+    if not all(Path(t).exists() for t in transforms):  # --scratch may hold them already
+        subprocess.run(command, check=True, env=_env(args.threads))
     case = {"name": name, "fixed": str(fixed), "input": str(moving), "transforms": transforms,
             "image_type": 0}
     if name == "series":
         volume = nib.load(moving)
         data = np.asarray(volume.get_fdata(dtype=np.float32))
         series = np.stack([data * (1 + 0.01 * t) for t in range(args.volumes)], axis=-1)
-        path = scratch / "series.nii.gz"
-        nib.save(nib.Nifti1Image(series, volume.affine), path)
+        path = scratch / f"series_{args.volumes}.nii.gz"
+        if not path.exists():
+            nib.save(nib.Nifti1Image(series, volume.affine), path)
         case.update(input=str(path), image_type=3, volumes=args.volumes)
     return case
 
@@ -166,6 +168,9 @@ def _get_parser():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--volumes", type=int, default=100)
+    parser.add_argument("--scratch", type=Path, default=None,
+                        help="keep the registrations and inputs in this folder and reuse them "
+                             "on the next run (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true",
                         help="a check that it runs: the series case, 3 volumes, 1 repeat")
     return parser
@@ -183,9 +188,11 @@ def main(argv=None) -> int:
                            for k, v in vars(args).items()},
               "machine": _common.machine_info(), "git": _common.git_revision(__file__),
               "versions": _common.package_versions(VERSIONS)}
-    with tempfile.TemporaryDirectory(prefix="apply-bench-") as scratch:
-        cases = [prepare(name, *PAIRS[name], args, Path(scratch)) for name in args.cases]
-        report["cases"] = [run_case(case, args, Path(scratch)) for case in cases]
+    with tempfile.TemporaryDirectory(prefix="apply-bench-") as tmp:
+        scratch = Path(tmp) if args.scratch is None else args.scratch
+        scratch.mkdir(parents=True, exist_ok=True)
+        cases = [prepare(name, *PAIRS[name], args, scratch) for name in args.cases]
+        report["cases"] = [run_case(case, args, scratch) for case in cases]
     _common.write_json(args.out / "apply.json", report)
     text = markdown(report)
     (args.out / "apply.md").write_text(text, encoding="utf-8")

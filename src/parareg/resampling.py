@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import ndimage
 
 from ._config import DEFAULT_GRAIN_VOXELS
 from .image import Image, all_finite, as_grid, as_image, check_matrix, trusted_image
@@ -171,6 +170,8 @@ def _resample(moving, reference, ref2mov, field, name, num_threads) -> Image:
     if name != "nearest":
         src = src.astype(np.float32, copy=False)
     if name == "bspline":
+        from scipy import ndimage  # here: scipy.ndimage's import costs every other call
+
         src = np.ascontiguousarray(ndimage.spline_filter(src, order=3, mode="mirror",
                                                          output=np.float32))
     elif name == "gaussian":

@@ -98,7 +98,7 @@ def read_volumes(path, *, kind: str, labels: bool, ndim: int | None):
     """The input as a list of 2D/3D images (one per time point or component), and its layout."""
     import nibabel as nib
 
-    from ..io.nifti import image_from_array
+    from ..io.nifti import image_from_array, stored_array
 
     if kind == "scalar":
         from ._common import load_image
@@ -128,7 +128,7 @@ def read_volumes(path, *, kind: str, labels: bool, ndim: int | None):
             raise CLIError(f"{flag}: input {str(source)!r} has shape {shape}, not a vector image "
                            "(X, Y, Z, 1, C); use -e 0 for a scalar image")
     labels = labels and np.issubdtype(img.get_data_dtype(), np.integer)  # else intensities
-    data = np.asanyarray(img.dataobj) if labels else img.get_fdata(dtype=np.float32)
+    data = stored_array(img, dtype=None if labels else np.float32)
     if axis == 4:
         data = data[:, :, :, 0, :]
     where = f"input {str(source)!r}"
@@ -156,6 +156,7 @@ def to_nifti(results, reference, layout: Layout, dtype):
     """The resampled volumes as one nibabel image in the input's layout, on the reference grid."""
     import nibabel as nib
 
+    from ..io.layout import stack_to_fortran
     from ..io.nifti import _embed_affine
     from ..io.nifti import to_nifti as image_to_nifti
 
@@ -165,12 +166,11 @@ def to_nifti(results, reference, layout: Layout, dtype):
             return image_to_nifti(image)
         data = cast(image.data, dtype)
     else:
-        stack = np.stack([cast(r.data, dtype) for r in results], axis=-1)
+        stack = stack_to_fortran([cast(r.data, dtype) for r in results])  # NIfTI's order
         spatial = stack.reshape(*results[0].shape, *([1] * (3 - results[0].ndim)),
-                                stack.shape[-1])
+                                stack.shape[-1], order="F")
         data = spatial[:, :, :, None, :] if layout.kind == "vector" else spatial
-    nifti = nib.Nifti1Image(np.ascontiguousarray(data), _embed_affine(reference),
-                            dtype=data.dtype)
+    nifti = nib.Nifti1Image(data, _embed_affine(reference), dtype=data.dtype)
     if layout.header is not None:
         zooms = layout.header.get_zooms()
         if layout.kind == "time-series" and len(zooms) > 3:

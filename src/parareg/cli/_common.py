@@ -269,16 +269,11 @@ def load_image(path, *, name: str, labels: bool = False):
     """
     from ..image import as_image
 
-    path = Path(path)
-    image = as_image(path, name=name)  # checks existence, readability and 2D/3D
     if labels:
-        from ..io.nifti import load
+        from ..io.nifti import load_labels_or_intensities
 
-        try:
-            return load(path, labels=True)
-        except ValueError:  # non-integer values: resample them as intensities
-            return image
-    return image
+        return load_labels_or_intensities(path, name=name)
+    return as_image(Path(path), name=name)  # checks existence, readability and 2D/3D
 
 
 def check_output_file(path, *, name: str) -> Path:

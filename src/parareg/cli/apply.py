@@ -8,6 +8,7 @@ order: :mod:`parareg.transforms.chain`, which Python users call as
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,16 +173,21 @@ def parse_transform_list(tokens) -> list[TransformSpec]:
     return specs
 
 
-def read_steps(specs, ndim: int):
-    """Read every transform of the list for a ``ndim``-D reference (errors name the ``-t``)."""
+def read_steps(specs, ndim: int, *, num_threads: int | None = None):
+    """Read every transform of the list for a ``ndim``-D reference (errors name the ``-t``).
+
+    ``num_threads`` threads lay out the displacement fields (from any thread).
+    """
+    from ..parallel import resolve_num_threads, threads
     from ..transforms.chain import file_kind, read_transforms
 
     labels = [f"-t {spec}" for spec in specs]
     try:
         for spec, label in zip(specs, labels):
             file_kind(spec.path, label=label)  # an unknown suffix before a missing file
-        return read_transforms([spec.path for spec in specs], ndim=ndim,
-                               invert=[spec.inverse for spec in specs], labels=labels)
+        with threads(resolve_num_threads(num_threads)):
+            return read_transforms([spec.path for spec in specs], ndim=ndim,
+                                   invert=[spec.inverse for spec in specs], labels=labels)
     except (ValueError, FileNotFoundError) as exc:
         raise CLIError(str(exc)) from exc
 
@@ -208,31 +214,26 @@ def _run(args, console) -> int:
     reference = load_image(args.reference, name="reference")
     if args.dimensionality is not None and reference.ndim != args.dimensionality:
         raise CLIError(f"-d {args.dimensionality}: reference is {reference.ndim}D")
-    steps = read_steps(specs, reference.ndim)
     num_threads = resolve_num_threads(args.threads)
-    t0 = time.perf_counter()
     if output.mode != "image":
+        steps = read_steps(specs, reference.ndim, num_threads=num_threads)
+        t0 = time.perf_counter()
         _write_collapsed(output, out, steps, reference, num_threads)
         what = "the list as one displacement field" if output.mode == "field" else (
             "the list as one affine")
         console.print(f"parareg apply: {what} -> {out} ({time.perf_counter() - t0:.1f} s)")
         return 0
-    from ..resampling import LABEL_INTERPOLATIONS
-
-    nearest = args.interpolation in LABEL_INTERPOLATIONS
-    try:
-        volumes, layout = read_volumes(args.input, kind=args.input_image_type, labels=nearest,
-                                       ndim=reference.ndim)
-    except ValueError as exc:
-        if args.input_image_type == "scalar" and (" is 4D" in str(exc) or " is 5D" in str(exc)):
-            raise CLIError(f"{exc}; or, to resample every volume, pass -e 3 (a time series) "
-                           "or -e 1 (a vector image)") from exc
-        raise
-    if args.dimensionality is not None and volumes[0].ndim != args.dimensionality:
-        raise CLIError(f"-d {args.dimensionality}: input is {volumes[0].ndim}D")
-    if volumes[0].ndim != reference.ndim:
-        raise CLIError(f"input is {volumes[0].ndim}D but reference is {reference.ndim}D; both "
-                       "must have the same dimensionality")
+    t0 = time.perf_counter()
+    # the transforms (a warp's inflation releases the GIL) are read while the input is read
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parareg-read") as pool:
+        pending = pool.submit(read_steps, specs, reference.ndim, num_threads=num_threads)
+        try:
+            volumes, layout = _read_input(args, reference)
+        except BaseException:
+            if pending.exception() is not None:  # a bad -t is reported first, as before
+                raise pending.exception() from None
+            raise
+        steps = pending.result()
     results, coverage = resample_series(volumes, reference, steps,
                                         interpolation=args.interpolation,
                                         num_threads=num_threads)
@@ -252,6 +253,27 @@ def _run(args, console) -> int:
     for number, step in enumerate(steps, start=1):
         console.print(f"  {number}. {step.label[3:]}  ({step.kind})")
     return 0
+
+
+def _read_input(args, reference):
+    """``-i`` as a list of volumes (one unless ``-e 1``/``-e 3``) and its layout, checked."""
+    from ..resampling import LABEL_INTERPOLATIONS
+
+    nearest = args.interpolation in LABEL_INTERPOLATIONS
+    try:
+        volumes, layout = read_volumes(args.input, kind=args.input_image_type, labels=nearest,
+                                       ndim=reference.ndim)
+    except ValueError as exc:
+        if args.input_image_type == "scalar" and (" is 4D" in str(exc) or " is 5D" in str(exc)):
+            raise CLIError(f"{exc}; or, to resample every volume, pass -e 3 (a time series) "
+                           "or -e 1 (a vector image)") from exc
+        raise
+    if args.dimensionality is not None and volumes[0].ndim != args.dimensionality:
+        raise CLIError(f"-d {args.dimensionality}: input is {volumes[0].ndim}D")
+    if volumes[0].ndim != reference.ndim:
+        raise CLIError(f"input is {volumes[0].ndim}D but reference is {reference.ndim}D; both "
+                       "must have the same dimensionality")
+    return volumes, layout
 
 
 def _write_collapsed(output, out, steps, reference, num_threads) -> None:

@@ -1,4 +1,4 @@
-"""Gzip of one buffer in fixed-size chunks compressed on a thread pool (as pigz does).
+"""Gzip of one buffer in fixed-size chunks compressed on a thread pool (as pigz does); and back.
 
 zlib releases the GIL while it compresses, so chunks compress in parallel.
 Each chunk is a raw deflate stream primed with the 32 KiB of data before it
@@ -19,10 +19,14 @@ compression (level 0) is free but 10-12 % (warps) to 3x (images) larger.
 
 from __future__ import annotations
 
+import mmap
 import struct
 import zlib
 
-__all__ = ["CHUNK_BYTES", "GZIP_LEVEL", "GZIP_STRATEGY", "compress_chunk", "write_gzip"]
+import numpy as np
+
+__all__ = ["CHUNK_BYTES", "GZIP_LEVEL", "GZIP_STRATEGY", "compress_chunk", "read_gzip",
+           "write_gzip"]
 
 #: zlib level of every ``.nii.gz`` parareg writes
 GZIP_LEVEL = 1
@@ -32,6 +36,13 @@ GZIP_STRATEGY = zlib.Z_RLE
 CHUNK_BYTES = 1 << 20
 #: zlib's window: each chunk is primed with the previous 32 KiB of data
 _WINDOW = 1 << 15
+#: compressed bytes handed to zlib per step when reading
+_READ_STEP = 1 << 22
+
+try:  # optional: ISA-L's inflate (pip install isal), measured 1.3x zlib's on a 1 mm warp
+    from isal import isal_zlib as _INFLATE
+except ImportError:  # the standard library's, with the same interface
+    _INFLATE = zlib
 
 
 def _header(level: int) -> bytes:
@@ -90,3 +101,35 @@ def write_gzip(file, view, pool, *, level: int = GZIP_LEVEL, cancel=None) -> Non
     finally:
         for future in futures:
             future.cancel()
+
+
+def read_gzip(path, size: int) -> np.ndarray:
+    """The first ``size`` uncompressed bytes of the gzip file ``path``, as a uint8 array.
+
+    The file is memory-mapped and inflated in steps of 4 MiB of input straight
+    into one array (no intermediate copies of the output). Concatenated gzip
+    members are read on. Raises ``ValueError`` when the file holds fewer than
+    ``size`` bytes or is not valid gzip (``zlib.error``, a ``ValueError``
+    here), ``OSError`` when it cannot be read.
+    """
+    out = np.empty(size, dtype=np.uint8)
+    filled = 0
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped, \
+            memoryview(mapped) as source:
+        start = 0
+        try:
+            while filled < size and start < len(source):
+                member = _INFLATE.decompressobj(31)
+                while filled < size and not member.eof and start < len(source):
+                    with source[start:start + _READ_STEP] as step:
+                        start += len(step)
+                        data = member.decompress(step, size - filled)  # GIL released
+                    out[filled:filled + len(data)] = np.frombuffer(data, dtype=np.uint8)
+                    filled += len(data)
+                if member.eof:  # the next member starts after this one's trailer
+                    start -= len(member.unused_data)
+        except (zlib.error, _INFLATE.error) as exc:
+            raise ValueError(f"not a valid gzip file: {exc}") from None
+    if filled < size:
+        raise ValueError(f"expected {size} bytes, the file holds {filled}: it is truncated")
+    return out

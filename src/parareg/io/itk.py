@@ -45,7 +45,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..image import as_grid, check_matrix
-from .outputs import staging_in, write_bytes
+from .outputs import staging_in, write_bytes, write_file
 
 __all__ = [
     "LINEAR_TRANSFORM_TYPES",
@@ -524,19 +524,18 @@ def write_affine(matrix, path, *, center=None, outputs=None) -> Path:
     translation = lps[:ndim, ndim] - c + linear @ c
     params = np.concatenate([linear.ravel(), translation])
     name = f"AffineTransform_double_{ndim}_{ndim}"
+    staged = staging_in(outputs) is not None
     if fmt == "text":
         data = _text(name, params, c).encode("utf-8")
-    else:
-        import io
+        return outputs.add_bytes(path, data) if staged else write_bytes(path, data)
+    contents = {name: params.reshape(-1, 1), "fixed": c.reshape(-1, 1)}
 
+    def write(target: str) -> None:  # in the writer's thread: scipy.io's import too
         from scipy.io import savemat
 
-        buffer = io.BytesIO()
-        savemat(buffer, {name: params.reshape(-1, 1), "fixed": c.reshape(-1, 1)}, format="4")
-        data = buffer.getvalue()
-    if staging_in(outputs) is not None:
-        return outputs.add_bytes(path, data)
-    return write_bytes(path, data)
+        savemat(target, contents, format="4", appendmat=False)
+
+    return outputs.add(path, write) if staged else write_file(path, write, num_threads=1)
 
 
 def affine_map_to_itk(affine_map, path, *, center=None, outputs=None) -> Path:

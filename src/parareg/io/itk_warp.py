@@ -32,7 +32,8 @@ import numpy as np
 
 from ..image import as_grid, check_matrix
 from ..resampling import check_field
-from .nifti import _reduce_to_2d, check_nifti_path
+from .layout import field_to_fortran, fortran_to_field
+from .nifti import _reduce_to_2d, check_nifti_path, stored_array
 from .outputs import staging_in, write_nifti
 
 __all__ = ["read_warp", "warp_to_nifti", "write_warp"]
@@ -87,7 +88,7 @@ def read_warp(path, *, reference=None) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"path: {str(path)!r} is a directory, not a displacement field")
     try:
         img = nib.load(str(path))
-        data = np.asarray(img.dataobj)
+        data = stored_array(img)
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise ValueError(f"path: could not read {str(path)!r} as NIfTI: {exc}") from exc
     if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
@@ -104,17 +105,21 @@ def read_warp(path, *, reference=None) -> tuple[np.ndarray, np.ndarray]:
         ndim, vox2world = 3, affine
     elif components == 2 and data.shape[2] == 1:
         ndim, vox2world = 2, _reduce_to_2d(affine, [0, 1])
-        data = data[:, :, 0, :]
     else:
         raise ValueError(f"{str(path)!r} has shape {shape}: {components} components per voxel; "
                          "a displacement field has 3 (3D) or 2 (2D, with Z = 1)")
     try:
         vox2world = check_matrix(vox2world, ndim, name="vox2world")
-        field = check_field(data.astype(np.float32, copy=False), data.shape[:-1],
-                            name="the displacement field")
+        if not np.issubdtype(data.dtype, np.floating):
+            check_field(data, data.shape[:-1], name="the displacement field")  # its message
+        # one threaded pass: Fortran planes -> C-ordered float32, LPS -> RAS, NaN/inf scan
+        field, finite = fortran_to_field(data, _lps_sign(ndim))
+        if not finite:
+            raise ValueError("the displacement field contains NaN or inf displacements")
     except ValueError as exc:
         raise ValueError(f"{str(path)!r}: {exc}") from exc
-    field = field * _lps_sign(ndim)
+    if ndim == 2:
+        field = field[:, :, 0, :]
     if reference is not None:
         _check_reference(field.shape[:-1], vox2world, reference, path)
     return field, vox2world
@@ -181,15 +186,15 @@ def warp_to_nifti(field, vox2world):
         raise ValueError(f"field must have shape {'(X, Y, 2)' if ndim == 2 else '(X, Y, Z, 3)'} "
                          f"for a {ndim}D vox2world, got {f.shape}")
     f = check_field(f, f.shape[:-1], name="field")
-    lps = f * _lps_sign(ndim)
+    # LPS components in NIfTI's (Fortran) order, so nibabel writes them without a transpose
+    lps = field_to_fortran(f if ndim == 3 else f[:, :, None, :], _lps_sign(ndim))
+    data = lps[:, :, :, None, :]
     if ndim == 2:
-        data = lps[:, :, None, None, :]
         affine = np.eye(4)
         affine[np.ix_([0, 1, 3], [0, 1, 3])] = vox2world
     else:
-        data = lps[:, :, :, None, :]
         affine = vox2world
-    nifti = nib.Nifti1Image(np.ascontiguousarray(data, dtype=np.float32), affine)
+    nifti = nib.Nifti1Image(data, affine)
     nifti.header.set_intent(_INTENT_VECTOR)
     nifti.header.set_xyzt_units("mm")
     nifti.set_qform(affine, code=1)

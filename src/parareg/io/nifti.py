@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -228,9 +229,15 @@ def from_nibabel(img: nib.spatialimages.SpatialImage, *, name: str = "image",
     """
     where = f"{name}: {str(path)!r}" if path is not None else f"{name} (a {type(img).__name__})"
     _check_header(img, where, labels=labels, name=name, path=path)
+    data = _read(img, name=name, path=path, dtype=None if labels else np.float32)
+    return image_from_array(data, img.affine, labels=labels, where=where)
+
+
+def _read(img, *, name: str, path: Path | None, dtype) -> np.ndarray:
+    """:func:`stored_array` with the errors of :func:`load`."""
     source = repr(str(path)) if path is not None else "it"
     try:
-        data = np.asanyarray(img.dataobj) if labels else img.get_fdata(dtype=np.float32)
+        return stored_array(img, dtype=dtype)
     except MemoryError:
         needed = float(np.prod(img.shape, dtype=np.float64)) * 4
         raise ImageTooLargeError(f"{name}: not enough memory to read {source}: shape "
@@ -238,18 +245,77 @@ def from_nibabel(img: nib.spatialimages.SpatialImage, *, name: str = "image",
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise ValueError(f"{name}: could not read {source} as an image: "
                          f"{exc or type(exc).__name__}") from exc
-    return image_from_array(data, img.affine, labels=labels, where=where)
+
+
+def load_labels_or_intensities(path: PathLike, *, name: str = "path") -> Image:
+    """``path`` as a label map if it holds integer values, else as float32 intensities.
+
+    What nearest-neighbour resampling reads (it keeps a label map's integer
+    type); the file is read once. Errors as :func:`load` (``name`` names the
+    argument).
+    """
+    path = Path(path)
+    _check_readable(path, name)
+    img = _open(path, name)
+    where = f"{name}: {str(path)!r}"
+    _check_header(img, where, labels=False, name=name, path=path)
+    data = _read(img, name=name, path=path, dtype=None)
+    try:
+        return image_from_array(data, img.affine, labels=True, where=where)
+    except ValueError:  # non-integer values: intensities
+        pass
+    proxy = img.dataobj
+    if nib.is_proxy(proxy) and proxy.slope == 1.0 and proxy.inter == 0.0:
+        data = _as_dtype(data, np.float32)  # unscaled: converted as nibabel converts it
+    else:
+        data = _read(img, name=name, path=path, dtype=np.float32)
+    return image_from_array(data, img.affine, labels=False, where=where)
+
+
+def _as_dtype(data: np.ndarray, dtype) -> np.ndarray:
+    """Unscaled stored data as nibabel's ``get_fdata(dtype=dtype)`` converts it."""
+    return data.astype(np.promote_types(data.dtype, dtype), copy=False).astype(dtype, copy=False)
+
+
+def stored_array(img, *, dtype=None) -> np.ndarray:
+    """``np.asanyarray(img.dataobj)``, or with ``dtype`` ``img.get_fdata(dtype=dtype)``.
+
+    A gzipped file without scaling is inflated in one pass into one buffer
+    (:func:`parareg.io.gzip_chunks.read_gzip`: large GIL-free steps, no
+    ``GzipFile``) and converted as nibabel converts it; anything else, or a
+    file that pass cannot read, goes through nibabel (and its error messages).
+    The array is in the file's (Fortran) order.
+    """
+    proxy = img.dataobj
+    raw = None
+    if (nib.is_proxy(proxy) and isinstance(proxy.file_like, (str, os.PathLike))
+            and str(proxy.file_like).lower().endswith(".gz") and proxy.dtype.fields is None
+            and proxy.slope == 1.0 and proxy.inter == 0.0):
+        from .gzip_chunks import read_gzip
+
+        shape, offset = tuple(int(n) for n in proxy.shape), int(proxy.offset)
+        try:
+            raw = read_gzip(proxy.file_like, offset + math.prod(shape) * proxy.dtype.itemsize)
+        except (ValueError, OSError):
+            raw = None
+    if raw is None:
+        return np.asanyarray(proxy) if dtype is None else img.get_fdata(dtype=dtype)
+    data = np.ndarray(shape, dtype=proxy.dtype, buffer=raw, offset=offset, order=proxy.order)
+    return data if dtype is None else _as_dtype(data, dtype)
+
+
+def _open(path: Path, name: str):
+    try:
+        return nib.load(str(path))
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise ValueError(f"{name}: could not read {str(path)!r} as an image: "
+                         f"{exc or type(exc).__name__}") from exc
 
 
 def _load(path, *, labels: bool, name: str) -> Image:
     path = Path(path)
     _check_readable(path, name)
-    try:
-        img = nib.load(str(path))
-    except Exception as exc:  # nibabel raises many types for corrupt files
-        raise ValueError(f"{name}: could not read {str(path)!r} as an image: "
-                         f"{exc or type(exc).__name__}") from exc
-    return from_nibabel(img, name=name, labels=labels, path=path)
+    return from_nibabel(_open(path, name), name=name, labels=labels, path=path)
 
 
 def _embed_affine(image: Image) -> np.ndarray:
@@ -260,11 +326,23 @@ def _embed_affine(image: Image) -> np.ndarray:
     return affine
 
 
-def to_nifti(image: Image) -> nib.Nifti1Image:
-    """``image`` as a nibabel ``Nifti1Image`` (qform and sform set), data not copied.
+def _fortran_copy(data: np.ndarray) -> np.ndarray:
+    """A C-ordered 2D/3D float32 array in NIfTI's (Fortran) order, by one threaded blocked pass."""
+    if not data.flags.c_contiguous or data.flags.f_contiguous:
+        return data
+    from .layout import field_to_fortran
 
-    Intensities are float32; label maps keep their integer dtype (uint8 stays
-    uint8, uint32 stays uint32: every integer type NIfTI-1 has).
+    spatial = data.reshape(*data.shape, *([1] * (3 - data.ndim)), 1)  # (X, Y, Z, 1)
+    return field_to_fortran(spatial, np.ones(1, np.float32)).reshape(data.shape, order="F")
+
+
+def to_nifti(image: Image) -> nib.Nifti1Image:
+    """``image`` as a nibabel ``Nifti1Image`` (qform and sform set).
+
+    Intensities are float32, copied into NIfTI's (Fortran) order so that
+    nibabel writes them without a transpose of its own; label maps keep their
+    integer dtype (uint8 stays uint8, uint32 stays uint32: every integer type
+    NIfTI-1 has) and their array (not copied).
     """
     if not isinstance(image, Image):
         raise TypeError(f"image must be a parareg.Image, got {type(image).__name__}")
@@ -274,7 +352,7 @@ def to_nifti(image: Image) -> nib.Nifti1Image:
             raise ValueError(f"label maps of dtype {data.dtype} cannot be stored in NIfTI; "
                              f"use one of {sorted(str(np.dtype(d)) for d in _LABEL_DTYPES)}")
     else:
-        data = image.data.astype(np.float32, copy=False)
+        data = _fortran_copy(image.data.astype(np.float32, copy=False))
     nifti = nib.Nifti1Image(data, _embed_affine(image), dtype=data.dtype)
     nifti.set_qform(nifti.affine, code=1)
     nifti.set_sform(nifti.affine, code=1)

@@ -158,6 +158,15 @@ def _read_mapping(mapping, *, ndim: int, inverse: bool, label: str) -> list[Step
             Step(label, matrix=mapping.prealign)]
 
 
+def _mappings() -> tuple[type, type]:
+    """``(AffineMap, DiffeomorphicMap)``, imported only for a list that holds one (the
+    registration modules take a good part of a second to import: files need none of it)."""
+    from ..registration.affine import AffineMap
+    from .diffeomorphic import DiffeomorphicMap
+
+    return AffineMap, DiffeomorphicMap
+
+
 def read_transforms(transforms: Sequence, *, ndim: int, invert: Sequence[bool] | None = None,
                     labels: Sequence[str] | None = None) -> list[Step]:
     """Read a transform list (see the module docstring) for a ``ndim``-D reference.
@@ -176,10 +185,8 @@ def read_transforms(transforms: Sequence, *, ndim: int, invert: Sequence[bool] |
     list of Step
         A DiffeomorphicMap gives two steps (its field and its prealignment).
     """
-    from ..registration.affine import AffineMap
-    from .diffeomorphic import DiffeomorphicMap
-
-    if isinstance(transforms, (str, os.PathLike, np.ndarray, AffineMap, DiffeomorphicMap)):
+    if isinstance(transforms, (str, os.PathLike, np.ndarray)) or (
+            not isinstance(transforms, (list, tuple)) and isinstance(transforms, _mappings())):
         transforms = [transforms]
     transforms = list(transforms)
     invert = [False] * len(transforms) if invert is None else list(invert)
@@ -198,12 +205,12 @@ def read_transforms(transforms: Sequence, *, ndim: int, invert: Sequence[bool] |
             label = f"transforms[{i}] (a {type(item).__name__})"
         if isinstance(item, (str, os.PathLike)):
             steps += _read_file(Path(item), ndim=ndim, inverse=bool(inverse), label=label)
-        elif isinstance(item, (AffineMap, DiffeomorphicMap)):
-            steps += _read_mapping(item, ndim=ndim, inverse=bool(inverse), label=label)
         elif isinstance(item, np.ndarray):
             matrix = check_matrix(item, ndim, name=label)
             steps.append(Step(label, matrix=np.linalg.inv(matrix) if inverse else matrix,
                               inverse=bool(inverse)))
+        elif isinstance(item, _mappings()):
+            steps += _read_mapping(item, ndim=ndim, inverse=bool(inverse), label=label)
         else:
             raise TypeError(f"{label} must be a transform file path, an (ndim+1)x(ndim+1) "
                             "matrix, an AffineMap or a DiffeomorphicMap")
@@ -455,13 +462,14 @@ def apply_transforms(image: ImageLike, reference: ImageLike, transforms: Sequenc
     from ..resampling import LABEL_INTERPOLATIONS, check_interpolation
 
     interpolation = check_interpolation(interpolation)
-    try:
-        image = as_image(image, name="image", affine=image_affine, labels=(
-            interpolation in LABEL_INTERPOLATIONS and isinstance(image, (str, os.PathLike))))
-    except ValueError:
-        if interpolation != "nearest" or not isinstance(image, (str, os.PathLike)):
-            raise
-        image = as_image(image, name="image")  # nearest on intensities: read them as such
+    path = isinstance(image, (str, os.PathLike)) and image_affine is None
+    if path and interpolation == "nearest":  # a label map keeps its labels, else intensities
+        from ..io.nifti import load_labels_or_intensities
+
+        image = load_labels_or_intensities(image, name="image")
+    else:
+        image = as_image(image, name="image", affine=image_affine,
+                         labels=path and interpolation in LABEL_INTERPOLATIONS)
     reference = as_grid(reference, name="reference", affine=reference_affine)
     if image.ndim != reference.ndim:
         raise ValueError(f"image is {image.ndim}D but reference is {reference.ndim}D; both "

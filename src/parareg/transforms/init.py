@@ -10,7 +10,6 @@ registration; convert it with ``transform.params_from_matrix``.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .._hints import InputError
 from ..image import Image, as_grid, as_pair
@@ -79,6 +78,8 @@ def _mass_center(image: Image, *, name: str) -> np.ndarray:
             "start the pipeline with 'geometric_centers' instead of 'center_of_mass', or "
             "shift the intensities so that the object is brighter than 0",
             kind="no_positive_intensity", name=name, maximum=maximum)
+    from scipy import ndimage  # lazily: parareg apply imports this module, never calls it
+
     index = np.asarray(ndimage.center_of_mass(weights), dtype=np.float64)
     return _vox2world_point(image, index)
 
