@@ -15,8 +15,8 @@ from parareg import Image
 from parareg.registration import initialise
 from parareg.registration.initialise import WrongBasinWarning, check_basin, initial_search
 from parareg.registration.pyramid import pyramid_level
-from parareg.transforms.init import (center_of_mass, principal_axes, principal_axes_alignments,
-                                     rotation_grid)
+from parareg.transforms.init import (ICOSAHEDRAL_COVERING_DEG, center_of_mass, principal_axes,
+                                     principal_axes_alignments, rotation_grid)
 from parareg.transforms.linear import _rotvec_to_matrix
 
 from ._data import IXI_T1, MINDBOGGLE, needs_data
@@ -88,7 +88,8 @@ def test_principal_axes_alignments_hold_the_true_rotation():
 
 
 def test_rotation_grid_covers_every_rotation():
-    grid = np.stack(rotation_grid(3, step_deg=initialise.ROTATION_STEP_DEG[3]))
+    grid = np.stack(rotation_grid(3))
+    assert len(grid) == 60 and np.array_equal(grid[0], np.eye(3))
     rng = np.random.default_rng(0)
     quaternions = rng.normal(size=(2000, 4))
     quaternions /= np.linalg.norm(quaternions, axis=1, keepdims=True)
@@ -99,7 +100,7 @@ def test_rotation_grid_covers_every_rotation():
                       [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
         cosines = (np.einsum("kab,ab->k", grid, r) - 1) / 2
         worst = max(worst, np.rad2deg(np.arccos(np.clip(cosines.max(), -1, 1))))
-    assert worst < 50.0
+    assert worst < ICOSAHEDRAL_COVERING_DEG
     assert len(rotation_grid(2, step_deg=30.0)) == 12
     with pytest.raises(ValueError, match="step_deg"):
         rotation_grid(3, step_deg=0.0)

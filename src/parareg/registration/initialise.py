@@ -10,8 +10,8 @@ score their candidate starts with the registration's own affine metric.
     The principal axes of both images matched in every sign choice
     (:func:`~parareg.transforms.init.principal_axes_alignments`); the metric picks one.
 ``"search"``
-    1. Rotations that cover every rotation (:func:`~parareg.transforms.init.rotation_grid`,
-       :data:`ROTATION_STEP_DEG`) and the principal-axes candidates, about the fixed centre
+    1. Rotations that cover every rotation (:func:`~parareg.transforms.init.rotation_grid`:
+       every :data:`ROTATION_STEP_DEG` in 2D, the 60 icosahedral rotations in 3D) and the principal-axes candidates, about the fixed centre
        of mass, each with the shifts of :func:`~parareg.transforms.init.extent_shifts` (the
        centres of mass meet or, along an axis one image covers only in part, either end of
        the shorter extent meets the same end of the longer one).
@@ -63,8 +63,8 @@ _logger = get_logger(__name__)
 SEARCH_METHODS = ("moments", "search")
 #: fixed samples of the search level (a seeded random subset above this many)
 SEARCH_SAMPLES = 6000
-#: angle step of the rotation grid per dimension, degrees (3D: about 13 cube axes)
-ROTATION_STEP_DEG = {2: 30.0, 3: 45.0}
+#: angle step of the 2D rotation grid, degrees (3D: the 60 icosahedral rotations)
+ROTATION_STEP_DEG = 30.0
 #: distinct starts refined by a translation search and a short rigid optimisation
 REFINED = 4
 #: iterations of each refinement (L-BFGS-B, at the search level)
@@ -292,14 +292,16 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
         return StartSearch(method, tuple(ranked), len(moments), what, metric_obj, state,
                            fixed_center)
 
-    step = ROTATION_STEP_DEG[ndim]
-    rotations = rotation_grid(ndim, step_deg=step) + [matrix[:ndim, :ndim] for matrix in moments]
+    rotations = (rotation_grid(ndim, step_deg=ROTATION_STEP_DEG)
+                 + [matrix[:ndim, :ndim] for matrix in moments])
     fixed_points = _foreground_points(f, fm, fixed_center)
     moving_points = _foreground_points(m, mm, moving_center)
     starts = [_start(rotation, shift, fixed_center, moving_center) for rotation in rotations
               for shift in extent_shifts(fixed_points, moving_points, rotation)]
-    what = (f"{len(starts)} starts ({len(rotations)} rotations: every {step:g} degrees"
-            + (" about 13 axes" if ndim == 3 else "") + f" and {len(moments)} principal-axes "
+    grid = (f"every {ROTATION_STEP_DEG:g} degrees" if ndim == 2
+            else "the icosahedral group's")
+    what = (f"{len(starts)} starts ({len(rotations)} rotations: {grid} and {len(moments)} "
+            "principal-axes "
             "alignments, about the centres of mass and field-of-view-aware shifts) " + where)
     ranked = _ranked(score_all(starts))
     if not ranked:

@@ -294,32 +294,24 @@ def principal_axes_alignments(fixed, moving) -> list[np.ndarray]:
     return out
 
 
-def _axis_angle(axis, angle: float) -> np.ndarray:
-    from .linear import _rotvec_to_matrix
-
-    axis = np.asarray(axis, dtype=np.float64)
-    return _rotvec_to_matrix(axis / np.linalg.norm(axis) * angle)
-
-
-#: 3D start directions: the 13 symmetry axes of a cube (faces, edges, vertices)
-_CUBE_AXES = ([1, 0, 0], [0, 1, 0], [0, 0, 1],
-              [0, 1, 1], [0, 1, -1], [1, 0, 1], [1, 0, -1], [1, 1, 0], [1, -1, 0],
-              [1, 1, 1], [1, 1, -1], [1, -1, 1], [1, -1, -1])
+#: no rotation is farther than this from one of the 60 rotations of :func:`rotation_grid` in 3D
+ICOSAHEDRAL_COVERING_DEG = 44.5
 
 
 def rotation_grid(ndim: int, *, step_deg: float = 30.0) -> list[np.ndarray]:
     """Rotation matrices that cover every rotation: the starts of a global search.
 
-    2D: every ``step_deg`` degrees from 0. 3D: the identity, then rotations
-    about the 13 symmetry axes of a cube (both senses) by multiples of
-    ``step_deg`` up to 180 degrees (180 once per axis). The order is fixed, so
-    a search over it breaks ties the same way on every run.
+    2D: every ``step_deg`` degrees from 0. 3D: the 60 rotations of the
+    icosahedral group (SciPy's ``Rotation.create_group("I")``), the identity
+    first: the most even small set, with no rotation farther than
+    :data:`ICOSAHEDRAL_COVERING_DEG` degrees from one of them. The order is
+    fixed, so a search over it breaks ties the same way on every run.
 
     Parameters
     ----------
     ndim : {2, 3}
     step_deg : float
-        Angle step, degrees (0 < step <= 180).
+        2D angle step, degrees (0 < step <= 180).
 
     Returns
     -------
@@ -328,24 +320,24 @@ def rotation_grid(ndim: int, *, step_deg: float = 30.0) -> list[np.ndarray]:
 
     Examples
     --------
-    >>> len(rotation_grid(2, step_deg=30.0)), len(rotation_grid(3, step_deg=45.0))
-    (12, 92)
+    >>> len(rotation_grid(2, step_deg=30.0)), len(rotation_grid(3))
+    (12, 60)
     """
     if ndim not in (2, 3):
         raise ValueError(f"ndim must be 2 or 3, got {ndim!r}")
     if not 0.0 < float(step_deg) <= 180.0:
         raise ValueError(f"step_deg must be in (0, 180], got {step_deg!r}")
-    step = np.deg2rad(float(step_deg))
     if ndim == 2:
+        step = np.deg2rad(float(step_deg))
         count = int(np.floor(2.0 * np.pi / step + 1e-9))
         return [np.array([[np.cos(k * step), -np.sin(k * step)],
                           [np.sin(k * step), np.cos(k * step)]]) for k in range(count)]
-    out = [np.eye(3)]
-    angles = step * np.arange(1, int(np.floor(np.pi / step + 1e-9)) + 1)
-    for axis in _CUBE_AXES:
-        for angle in angles:
-            senses = (1.0,) if abs(angle - np.pi) < 1e-9 else (1.0, -1.0)
-            out.extend(_axis_angle(axis, sense * angle) for sense in senses)
+    from scipy.spatial.transform import Rotation
+
+    group = Rotation.create_group("I").as_matrix()
+    first = int(np.argmin(np.abs(group - np.eye(3)).sum(axis=(1, 2))))
+    order = [first] + [k for k in range(len(group)) if k != first]
+    out = [np.eye(3)] + [np.array(group[k]) for k in order[1:]]
     return out
 
 
