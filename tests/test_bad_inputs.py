@@ -165,10 +165,10 @@ def make_files(folder: Path) -> None:
         path.write_text(damage(path.read_text()))
     (folder / "a_file").write_text("a file, not a folder\n")
     corner = np.zeros((24, 24, 24), np.uint8)
-    corner[:5, :5, :5] = 1
+    corner[:4, :8, :8] = 1
     nifti("mask_corner24.nii.gz", corner)
     centre = np.zeros((24, 24, 24), np.uint8)
-    centre[10:14, 10:14, 10:14] = 1
+    centre[8:16, 8:16, 8:16] = 1
     nifti("mask_centre24.nii.gz", centre)
 
 

@@ -12,9 +12,10 @@ score their candidate starts with the registration's own affine metric.
 ``"search"``
     1. Rotations that cover every rotation (:func:`~parareg.transforms.init.rotation_grid`:
        every :data:`ROTATION_STEP_DEG` in 2D, the 60 icosahedral rotations in 3D) and the principal-axes candidates, about the fixed centre
-       of mass, each with the shifts of :func:`~parareg.transforms.init.extent_shifts` (the
-       centres of mass meet or, along an axis one image covers only in part, either end of
-       the shorter extent meets the same end of the longer one).
+       of mass. When one image's foreground covers less than ``PARTIAL_VIEW`` of the other's
+       volume (a brain-only slab against a head and neck), each rotation also gets the
+       shifts of :func:`~parareg.transforms.init.extent_shifts`: along an axis covered only in
+       part, either end of the shorter extent meets the same end of the longer one.
     2. Every start is scored by the metric, in parallel on the pool; starts whose overlap
        (valid samples) is under :data:`MIN_OVERLAP` of the best overlap are set aside.
     3. The best :data:`REFINED` starts that lie in distinct basins each get a translation
@@ -49,13 +50,13 @@ from ..metrics import get_affine_metric
 from ..metrics.base import NoOverlapError
 from ..parallel import parallel_map
 from ..transforms import get_transform
-from ..transforms.init import (extent_shifts, principal_axes, principal_axes_alignments,
+from ..transforms.init import (PARTIAL_VIEW, extent_shifts, principal_axes, principal_axes_alignments,
                                rotation_grid)
 from ..transforms.linear import _nearest_rotation
 from .affine import (DEFAULT_LEVELS, AffineMap, RegistrationError, RegistrationWarning, _as_mask,
                      affine_registration)
 from .optimize import optimize_stage
-from .pyramid import check_levels, pyramid_level, shrink_mask
+from .pyramid import check_level_mask, check_levels, pyramid_level, shrink_mask
 
 _logger = get_logger(__name__)
 
@@ -65,10 +66,11 @@ SEARCH_METHODS = ("moments", "search")
 SEARCH_SAMPLES = 6000
 #: angle step of the 2D rotation grid, degrees (3D: the 60 icosahedral rotations)
 ROTATION_STEP_DEG = 30.0
-#: distinct starts refined by a translation search and a short rigid optimisation
-REFINED = 4
+#: distinct starts refined by a translation search and a short rigid optimisation (FLIRT
+#: optimises its best 3 candidates too)
+REFINED = 3
 #: iterations of each refinement (L-BFGS-B, at the search level)
-REFINE_ITERATIONS = 30
+REFINE_ITERATIONS = 15
 #: translation search: shifts of this fraction of the fixed foreground extent per axis
 SHIFT_FRACTION = 0.125
 #: a start whose valid samples are under this fraction of the best start's is set aside
@@ -191,20 +193,28 @@ def _start(rotation, shift, fixed_center, moving_center) -> np.ndarray:
     return matrix
 
 
-def _foreground_points(image: Image, mask: Image | None, center: np.ndarray) -> np.ndarray:
-    """World positions (mm, relative to ``center``) of the foreground voxels (mask, else
-    bright voxels), at most ``_MAX_POINTS`` of them, evenly taken."""
-    if mask is not None:
-        inside = mask.data != 0
-    else:
-        data = np.asarray(image.data)
-        inside = data > FOREGROUND * float(np.percentile(data, 99))
-        if not inside.any():
-            inside = np.ones(data.shape, dtype=bool)
+def _foreground(image: Image) -> np.ndarray:
+    """The bright voxels of ``image`` (its field of view's content; masks play no part)."""
+    data = np.asarray(image.data)
+    inside = data > FOREGROUND * float(np.percentile(data, 99))
+    return inside if inside.any() else np.ones(data.shape, dtype=bool)
+
+
+def _foreground_points(image: Image, inside: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """World positions (mm, relative to ``center``) of the ``inside`` voxels, at most
+    ``_MAX_POINTS`` of them, evenly taken."""
     index = np.argwhere(inside)
     index = index[:: max(1, len(index) // _MAX_POINTS)].astype(np.float64)
     n = image.ndim
     return index @ image.vox2world[:n, :n].T + image.vox2world[:n, n] - center
+
+
+def _partial_view(fixed: Image, fixed_inside, moving: Image, moving_inside) -> bool:
+    """Whether one image's foreground covers less than ``PARTIAL_VIEW`` of the other's volume."""
+    n = fixed.ndim
+    volumes = [np.count_nonzero(inside) * abs(np.linalg.det(image.vox2world[:n, :n]))
+               for image, inside in ((fixed, fixed_inside), (moving, moving_inside))]
+    return bool(min(volumes) < PARTIAL_VIEW * max(volumes))
 
 
 def _search_level(fixed, moving, *, metric, bins, fixed_mask, moving_mask, level, sigma_unit,
@@ -217,11 +227,16 @@ def _search_level(fixed, moving, *, metric, bins, fixed_mask, moving_mask, level
         images.append(coarse)
         masks.append(None if mask is None else shrink_mask(mask, coarse,
                                                            num_threads=num_threads))
+        if mask is not None:  # the pipeline's own refusal of a mask that vanishes
+            check_level_mask(masks[-1], mask, name=f"{'moving' if masks[1:] else 'fixed'}_mask",
+                             level=0, factor=factor)
     metric = get_affine_metric(metric, bins=bins)
     candidates = images[0].data.size if masks[0] is None else int(np.count_nonzero(masks[0].data))
     sampling = None if candidates <= SEARCH_SAMPLES else SEARCH_SAMPLES / max(candidates, 1)
+    # one thread per evaluation: the starts run in parallel instead (few samples make an
+    # evaluation too short to split)
     state = metric.setup(images[0], images[1], fixed_mask=masks[0], moving_mask=masks[1],
-                         sampling=sampling, seed=seed, num_threads=num_threads)
+                         sampling=sampling, seed=seed, num_threads=1)
     return images, masks, metric, state
 
 
@@ -271,7 +286,7 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
     fixed_mask = _as_mask(fixed_mask, fixed, name="fixed_mask")
     moving_mask = _as_mask(moving_mask, moving, name="moving_mask")
     level = tuple(DEFAULT_LEVELS[0][:2]) if level is None else level
-    (f, m), (fm, mm), metric_obj, state = _search_level(
+    (f, m), _, metric_obj, state = _search_level(
         fixed, moving, metric=metric, bins=bins, fixed_mask=fixed_mask, moving_mask=moving_mask,
         level=level, sigma_unit=sigma_unit, num_threads=num_threads, seed=seed)
     ndim = fixed.ndim
@@ -294,15 +309,18 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
 
     rotations = (rotation_grid(ndim, step_deg=ROTATION_STEP_DEG)
                  + [matrix[:ndim, :ndim] for matrix in moments])
-    fixed_points = _foreground_points(f, fm, fixed_center)
-    moving_points = _foreground_points(m, mm, moving_center)
+    fixed_inside, moving_inside = _foreground(f), _foreground(m)
+    fixed_points = _foreground_points(f, fixed_inside, fixed_center)
+    moving_points = _foreground_points(m, moving_inside, moving_center)
+    partial = _partial_view(f, fixed_inside, m, moving_inside)
     starts = [_start(rotation, shift, fixed_center, moving_center) for rotation in rotations
-              for shift in extent_shifts(fixed_points, moving_points, rotation)]
-    grid = (f"every {ROTATION_STEP_DEG:g} degrees" if ndim == 2
-            else "the icosahedral group's")
-    what = (f"{len(starts)} starts ({len(rotations)} rotations: {grid} and {len(moments)} "
-            "principal-axes "
-            "alignments, about the centres of mass and field-of-view-aware shifts) " + where)
+              for shift in (extent_shifts(fixed_points, moving_points, rotation) if partial
+                            else [np.zeros(ndim)])]
+    grid = (f"rotations every {ROTATION_STEP_DEG:g} degrees" if ndim == 2
+            else "icosahedral rotations")
+    what = (f"{len(starts)} starts ({len(rotations) - len(moments)} {grid} and {len(moments)} "
+            "principal-axes alignments about the centres of mass"
+            + (", each with field-of-view-aware shifts" if partial else "") + ") " + where)
     ranked = _ranked(score_all(starts))
     if not ranked:
         raise _no_overlap(what)
