@@ -15,7 +15,8 @@ voxels stay as they were and the answer moves exactly, ``truth = Q @ reference``
 motion ``Q``. The reference of an inter-subject pair is each method's own result on the
 unperturbed, same-contrast pair (so the score is "did the perturbation change the answer?");
 openms uses the reference transform. Success: mean distance < 2 mm between the result and the
-truth over the fixed brain (label > 0; openms: the FLAIR head foreground).
+truth over the fixed brain (label > 0; openms: the FLAIR head foreground) where the moving image
+sees it (a cropped view: the part inside its grid).
 
 The simulated other contrast maps the T1 through a non-monotonic curve by tissue class (its
 intensity quantiles): background stays dark, CSF turns brightest, grey matter mid, white matter
@@ -130,11 +131,13 @@ def crop_top(image: Image, fraction: float) -> Image:
     return Image(np.ascontiguousarray(image.data[tuple(index)]), image.vox2world @ offset)
 
 
-def perturbations(ndim, args):
-    axes = (0,) if ndim == 2 else (0, 1, 2)
+def perturbations(ndim, args, *, rotations_only=False):
+    axes = (0,) if ndim == 2 else tuple(args.axes)
     out = [{"kind": "rotation", "axis": 0, "angle": 0.0}]
     for axis in axes:
         out += [{"kind": "rotation", "axis": axis, "angle": float(a)} for a in args.angles if a]
+    if rotations_only:
+        return out
     if args.shift:
         out += [{"kind": "shift", "axis": axis, "angle": 0.0} for axis in range(ndim)]
     if args.crop:
@@ -156,12 +159,20 @@ def perturbed(moving: Image, p, args) -> tuple[Image, np.ndarray]:
 # methods: (fixed Image, fixed path, moving Image, moving path, threads) -> fixed2moving matrix
 
 
+#: what the last parareg run said about its start (retried, a wrong-basin warning)
+LAST = {}
+
+
 def run_parareg(init):
     def run(fixed, fixed_path, moving, moving_path, threads):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        from parareg.registration.initialise import WrongBasinWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             result = parareg.register(fixed, moving, transform="affine", initial_transform=init,
                                       num_threads=threads)
+        LAST.update(retried=bool(result.affine.history[0].get("retried")),
+                    warned=any(issubclass(w.category, WrongBasinWarning) for w in caught))
         return result.affine.matrix
     return run
 
@@ -202,6 +213,16 @@ METHODS = {"com": run_parareg("com"), "moments": run_parareg("moments"),
            "greedy": run_greedy}
 
 
+def seen(points, truth, moving: Image) -> np.ndarray:
+    """The ``points`` whose true position lies inside the moving grid (a cropped view sees
+    only part of the fixed brain; the error is measured where both images see it)."""
+    n = points.shape[1]
+    m2v = np.linalg.inv(moving.vox2world) @ truth
+    vox = points @ m2v[:n, :n].T + m2v[:n, n]
+    inside = np.all((vox >= 0) & (vox <= np.asarray(moving.shape) - 1), axis=1)
+    return points[inside]
+
+
 def mean_error(a, b, points) -> float:
     n = points.shape[1]
     diff = points @ (a[:n, :n] - b[:n, :n]).T + (a[:n, n] - b[:n, n])
@@ -209,6 +230,7 @@ def mean_error(a, b, points) -> float:
 
 
 def timed(method, *call):
+    LAST.clear()
     t0 = time.perf_counter()
     try:
         matrix = METHODS[method](*call)
@@ -237,7 +259,7 @@ def datasets(args):
             flair = folder / "study1_FLAIR.nii.gz"
             data = parareg.load(flair).data
             head = data > 0.2 * np.percentile(data, 99)
-            for contrast in ("T1W", "T2W"):
+            for contrast in args.openms_contrasts:
                 (step,) = read_transforms([folder / f"study1_{contrast}_intrastudy_to_FLAIR.txt"],
                                           ndim=3)
                 yield ("openms", f"{contrast}->FLAIR", flair, head,
@@ -264,7 +286,7 @@ def run_grid(args) -> list:
             for contrast in contrasts:
                 base = original if contrast == "same" else Image(other_contrast(original.data),
                                                                  original.vox2world)
-                for p in perturbations(ndim, args):
+                for p in perturbations(ndim, args, rotations_only=dataset == "openms"):
                     moving, q = perturbed(base, p, args)
                     path = tmp / f"moving_{len(rows)}.nii"
                     parareg.save(moving, path)
@@ -273,11 +295,12 @@ def run_grid(args) -> list:
                         matrix, seconds, error = timed(method, fixed, fixed_path, moving, path,
                                                        args.threads)
                         mm = (float("nan") if matrix is None or reference is None
-                              else mean_error(matrix, q @ reference, points))
+                              else mean_error(matrix, q @ reference,
+                                              seen(points, q @ reference, moving)))
                         rows.append({"dataset": dataset, "pair": pair, "contrast": contrast,
                                      **p, "method": method, "error_mm": mm,
                                      "success": bool(mm < SUCCESS_MM), "seconds": seconds,
-                                     "failure": error})
+                                     "failure": error, **LAST})
                         log(f"{dataset} {pair} {contrast} {p['kind']} axis {p['axis']} "
                             f"{p['angle']:.0f} deg {method}: {mm:.2f} mm, {seconds:.1f} s")
                     path.unlink()
@@ -361,12 +384,13 @@ def run_cost(args) -> dict:
                 if repeat:
                     times[init].append(time.perf_counter() - t0)
                 matrices[init] = result.affine.matrix
+                retried = bool(result.affine.history[0].get("retried"))
         dice = {init: mean_dice(fl, warp_affine(ml.data, ml.vox2world, fixed.shape,
                                                 fixed.vox2world, m, order=0))
                 for init, m in matrices.items()}
         row = {"pair": f"{moving_path.name.split('_')[0]}->{fixed_path.name.split('_')[0]}",
                "com_s": min(times["com"]), "search_s": min(times["search"]),
-               "times": times, "dice": dice,
+               "times": times, "dice": dice, "search_retried": retried,
                "com_vs_search_mm": mean_error(matrices["com"], matrices["search"], points)}
         row["extra_percent"] = 100.0 * (row["search_s"] / row["com_s"] - 1.0)
         log(f"cost {row['pair']}: com {row['com_s']:.2f} s, search {row['search_s']:.2f} s "
@@ -396,6 +420,10 @@ def main(argv=None) -> int:
     parser.add_argument("--contrasts", nargs="+", default=["same", "other"],
                         choices=["same", "other"])
     parser.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
+    parser.add_argument("--axes", type=int, nargs="+", default=[0, 1, 2],
+                        help="3D world axes rotated about (0 x, 1 y, 2 z)")
+    parser.add_argument("--openms-contrasts", nargs="+", default=["T1W", "T2W"],
+                        choices=["T1W", "T2W"])
     parser.add_argument("--shift", type=float, default=50.0, help="mm (0: no shift cases)")
     parser.add_argument("--crop", type=float, default=0.6,
                         help="fraction of the slices kept (0: no crop cases)")
@@ -425,7 +453,8 @@ def main(argv=None) -> int:
     from parareg.bench.peers import peer_versions
 
     info["peers"] = peer_versions()
-    info["grid"] = {k: getattr(args, k) for k in ("angles", "crop_angles", "pairs", "pairs_2d",
+    info["grid"] = {k: getattr(args, k) for k in ("angles", "axes", "crop_angles", "pairs",
+                                                  "pairs_2d", "openms_contrasts",
                                                   "datasets", "contrasts", "methods", "shift",
                                                   "crop")}
     rows = run_grid(args)

@@ -11,8 +11,8 @@ score their candidate starts with the registration's own affine metric.
     (:func:`~parareg.transforms.init.principal_axes_alignments`); the metric picks one.
 ``"search"``
     1. Rotations that cover every rotation (:func:`~parareg.transforms.init.rotation_grid`:
-       every :data:`ROTATION_STEP_DEG` in 2D, the 60 icosahedral rotations in 3D) and the principal-axes candidates, about the fixed centre
-       of mass. When one image's foreground covers less than ``PARTIAL_VIEW`` of the other's
+       every :data:`ROTATION_STEP_DEG` in 2D, the 60 icosahedral rotations in 3D) and the
+       principal-axes candidates, about the fixed centre of mass. When one image's foreground covers less than ``PARTIAL_VIEW`` of the other's
        volume (a brain-only slab against a head and neck), each rotation also gets the
        shifts of :func:`~parareg.transforms.init.extent_shifts`: along an axis covered only in
        part, either end of the shorter extent meets the same end of the longer one.
@@ -50,8 +50,8 @@ from ..metrics import get_affine_metric
 from ..metrics.base import NoOverlapError
 from ..parallel import parallel_map
 from ..transforms import get_transform
-from ..transforms.init import (PARTIAL_VIEW, extent_shifts, principal_axes, principal_axes_alignments,
-                               rotation_grid)
+from ..transforms.init import (PARTIAL_VIEW, extent_shifts, principal_axes,
+                               principal_axes_alignments, rotation_grid)
 from ..transforms.linear import _nearest_rotation
 from .affine import (DEFAULT_LEVELS, AffineMap, RegistrationError, RegistrationWarning, _as_mask,
                      affine_registration)
