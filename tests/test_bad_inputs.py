@@ -772,7 +772,7 @@ INIT: list[Case] = [
         "register big.nii.gz big.nii.gz -o o_ -t rigid --init search "
         "-x [mask_corner24.nii.gz,mask_centre24.nii.gz]",
         "overlap .*at none of .*starts.*rotations"),
-    api(I, "register-init-python-unknown", "register(initial_transform='spiral')",
+    api(I + " (Python)", "register-init-python-unknown", "register(initial_transform='spiral')",
         lambda folder: _register_init(folder, "spiral"), FileNotFoundError,
         "spiral.*moments.*search"),
 ]
