@@ -106,6 +106,16 @@ def test_rotation_grid_covers_every_rotation():
         rotation_grid(3, step_deg=0.0)
 
 
+def test_initial_search_refuses_bad_values():
+    image = Image(np.random.default_rng(0).random((16, 16)).astype(np.float32), np.eye(3))
+    with pytest.raises(ValueError, match="method must be one of.*moments.*search"):
+        initial_search(image, image, method="spiral")
+    with pytest.raises(ValueError, match="factor must be an integer >= 1"):
+        initial_search(image, image, level=(0, 1.0))
+    with pytest.raises(ValueError, match="level must be a"):
+        initial_search(image, image, level=3)
+
+
 # ---------------------------------------------------------------------------------------------
 # the search on real images
 

@@ -288,7 +288,11 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
     fixed, moving = as_pair(fixed, moving, num_threads=num_threads)
     fixed_mask = _as_mask(fixed_mask, fixed, name="fixed_mask")
     moving_mask = _as_mask(moving_mask, moving, name="moving_mask")
-    level = tuple(DEFAULT_LEVELS[0][:2]) if level is None else level
+    level = DEFAULT_LEVELS[0][:2] if level is None else level
+    try:
+        level = check_levels([(*level, 0)])[0][:2]
+    except TypeError:
+        raise ValueError(f"level must be a (shrink factor, sigma) pair, got {level!r}") from None
     (f, m), _, metric_obj, state = _search_level(
         fixed, moving, metric=metric, bins=bins, fixed_mask=fixed_mask, moving_mask=moving_mask,
         level=level, sigma_unit=sigma_unit, num_threads=num_threads, seed=seed)
