@@ -45,6 +45,7 @@ Writes ``init_robustness.json``, ``init_robustness.md`` and ``init_robustness.pn
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import time
@@ -266,7 +267,8 @@ def datasets(args):
                        folder / f"study1_{contrast}.nii.gz", step.matrix)
 
 
-def run_grid(args) -> list:
+def run_grid(args, checkpoint=None) -> list:
+    """Every case of the grid; ``checkpoint(rows)`` after each perturbation."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="init_robustness_") as tmp:
         tmp = Path(tmp)
@@ -304,6 +306,28 @@ def run_grid(args) -> list:
                         log(f"{dataset} {pair} {contrast} {p['kind']} axis {p['axis']} "
                             f"{p['angle']:.0f} deg {method}: {mm:.2f} mm, {seconds:.1f} s")
                     path.unlink()
+                    if checkpoint is not None:
+                        checkpoint(rows)
+    return rows
+
+
+#: one progress line of :func:`run_grid` (a run stopped early is summarised from its log)
+LOG_LINE = re.compile(r"(?P<dataset>2d|ixi|openms) (?P<pair>\S+) (?P<contrast>same|other) (?P<kind>\w+) "
+                      r"axis (?P<axis>\d) (?P<angle>[\d.]+) deg (?P<method>\w+): "
+                      r"(?P<error_mm>\S+) mm, (?P<seconds>[\d.]+) s$")
+
+
+def rows_from_log(path) -> list:
+    """The rows of the progress lines in a log of this script (``--from-log``)."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        match = LOG_LINE.search(line.strip())
+        if match:
+            row = match.groupdict()
+            row.update(axis=int(row["axis"]), angle=float(row["angle"]),
+                       error_mm=float(row["error_mm"]), seconds=float(row["seconds"]))
+            row["success"] = bool(row["error_mm"] < SUCCESS_MM)
+            rows.append(row)
     return rows
 
 
@@ -430,6 +454,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cost", action="store_true", help="time com vs search instead")
     parser.add_argument("--repeats", type=int, default=3, help="--cost repeats")
+    parser.add_argument("--from-log", type=Path, nargs="+",
+                        help="summarise the progress lines of earlier runs' logs instead")
     args = parser.parse_args(argv)
     if args.full:
         args.angles = parse_angles("0:180:15")
@@ -457,7 +483,13 @@ def main(argv=None) -> int:
                                                   "pairs_2d", "openms_contrasts",
                                                   "datasets", "contrasts", "methods", "shift",
                                                   "crop")}
-    rows = run_grid(args)
+    if args.from_log:
+        rows = [row for path in args.from_log for row in rows_from_log(path)]
+        info["from_log"] = [str(path) for path in args.from_log]
+        args.methods = [m for m in ALL_METHODS if any(r["method"] == m for r in rows)]
+    else:
+        rows = run_grid(args, checkpoint=lambda rows: write_json(
+            args.out / "init_robustness.json", {**info, "rows": rows, "partial": True}))
     write_json(args.out / "init_robustness.json", {**info, "rows": rows})
     text = summary(rows, args.methods)
     (args.out / "init_robustness.md").write_text(text + "\n")
