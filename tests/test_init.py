@@ -89,7 +89,8 @@ def test_principal_axes_alignments_hold_the_true_rotation():
 
 def test_rotation_grid_covers_every_rotation():
     grid = np.stack(rotation_grid(3))
-    assert len(grid) == 60 and np.array_equal(grid[0], np.eye(3))
+    assert len(grid) == 72 and np.array_equal(grid[0], np.eye(3))
+    assert any(np.allclose(r, [[0, -1, 0], [1, 0, 0], [0, 0, 1]]) for r in grid)  # 90 deg
     rng = np.random.default_rng(0)
     quaternions = rng.normal(size=(2000, 4))
     quaternions /= np.linalg.norm(quaternions, axis=1, keepdims=True)

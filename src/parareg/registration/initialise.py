@@ -11,7 +11,7 @@ score their candidate starts with the registration's own affine metric.
     (:func:`~parareg.transforms.init.principal_axes_alignments`); the metric picks one.
 ``"search"``
     1. Rotations that cover every rotation (:func:`~parareg.transforms.init.rotation_grid`:
-       every :data:`ROTATION_STEP_DEG` in 2D, the 60 icosahedral rotations in 3D) and the
+       every :data:`ROTATION_STEP_DEG` in 2D, the icosahedral and octahedral rotations in 3D) and the
        principal-axes candidates, about the fixed centre of mass. When one image's foreground covers less than ``PARTIAL_VIEW`` of the other's
        volume (a brain-only slab against a head and neck), each rotation also gets the
        shifts of :func:`~parareg.transforms.init.extent_shifts`: along an axis covered only in
@@ -67,7 +67,7 @@ _logger = get_logger(__name__)
 SEARCH_METHODS = ("moments", "search")
 #: fixed samples of the search level (a seeded random subset above this many)
 SEARCH_SAMPLES = 6000
-#: angle step of the 2D rotation grid, degrees (3D: the 60 icosahedral rotations)
+#: angle step of the 2D rotation grid, degrees (3D: the icosahedral and octahedral rotations)
 ROTATION_STEP_DEG = 30.0
 #: distinct starts refined by a translation search and a short rigid optimisation (FLIRT
 #: optimises its best 3 candidates too)
@@ -324,7 +324,7 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
               for shift in (extent_shifts(fixed_points, moving_points, rotation) if partial
                             else [np.zeros(ndim)])]
     grid = (f"rotations every {ROTATION_STEP_DEG:g} degrees" if ndim == 2
-            else "icosahedral rotations")
+            else "icosahedral and octahedral rotations")
     what = (f"{len(starts)} starts ({len(rotations) - len(moments)} {grid} and {len(moments)} "
             "principal-axes alignments about the centres of mass"
             + (", each with field-of-view-aware shifts" if partial else "") + ") " + where)

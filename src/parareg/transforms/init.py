@@ -294,7 +294,7 @@ def principal_axes_alignments(fixed, moving) -> list[np.ndarray]:
     return out
 
 
-#: no rotation is farther than this from one of the 60 rotations of :func:`rotation_grid` in 3D
+#: no rotation is farther than this from one of the rotations of :func:`rotation_grid` in 3D
 ICOSAHEDRAL_COVERING_DEG = 44.5
 
 
@@ -302,10 +302,12 @@ def rotation_grid(ndim: int, *, step_deg: float = 30.0) -> list[np.ndarray]:
     """Rotation matrices that cover every rotation: the starts of a global search.
 
     2D: every ``step_deg`` degrees from 0. 3D: the 60 rotations of the
-    icosahedral group (SciPy's ``Rotation.create_group("I")``), the identity
-    first: the most even small set, with no rotation farther than
-    :data:`ICOSAHEDRAL_COVERING_DEG` degrees from one of them. The order is
-    fixed, so a search over it breaks ties the same way on every run.
+    icosahedral group (SciPy's ``Rotation.create_group("I")``), the most even
+    small set, with no rotation farther than :data:`ICOSAHEDRAL_COVERING_DEG`
+    degrees from one of them, and the 12 rotations of the octahedral group it
+    lacks (90 degrees about each axis and their kin: the reorientations of a
+    scan); the identity first. The order is fixed, so a search over it breaks
+    ties the same way on every run.
 
     Parameters
     ----------
@@ -321,7 +323,7 @@ def rotation_grid(ndim: int, *, step_deg: float = 30.0) -> list[np.ndarray]:
     Examples
     --------
     >>> len(rotation_grid(2, step_deg=30.0)), len(rotation_grid(3))
-    (12, 60)
+    (12, 72)
     """
     if ndim not in (2, 3):
         raise ValueError(f"ndim must be 2 or 3, got {ndim!r}")
@@ -334,11 +336,12 @@ def rotation_grid(ndim: int, *, step_deg: float = 30.0) -> list[np.ndarray]:
                           [np.sin(k * step), np.cos(k * step)]]) for k in range(count)]
     from scipy.spatial.transform import Rotation
 
-    group = Rotation.create_group("I").as_matrix()
-    first = int(np.argmin(np.abs(group - np.eye(3)).sum(axis=(1, 2))))
-    order = [first] + [k for k in range(len(group)) if k != first]
-    out = [np.eye(3)] + [np.array(group[k]) for k in order[1:]]
-    return out
+    group = list(Rotation.create_group("I").as_matrix())
+    # and the octahedral rotations it lacks (90 degrees about the axes: reoriented acquisitions)
+    group += [r for r in Rotation.create_group("O").as_matrix()
+              if min(np.abs(r - g).max() for g in group) > 1e-6]
+    first = int(np.argmin([np.abs(g - np.eye(3)).sum() for g in group]))
+    return [np.eye(3)] + [np.array(g) for k, g in enumerate(group) if k != first]
 
 
 #: an axis where one foreground is shorter than this fraction of the other is a partial view
