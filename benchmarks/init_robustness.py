@@ -336,23 +336,24 @@ def summary(rows, methods) -> str:
     groups = sorted({(r["dataset"], r["contrast"]) for r in rows})
     for dataset, contrast in groups:
         sub = [r for r in rows if r["dataset"] == dataset and r["contrast"] == contrast]
+        ran = [m for m in methods if any(r["method"] == m for r in sub)]
         keys = sorted({(r["kind"], r["angle"]) for r in sub},
                       key=lambda k: (["rotation", "shift", "crop"].index(k[0]), k[1]))
         table = []
         for kind, angle in keys:
             row = [f"{kind} {angle:.0f}°" if kind != "shift" else "shift"]
-            for method in methods:
+            for method in ran:
                 hits = [r["success"] for r in sub if r["kind"] == kind and r["angle"] == angle
                         and r["method"] == method]
                 row.append(f"{sum(hits)}/{len(hits)}" if hits else "-")
             table.append(row)
         total = ["all"]
-        for method in methods:
+        for method in ran:
             hits = [r["success"] for r in sub if r["method"] == method]
             total.append(f"{100.0 * sum(hits) / max(len(hits), 1):.0f} %")
         table.append(total)
         lines.append(f"\n**{dataset}, {contrast} contrast** (successes / cases)\n")
-        lines.append(markdown_table(["case", *methods], table))
+        lines.append(markdown_table(["case", *ran], table))
     return "\n".join(lines)
 
 
@@ -364,6 +365,7 @@ def plot(rows, methods, path) -> None:
 
     datasets_ = sorted({r["dataset"] for r in rows})
     fig, axes = plt.subplots(1, len(datasets_), figsize=(5 * len(datasets_), 3.8), squeeze=False)
+    colours = {m: f"C{k}" for k, m in enumerate(ALL_METHODS)}
     for ax, dataset in zip(axes[0], datasets_):
         for method in methods:
             for contrast, style in (("same", "-"), ("other", "--")):
@@ -374,13 +376,13 @@ def plot(rows, methods, path) -> None:
                     continue
                 rate = [100.0 * np.mean([r["success"] for r in sub if r["angle"] == a])
                         for a in angles]
-                ax.plot(angles, rate, style, marker="o", markersize=3,
+                ax.plot(angles, rate, style, marker="o", markersize=3, color=colours[method],
                         label=f"{method} ({contrast})")
         ax.set_title(dataset)
         ax.set_xlabel("extra rotation (degrees)")
         ax.set_ylabel("success rate (%)")
         ax.set_ylim(-5, 105)
-    axes[0][-1].legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="center right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
