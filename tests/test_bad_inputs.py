@@ -164,6 +164,12 @@ def make_files(folder: Path) -> None:
         path = results.write_csv_atomic(folder / name / "results.csv", results.COLUMNS, rows)
         path.write_text(damage(path.read_text()))
     (folder / "a_file").write_text("a file, not a folder\n")
+    corner = np.zeros((24, 24, 24), np.uint8)
+    corner[:4, :8, :8] = 1
+    nifti("mask_corner24.nii.gz", corner)
+    centre = np.zeros((24, 24, 24), np.uint8)
+    centre[8:16, 8:16, 8:16] = 1
+    nifti("mask_centre24.nii.gz", centre)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -758,7 +764,31 @@ LATER: list[Case] = [
         ValueError, r"func returned shape \(7, 8\) for the block at \[8:16, 8:16\]"),
 ]
 
-CASES = REGISTER + APPLY + BENCH + OTHER + PYTHON + RESUME + PARALLEL + LATER
+
+
+def _register_init(folder, init):
+    import parareg
+
+    return parareg.register(folder / "fixed.nii.gz", folder / "moving.nii.gz",
+                            transform="rigid", initial_transform=init)
+
+
+I = "robust starts: --init"
+INIT: list[Case] = [
+    cli(I, "register-init-unknown", "--init spiral (not a start parareg makes)",
+        "register fixed.nii.gz moving.nii.gz -o o_ -t rigid --init spiral",
+        "--init.*'spiral'.*moments.*search"),
+    cli(I, "register-init-search-no-overlap", "--init search with a fixed mask in a corner and a "
+        "moving mask at the centre: they meet at no start the search tries",
+        "register big.nii.gz big.nii.gz -o o_ -t rigid --init search "
+        "-x [mask_corner24.nii.gz,mask_centre24.nii.gz]",
+        "overlap .*at none of .*starts.*rotations"),
+    api(I + " (Python)", "register-init-python-unknown", "register(initial_transform='spiral')",
+        lambda folder: _register_init(folder, "spiral"), FileNotFoundError,
+        "spiral.*moments.*search"),
+]
+
+CASES = REGISTER + APPLY + BENCH + OTHER + PYTHON + RESUME + PARALLEL + LATER + INIT
 
 
 # ----------------------------------------------------------------------------------------------

@@ -61,6 +61,12 @@ def _no_overlap(who, f) -> str:
             "regions of the world")
 
 
+def _search_no_overlap(who, f) -> str:
+    return (f"fixed and moving overlap (with their masks) at none of {f['tried']}; check the "
+            "two files' headers (origin, orientation, voxel size) and the masks, or give --init "
+            "a transform file")
+
+
 _REGISTER = {
     "pyramid_single_value": _single_value,
     "pyramid_cc_window": _cc_window,
@@ -69,6 +75,7 @@ _REGISTER = {
     "all_zero": _all_zero,
     "no_positive_intensity": _no_mass,
     "no_overlap": _no_overlap,
+    "search_no_overlap": _search_no_overlap,  # registration/initialise.py
 }
 
 

@@ -55,10 +55,11 @@ def add_arguments(parser) -> None:
     group.add_argument("--stages", metavar="STAGE[,STAGE]",
                        help="which of translation, rigid, similarity, affine, syn run, e.g. "
                             "syn (from --initial-moving-transform) or rigid,affine")
-    group.add_argument("--initial-moving-transform", "-r", "-ia", metavar="T",
-                       help="start: com (default), geometric, origin, identity, an ANTs "
-                            "[fixed,moving,0|1|2], or a transform file (.mat/.txt/.h5, "
-                            "greedy's RAS matrix)")
+    group.add_argument("--initial-moving-transform", "--init", "-r", "-ia", metavar="T",
+                       help="start: com (default), geometric, origin, identity, moments "
+                            "(principal axes), search (global rotation search, wrong-basin "
+                            "check), an ANTs [fixed,moving,0|1|2], or a transform file "
+                            "(.mat/.txt/.h5, greedy's RAS matrix)")
     group.add_argument("--moving-mask", metavar="MASK",
                        help="non-zero voxels of MASK (on the MOVING grid) drive the metric")
     group.add_argument("--print-settings", action="store_true",

@@ -237,8 +237,8 @@ def _register(args, console) -> int:
         from ..registration.pipeline import INITIALISERS
 
         if initial.lower() not in INITIALISERS and not Path(initial).is_file():
-            raise CLIError(f"--initial-moving-transform: {initial!r} is neither a transform "
-                           f"file nor one of {', '.join(sorted(INITIALISERS))}")
+            raise CLIError(f"--init/--initial-moving-transform: {initial!r} is neither a "
+                           f"transform file nor one of {', '.join(sorted(INITIALISERS))}")
 
     paths = output_paths(args.output, transform=args.transform, qc=args.qc)
     stale = stale_paths(args.output, paths.values())

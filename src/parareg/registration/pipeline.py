@@ -15,6 +15,7 @@ from ..memory import check_registration
 from ..metrics import AFFINE_METRICS
 from ..metrics.syn import SYN_METRICS
 from .affine import DEFAULT_LEVELS, AffineMap, affine_registration
+from .initialise import SEARCH_METHODS, initialised_affine
 from .pyramid import check_level_shapes
 from .syn import DEFAULT_SYN_LEVELS, SymmetricDiffeomorphicRegistration
 
@@ -37,7 +38,8 @@ STAGE_ORDER = ("translation", "rigid", "similarity", "affine", "syn")
 #: initial_transform names -> the affine pipeline's initialiser (None: start at the identity)
 INITIALISERS = {"com": "center_of_mass", "center_of_mass": "center_of_mass",
                 "geometric": "geometric_centers", "geometric_centers": "geometric_centers",
-                "origin": "origins", "origins": "origins", "identity": None}
+                "origin": "origins", "origins": "origins", "identity": None,
+                "moments": "moments", "search": "search"}  # the last two: initialise.py
 
 #: the affine stage before SyN stops at half resolution: SyN refines at full resolution anyway
 #: (IXI013->IXI012: Dice 0.673 vs 0.674 with a full-resolution affine, 0.35 s less)
@@ -207,7 +209,11 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
     initial_transform : str, ndarray, AffineMap or path, optional
         Where the first stage starts: ``"com"`` (centres of mass, the
         default), ``"geometric"`` (image centres), ``"origin"``,
-        ``"identity"``; or a fixed-world -> moving-world matrix, an
+        ``"identity"``, ``"moments"`` (principal axes, the metric choosing
+        their signs) or ``"search"`` (a global rotation and translation
+        search on the coarsest level, then a wrong-basin check that reruns
+        from the next-best start; see :mod:`parareg.registration.initialise`);
+        or a fixed-world -> moving-world matrix, an
         :class:`AffineMap`, or a transform file (ITK/ANTs ``.mat``/``.txt``/
         ``.h5``, greedy's RAS matrix) as ANTs' ``--initial-moving-transform``.
     stages : sequence of str, optional
@@ -281,7 +287,11 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
         syn.check_grid(fixed)
     seconds = {}
     t0 = time.perf_counter()
-    if options["pipeline"]:
+    if initialiser in SEARCH_METHODS:  # scored starts and a wrong-basin check
+        affine = initialised_affine(initialiser, fixed, moving, metric=affine_metric,
+                                    fixed_mask=fixed_mask, moving_mask=moving_mask,
+                                    num_threads=num_threads, seed=seed, **options)
+    elif options["pipeline"]:
         affine = affine_registration(fixed, moving, metric=affine_metric, fixed_mask=fixed_mask,
                                      moving_mask=moving_mask, num_threads=num_threads,
                                      seed=seed, **options)
