@@ -6,6 +6,8 @@ the workflows are built on it. Dask (``distributed``) is imported only when
 registrations run.
 """
 
+from . import template
 from .batch import Cluster, Job, JobResult, RegistrationFailedWarning, register_many
 
-__all__ = ["Cluster", "Job", "JobResult", "RegistrationFailedWarning", "register_many"]
+__all__ = ["Cluster", "Job", "JobResult", "RegistrationFailedWarning", "register_many",
+           "template"]
