@@ -405,7 +405,12 @@ def _check_job(job, index: int, inputs: _Inputs) -> str:
     options = dict(job.options)
     accepted = accepted_options(register) or []
     for key in options:
-        if key in _NOT_OPTIONS or key not in accepted:
+        if key in _NOT_OPTIONS:
+            what = "register_many's task_threads=" if key == "num_threads" else \
+                f"the job's own {key}"
+            raise ValueError(f"{where}: options has {key!r}, which the batch sets itself: use "
+                             f"{what}")
+        if key not in accepted:
             takes = [k for k in accepted if k not in _NOT_OPTIONS]
             raise ValueError(f"{where}: options has {key!r}, which is not an option of "
                              f"parareg.register here; it takes {takes}")
