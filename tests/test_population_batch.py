@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from parareg.population import Job, JobResult, RegistrationFailedWarning, register_many
-from parareg.population import batch
+from parareg import _cluster
 
 from ._data import MINDBOGGLE, MINDBOGGLE_LABELS, needs_data
 
@@ -48,7 +48,7 @@ def slices(tmp_path_factory):
 def cluster():
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as local:
+                                  dashboard_address=":0") as local:
         yield local.scheduler_address
 
 
@@ -104,7 +104,7 @@ def test_rerun_skips_finished_jobs_and_refuses_other_settings(tmp_path, slices, 
     def no_cluster(*args, **kwargs):
         raise AssertionError("a finished batch must not start a cluster")
 
-    monkeypatch.setattr(batch, "cluster", no_cluster)
+    monkeypatch.setattr(_cluster, "cluster", no_cluster)
     again = register_many(jobs_of(slices), out=out, workers=1)
     assert all(r.skipped and r.ok for r in again)
     assert [r.record for r in again] == [r.record for r in first]

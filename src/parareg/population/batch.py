@@ -57,7 +57,6 @@ are identical whatever ``workers``, ``threads_per_worker`` and
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import json
@@ -73,7 +72,7 @@ from typing import Any
 
 import numpy as np
 
-from .._cluster import Progress, check_positive, cluster, usable_cpus, worker_name
+from .._cluster import Cluster, Progress, check_positive, worker_name
 
 __all__ = ["Cluster", "Job", "JobResult", "RECORD", "RegistrationFailedWarning", "output_names",
            "register_many"]
@@ -282,65 +281,6 @@ def write_failure(folder: Path, record: dict) -> None:
 
 # ----------------------------------------------------------------------------------------------
 # the client side
-
-
-class Cluster:
-    """A Dask cluster that several batches share, started when a job first needs it.
-
-    Pass it as ``scheduler=`` to :func:`register_many`; it is closed when the
-    ``with`` block ends. A batch with nothing left to run (a resumed one)
-    starts nothing.
-
-    Parameters
-    ----------
-    scheduler : str or distributed.Client, optional
-        An existing cluster; otherwise a :class:`~distributed.LocalCluster`.
-    workers : int, optional
-        Worker processes of the local cluster; default: the jobs of the first
-        batch that runs, at most the usable CPUs.
-    threads_per_worker : int
-        Jobs at once per worker of the local cluster.
-    task_threads : int, optional
-        Threads per registration (see :func:`register_many`).
-
-    Examples
-    --------
-    >>> with Cluster(workers=2) as cluster:                    # doctest: +SKIP
-    ...     first = register_many(jobs, out="round1", scheduler=cluster)
-    ...     second = register_many(more_jobs, out="round2", scheduler=cluster)
-    """
-
-    def __init__(self, *, scheduler=None, workers: int | None = None,
-                 threads_per_worker: int = 1, task_threads: int | None = None):
-        self.scheduler = scheduler
-        self.workers = check_positive(workers, "workers", allow_none=True)
-        self.threads_per_worker = check_positive(threads_per_worker, "threads_per_worker")
-        self.task_threads = check_positive(task_threads, "task_threads", allow_none=True)
-        self._client = None
-        self._stack = contextlib.ExitStack()
-
-    def client(self, jobs: int):
-        """The client, starting the cluster (sized for ``jobs`` jobs) on the first call."""
-        if self._client is None:
-            if self.workers is None:
-                self.workers = max(1, min(jobs, usable_cpus()))
-            if self.task_threads is None:
-                self.task_threads = 1 if self.scheduler is not None else max(
-                    1, usable_cpus() // (self.workers * self.threads_per_worker))
-            self._client = self._stack.enter_context(
-                cluster(self.scheduler, self.workers, self.threads_per_worker))
-        return self._client
-
-    def close(self) -> None:
-        self._client = None
-        self._stack.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 def _digest(image) -> str:
