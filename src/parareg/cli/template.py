@@ -28,6 +28,7 @@ outputs in DIR:
                               the affinely aligned mean of the images)
   qc_iterK.png                that template next to the images warped to the
                               previous one (needs matplotlib)
+  report.png                  sharpness and mean warp per iteration
   iterK/NAME/                 iteration K's registration of image NAME: the ANTs
                               transforms 0GenericAffine.mat, 1Warp.nii.gz,
                               1InverseWarp.nii.gz, Warped.nii.gz, record.json
@@ -68,7 +69,7 @@ def _get_parser():
                         help="no Laplacian sharpening of the template")
     parser.add_argument("--initial", metavar="IMAGE",
                         help="start from this template (default: the affinely aligned mean)")
-    parser.add_argument("--no-qc", action="store_true", help="no qc_iterK.png pictures")
+    parser.add_argument("--no-qc", action="store_true", help="no qc_iterK.png and report.png pictures")
     dask = parser.add_argument_group("execution (Dask)")
     dask.add_argument("--workers", "-j", type=positive_int, default=None,
                       help="worker processes of the local cluster (default: one per image, "

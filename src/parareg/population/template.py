@@ -37,7 +37,8 @@ Outputs in ``out``
     iteration ``K`` (``template_iter0.nii.gz``: the initial one).
 ``qc_iterK.png``
     montage of that template and the images warped to the template before
-    it (needs matplotlib; skipped without it).
+    it; ``report.png``: sharpness and mean warp per iteration (both need
+    matplotlib; skipped without it).
 ``iterK/NAME/``
     iteration ``K``'s registration of image ``NAME`` to
     ``template_iter{K-1}.nii.gz`` (:mod:`parareg.population.batch`): the
@@ -59,6 +60,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -332,7 +334,7 @@ def build(images, *, out, initial=None, iterations: int = 4, transform: str = "s
         See :func:`parareg.population.register_many`; the template does not
         depend on them.
     qc : bool
-        Write ``qc_iterK.png`` (needs matplotlib).
+        Write ``qc_iterK.png`` and ``report.png`` (need matplotlib).
     progress : callable, optional
         ``progress(TemplateProgress)`` as the build goes (the library never prints).
 
@@ -441,6 +443,7 @@ def build(images, *, out, initial=None, iterations: int = 4, transform: str = "s
             return results, ok
 
         # -- iteration 0: the initial template
+        t0 = time.perf_counter()
         if start is None:
             jobs = [Job(names[i], inputs[0], inputs[i], options=dict(extra, transform="affine"),
                         also=also[i]) for i in range(1, len(images))]
@@ -453,10 +456,12 @@ def build(images, *, out, initial=None, iterations: int = 4, transform: str = "s
             current, warped, shown = start, [], []
         paths.append(_write_template(out, 0, current, warped, shown, qc=qc))
         summary[0] = {"mean_warp_mm": None, "sharpness": _sharpness(current.data),
-                      "images": len(warped) + (start is None)}
+                      "images": len(warped) + (start is None),
+                      "seconds": time.perf_counter() - t0}
         report(iteration=0, stage="updated", template=paths[0])
         last = []
         for k in range(1, iterations + 1):
+            t0 = time.perf_counter()
             jobs = [Job(names[i], paths[k - 1], inputs[i], options=options, also=also[i])
                     for i in range(len(images))]
             last, ok = run(k, jobs)
@@ -470,14 +475,40 @@ def build(images, *, out, initial=None, iterations: int = 4, transform: str = "s
             paths.append(_write_template(out, k, current, [r.path("warped") for r in ok],
                                          [r.name for r in ok], qc=qc))
             summary[k] = {"mean_warp_mm": mean_warp, "sharpness": _sharpness(current.data),
-                          "images": len(ok), "failed": [r.name for r in last if not r.ok]}
+                          "images": len(ok), "failed": [r.name for r in last if not r.ok],
+                          "seconds": time.perf_counter() - t0}
             _write_settings(out, settings, {**done, **summary})
             report(iteration=k, stage="updated", template=paths[k], mean_warp_mm=mean_warp)
     final = save(current, out / "template.nii.gz", num_threads=1)
     _write_settings(out, settings, {**done, **summary})
+    if qc:
+        _plot_iterations(out / "report.png", [summary[k] for k in sorted(summary)])
     return TemplateResult(template=current, path=final, iterations=paths, names=names,
                           registrations=last, failed=sorted(failed),
                           summary=[summary[k] for k in sorted(summary)])
+
+
+def _plot_iterations(path: Path, summary: list) -> None:
+    """``report.png``: the template's sharpness and the mean warp length per iteration."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:  # matplotlib is optional: no picture
+        return
+    from ..io.outputs import write_file
+
+    fig = Figure(figsize=(7.0, 3.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    sharp, warp = fig.subplots(1, 2)
+    iterations = range(len(summary))
+    sharp.plot(iterations, [s["sharpness"] for s in summary], "o-")
+    sharp.set(xlabel="iteration (0: initial)", ylabel="sharpness", title="template sharpness")
+    moved = [(k, s["mean_warp_mm"]) for k, s in enumerate(summary) if s["mean_warp_mm"]]
+    warp.plot([k for k, _ in moved], [m for _, m in moved], "o-")
+    warp.set(xlabel="iteration", ylabel="mm", title="mean warp to the template")
+    for ax in (sharp, warp):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    write_file(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100), num_threads=1)
 
 
 def _initial_template(reference, results):
