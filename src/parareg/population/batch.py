@@ -60,6 +60,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import os
 import re
 import time
 import traceback
@@ -420,10 +421,10 @@ def _spec(job: Job, folder: Path, settings_hash: str, task_threads: int) -> dict
     def text(obj):
         return f"<Image {obj.shape}>" if isinstance(obj, Image) else str(obj)
 
-    def portable(obj):
-        return str(obj) if isinstance(obj, Path) else obj
+    def portable(obj):  # absolute: a worker's working folder may not be this one's
+        return os.path.abspath(obj) if isinstance(obj, (str, os.PathLike)) else obj
 
-    return {"name": job.name, "folder": str(folder), "settings_hash": settings_hash,
+    return {"name": job.name, "folder": portable(folder), "settings_hash": settings_hash,
             "num_threads": task_threads, "fixed": portable(job.fixed),
             "moving": portable(job.moving), "fixed_text": text(job.fixed),
             "moving_text": text(job.moving), "options": dict(job.options),

@@ -391,22 +391,28 @@ def build(images, *, out, initial=None, iterations: int = 4, transform: str = "s
         if len(labels) != len(images):
             raise ValueError(f"labels: give one label map per image, got {len(labels)} for "
                              f"{len(images)} images")
-    loaded = [as_image(image, name=f"images[{i}]") for i, image in enumerate(images)]
-    odd = [i for i, image in enumerate(loaded) if image.ndim != loaded[0].ndim]
-    if odd:
-        def text(i):
-            return repr(str(images[i])) if isinstance(images[i], (str, Path)) else f"images[{i}]"
+    runner = Cluster(scheduler=scheduler, workers=workers,
+                     threads_per_worker=threads_per_worker, task_threads=task_threads)
+    ndims, digests, inputs = [], [], []
+    for i, image in enumerate(images):  # one at a time: only the paths and digests are kept
+        loaded = as_image(image, name=f"images[{i}]")
+        ndims.append(loaded.ndim)
+        digests.append(_digest(loaded))
+        inputs.append(str(image) if isinstance(image, (str, Path)) else loaded)
+        if ndims[-1] != ndims[0]:
+            def text(k):
+                return repr(str(images[k])) if isinstance(images[k], (str, Path)) \
+                    else f"images[{k}]"
 
-        raise ValueError(f"images must all be 2D or all 3D: {text(odd[0])} is "
-                         f"{loaded[odd[0]].ndim}D but {text(0)} is {loaded[0].ndim}D")
-    ndims = [loaded[0].ndim]
+            raise ValueError(f"images must all be 2D or all 3D: {text(i)} is {ndims[-1]}D "
+                             f"but {text(0)} is {ndims[0]}D")
     start = None if initial is None else as_image(initial, name="initial")
     if start is not None and start.ndim != ndims[0]:
         raise ValueError(f"initial is {start.ndim}D but the images are {ndims[0]}D")
     names = _names(images)
     out = Path(out)
     options = dict(extra, transform=transform, preset=preset, syn_metric=syn_metric)
-    settings = {"format": _FORMAT, "images": [_digest(image) for image in loaded],
+    settings = {"format": _FORMAT, "images": digests,
                 "names": names, "initial": None if start is None else _digest(start),
                 "options": {k: repr(v) for k, v in sorted(options.items())},
                 "gradient_step": gradient_step, "blending_weight": blending_weight,
@@ -416,11 +422,8 @@ def build(images, *, out, initial=None, iterations: int = 4, transform: str = "s
     settings["paths"] = [str(p) if isinstance(p, (str, Path)) else None for p in images]
     done = _check_settings(out, settings)
     out.mkdir(parents=True, exist_ok=True)
-    inputs = [str(p) if isinstance(p, (str, Path)) else image
-              for p, image in zip(images, loaded)]
     also = [{} if labels is None else {"labels": (str(labels[i]), "genericlabel")}
             for i in range(len(images))]
-    del loaded
 
     def report(**kwargs):
         if progress is not None:
@@ -429,8 +432,7 @@ def build(images, *, out, initial=None, iterations: int = 4, transform: str = "s
     summary = {}
     failed = set()
     paths = []
-    with Cluster(scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
-                 task_threads=task_threads) as runner:
+    with runner:
 
         def run(k, jobs):
             report(iteration=k, stage="registering", jobs=len(jobs))
