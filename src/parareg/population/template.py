@@ -4,7 +4,8 @@ The method of ANTs' ``antsMultivariateTemplateConstruction2.sh`` and ANTsPy's
 ``build_template``, single-channel:
 
 0. **Initial template** (unless ``initial`` is given): every image is
-   registered affinely to the first one, the warped images are averaged, and
+   registered affinely to the first one (the affine pyramid stopping at half
+   resolution, as before SyN), the warped images are averaged, and
    the average is put at the population's mean size and shape (the update of
    step 3 with no warp).
 1. Each iteration registers every image (moving) to the current template
@@ -447,7 +448,7 @@ def build(images, *, out, initial=None, iterations: int = 4, transform: str = "s
         # -- iteration 0: the initial template
         t0 = time.perf_counter()
         if start is None:
-            jobs = [Job(names[i], inputs[0], inputs[i], options=dict(extra, transform="affine"),
+            jobs = [Job(names[i], inputs[0], inputs[i], options=_initial_options(extra),
                         also=also[i]) for i in range(1, len(images))]
             results, ok = run(0, jobs)
             reference = as_image(inputs[0], name="images[0]")
@@ -511,6 +512,16 @@ def _plot_iterations(path: Path, summary: list) -> None:
     for ax in (sharp, warp):
         ax.xaxis.get_major_locator().set_params(integer=True)
     write_file(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100), num_threads=1)
+
+
+def _initial_options(extra: dict) -> dict:
+    """register() options of iteration 0: affine, its pyramid stopping at half resolution as
+    before SyN (a starting point; unless ``affine_options`` sets the levels)."""
+    from ..registration.pipeline import SYN_PREALIGN_LEVELS
+
+    affine = dict(extra.get("affine_options") or {})
+    affine.setdefault("levels", SYN_PREALIGN_LEVELS)
+    return dict(extra, transform="affine", affine_options=affine)
 
 
 def _initial_template(reference, results):
