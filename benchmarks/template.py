@@ -1,0 +1,188 @@
+"""Template of the 6 IXI subjects: parareg.template.build against ANTsPy's ants.build_template.
+
+Both build a SyN template of the same images with the same number of
+iterations; each is timed as one wall-clock call (parareg: its local Dask
+cluster included, start-up and all; ANTsPy: ``build_template`` with its
+registrations one after another, each on ``--threads`` ITK threads). Quality
+is measured the same way for both: every subject's DLMUSE labels are put in
+template space through that subject's transforms of the **last** iteration
+(``GenericLabel``: parareg writes them with the registration, untimed for ANTs
+by ``ants.apply_transforms`` on ``output_dir``'s files), and the mean Dice over
+the labels of each pair of subjects there is averaged over the 15 pairs
+(higher: the subjects agree better in template space). The sharpness of each
+template (mean gradient magnitude over mean intensity inside the head) is
+reported too.
+
+parareg runs first on a cold kernel cache in the worker processes the way a
+user meets it, unless ``--warm`` (one untimed 1-iteration build on 2x-shrunk
+images first).
+
+Usage::
+
+    python benchmarks/template.py --shrink 2 --iterations 1 --out /tmp/tpl   # smoke: 4 mm
+    python benchmarks/template.py --iterations 4 --workers 6 --threads 12     # the real one
+
+Writes ``template.json`` and ``template.md`` (also printed) into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import log, machine_info, markdown_table, write_json  # noqa: E402
+from tests._data import IXI_LABELS, IXI_T1  # noqa: E402
+
+
+def _get_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--iterations", type=int, default=4,
+                        help="template iterations of both (default 4)")
+    parser.add_argument("--shrink", type=int, default=1,
+                        help="take every N-th voxel first (2: 4 mm; default 1: 2 mm)")
+    parser.add_argument("--subjects", type=int, default=6, help="first N IXI subjects")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="parareg's Dask workers (default: one per subject, at most the "
+                             "CPUs)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="CPU threads of each method in all: ANTs' ITK threads; parareg's "
+                             "workers x threads per registration (default: all CPUs)")
+    parser.add_argument("--preset", default="default", help="parareg's SyN preset")
+    parser.add_argument("--methods", default="parareg,ants", help="comma-separated")
+    parser.add_argument("--warm", action="store_true", help="one untimed parareg build first")
+    parser.add_argument("--out", default="benchmarks/out/template")
+    return parser
+
+
+def prepare(out: Path, count: int, shrink: int):
+    """The subjects' images and labels (shrunk copies with --shrink) as file paths."""
+    import parareg
+    from parareg.bench.task import shrink as every_nth
+
+    if shrink <= 1:
+        return [str(p) for p in IXI_T1[:count]], [str(p) for p in IXI_LABELS[:count]]
+    folder = out / f"data_shrink{shrink}"
+    folder.mkdir(parents=True, exist_ok=True)
+    images, labels = [], []
+    for image, label in zip(IXI_T1[:count], IXI_LABELS[:count]):
+        for source, dest, is_labels in ((image, images, False), (label, labels, True)):
+            path = folder / source.name
+            if not path.exists():
+                parareg.save(every_nth(parareg.load(source, labels=is_labels), shrink), path)
+            dest.append(str(path))
+    return images, labels
+
+
+def pairwise_dice(label_maps) -> dict:
+    """Mean Dice over the labels of each pair of label maps on one grid, and its average."""
+    from parareg.bench.scoring import mean_dice
+
+    pairs = {f"{a}-{b}": mean_dice(label_maps[a], label_maps[b])
+             for a, b in itertools.combinations(range(len(label_maps)), 2)}
+    return {"mean": float(np.mean(list(pairs.values()))), "pairs": pairs}
+
+
+def run_parareg(images, labels, args, out: Path) -> dict:
+    import parareg
+    from parareg.population.template import _sharpness
+
+    workers = args.workers or max(1, min(len(images), os.cpu_count() or 1))
+    task_threads = max(1, args.threads // workers)
+    folder = out / "parareg"
+    shutil.rmtree(folder, ignore_errors=True)
+    t0 = time.perf_counter()
+    result = parareg.template.build(images, out=folder, labels=labels,
+                                    iterations=args.iterations, preset=args.preset,
+                                    workers=workers, task_threads=task_threads)
+    seconds = time.perf_counter() - t0
+    last = folder / f"iter{args.iterations}"
+    maps = [parareg.load(last / name / "Warped_labels.nii.gz", labels=True).data
+            for name in result.names]
+    return {"seconds": seconds, "workers": workers, "task_threads": task_threads,
+            "preset": args.preset, "dice": pairwise_dice(maps),
+            "sharpness": _sharpness(result.template.data), "failed": result.failed,
+            "summary": result.summary, "template": str(result.path)}
+
+
+def run_ants(images, labels, args, out: Path) -> dict:
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(args.threads)
+    import ants
+
+    from parareg.population.template import _sharpness
+
+    folder = out / "ants"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    subjects = [ants.image_read(p) for p in images]
+    t0 = time.perf_counter()
+    template = ants.build_template(image_list=subjects, iterations=args.iterations,
+                                   output_dir=str(folder), type_of_transform="SyN")
+    seconds = time.perf_counter() - t0
+    ants.image_write(template, str(folder / "template.nii.gz"))
+    maps = []
+    for k, label in enumerate(labels):
+        prefix = folder / f"img{k:04d}" / "out"
+        warped = ants.apply_transforms(
+            fixed=template, moving=ants.image_read(label),
+            transformlist=[f"{prefix}1Warp.nii.gz", f"{prefix}0GenericAffine.mat"],
+            interpolator="genericLabel")
+        maps.append(warped.numpy().astype(np.int64))
+    return {"seconds": seconds, "threads": args.threads, "type_of_transform": "SyN",
+            "dice": pairwise_dice(maps), "sharpness": _sharpness(template.numpy()),
+            "template": str(folder / "template.nii.gz")}
+
+
+def report(results: dict, args) -> str:
+    rows = []
+    ants_seconds = results.get("ants", {}).get("seconds")
+    for name, r in results.items():
+        ratio = f"{r['seconds'] / ants_seconds:.2f}x" if ants_seconds else "-"
+        rows.append([name, f"{r['seconds']:.1f}", ratio, f"{r['dice']['mean']:.4f}",
+                     f"{r['sharpness']:.4f}"])
+    spacing = 2 * args.shrink
+    title = (f"Template of {args.subjects} IXI subjects at {spacing} mm, {args.iterations} "
+             f"iteration(s), {args.threads} thread(s) per method")
+    return (f"### {title}\n\n"
+            + markdown_table(["method", "seconds", "time vs ANTsPy", "mean pairwise Dice",
+                              "sharpness"], rows) + "\n")
+
+
+def main(argv=None) -> int:
+    args = _get_parser().parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    images, labels = prepare(out, args.subjects, args.shrink)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.warm and "parareg" in methods:
+        import parareg
+
+        small, _ = prepare(out, args.subjects, args.shrink * 2)
+        log("warm-up build (untimed)")
+        parareg.template.build(small, out=out / "warmup", iterations=1, preset="fast",
+                               qc=False)
+    results = {}
+    for method in methods:
+        log(f"{method}: building")
+        results[method] = (run_parareg if method == "parareg" else run_ants)(
+            images, labels, args, out)
+        log(f"{method}: {results[method]['seconds']:.1f} s, mean pairwise Dice "
+            f"{results[method]['dice']['mean']:.4f}")
+    text = report(results, args)
+    write_json(out / "template.json", {"args": vars(args), "machine": machine_info(),
+                                       "results": results})
+    (out / "template.md").write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
