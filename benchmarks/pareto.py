@@ -45,7 +45,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 IXI = [("IXI012-HH-1211", "IXI013-HH-1212"), ("IXI014-HH-1236", "IXI015-HH-1258"),
        ("IXI033-HH-1259", "IXI034-HH-1260")]
-MINDBOGGLE = [("1", "2"), ("3", "4"), ("5", "6")]
+#: Mindboggle subject pairs (fixed, moving): OASIS-TRT-20-1 <- -2, 3 <- 4, ... 11 <- 12
+MINDBOGGLE = [(str(i), str(i + 1)) for i in range(1, 12, 2)]
 #: the sweep: update sigma x field sigma (mm, as the presets give them) x step (voxels); in 3D
 #: field sigma 1.0 mm already gives a looser map than every peer's, so 0.5 mm is 2D only
 GRID = {"2d": {"update_sigma": (2.4, 4.0, 6.0), "field_sigma": (0.5, 1.0, 1.6, 2.5),
@@ -394,7 +395,7 @@ def _get_parser():
     parser.add_argument("--quick", action="store_true",
                         help="one 2D pair, two short settings, no peers: checks that it runs")
     parser.add_argument("--threads", type=int, default=2, help="threads per registration")
-    parser.add_argument("--pairs-2d", type=int, default=3, help="Mindboggle pairs (1-3)")
+    parser.add_argument("--pairs-2d", type=int, default=6, help="Mindboggle pairs (1-6)")
     parser.add_argument("--pairs-3d", type=int, default=2, help="IXI pairs (1-3)")
     parser.add_argument("--dims", default="2d,3d", help="comma-separated: 2d, 3d")
     parser.add_argument("--cached-only", action="store_true",
@@ -411,10 +412,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
-    for dim in ("2d", "3d"):
+    for dim, most in (("2d", len(MINDBOGGLE)), ("3d", len(IXI))):
         n = getattr(args, f"pairs_{dim}")
-        if not 1 <= n <= 3:
-            parser.error(f"--pairs-{dim} must be 1, 2 or 3, got {n}")
+        if not 1 <= n <= most:
+            parser.error(f"--pairs-{dim} must be 1 to {most}, got {n}")
     if args.fresh and args.cached_only:
         parser.error("--fresh and --cached-only exclude each other: give one")
     dims = [d.strip() for d in args.dims.split(",") if d.strip()]

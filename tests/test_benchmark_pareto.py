@@ -41,7 +41,8 @@ def test_quick_run_writes_json_table_and_plot_and_reuses_its_cache(tmp_path, cap
 
 @pytest.mark.parametrize("argv, message", [
     (["--threads", "0"], "--threads must be at least 1"),
-    (["--pairs-3d", "4"], "--pairs-3d must be 1, 2 or 3"),
+    (["--pairs-3d", "4"], "--pairs-3d must be 1 to 3"),
+    (["--pairs-2d", "7"], "--pairs-2d must be 1 to 6"),
     (["--dims", "4d"], "--dims must list 2d and/or 3d"),
     (["--peers", "elastix"], "--peers must be among"),
     (["--fresh", "--cached-only"], "--fresh and --cached-only exclude each other"),
