@@ -47,12 +47,13 @@ IXI = [("IXI012-HH-1211", "IXI013-HH-1212"), ("IXI014-HH-1236", "IXI015-HH-1258"
        ("IXI033-HH-1259", "IXI034-HH-1260")]
 #: Mindboggle subject pairs (fixed, moving): OASIS-TRT-20-1 <- -2, 3 <- 4, ... 11 <- 12
 MINDBOGGLE = [(str(i), str(i + 1)) for i in range(1, 12, 2)]
-#: the sweep: update sigma x field sigma (mm, as the presets give them) x step (voxels); in 3D
-#: field sigma 1.0 mm already gives a looser map than every peer's, so 0.5 mm is 2D only
-GRID = {"2d": {"update_sigma": (2.4, 4.0, 6.0), "field_sigma": (0.5, 1.0, 1.6, 2.5),
-               "step": (0.5, 1.0)},
-        "3d": {"update_sigma": (2.4, 4.0, 6.0), "field_sigma": (1.0, 1.6, 2.5),
-               "step": (0.5, 1.0)}}
+#: the sweep: CC gradient x update sigma x field sigma (mm, as the presets give them) x step
+#: (voxels); the field sigma traces each curve (the earlier sweep over update sigma 2.4-6 mm and
+#: step 0.5-1 put no point of either beyond the field-sigma curve at update 2.4, step 0.5)
+GRID = {"2d": {"gradient": ("center", "exact"), "update_sigma": (2.4,),
+               "field_sigma": (0.5, 0.7, 1.0, 1.6, 2.5), "step": (0.5,)},
+        "3d": {"gradient": ("center", "exact"), "update_sigma": (2.4,),
+               "field_sigma": (1.0, 1.6, 2.5), "step": (0.5,)}}
 QUICK_GRID = [{"update_sigma": 2.4, "field_sigma": 1.0, "step": 0.5},
               {"update_sigma": 6.0, "field_sigma": 2.5, "step": 0.5}]
 QUICK_LEVELS = ((4, 1.0, 10), (2, 0.5, 5), (1, 0.0, 2))
@@ -82,9 +83,10 @@ def pairs(dim: str, n: int) -> list[dict]:
 
 
 def _name(options) -> str:
-    """``sweep u2.4 f1.6 s0.5``: the point's update sigma, field sigma and step."""
-    return (f"sweep u{options['update_sigma']:g} f{options['field_sigma']:g} "
-            f"s{options['step']:g}")
+    """``sweep exact u2.4 f1.6 s0.5``: the point's CC gradient, update sigma, field sigma and
+    step."""
+    return (f"sweep {options.get('gradient', 'center')} u{options['update_sigma']:g} "
+            f"f{options['field_sigma']:g} s{options['step']:g}")
 
 
 def settings_grid(quick: bool, dim: str) -> list[dict]:
@@ -149,7 +151,8 @@ def _syn_key(cache, pair, options) -> str:
     preset and the sweep point with its settings share one entry."""
     from parareg.registration.syn import DEFAULT_SYN_LEVELS
 
-    defaults = {"levels": json.loads(json.dumps(DEFAULT_SYN_LEVELS)), "radius": 2}
+    defaults = {"levels": json.loads(json.dumps(DEFAULT_SYN_LEVELS)), "radius": 2,
+                "gradient": "center"}
     short = {k: v for k, v in json.loads(json.dumps(options)).items() if defaults.get(k) != v}
     return cache.key("syn", pair["name"], short)
 
@@ -323,15 +326,16 @@ def plot(path: Path, dim: str, summary, title: str) -> Path:
     ax = fig.add_subplot(1, 1, 1)
     mine = {m: s for (d, m), s in summary.items() if d == dim}
     sweep = {m: s for m, s in mine.items() if m.startswith("sweep")}
-    if sweep:
-        steps = sorted({s["options"]["step"] for s in sweep.values()})
-        for step, marker in zip(steps, "os^"):
-            xs = [s["sdlogj"] for s in sweep.values() if s["options"]["step"] == step]
-            ys = [s["dice_mean"] for s in sweep.values() if s["options"]["step"] == step]
-            ax.scatter(xs, ys, marker=marker, color="0.55", s=22, label=f"parareg sweep, step {step}")
-        front = pareto_front(sweep)
-        ax.plot([sweep[n]["sdlogj"] for n in front], [sweep[n]["dice_mean"] for n in front],
-                "-", color="0.3", lw=1, label="parareg Pareto front")
+    for gradient, colour in (("center", "0.6"), ("exact", "0.15")):
+        mine_g = {n: s for n, s in sweep.items()
+                  if s["options"].get("gradient", "center") == gradient}
+        if not mine_g:
+            continue
+        ax.scatter([s["sdlogj"] for s in mine_g.values()],
+                   [s["dice_mean"] for s in mine_g.values()], marker="o", color=colour, s=22)
+        front = pareto_front(mine_g)
+        ax.plot([mine_g[n]["sdlogj"] for n in front], [mine_g[n]["dice_mean"] for n in front],
+                "-", color=colour, lw=1, label=f"parareg, CC gradient {gradient!r}")
     colours = {"greedy": "tab:red", "ants": "tab:blue", "ants:syn-quick": "tab:cyan",
                "dipy": "tab:green"}
     for name, colour in colours.items():

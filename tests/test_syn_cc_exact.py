@@ -117,3 +117,23 @@ def test_bad_gradient(gradient):
 def test_repr_names_the_gradient():
     assert repr(CCMetric(2)) == "CCMetric(radius=2, eps=1e-05)"
     assert repr(CCMetric(2, gradient="exact")) == "CCMetric(radius=2, eps=1e-05, gradient='exact')"
+
+
+def test_syn_takes_the_gradient_of_a_cc_named_by_name():
+    from parareg.registration.syn import SymmetricDiffeomorphicRegistration
+
+    syn = SymmetricDiffeomorphicRegistration("cc", gradient="exact")
+    assert syn.metric.gradient == "exact" and syn.metric.radius == 2
+    assert SymmetricDiffeomorphicRegistration("cc").metric.gradient == "center"
+
+
+@pytest.mark.parametrize("metric, gradient, message", [
+    ("cc", "nope", r"gradient must be one of \['center', 'exact'\], got 'nope'"),
+    ("mi", "exact", r"gradient='exact' is not an option of the SyN metric 'mi'"),
+    (CCMetric(2), "exact", r"gradient='exact' is an option of a metric given by name"),
+])
+def test_syn_refuses_a_bad_gradient(metric, gradient, message):
+    from parareg.registration.syn import SymmetricDiffeomorphicRegistration
+
+    with pytest.raises(ValueError, match=message):
+        SymmetricDiffeomorphicRegistration(metric, gradient=gradient)

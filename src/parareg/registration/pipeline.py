@@ -274,8 +274,9 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
     syn = None
     if transform == "syn":
         preset_options = dict(SYN_PRESETS[preset])
-        if "radius" not in (accepted_options(SYN_METRICS[syn_metric]) or ("radius",)):
-            preset_options.pop("radius", None)  # a preset's window is CC's
+        for key in ("radius", "gradient"):  # a preset's window and gradient are CC's
+            if key not in (accepted_options(SYN_METRICS[syn_metric]) or (key,)):
+                preset_options.pop(key, None)
         syn = SymmetricDiffeomorphicRegistration(
             syn_metric, num_threads=num_threads, **{**preset_options, **syn_options})
         syn.check_grid(fixed)
