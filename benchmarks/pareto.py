@@ -47,13 +47,17 @@ IXI = [("IXI012-HH-1211", "IXI013-HH-1212"), ("IXI014-HH-1236", "IXI015-HH-1258"
        ("IXI033-HH-1259", "IXI034-HH-1260")]
 #: Mindboggle subject pairs (fixed, moving): OASIS-TRT-20-1 <- -2, 3 <- 4, ... 11 <- 12
 MINDBOGGLE = [(str(i), str(i + 1)) for i in range(1, 12, 2)]
-#: the sweep: CC gradient x update sigma x field sigma (mm, as the presets give them) x step
+#: the sweep, per CC gradient: update sigma x field sigma (mm, as the presets give them) x step
 #: (voxels); the field sigma traces each curve (the earlier sweep over update sigma 2.4-6 mm and
-#: step 0.5-1 put no point of either beyond the field-sigma curve at update 2.4, step 0.5)
-GRID = {"2d": {"gradient": ("center", "exact"), "update_sigma": (2.4,),
-               "field_sigma": (0.5, 0.7, 1.0, 1.6, 2.5), "step": (0.5,)},
-        "3d": {"gradient": ("center", "exact"), "update_sigma": (2.4,),
-               "field_sigma": (1.0, 1.6, 2.5), "step": (0.5,)}}
+#: step 0.5-1 put no point beyond the field-sigma curve at update 2.4, step 0.5). In 3D the
+#: centre gradient is the earlier default only (its curve is in BENCHMARKS.md section 11)
+GRID = {"2d": {"exact": {"update_sigma": (2.4,), "field_sigma": (0.5, 0.7, 1.0, 1.6, 2.0, 2.5),
+                         "step": (0.5,)},
+               "center": {"update_sigma": (2.4,), "field_sigma": (0.5, 0.7, 1.0, 1.6, 2.5),
+                          "step": (0.5,)}},
+        "3d": {"exact": {"update_sigma": (2.4,), "field_sigma": (2.0, 1.6, 2.5),
+                         "step": (0.5,)},
+               "center": {"update_sigma": (2.4,), "field_sigma": (1.6,), "step": (0.5,)}}}
 QUICK_GRID = [{"update_sigma": 2.4, "field_sigma": 1.0, "step": 0.5},
               {"update_sigma": 6.0, "field_sigma": 2.5, "step": 0.5}]
 QUICK_LEVELS = ((4, 1.0, 10), (2, 0.5, 5), (1, 0.0, 2))
@@ -92,9 +96,9 @@ def _name(options) -> str:
 def settings_grid(quick: bool, dim: str) -> list[dict]:
     if quick:
         return [dict(s, sigma_units="mm") for s in QUICK_GRID]
-    keys = list(GRID[dim])
-    return [dict(zip(keys, values), sigma_units="mm")
-            for values in itertools.product(*GRID[dim].values())]
+    return [dict(zip(axes, values), gradient=gradient, sigma_units="mm")
+            for gradient, axes in GRID[dim].items()
+            for values in itertools.product(*axes.values())]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -186,13 +190,15 @@ def run_parareg(pair, options: dict, cache, threads, loaded) -> dict:
 
 def sweep(dim, the_pairs, points, cache, threads, progress, *, warm=True,
           cached_only=False) -> list[dict]:
-    """Every point on every pair; ``points`` are ``(label, options)``. With ``warm``, one tiny
-    untimed run first, when a point is not in the cache; with ``cached_only``, points not in
-    the cache are left out (a point without every pair is then left out of the summary)."""
+    """Every point on every pair, point by point (an interrupted run leaves whole points);
+    ``points`` are ``(label, options)``. With ``warm``, one tiny untimed run first, when a
+    point is not in the cache; with ``cached_only``, points not in the cache are left out (a
+    point without every pair is then left out of the summary)."""
     rows = []
-    for pair in the_pairs:
-        loaded = _load(pair)
-        for label, options in points:
+    images = {pair["name"]: _load(pair) for pair in the_pairs}
+    for label, options in points:
+        for pair in the_pairs:
+            loaded = images[pair["name"]]
             if cache.get(_syn_key(cache, pair, options)) is None and cached_only:
                 progress(f"{dim} {pair['name']} {label}: not in the cache, left out")
                 continue
@@ -431,7 +437,7 @@ def main(argv=None) -> int:
     n_pairs = {"2d": args.pairs_2d, "3d": args.pairs_3d}
     if args.quick:
         dims, peers, n_pairs = ["2d"], [], {"2d": 1}
-    from parareg.registration.pipeline import SYN_PRESETS
+    from parareg.registration.pipeline import SYN_PRESETS, preset_options
 
     args.out.mkdir(parents=True, exist_ok=True)
     revision = _common.git_revision(REPO / "src" / "parareg" / "__init__.py")
@@ -442,7 +448,8 @@ def main(argv=None) -> int:
         points = [(_name(s), dict(s, levels=QUICK_LEVELS) if args.quick else s)
                   for s in settings_grid(args.quick, dim)]
         if not args.quick:
-            points += [(f"preset:{name}", dict(SYN_PRESETS[name])) for name in PRESETS]
+            points += [(f"preset:{name}", preset_options(name, 2 if dim == "2d" else 3))
+                       for name in PRESETS]
         missing = [str(p[k]) for p in the_pairs for k in ("fixed_image", "moving_image")
                    if not Path(p[k]).is_file()]
         if missing:
