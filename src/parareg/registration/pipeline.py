@@ -196,7 +196,8 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
         information (any contrasts).
     preset : {"fast", "default", "accurate"}
         SyN pyramid, iterations and regularisation (:data:`SYN_PRESETS`; sigmas in
-        mm; the preset's CC ``radius`` applies to ``syn_metric="cc"`` only).
+        mm; CC's exact gradient for 2D images, its centre term for 3D; the preset's
+        CC ``radius`` and ``gradient`` apply to ``syn_metric="cc"`` only).
     fixed_mask, moving_mask : Image, ndarray or path, optional
         Non-zero voxels drive the metric; same grid as their image; NaN is refused.
         Both drive every stage (SyN uses the points inside both masks).
