@@ -371,7 +371,7 @@ def _cells(s) -> list[str]:
 def markdown(report) -> str:
     summary = {(d, m): s for d, m, s in report["summary"]}
     lines = [f"# Accuracy vs regularity (`benchmarks/pareto.py`), {report['machine']['date']}",
-             "", "Sweep points: `sweep u<update sigma, mm> f<field sigma, mm> s<step, voxels>`, "
+             "", "Sweep points: `sweep <CC gradient> u<update sigma, mm> f<field sigma, mm> s<step, voxels>`, "
              f"default levels. {report['settings']['threads']} threads; parareg time: SyN stage + resampling "
              "(in process, after the cached affine); peers: the whole method (bench harness, "
              "own process, own affine). Means over the pairs of each dimension.", ""]
@@ -478,7 +478,7 @@ def main(argv=None) -> int:
     _common.write_json(args.out / "pareto.json", report)
     for dim in dims:
         plot(args.out / f"pareto_{dim}.png", dim, summary,
-             f"{dim.upper()}: Dice vs SDlogJ ({', '.join(used[dim])})")
+             f"{dim.upper()}: Dice vs SDlogJ, mean of {len(used[dim])} pairs")
     text = markdown(report)
     (args.out / "pareto.md").write_text(text, encoding="utf-8")
     print(text)

@@ -26,7 +26,8 @@ def test_quick_run_writes_json_table_and_plot_and_reuses_its_cache(tmp_path, cap
     text = (out / "pareto.md").read_text()
     assert capsys.readouterr().out.strip() == text.strip()
     rows = report["rows"]
-    assert len(rows) == 2 and {r["method"] for r in rows} == {"sweep u2.4 f1 s0.5", "sweep u6 f2.5 s0.5"}
+    assert len(rows) == 2 and {r["method"] for r in rows} == {"sweep center u2.4 f1 s0.5",
+                                                    "sweep center u6 f2.5 s0.5"}
     for row in rows:
         assert 0 < row["dice_mean"] < 1 and 0 < row["sdlogj"] < 2 and row["hd95_mean"] > 0
     smooth, loose = sorted(rows, key=lambda r: r["options"]["field_sigma"], reverse=True)
