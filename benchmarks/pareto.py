@@ -1,9 +1,10 @@
 """Accuracy against regularity: a sweep of SyN's regularisation, with the peers as points.
 
 For the IXI 2 mm pairs (3D) and the Mindboggle slices (2D) the script runs
-parareg's SyN over a small grid of ``update_sigma`` x ``field_sigma`` x
-``step`` (and the named presets), scores every registration with
-:func:`parareg.bench.scoring.score_registration` (mean Dice, HD95, SDlogJ
+parareg's SyN over a small grid of CC gradient (``"center"``, ``"exact"``) x
+``update_sigma`` x ``field_sigma`` x ``step`` (and the named presets), scores
+every registration with :func:`parareg.bench.scoring.score_registration`
+(mean Dice, HD95, SDlogJ
 over the fixed foreground, det J range) and plots mean Dice against mean
 SDlogJ, one point per setting, with ANTs SyN, ANTs SyNQuick, greedy and DIPY
 (run through :func:`parareg.bench.run`, the benchmark harness) as points over
