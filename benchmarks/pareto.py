@@ -1,9 +1,10 @@
 """Accuracy against regularity: a sweep of SyN's regularisation, with the peers as points.
 
 For the IXI 2 mm pairs (3D) and the Mindboggle slices (2D) the script runs
-parareg's SyN over a small grid of ``update_sigma`` x ``field_sigma`` x
-``step`` (and the named presets), scores every registration with
-:func:`parareg.bench.scoring.score_registration` (mean Dice, HD95, SDlogJ
+parareg's SyN over a small grid of CC gradient (``"center"``, ``"exact"``) x
+``update_sigma`` x ``field_sigma`` x ``step`` (and the named presets), scores
+every registration with :func:`parareg.bench.scoring.score_registration`
+(mean Dice, HD95, SDlogJ
 over the fixed foreground, det J range) and plots mean Dice against mean
 SDlogJ, one point per setting, with ANTs SyN, ANTs SyNQuick, greedy and DIPY
 (run through :func:`parareg.bench.run`, the benchmark harness) as points over
@@ -45,13 +46,19 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 IXI = [("IXI012-HH-1211", "IXI013-HH-1212"), ("IXI014-HH-1236", "IXI015-HH-1258"),
        ("IXI033-HH-1259", "IXI034-HH-1260")]
-MINDBOGGLE = [("1", "2"), ("3", "4"), ("5", "6")]
-#: the sweep: update sigma x field sigma (mm, as the presets give them) x step (voxels); in 3D
-#: field sigma 1.0 mm already gives a looser map than every peer's, so 0.5 mm is 2D only
-GRID = {"2d": {"update_sigma": (2.4, 4.0, 6.0), "field_sigma": (0.5, 1.0, 1.6, 2.5),
-               "step": (0.5, 1.0)},
-        "3d": {"update_sigma": (2.4, 4.0, 6.0), "field_sigma": (1.0, 1.6, 2.5),
-               "step": (0.5, 1.0)}}
+#: Mindboggle subject pairs (fixed, moving): OASIS-TRT-20-1 <- -2, 3 <- 4, ... 11 <- 12
+MINDBOGGLE = [(str(i), str(i + 1)) for i in range(1, 12, 2)]
+#: the sweep, per CC gradient: update sigma x field sigma (mm, as the presets give them) x step
+#: (voxels); the field sigma traces each curve (the earlier sweep over update sigma 2.4-6 mm and
+#: step 0.5-1 put no point beyond the field-sigma curve at update 2.4, step 0.5). In 3D the
+#: centre gradient is the earlier default only (its curve is in BENCHMARKS.md section 11)
+GRID = {"2d": {"exact": {"update_sigma": (2.4,), "field_sigma": (0.5, 0.7, 1.0, 1.6, 2.0, 2.5),
+                         "step": (0.5,)},
+               "center": {"update_sigma": (2.4,), "field_sigma": (0.5, 0.7, 1.0, 1.6, 2.5),
+                          "step": (0.5,)}},
+        "3d": {"exact": {"update_sigma": (2.4,), "field_sigma": (2.0, 1.6, 2.5),
+                         "step": (0.5,)},
+               "center": {"update_sigma": (2.4,), "field_sigma": (1.6,), "step": (0.5,)}}}
 QUICK_GRID = [{"update_sigma": 2.4, "field_sigma": 1.0, "step": 0.5},
               {"update_sigma": 6.0, "field_sigma": 2.5, "step": 0.5}]
 QUICK_LEVELS = ((4, 1.0, 10), (2, 0.5, 5), (1, 0.0, 2))
@@ -81,17 +88,18 @@ def pairs(dim: str, n: int) -> list[dict]:
 
 
 def _name(options) -> str:
-    """``sweep u2.4 f1.6 s0.5``: the point's update sigma, field sigma and step."""
-    return (f"sweep u{options['update_sigma']:g} f{options['field_sigma']:g} "
-            f"s{options['step']:g}")
+    """``sweep exact u2.4 f1.6 s0.5``: the point's CC gradient, update sigma, field sigma and
+    step."""
+    return (f"sweep {options.get('gradient', 'center')} u{options['update_sigma']:g} "
+            f"f{options['field_sigma']:g} s{options['step']:g}")
 
 
 def settings_grid(quick: bool, dim: str) -> list[dict]:
     if quick:
         return [dict(s, sigma_units="mm") for s in QUICK_GRID]
-    keys = list(GRID[dim])
-    return [dict(zip(keys, values), sigma_units="mm")
-            for values in itertools.product(*GRID[dim].values())]
+    return [dict(zip(axes, values), gradient=gradient, sigma_units="mm")
+            for gradient, axes in GRID[dim].items()
+            for values in itertools.product(*axes.values())]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -148,7 +156,8 @@ def _syn_key(cache, pair, options) -> str:
     preset and the sweep point with its settings share one entry."""
     from parareg.registration.syn import DEFAULT_SYN_LEVELS
 
-    defaults = {"levels": json.loads(json.dumps(DEFAULT_SYN_LEVELS)), "radius": 2}
+    defaults = {"levels": json.loads(json.dumps(DEFAULT_SYN_LEVELS)), "radius": 2,
+                "gradient": "center"}
     short = {k: v for k, v in json.loads(json.dumps(options)).items() if defaults.get(k) != v}
     return cache.key("syn", pair["name"], short)
 
@@ -182,13 +191,15 @@ def run_parareg(pair, options: dict, cache, threads, loaded) -> dict:
 
 def sweep(dim, the_pairs, points, cache, threads, progress, *, warm=True,
           cached_only=False) -> list[dict]:
-    """Every point on every pair; ``points`` are ``(label, options)``. With ``warm``, one tiny
-    untimed run first, when a point is not in the cache; with ``cached_only``, points not in
-    the cache are left out (a point without every pair is then left out of the summary)."""
+    """Every point on every pair, point by point (an interrupted run leaves whole points);
+    ``points`` are ``(label, options)``. With ``warm``, one tiny untimed run first, when a
+    point is not in the cache; with ``cached_only``, points not in the cache are left out (a
+    point without every pair is then left out of the summary)."""
     rows = []
-    for pair in the_pairs:
-        loaded = _load(pair)
-        for label, options in points:
+    images = {pair["name"]: _load(pair) for pair in the_pairs}
+    for label, options in points:
+        for pair in the_pairs:
+            loaded = images[pair["name"]]
             if cache.get(_syn_key(cache, pair, options)) is None and cached_only:
                 progress(f"{dim} {pair['name']} {label}: not in the cache, left out")
                 continue
@@ -322,15 +333,16 @@ def plot(path: Path, dim: str, summary, title: str) -> Path:
     ax = fig.add_subplot(1, 1, 1)
     mine = {m: s for (d, m), s in summary.items() if d == dim}
     sweep = {m: s for m, s in mine.items() if m.startswith("sweep")}
-    if sweep:
-        steps = sorted({s["options"]["step"] for s in sweep.values()})
-        for step, marker in zip(steps, "os^"):
-            xs = [s["sdlogj"] for s in sweep.values() if s["options"]["step"] == step]
-            ys = [s["dice_mean"] for s in sweep.values() if s["options"]["step"] == step]
-            ax.scatter(xs, ys, marker=marker, color="0.55", s=22, label=f"parareg sweep, step {step}")
-        front = pareto_front(sweep)
-        ax.plot([sweep[n]["sdlogj"] for n in front], [sweep[n]["dice_mean"] for n in front],
-                "-", color="0.3", lw=1, label="parareg Pareto front")
+    for gradient, colour in (("center", "0.6"), ("exact", "0.15")):
+        mine_g = {n: s for n, s in sweep.items()
+                  if s["options"].get("gradient", "center") == gradient}
+        if not mine_g:
+            continue
+        ax.scatter([s["sdlogj"] for s in mine_g.values()],
+                   [s["dice_mean"] for s in mine_g.values()], marker="o", color=colour, s=22)
+        front = pareto_front(mine_g)
+        ax.plot([mine_g[n]["sdlogj"] for n in front], [mine_g[n]["dice_mean"] for n in front],
+                "-", color=colour, lw=1, label=f"parareg, CC gradient {gradient!r}")
     colours = {"greedy": "tab:red", "ants": "tab:blue", "ants:syn-quick": "tab:cyan",
                "dipy": "tab:green"}
     for name, colour in colours.items():
@@ -360,7 +372,7 @@ def _cells(s) -> list[str]:
 def markdown(report) -> str:
     summary = {(d, m): s for d, m, s in report["summary"]}
     lines = [f"# Accuracy vs regularity (`benchmarks/pareto.py`), {report['machine']['date']}",
-             "", "Sweep points: `sweep u<update sigma, mm> f<field sigma, mm> s<step, voxels>`, "
+             "", "Sweep points: `sweep <CC gradient> u<update sigma, mm> f<field sigma, mm> s<step, voxels>`, "
              f"default levels. {report['settings']['threads']} threads; parareg time: SyN stage + resampling "
              "(in process, after the cached affine); peers: the whole method (bench harness, "
              "own process, own affine). Means over the pairs of each dimension.", ""]
@@ -394,7 +406,7 @@ def _get_parser():
     parser.add_argument("--quick", action="store_true",
                         help="one 2D pair, two short settings, no peers: checks that it runs")
     parser.add_argument("--threads", type=int, default=2, help="threads per registration")
-    parser.add_argument("--pairs-2d", type=int, default=3, help="Mindboggle pairs (1-3)")
+    parser.add_argument("--pairs-2d", type=int, default=6, help="Mindboggle pairs (1-6)")
     parser.add_argument("--pairs-3d", type=int, default=2, help="IXI pairs (1-3)")
     parser.add_argument("--dims", default="2d,3d", help="comma-separated: 2d, 3d")
     parser.add_argument("--cached-only", action="store_true",
@@ -411,10 +423,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
-    for dim in ("2d", "3d"):
+    for dim, most in (("2d", len(MINDBOGGLE)), ("3d", len(IXI))):
         n = getattr(args, f"pairs_{dim}")
-        if not 1 <= n <= 3:
-            parser.error(f"--pairs-{dim} must be 1, 2 or 3, got {n}")
+        if not 1 <= n <= most:
+            parser.error(f"--pairs-{dim} must be 1 to {most}, got {n}")
     if args.fresh and args.cached_only:
         parser.error("--fresh and --cached-only exclude each other: give one")
     dims = [d.strip() for d in args.dims.split(",") if d.strip()]
@@ -426,7 +438,7 @@ def main(argv=None) -> int:
     n_pairs = {"2d": args.pairs_2d, "3d": args.pairs_3d}
     if args.quick:
         dims, peers, n_pairs = ["2d"], [], {"2d": 1}
-    from parareg.registration.pipeline import SYN_PRESETS
+    from parareg.registration.pipeline import SYN_PRESETS, preset_options
 
     args.out.mkdir(parents=True, exist_ok=True)
     revision = _common.git_revision(REPO / "src" / "parareg" / "__init__.py")
@@ -437,7 +449,8 @@ def main(argv=None) -> int:
         points = [(_name(s), dict(s, levels=QUICK_LEVELS) if args.quick else s)
                   for s in settings_grid(args.quick, dim)]
         if not args.quick:
-            points += [(f"preset:{name}", dict(SYN_PRESETS[name])) for name in PRESETS]
+            points += [(f"preset:{name}", preset_options(name, 2 if dim == "2d" else 3))
+                       for name in PRESETS]
         missing = [str(p[k]) for p in the_pairs for k in ("fixed_image", "moving_image")
                    if not Path(p[k]).is_file()]
         if missing:
@@ -466,7 +479,7 @@ def main(argv=None) -> int:
     _common.write_json(args.out / "pareto.json", report)
     for dim in dims:
         plot(args.out / f"pareto_{dim}.png", dim, summary,
-             f"{dim.upper()}: Dice vs SDlogJ ({', '.join(used[dim])})")
+             f"{dim.upper()}: Dice vs SDlogJ, mean of {len(used[dim])} pairs")
     text = markdown(report)
     (args.out / "pareto.md").write_text(text, encoding="utf-8")
     print(text)

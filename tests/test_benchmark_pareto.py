@@ -26,7 +26,8 @@ def test_quick_run_writes_json_table_and_plot_and_reuses_its_cache(tmp_path, cap
     text = (out / "pareto.md").read_text()
     assert capsys.readouterr().out.strip() == text.strip()
     rows = report["rows"]
-    assert len(rows) == 2 and {r["method"] for r in rows} == {"sweep u2.4 f1 s0.5", "sweep u6 f2.5 s0.5"}
+    assert len(rows) == 2 and {r["method"] for r in rows} == {"sweep center u2.4 f1 s0.5",
+                                                    "sweep center u6 f2.5 s0.5"}
     for row in rows:
         assert 0 < row["dice_mean"] < 1 and 0 < row["sdlogj"] < 2 and row["hd95_mean"] > 0
     smooth, loose = sorted(rows, key=lambda r: r["options"]["field_sigma"], reverse=True)
@@ -41,7 +42,8 @@ def test_quick_run_writes_json_table_and_plot_and_reuses_its_cache(tmp_path, cap
 
 @pytest.mark.parametrize("argv, message", [
     (["--threads", "0"], "--threads must be at least 1"),
-    (["--pairs-3d", "4"], "--pairs-3d must be 1, 2 or 3"),
+    (["--pairs-3d", "4"], "--pairs-3d must be 1 to 3"),
+    (["--pairs-2d", "7"], "--pairs-2d must be 1 to 6"),
     (["--dims", "4d"], "--dims must list 2d and/or 3d"),
     (["--peers", "elastix"], "--peers must be among"),
     (["--fresh", "--cached-only"], "--fresh and --cached-only exclude each other"),

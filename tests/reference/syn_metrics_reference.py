@@ -145,3 +145,51 @@ def em(fixed, moving, vox2world, levels, mask=None, sigma_x_sq=None, double_grad
     backward[~inside] = 0
     sq = (fixed - i_hat) ** 2 + (moving - j_hat) ** 2
     return forward, backward, float(sq[inside].mean() / 2)
+
+
+def cc_exact(fixed, moving, radius, vox2world, mask=None, eps=1e-5, kappa=0.0):
+    """The exact CC gradient, one window at a time: each evaluated window ``W(y)`` adds
+    ``d cc(y) / d I(x)`` (and ``/ d J(x)``) to every ``x`` in it; fields 0 outside ``mask``.
+    The variances get ``kappa * window size * variance of the whole image`` added, held
+    constant.
+
+    Returns ``(forward, backward, energy)``; see :mod:`parareg.metrics.syn_cc`.
+    """
+    shape = fixed.shape
+    ndim = fixed.ndim
+    i_img = fixed.astype(np.float64)
+    j_img = moving.astype(np.float64)
+    g_i = np.zeros(shape)
+    g_j = np.zeros(shape)
+    total = 0.0
+    count = 0
+    size = (2 * radius + 1) ** ndim
+    delta_i = kappa * size * i_img.var()
+    delta_j = kappa * size * j_img.var()
+    for index in itertools.product(*[range(radius, n - radius) for n in shape]):
+        if mask is not None and not mask[index]:
+            continue
+        count += 1
+        box = window(shape, index, radius)
+        wi = i_img[box]
+        wj = j_img[box]
+        di = wi - wi.mean()
+        dj = wj - wj.mean()
+        a = (di * dj).sum()
+        b = (di * di).sum()
+        c = (dj * dj).sum()
+        if b * c < eps or b <= 1e-9 * (wi * wi).sum() or c <= 1e-9 * (wj * wj).sum():
+            continue
+        b += delta_i
+        c += delta_j
+        total += a * a / (b * c)
+        # cc = a^2 / (b c); d a / d I(x) = dj(x), d b / d I(x) = 2 di(x)
+        g_i[box] += 2 * a / (b * c) * dj - a * a / (b * b * c) * 2 * di
+        g_j[box] += 2 * a / (b * c) * di - a * a / (b * c * c) * 2 * dj
+    forward = g_i[..., None] * world_gradient(fixed, vox2world)
+    backward = g_j[..., None] * world_gradient(moving, vox2world)
+    if mask is not None:
+        forward[~mask] = 0.0
+        backward[~mask] = 0.0
+    energy = -total / count if count else 0.0
+    return forward, backward, energy

@@ -182,3 +182,156 @@ def cc_steps(fixed, moving, sums, rx, ry, rz, grad2world, mask, use_mask, eps,
                 store_vector(backward, i, j, k, f_moving * gx, f_moving * gy, f_moving * gz)
     partial[0] = total
     partial[1] = count
+
+
+# ----------------------------------------------------------------------------------------------
+# the exact gradient of the mean local CC (every window containing a voxel, not only its own)
+
+#: channels of the exact gradient's coefficients (see :func:`cc_exact_coefficients`)
+CC_EXACT_CHANNELS = 7
+
+
+@inline_helper
+def slide_line_inplace(line, r, keep):
+    """``line[p] <- sum(line[q] for max(0, p - r) <= q <= min(n - 1, p + r))``, in place.
+
+    The running sum of :func:`box_slide_inplace` along a 1D ``line`` (float64);
+    ``keep`` (at least ``r + 1`` float64) holds the last ``r + 1`` original values.
+    """
+    n = line.shape[0]
+    acc = 0.0
+    for p in range(min(r, n - 1) + 1):
+        acc += line[p]
+    for p in range(n):
+        keep[p % (r + 1)] = line[p]
+        line[p] = acc
+        q = p + r + 1
+        if q < n:
+            acc += line[q]
+        q = p - r
+        if q >= 0:
+            acc -= keep[q % (r + 1)]
+
+
+@kernel
+def box_sums_yz(channels, ry, rz, keep, scratch, start, stop):
+    """Window sums along axes 2 then 1 of every channel, in place, rows ``start:stop``.
+
+    ``channels`` has shape ``(C, X, Y, Z)``, float64; ``keep`` at least
+    ``rz + 1`` and ``scratch`` at least ``(ry + 2, Z)``, float64, owned by the unit.
+    """
+    n_channels, _, ny, _ = channels.shape
+    for i in range(start, stop):
+        for c in range(n_channels):
+            if rz > 0:
+                for j in range(ny):
+                    slide_line_inplace(channels[c, i, j], rz, keep)
+            box_slide_inplace(channels[c, i], ry, scratch)
+
+
+@kernel
+def cc_exact_coefficients(fixed, moving, sums, rx, ry, rz, mask, use_mask, eps, delta_f,
+                          delta_m, coef, scratch, partial, start, stop):
+    """Finish the window sums along axis 0 and write each window's gradient coefficients.
+
+    For ``start <= j < stop``: ``sums[:, :, j, :]`` becomes the full box sums
+    (as :func:`cc_steps`) and ``coef[:, :, j, :]`` (shape ``(7, X, Y, Z)``,
+    float64) the coefficients of the window centred on each voxel ``y``, with
+    ``B' = B + delta_f``, ``C' = C + delta_m`` (the regularised variances),
+    ``alpha = 2A / (B'C')``, ``beta_f = alpha A / B'``, ``beta_m = alpha A / C'``
+    and the window means ``Ī``, ``J̄``::
+
+        alpha, alpha J̄, alpha Ī, beta_f, beta_f Ī, beta_m, beta_m J̄
+
+    zero where :func:`cc_steps` writes zero fields (border, mask, flat window).
+    ``partial`` receives ``[sum of A^2 / (B'C'), number of voxels evaluated]``.
+    """
+    nx, ny, nz = fixed.shape
+    total = 0.0
+    count = 0.0
+    for j in range(start, stop):
+        for c in range(5):
+            box_slide_inplace(sums[c, :, j, :], rx, scratch)
+        cy = _count(j, ry, ny)
+        inside_j = j >= ry and j < ny - ry
+        for i in range(nx):
+            cxy = _count(i, rx, nx) * cy
+            inside_ij = inside_j and i >= rx and i < nx - rx
+            for k in range(nz):
+                for c in range(CC_EXACT_CHANNELS):
+                    coef[c, i, j, k] = 0.0
+                if not (inside_ij and k >= rz and k < nz - rz):
+                    continue
+                if use_mask and mask[i, j, k] == 0:
+                    continue
+                count += 1.0
+                n = np.float64(cxy * _count(k, rz, nz))
+                s_i = sums[0, i, j, k]
+                s_j = sums[1, i, j, k]
+                s_ii = sums[2, i, j, k]
+                s_jj = sums[3, i, j, k]
+                a = sums[4, i, j, k] - s_i * s_j / n
+                b = s_ii - s_i * s_i / n
+                c = s_jj - s_j * s_j / n
+                if b <= CC_FLAT_RTOL * s_ii or c <= CC_FLAT_RTOL * s_jj or b * c < eps:
+                    continue
+                b += delta_f
+                c += delta_m
+                total += a * a / (b * c)
+                alpha = 2.0 * a / (b * c)
+                beta_f = alpha * a / b
+                beta_m = alpha * a / c
+                mean_i = s_i / n
+                mean_j = s_j / n
+                coef[0, i, j, k] = alpha
+                coef[1, i, j, k] = alpha * mean_j
+                coef[2, i, j, k] = alpha * mean_i
+                coef[3, i, j, k] = beta_f
+                coef[4, i, j, k] = beta_f * mean_i
+                coef[5, i, j, k] = beta_m
+                coef[6, i, j, k] = beta_m * mean_j
+    partial[0] = total
+    partial[1] = count
+
+
+@kernel
+def cc_exact_steps(fixed, moving, coef, rx, grad2world, mask, use_mask, forward, backward,
+                   scratch, start, stop):
+    """Finish the coefficients' window sums along axis 0 and write the exact update fields.
+
+    ``coef`` holds the coefficients of :func:`cc_exact_coefficients` summed
+    over the window along axes 2 and 1 (:func:`box_sums_yz`); for
+    ``start <= j < stop`` the sums along axis 0 are finished in place, so that
+    ``coef[c, x]`` is the sum over every window containing ``x``, and::
+
+        d sum_y cc(y) / d I(x) = J(x) S_alpha - S_alpha J̄ - I(x) S_beta_f + S_beta_f Ī
+        d sum_y cc(y) / d J(x) = I(x) S_alpha - S_alpha Ī - J(x) S_beta_m + S_beta_m J̄
+
+    times the world gradient of ``I`` (``forward``) or ``J`` (``backward``).
+    Voxels outside ``mask`` (when ``use_mask``) get 0.
+    """
+    nx, ny, nz = fixed.shape
+    nd = forward.shape[3]
+    g = grad2world
+    for j in range(start, stop):
+        for c in range(CC_EXACT_CHANNELS):
+            box_slide_inplace(coef[c, :, j, :], rx, scratch)
+        jm, jp = neighbours(j, ny)
+        for i in range(nx):
+            im, ip = neighbours(i, nx)
+            for k in range(nz):
+                for d in range(nd):
+                    forward[i, j, k, d] = 0.0
+                    backward[i, j, k, d] = 0.0
+                if use_mask and mask[i, j, k] == 0:
+                    continue
+                s_alpha = coef[0, i, j, k]
+                f = np.float64(fixed[i, j, k])
+                m = np.float64(moving[i, j, k])
+                f_fixed = m * s_alpha - coef[1, i, j, k] - f * coef[3, i, j, k] + coef[4, i, j, k]
+                f_moving = f * s_alpha - coef[2, i, j, k] - m * coef[5, i, j, k] + coef[6, i, j, k]
+                km, kp = neighbours(k, nz)
+                gx, gy, gz = world_gradient_at(fixed, g, i, j, k, im, ip, jm, jp, km, kp)
+                store_vector(forward, i, j, k, f_fixed * gx, f_fixed * gy, f_fixed * gz)
+                gx, gy, gz = world_gradient_at(moving, g, i, j, k, im, ip, jm, jp, km, kp)
+                store_vector(backward, i, j, k, f_moving * gx, f_moving * gy, f_moving * gz)

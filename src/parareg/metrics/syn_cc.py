@@ -23,6 +23,31 @@ the fixed displacement (pull convention) raises the correlation; these are
 ``-1`` times DIPY's steps. ``energy = -sum_x cc(x) / N``, ``N`` the voxels
 evaluated (the interior, intersected with ``mask``), in ``[-1, 0]``.
 
+``gradient="exact"`` (:class:`CCMetric`) differentiates the whole energy
+instead: ``I(x)`` lies in every window ``W(y)`` with ``x in W(y)``, and with
+``alpha = 2A/(BC)``, ``beta_f = alpha A/B``, ``beta_m = alpha A/C`` of each
+window::
+
+    d cc(y) / d I(x) = alpha(y) (J(x) - J̄(y)) - beta_f(y) (I(x) - Ī(y))
+    forward(x)  = sum_{y: x in W(y)} d cc(y) / d I(x) * grad I(x)
+                = (J(x) S[alpha] - S[alpha J̄] - I(x) S[beta_f] + S[beta_f Ī]) grad I(x)
+    backward(x) = (I(x) S[alpha] - S[alpha Ī] - J(x) S[beta_m] + S[beta_m J̄]) grad J(x)
+
+``S[.]`` a window sum of the seven coefficient maps (zero where a window is
+not evaluated), computed with the same running sums: about twice the work of
+the centre approximation. The variances are regularised first,
+``B <- B + kappa n var(I)`` and ``C <- C + kappa n var(J)`` (``kappa`` =
+``CC_EXACT_REGULARIZATION``, the variances over the whole images), in the
+energy too: without it a window that holds one faint voxel of brain next to
+background has ``B`` near 0, and its huge coefficients, spread over the
+window, set the largest update and so (max-norm scaling) shrink every other
+one. With ``kappa = 0`` the fields are the exact gradient of ``-N * energy``
+(tested against finite differences); with ``kappa > 0`` that of the
+regularised energy with the two variances held constant. Fields are nonzero
+up to ``r`` voxels outside the evaluated region, and 0 outside ``mask``. It is smoother than the centre term (a box
+average of the coefficients), so the same smoothing gives a better-conditioned
+update (measured in BENCHMARKS.md, "The exact CC gradient").
+
 Boundaries, as DIPY: window sums are computed everywhere over the window
 clipped to the image; fields and energy are evaluated only where the whole
 window fits (voxels at least ``r`` from every border; fields are 0 in that
@@ -53,12 +78,22 @@ from .syn_base import (
 )
 
 
+#: CCMetric(gradient=...): the centre window's term (Avants et al., DIPY, ANTs) or the exact one
+CC_GRADIENTS = ("center", "exact")
+#: gradient="exact": each window's variances get this fraction of a window of the whole
+#: image's variance added (``B + kappa n var(I)``), so a window with next to no contrast in
+#: one image (brain edge against background) cannot dominate its neighbours' updates
+CC_EXACT_REGULARIZATION = 1e-2
+
+
 def cc_fields(pair: Pair, radius: int, eps: float, *, num_threads=None,
-              grain: int = DEFAULT_GRAIN_VOXELS, return_sums: bool = False):
+              grain: int = DEFAULT_GRAIN_VOXELS, return_sums: bool = False,
+              gradient: str = "center", regularization: float = CC_EXACT_REGULARIZATION):
     """Driver: window sums and CC update fields on the pool.
 
     Returns ``(forward, backward, energy)`` as kernel fields (3D grid), plus
     the box sums ``(5, X, Y, Z)`` float64 when ``return_sums``.
+    ``regularization`` is ``kappa`` of ``gradient="exact"`` (module docstring).
     """
     num_threads = resolve_num_threads(num_threads)
     shape3 = pair.shape3
@@ -78,6 +113,12 @@ def cc_fields(pair: Pair, radius: int, eps: float, *, num_threads=None,
 
     for_each_unit(yz, units, num_threads=num_threads)
 
+    if gradient == "exact":
+        forward, backward, energy = _exact_fields(pair, sums, radii, eps, regularization,
+                                                  forward, backward, num_threads=num_threads,
+                                                  grain=grain)
+        return (forward, backward, energy, sums) if return_sums else (forward, backward, energy)
+
     units = columns(shape3, grain)
     scratch = unit_buffers(len(units), (rx + 2, nz))
     partials = unit_buffers(len(units), 2)
@@ -94,6 +135,45 @@ def cc_fields(pair: Pair, radius: int, eps: float, *, num_threads=None,
     return forward, backward, energy
 
 
+def _exact_fields(pair: Pair, sums, radii, eps, kappa, forward, backward, *, num_threads,
+                  grain):
+    """The exact gradient (module docstring), from the box sums along axes 2 and 1: the
+    windows' coefficients (units along axis 1), their window sums along axes 2 and 1 (units
+    along axis 0), then along axis 0 and the fields (units along axis 1)."""
+    rx, ry, rz = radii
+    shape3 = pair.shape3
+    nz = shape3[2]
+    coef = np.empty((kernels.CC_EXACT_CHANNELS, *shape3), dtype=np.float64)
+    n = float(np.prod([2 * r + 1 for r in radii]))
+    delta_f = kappa * n * float(np.var(pair.fixed, dtype=np.float64))
+    delta_m = kappa * n * float(np.var(pair.moving, dtype=np.float64))
+    units = columns(shape3, grain)
+    scratch = unit_buffers(len(units), (rx + 2, nz))
+    partials = unit_buffers(len(units), 2)
+
+    def coefficients(u, start, stop):
+        kernels.cc_exact_coefficients(pair.fixed, pair.moving, sums, rx, ry, rz, pair.mask,
+                                      pair.use_mask, eps, delta_f, delta_m, coef, scratch[u],
+                                      partials[u], start, stop)
+
+    for_each_unit(coefficients, units, num_threads=num_threads)
+    row_units = rows(shape3, grain)
+    keep = unit_buffers(len(row_units), rz + 1)
+    row_scratch = unit_buffers(len(row_units), (ry + 2, nz))
+
+    def yz(u, start, stop):
+        kernels.box_sums_yz(coef, ry, rz, keep[u], row_scratch[u], start, stop)
+
+    for_each_unit(yz, row_units, num_threads=num_threads)
+
+    def x_and_steps(u, start, stop):
+        kernels.cc_exact_steps(pair.fixed, pair.moving, coef, rx, pair.grad2world, pair.mask,
+                               pair.use_mask, forward, backward, scratch[u], start, stop)
+
+    for_each_unit(x_and_steps, units, num_threads=num_threads)
+    return forward, backward, mean_energy(partials, sign=-1.0)
+
+
 class CCMetric(SyNMetric):
     """Local normalised cross-correlation over a box window (ANTs' ``CC``, DIPY's ``CCMetric``).
 
@@ -104,6 +184,12 @@ class CCMetric(SyNMetric):
         along each axis); every image axis must hold at least that many voxels.
     eps : float
         Windows with ``B * C < eps`` (intensity^4) are treated as flat; 1e-5 as DIPY.
+    gradient : {"center", "exact"}
+        ``"center"`` (DIPY's and ANTs' approximation): each voxel's update
+        from its own window only. ``"exact"``: the derivative of the summed
+        local CC of every window containing the voxel (about twice the
+        metric's work; a smoother, better-conditioned update; the presets of
+        :func:`parareg.register` use it). Formulas in :mod:`parareg.metrics.syn_cc`.
 
     Notes
     -----
@@ -123,12 +209,18 @@ class CCMetric(SyNMetric):
 
     name = "cc"
 
-    def __init__(self, radius: int = 4, *, eps: float = 1e-5):
+    def __init__(self, radius: int = 4, *, eps: float = 1e-5, gradient: str = "center"):
         self.radius = check_radius(radius)
         self.eps = check_positive(eps, name="eps")
+        if gradient not in CC_GRADIENTS:
+            raise ValueError(f"gradient must be one of {list(CC_GRADIENTS)}, got {gradient!r}")
+        self.gradient = gradient
 
     def _params(self) -> dict:
-        return {"radius": self.radius, "eps": self.eps}
+        params = {"radius": self.radius, "eps": self.eps}
+        if self.gradient != "center":
+            params["gradient"] = self.gradient
+        return params
 
     def compute(self, fixed_warped, moving_warped, *, vox2world, mask=None, num_threads=None):
         pair = Pair(fixed_warped, moving_warped, vox2world, mask)
@@ -138,7 +230,7 @@ class CCMetric(SyNMetric):
                              f"least 2 * radius + 1 = {window} voxels for radius="
                              f"{self.radius}; use a smaller radius or a finer pyramid level")
         forward, backward, energy = cc_fields(pair, self.radius, self.eps,
-                                              num_threads=num_threads)
+                                              num_threads=num_threads, gradient=self.gradient)
         return pair.unfold(forward), pair.unfold(backward), energy
 
     compute.__doc__ = SyNMetric.compute.__doc__

@@ -48,7 +48,12 @@ SYN_PREALIGN_LEVELS = DEFAULT_LEVELS[:-1]
 #: the presets' regularisation: sigmas in mm of the fixed grid (the same regularity at any voxel
 #: size, and in 2D as in 3D), chosen from the Dice-SDlogJ curve of benchmarks/pareto.py
 #: (BENCHMARKS.md, "Accuracy vs regularity"); "fast" keeps the looser field of earlier versions
-_MM = {"sigma_units": "mm", "update_sigma": 2.4, "step": 0.5}
+_MM = {"sigma_units": "mm", "update_sigma": 2.4, "step": 0.5,
+       # CC's exact gradient in 2D, where it moves the whole Dice-SDlogJ curve up (the 2D curve
+       # then passes greedy's point) and costs little; in 3D it only moves along the curve
+       # (IXI: 0.647/0.186 vs 0.654/0.192) and costs ~20% per iteration (BENCHMARKS.md, "The
+       # exact CC gradient"). A dict value is per image dimension (see preset_options)
+       "gradient": {2: "exact", 3: "center"}}
 #: named SyN settings (see BENCHMARKS.md for how they compare with greedy and ANTs)
 SYN_PRESETS = {
     "fast": {"levels": ((4, 1.0, 60), (2, 0.5, 30), (1, 0.0, 0)), "radius": 2,
@@ -57,6 +62,13 @@ SYN_PRESETS = {
     "accurate": {"levels": ((4, 1.0, 100), (2, 0.5, 70), (1, 0.0, 30)), "radius": 2,
                  "field_sigma": 1.6, **_MM},
 }
+
+
+def preset_options(preset: str, ndim: int) -> dict:
+    """The SyN options of :data:`SYN_PRESETS` ``[preset]`` for ``ndim``-D images (a value
+    given per dimension, ``{2: ..., 3: ...}``, resolved)."""
+    return {key: value[ndim] if isinstance(value, dict) else value
+            for key, value in SYN_PRESETS[preset].items()}
 
 
 def check_stages(stages: Sequence[str] | str | None, transform: str) -> tuple[str, ...]:
@@ -186,7 +198,8 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
         information (any contrasts).
     preset : {"fast", "default", "accurate"}
         SyN pyramid, iterations and regularisation (:data:`SYN_PRESETS`; sigmas in
-        mm; the preset's CC ``radius`` applies to ``syn_metric="cc"`` only).
+        mm; CC's exact gradient for 2D images, its centre term for 3D; the preset's
+        CC ``radius`` and ``gradient`` apply to ``syn_metric="cc"`` only).
     fixed_mask, moving_mask : Image, ndarray or path, optional
         Non-zero voxels drive the metric; same grid as their image; NaN is refused.
         Both drive every stage (SyN uses the points inside both masks).
@@ -279,11 +292,12 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
                            stage="affine_options")
     syn = None
     if transform == "syn":
-        preset_options = dict(SYN_PRESETS[preset])
-        if "radius" not in (accepted_options(SYN_METRICS[syn_metric]) or ("radius",)):
-            preset_options.pop("radius", None)  # a preset's window is CC's
+        chosen = preset_options(preset, fixed.ndim)
+        for key in ("radius", "gradient"):  # a preset's window and gradient are CC's
+            if key not in (accepted_options(SYN_METRICS[syn_metric]) or (key,)):
+                chosen.pop(key, None)
         syn = SymmetricDiffeomorphicRegistration(
-            syn_metric, num_threads=num_threads, **{**preset_options, **syn_options})
+            syn_metric, num_threads=num_threads, **{**chosen, **syn_options})
         syn.check_grid(fixed)
     seconds = {}
     t0 = time.perf_counter()

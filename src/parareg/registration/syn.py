@@ -68,10 +68,10 @@ def _check_sigma(value, *, name: str) -> float:
     return value
 
 
-def _syn_metric(metric, *, radius, bins) -> SyNMetric:
+def _syn_metric(metric, *, radius, bins, gradient=None) -> SyNMetric:
     """The metric a name (any case) and its options give; a metric object as it is."""
     if isinstance(metric, SyNMetric):
-        for option, value in (("radius", radius), ("bins", bins)):
+        for option, value in (("radius", radius), ("bins", bins), ("gradient", gradient)):
             if value is not None:
                 raise ValueError(f"{option}={value!r} is an option of a metric given by name; "
                                  f"the metric object {metric!r} has its own: set it there "
@@ -79,7 +79,7 @@ def _syn_metric(metric, *, radius, bins) -> SyNMetric:
         return metric
     if radius is None and isinstance(metric, str) and metric.casefold() == "cc":
         radius = DEFAULT_CC_RADIUS
-    return get_syn_metric(metric, radius=radius, bins=bins)
+    return get_syn_metric(metric, radius=radius, bins=bins, gradient=gradient)
 
 
 def _zero_boundary(field: np.ndarray) -> None:
@@ -122,6 +122,9 @@ class SymmetricDiffeomorphicRegistration:
     bins : int, optional
         Histogram bins for ``metric="mi"`` (default 32); the other metrics
         refuse it.
+    gradient : {"center", "exact"}, optional
+        CC's update (:class:`parareg.metrics.syn_cc.CCMetric`; default
+        ``"center"``); only for ``metric="cc"``: the other metrics refuse it.
     step : float
         Largest update displacement per iteration, in voxels.
     update_sigma, field_sigma : float
@@ -149,8 +152,9 @@ class SymmetricDiffeomorphicRegistration:
                  sigma_units: str = "voxels",
                  convergence: tuple[float, int] = (1e-4, 10), inversion_iterations: int = 20,
                  num_threads: int | None = None,
-                 callback: Callable[[dict], None] | None = None):
-        self.metric = _syn_metric(metric, radius=radius, bins=bins)
+                 callback: Callable[[dict], None] | None = None,
+                 gradient: str | None = None):
+        self.metric = _syn_metric(metric, radius=radius, bins=bins, gradient=gradient)
         self.levels = check_levels(levels)
         step = float(step)
         if not np.isfinite(step) or step <= 0:
@@ -391,7 +395,8 @@ def syn_registration(fixed: ImageLike, moving: ImageLike, *, metric: str | SyNMe
                      num_threads: int | None = None,
                      callback: Callable[[dict], None] | None = None,
                      fixed_affine: MatrixLike | None = None,
-                     moving_affine: MatrixLike | None = None) -> DiffeomorphicMap:
+                     moving_affine: MatrixLike | None = None,
+                     gradient: str | None = None) -> DiffeomorphicMap:
     """Symmetric diffeomorphic registration of ``moving`` to ``fixed``.
 
     Parameters
@@ -408,6 +413,8 @@ def syn_registration(fixed: ImageLike, moving: ImageLike, *, metric: str | SyNMe
         CC window radius in voxels (default 2); refused by the other metrics.
     bins : int, optional
         Histogram bins of ``"mi"`` (default 32); refused by the other metrics.
+    gradient : {"center", "exact"}, optional
+        CC's update (default ``"center"``); refused by the other metrics.
     step : float
         Largest update per iteration, voxels.
     update_sigma, field_sigma : float
@@ -442,7 +449,7 @@ def syn_registration(fixed: ImageLike, moving: ImageLike, *, metric: str | SyNMe
     registration = SymmetricDiffeomorphicRegistration(
         metric, levels=levels, radius=radius, bins=bins, step=step, update_sigma=update_sigma,
         field_sigma=field_sigma, sigma_units=sigma_units, convergence=convergence,
-        num_threads=num_threads, callback=callback)
+        num_threads=num_threads, callback=callback, gradient=gradient)
     return registration.optimize(fixed, moving, prealign=prealign, fixed_mask=fixed_mask,
                                  moving_mask=moving_mask,
                                  fixed_affine=fixed_affine, moving_affine=moving_affine)
