@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from parareg.kernels.fusion import jlf_weights_3d
-from parareg.population.fusion import (_jlf, _offsets, _patch_sums, _ranks, check_fusion,
+from parareg.population.fusion import (_jlf, _jlf_weights, _offsets, _ranks, check_fusion,
                                        joint_label_fusion, majority_vote)
 from .reference.fusion_reference import box_offsets, jlf_twin, majority_twin
 
@@ -81,16 +80,10 @@ def test_jlf_weights_offsets_labels_equal_numpy_twin(shape, patch, search, beta)
     pad = (patch,) * ndim + (0,) * (3 - ndim)
     srch = (search,) * ndim + (0,) * (3 - ndim)
     stack = np.stack([a.reshape(lift) for a in atlases])
-    w = np.empty((*lift, 3))
-    b = np.empty((*lift, 3), dtype=np.int32)
-    p_off, s_off = _offsets(pad), _offsets(srch, np.ones(3))
+    s_off = _offsets(srch, np.ones(3))
     assert [tuple(o[:ndim]) for o in s_off] == box_offsets((search,) * ndim)
-    n_patch = len(p_off)
-    sums, squares = _patch_sums(stack, pad)
-    jlf_weights_3d(target.reshape(lift), stack, sums, squares, np.ones(lift, np.uint8), p_off,
-                   np.array(pad), s_off, np.array(srch), 0.1, beta, w, b, np.empty(n_patch),
-                   np.empty(n_patch, np.uint8), np.empty((3, n_patch)), np.empty(n_patch),
-                   np.empty(n_patch, np.uint8), np.empty((3, 3)), 0, lift[0])
+    w, b = _jlf_weights(target.reshape(lift), stack, np.ones(lift, np.uint8), pad, srch, 0.1,
+                        beta, np.ones(3), 1)
     np.testing.assert_allclose(w.reshape(*shape, 3), weights, atol=1e-6)
     np.testing.assert_array_equal(b.reshape(*shape, 3), best)
 

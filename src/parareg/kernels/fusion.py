@@ -172,41 +172,136 @@ def _solve_ones(m, w, n):
 
 
 @helper
-def _interior_score(atlas, a, ci, cj, ck, radius, target_norm, sx, sxx, n):
-    """:func:`_match_score` where the whole patch is inside the image: the patch sums of
-    the atlas (``sx``, ``sxx``) come precomputed, the loops need no bounds checks."""
-    ri, rj, rk = radius[0], radius[1], radius[2]
-    sxy = 0.0
-    p = 0
-    for di in range(-ri, ri + 1):
-        for dj in range(-rj, rj + 1):
-            row = atlas[a, ci + di, cj + dj]
-            for dk in range(-rk, rk + 1):
-                sxy += np.float64(row[ck + dk]) * target_norm[p]
-                p += 1
-    var = sxx - sx * sx / n
-    if var < 1e-6:
-        var = 1e-6
-    measure = sxy * sxy / var
-    return -measure if sxy > 0.0 else measure
+def _search_one(atlases, a, i, j, k, patch, search, target_norm, target_valid, nx, ny, nz):
+    """Index of atlas ``a``'s best search offset for the voxel (i, j, k), patch by patch."""
+    score = np.inf
+    chosen = 0
+    for s in range(search.shape[0]):
+        ci = i + search[s, 0]
+        cj = j + search[s, 1]
+        ck = k + search[s, 2]
+        if not _inside(ci, cj, ck, nx, ny, nz):
+            continue
+        value = _match_score(atlases, a, ci, cj, ck, patch, target_norm, target_valid,
+                             nx, ny, nz)
+        if value < score:
+            score = value
+            chosen = s
+    return chosen
 
 
 @kernel
-def jlf_weights_3d(target, atlases, box_sum, box_squares, centres, patch, patch_radius, search,
-                   search_radius, alpha, beta, weights, best, target_values, target_valid,
-                   diffs, atlas_values, atlas_valid, m, start, stop):
-    """Pass 1 of joint label fusion: each centre voxel's atlas weights and best offsets.
+def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, search,
+                  search_radius, best, score, mean, sd, q, rows_k, rows_jk, start, stop):
+    """Pass 1a of joint label fusion: the best search offset of every interior centre voxel.
+
+    Interior voxels are those whose every search patch lies inside the image
+    (``patch_radius + search_radius`` from each edge); for them the Pearson
+    score of ANTs (see :func:`_match_score`) is computed offset by offset
+    for the whole slab: the sums ``sum_p atlas(x + s + p) * target(x + p)``
+    are box sums of the product image (three separable passes), the atlas's
+    patch sums come from ``box_sum`` / ``box_squares`` (``(A, X, Y, Z)``
+    float64). Offsets are tried in the order of ``search`` with a strict
+    ``<``, so the first best one wins, as in the voxel-by-voxel search.
+    Writes ``best[i, j, k, a]`` of interior centres in rows ``[start,
+    stop)`` only. Scratch (float64): ``score``, ``mean``, ``sd`` shaped
+    ``(stop - start, Y, Z)``; ``q``, ``rows_k``, ``rows_jk`` shaped
+    ``(stop - start + 2 * patch_radius[0], Y, Z)``.
+    """
+    n_atlases, nx, ny, nz = atlases.shape
+    ri, rj, rk = patch_radius[0], patch_radius[1], patch_radius[2]
+    si_max, sj_max, sk_max = search_radius[0], search_radius[1], search_radius[2]
+    i0 = max(start, ri + si_max)
+    i1 = min(stop, nx - ri - si_max)
+    j0, j1 = rj + sj_max, ny - rj - sj_max
+    k0, k1 = rk + sk_max, nz - rk - sk_max
+    if i0 >= i1 or j0 >= j1 or k0 >= k1:
+        return
+    n_patch = (2 * ri + 1) * (2 * rj + 1) * (2 * rk + 1)
+    lo = i0 - ri  # first row of q
+    any_centre = False
+    for i in range(i0, i1):  # the target's patch mean and (floored) standard deviation
+        for j in range(j0, j1):
+            for k in range(k0, k1):
+                if centres[i, j, k] == 0:
+                    continue
+                any_centre = True
+                total = 0.0
+                squares = 0.0
+                for di in range(-ri, ri + 1):
+                    for dj in range(-rj, rj + 1):
+                        for dk in range(-rk, rk + 1):
+                            v = np.float64(target[i + di, j + dj, k + dk])
+                            total += v
+                            squares += v * v
+                mu = total / n_patch
+                var = (squares - n_patch * mu * mu) / (n_patch - 1)
+                dev = np.sqrt(var) if var > 0.0 else 0.0
+                mean[i - start, j, k] = mu
+                sd[i - start, j, k] = dev if dev > 1.0 else 1.0
+    if not any_centre:
+        return
+    for a in range(n_atlases):
+        for i in range(i0, i1):
+            for j in range(j0, j1):
+                for k in range(k0, k1):
+                    score[i - start, j, k] = np.inf
+        for s in range(search.shape[0]):
+            oi, oj, ok = search[s, 0], search[s, 1], search[s, 2]
+            for zi in range(lo, i1 + ri):  # q = atlas(z + s) * target(z)
+                for zj in range(j0 - rj, j1 + rj):
+                    for zk in range(k0 - rk, k1 + rk):
+                        q[zi - lo, zj, zk] = (np.float64(atlases[a, zi + oi, zj + oj, zk + ok])
+                                              * np.float64(target[zi, zj, zk]))
+            for zi in range(lo, i1 + ri):  # box sums along k, then j
+                for zj in range(j0 - rj, j1 + rj):
+                    for zk in range(k0, k1):
+                        acc = 0.0
+                        for dk in range(-rk, rk + 1):
+                            acc += q[zi - lo, zj, zk + dk]
+                        rows_k[zi - lo, zj, zk] = acc
+                for zj in range(j0, j1):
+                    for zk in range(k0, k1):
+                        acc = 0.0
+                        for dj in range(-rj, rj + 1):
+                            acc += rows_k[zi - lo, zj + dj, zk]
+                        rows_jk[zi - lo, zj, zk] = acc
+            for i in range(i0, i1):  # along i, and the score
+                for j in range(j0, j1):
+                    for k in range(k0, k1):
+                        if centres[i, j, k] == 0:
+                            continue
+                        cross = 0.0
+                        for di in range(-ri, ri + 1):
+                            cross += rows_jk[i + di - lo, j, k]
+                        sx = box_sum[a, i + oi, j + oj, k + ok]
+                        sxx = box_squares[a, i + oi, j + oj, k + ok]
+                        sxy = (cross - mean[i - start, j, k] * sx) / sd[i - start, j, k]
+                        var = sxx - sx * sx / n_patch
+                        if var < 1e-6:
+                            var = 1e-6
+                        measure = sxy * sxy / var
+                        value = -measure if sxy > 0.0 else measure
+                        if value < score[i - start, j, k]:
+                            score[i - start, j, k] = value
+                            best[i, j, k, a] = s
+
+
+@kernel
+def jlf_weights_3d(target, atlases, centres, patch, patch_radius, search, search_radius, alpha,
+                   beta, weights, best, target_values, target_valid, diffs, atlas_values,
+                   atlas_valid, m, start, stop):
+    """Pass 1b of joint label fusion: each centre voxel's atlas weights.
 
     ``target`` ``(X, Y, Z)`` float32, ``atlases`` ``(A, X, Y, Z)`` float32,
     ``centres`` ``(X, Y, Z)`` uint8 (0: skip the voxel, weights 0),
     ``patch`` ``(P, 3)`` int64 offsets in raster order (the box of
     ``patch_radius``, 3 int64) and ``search`` ``(S, 3)`` (the box of
-    ``search_radius``, sorted by distance, the zero offset first);
-    ``box_sum`` and ``box_squares`` ``(A, X, Y, Z)`` float64, each atlas's
-    sums of values and squares over the patch around each voxel (used where
-    every patch of the search lies inside the image). Writes
-    ``weights[i, j, k, a]`` (float64, summing to 1 over ``a``) and
-    ``best[i, j, k, a]`` (int32 index into ``search``). Scratch:
+    ``search_radius``, sorted by distance, the zero offset first). The best
+    offsets ``best[i, j, k, a]`` (int32 index into ``search``) of interior
+    voxels come from :func:`jlf_search_3d`; the others are searched here
+    voxel by voxel (and written). Writes ``weights[i, j, k, a]`` (float64,
+    summing to 1 over ``a``; 0 where ``centres`` is 0). Scratch:
     ``target_values``, ``atlas_values`` ``(P,)`` float64, ``target_valid``,
     ``atlas_valid`` ``(P,)`` uint8, ``diffs`` ``(A, P)`` and ``m``
     ``(A, A)`` float64.
@@ -234,24 +329,9 @@ def jlf_weights_3d(target, atlases, box_sum, box_squares, centres, patch, patch_
                 interior = (reach_i <= i < nx - reach_i and reach_j <= j < ny - reach_j
                             and reach_k <= k < nz - reach_k)
                 for a in range(n_atlases):
-                    score = np.inf
-                    chosen = 0
-                    for s in range(search.shape[0]):
-                        ci = i + search[s, 0]
-                        cj = j + search[s, 1]
-                        ck = k + search[s, 2]
-                        if interior:
-                            value = _interior_score(atlases, a, ci, cj, ck, patch_radius,
-                                                    target_values, box_sum[a, ci, cj, ck],
-                                                    box_squares[a, ci, cj, ck], n_patch)
-                        elif _inside(ci, cj, ck, nx, ny, nz):
-                            value = _match_score(atlases, a, ci, cj, ck, patch, target_values,
-                                                 target_valid, nx, ny, nz)
-                        else:
-                            continue
-                        if value < score:
-                            score = value
-                            chosen = s
+                    chosen = best[i, j, k, a] if interior else _search_one(
+                        atlases, a, i, j, k, patch, search, target_values, target_valid,
+                        nx, ny, nz)
                     best[i, j, k, a] = chosen
                     ci = i + search[chosen, 0]
                     cj = j + search[chosen, 1]

@@ -61,10 +61,10 @@ import numpy as np
 from .._config import DEFAULT_GRAIN_VOXELS, as_index
 from ..image import check_array
 from ..kernels.lift import lift_array
-from ..parallel import axis0_ranges, for_each_unit, resolve_num_threads
+from ..parallel import axis0_ranges, for_each_unit, partition_range, resolve_num_threads
 
 #: voxels per work unit of JLF's weight pass (each voxel costs atlases x search x patch)
-JLF_GRAIN_VOXELS = 2048
+JLF_GRAIN_VOXELS = 4096
 #: ANTs' antsJointFusion defaults
 DEFAULT_PATCH_RADIUS = 2
 DEFAULT_SEARCH_RADIUS = 3
@@ -312,6 +312,41 @@ def _patch_sums(stack, patch):
     return box_sum, box_squares
 
 
+def _jlf_weights(target3, stack, centres, patch, search, alpha, beta, spacing, num_threads):
+    """Pass 1 of JLF on 3D-lifted arrays: ``(weights, best)``, shape ``(X, Y, Z, A)`` each
+    (float64 weights; int32 indices into the search offsets)."""
+    from ..kernels.fusion import jlf_search_3d, jlf_weights_3d
+
+    shape3 = target3.shape
+    n_atlases = stack.shape[0]
+    patch_offsets = _offsets(patch)
+    search_offsets = _offsets(search, spacing)
+    n_patch = len(patch_offsets)
+    box_sum, box_squares = _patch_sums(stack, patch)
+    patch_radius = np.array(patch, dtype=np.int64)
+    search_radius = np.array(search, dtype=np.int64)
+    weights = np.empty((*shape3, n_atlases), dtype=np.float64)
+    best = np.zeros((*shape3, n_atlases), dtype=np.int32)
+    # units of whole rows, at least 2 patches thick (the box sums' halo is a patch radius)
+    rows = max(2 * (2 * patch[0] + 1), -(-JLF_GRAIN_VOXELS // int(np.prod(shape3[1:]))))
+
+    def weigh(unit, start, stop):
+        plane = (stop - start, *shape3[1:])
+        halo = (stop - start + 2 * patch[0], *shape3[1:])
+        jlf_search_3d(target3, stack, box_sum, box_squares, centres, patch_radius,
+                      search_offsets, search_radius, best, np.empty(plane), np.empty(plane),
+                      np.empty(plane), np.empty(halo), np.empty(halo), np.empty(halo),
+                      start, stop)
+        jlf_weights_3d(target3, stack, centres, patch_offsets, patch_radius, search_offsets,
+                       search_radius, alpha, beta, weights, best, np.empty(n_patch),
+                       np.empty(n_patch, dtype=np.uint8), np.empty((n_atlases, n_patch)),
+                       np.empty(n_patch), np.empty(n_patch, dtype=np.uint8),
+                       np.empty((n_atlases, n_atlases)), start, stop)
+
+    for_each_unit(weigh, partition_range(0, shape3[0], grain=rows), num_threads=num_threads)
+    return weights, best
+
+
 def _jlf(target, images, label_arrays, patch, search, alpha, beta, posteriors, spacing,
          num_threads, *, restrict: bool) -> FusionResult:
     """The driver of :func:`joint_label_fusion`: both passes over axis-0 slabs.
@@ -321,16 +356,13 @@ def _jlf(target, images, label_arrays, patch, search, alpha, beta, posteriors, s
     """
     from scipy import ndimage
 
-    from ..kernels.fusion import jlf_vote_3d, jlf_weights_3d
+    from ..kernels.fusion import jlf_vote_3d
 
     ndim = target.ndim
     values, ranks, background = _ranks(label_arrays)
     target3 = np.ascontiguousarray(lift_array(target, ndim), dtype=np.float32)
     stack = np.ascontiguousarray(np.stack([lift_array(a, ndim) for a in images]))
     shape3 = target3.shape
-    n_atlases = len(images)
-    patch_offsets = _offsets(patch)
-    search_offsets = _offsets(search, spacing)
     if restrict and background >= 0:
         labelled = (ranks != background).any(axis=0)
         size = [2 * (p + s) + 1 for p, s in zip(patch, search)]
@@ -338,21 +370,10 @@ def _jlf(target, images, label_arrays, patch, search, alpha, beta, posteriors, s
     else:
         centres = np.ones(shape3, dtype=np.uint8)
     centres = np.ascontiguousarray(centres, dtype=np.uint8)
-    weights = np.empty((*shape3, n_atlases), dtype=np.float64)
-    best = np.empty((*shape3, n_atlases), dtype=np.int32)
-    n_patch = len(patch_offsets)
-    box_sum, box_squares = _patch_sums(stack, patch)
-    patch_radius = np.array(patch, dtype=np.int64)
-    search_radius = np.array(search, dtype=np.int64)
-
-    def weigh(unit, start, stop):
-        jlf_weights_3d(target3, stack, box_sum, box_squares, centres, patch_offsets,
-                       patch_radius, search_offsets, search_radius, alpha, beta, weights, best, np.empty(n_patch), np.empty(n_patch, dtype=np.uint8),
-                       np.empty((n_atlases, n_patch)), np.empty(n_patch),
-                       np.empty(n_patch, dtype=np.uint8), np.empty((n_atlases, n_atlases)),
-                       start, stop)
-
-    for_each_unit(weigh, axis0_ranges(shape3, grain=JLF_GRAIN_VOXELS), num_threads=num_threads)
+    weights, best = _jlf_weights(target3, stack, centres, patch, search, alpha, beta, spacing,
+                                 num_threads)
+    patch_offsets = _offsets(patch)
+    search_offsets = _offsets(search, spacing)
     fused = np.empty(shape3, dtype=np.int32)
     n_labels = len(values)
     post = np.zeros((*shape3, n_labels) if posteriors else (1, 1, 1, 1), dtype=np.float32)
