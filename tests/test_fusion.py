@@ -98,18 +98,20 @@ def test_jlf_identical_bits_at_1_2_3_threads():
         np.testing.assert_array_equal(run.posteriors, runs[0].posteriors)
 
 
-def test_jlf_skipping_far_background_changes_nothing():
-    shape = (40, 36)
+@pytest.mark.parametrize("offset", [0, 1])  # with background 0, and without any label 0
+def test_jlf_skipping_voxels_that_see_one_label_changes_nothing(offset):
+    shape = (60, 50)
     target, atlases = _images(shape, 3, seed=7)
-    maps = [np.zeros(shape, np.int32) for _ in range(3)]
+    maps = [np.full(shape, offset, np.int32) for _ in range(3)]
     for i, m in enumerate(maps):
-        m[15 + i:24, 12:22 - i] = 2
-        m[18:20, 14:16] = 5
+        m[12 + i:45, 10:40 - i] = 2
+        m[25:29, 20:23] = 5
     args = (target, atlases, maps, (2, 2, 0), (2, 2, 0), 0.1, 2.0, True, np.ones(3), 2)
     full = _jlf(*args, restrict=False)
     fast = _jlf(*args, restrict=True)
     np.testing.assert_array_equal(fast.labels, full.labels)
     np.testing.assert_array_equal(fast.posteriors, full.posteriors)
+    assert (full.labels == 2).sum() > 500
 
 
 def test_jlf_with_identical_atlases_returns_their_labels():

@@ -373,7 +373,7 @@ def jlf_weights_3d(target, atlases, centres, patch, patch_radius, search, search
 
 
 @kernel
-def jlf_vote_3d(ranks, weights, best, centres, patch, search, n_labels, background,
+def jlf_vote_3d(ranks, weights, best, centres, patch, search, n_labels, fallback,
                 posteriors, with_posteriors, fused, acc, touched, start, stop):
     """Pass 2 of joint label fusion: every output voxel gathers the weighted votes.
 
@@ -382,8 +382,8 @@ def jlf_vote_3d(ranks, weights, best, centres, patch, search, n_labels, backgrou
     ``fused`` ``(X, Y, Z)`` int32 ranks (ties: the smallest rank) and, when
     ``with_posteriors``, the posteriors ``(X, Y, Z, n_labels)`` float32 of
     the labels that got votes (the driver zeroes the array). A voxel
-    without any vote gets rank ``background`` (the rank of label 0, or -1)
-    with posterior 1. Scratch: ``acc`` ``(n_labels,)`` float64, ``touched``
+    without any vote gets rank ``fallback[i, j, k]`` (int32) with posterior
+    1 (none when it is -1). Scratch: ``acc`` ``(n_labels,)`` float64, ``touched``
     ``(n_labels,)`` int64.
     """
     n_atlases, nx, ny, nz = ranks.shape
@@ -415,9 +415,10 @@ def jlf_vote_3d(ranks, weights, best, centres, patch, search, n_labels, backgrou
                         acc[r] += w
                         total += w
                 if not total > 0.0:
-                    fused[i, j, k] = background
-                    if with_posteriors and background >= 0:
-                        posteriors[i, j, k, background] = 1.0
+                    r = fallback[i, j, k]
+                    fused[i, j, k] = r
+                    if with_posteriors and r >= 0:
+                        posteriors[i, j, k, r] = 1.0
                     for t in range(n_touched):
                         acc[touched[t]] = 0.0
                     continue

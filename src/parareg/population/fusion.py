@@ -26,11 +26,12 @@ Where JLF differs from ANTs, and why:
   NaN makes ``M`` zero there, so boundary voxels get equal weights);
 * a singular ``M + alpha I`` (possible only with ``beta`` that is not an
   even integer) gives equal weights, where ANTs uses an SVD solve;
-* JLF runs only where it can change the answer: a voxel with no label
-  but 0 (background) in any atlas within ``search_radius`` is background
-  with posterior 1 (what the full computation gives), so centre voxels
-  farther than ``search_radius + patch_radius`` from every atlas label
-  are skipped.
+* JLF runs only where it can change the answer: a voxel where every atlas
+  has one and the same label within ``search_radius`` gets that label with
+  posterior 1 whatever the weights (all its votes go to it), so only
+  centre voxels within ``patch_radius`` of a voxel that sees two labels
+  are computed (the tests check that the result is the full
+  computation's, bit for bit).
 
 Intensities are used as given: as in ANTs, patch standard deviations are
 floored at 1 (intensity units), so images should span tens of units or
@@ -363,12 +364,17 @@ def _jlf(target, images, label_arrays, patch, search, alpha, beta, posteriors, s
     target3 = np.ascontiguousarray(lift_array(target, ndim), dtype=np.float32)
     stack = np.ascontiguousarray(np.stack([lift_array(a, ndim) for a in images]))
     shape3 = target3.shape
-    if restrict and background >= 0:
-        labelled = (ranks != background).any(axis=0)
-        size = [2 * (p + s) + 1 for p, s in zip(patch, search)]
-        centres = ndimage.maximum_filter(labelled.view(np.uint8), size=size, mode="constant")
+    if restrict:  # only centres whose patch holds a voxel that sees several labels
+        box = [2 * s + 1 for s in search]
+        low = np.min([ndimage.minimum_filter(r, box, mode="nearest") for r in ranks], axis=0)
+        high = np.max([ndimage.maximum_filter(r, box, mode="nearest") for r in ranks], axis=0)
+        uniform = low == high
+        centres = ndimage.maximum_filter((~uniform).view(np.uint8), [2 * p + 1 for p in patch],
+                                         mode="constant")
+        fallback = np.where(uniform, low, background).astype(np.int32)
     else:
         centres = np.ones(shape3, dtype=np.uint8)
+        fallback = np.full(shape3, background, dtype=np.int32)
     centres = np.ascontiguousarray(centres, dtype=np.uint8)
     weights, best = _jlf_weights(target3, stack, centres, patch, search, alpha, beta, spacing,
                                  num_threads)
@@ -380,7 +386,7 @@ def _jlf(target, images, label_arrays, patch, search, alpha, beta, posteriors, s
 
     def vote(unit, start, stop):
         jlf_vote_3d(ranks, weights, best, centres, patch_offsets, search_offsets, n_labels,
-                    background, post, posteriors, fused, np.empty(n_labels),
+                    fallback, post, posteriors, fused, np.empty(n_labels),
                     np.empty(n_labels, dtype=np.int64), start, stop)
 
     for_each_unit(vote, axis0_ranges(shape3, grain=DEFAULT_GRAIN_VOXELS),
