@@ -747,6 +747,67 @@ LATER: list[Case] = [
         _cache_dir_is_a_file, OSError, "NUMBA_CACHE_DIR"),
 ]
 
+
+def _batch(*jobs):
+    def call(folder):
+        from parareg.population import register_many
+
+        return register_many(jobs, out=folder / "batch_out")
+    return call
+
+
+def _job(name, fixed="fixed.nii.gz", moving="moving.nii.gz", **kwargs):
+    from parareg.population import Job
+
+    return Job(name, fixed, moving, **kwargs)
+
+
+def _template(images=("fixed.nii.gz", "moving.nii.gz"), **kwargs):
+    def call(folder):
+        import parareg
+
+        return parareg.template.build(list(images), out=folder / "template_out", **kwargs)
+    return call
+
+
+T = "parareg template (nothing runs, no cluster starts)"
+TP = "population: many registrations and templates (Python)"
+TEMPLATE: list[Case] = [
+    cli(T, "template-one-image", "a single image", "template fixed.nii.gz -o tpl",
+        "at least 2 images"),
+    cli(T, "template-no-output", "no -o", "template fixed.nii.gz moving.nii.gz", "-o/--output"),
+    cli(T, "template-mixed-dims", "a 3D and a 2D image",
+        "template fixed.nii.gz img2d.nii.gz -o tpl", "img2d.nii.gz.* is 2D but.*3D"),
+    cli(T, "template-missing-image", "an image that does not exist",
+        "template fixed.nii.gz no_such.nii.gz -o tpl", "no such file.*no_such.nii.gz"),
+    cli(T, "template-corrupt-image", "an image that is not NIfTI",
+        "template fixed.nii.gz corrupt.nii.gz -o tpl", "corrupt.nii.gz"),
+    cli(T, "template-iterations-0", "--iterations 0",
+        "template fixed.nii.gz moving.nii.gz -o tpl --iterations 0", "--iterations"),
+    cli(T, "template-workers-0", "--workers 0",
+        "template fixed.nii.gz moving.nii.gz -o tpl --workers 0", "--workers"),
+    cli(T, "template-gradient-step", "--gradient-step 1.5",
+        "template fixed.nii.gz moving.nii.gz -o tpl --gradient-step 1.5", "--gradient-step"),
+    api(TP, "batch-duplicate-names", "register_many with two jobs of one name",
+        _batch(_job("a"), _job("a")), ValueError, "unique"),
+    api(TP, "batch-unsafe-name", "a job named 'a/b' (names are folders)",
+        _batch(_job("a/b")), ValueError, "file name"),
+    api(TP, "batch-unknown-option", "a job with options={'metric': 'cc'}",
+        _batch(_job("a", options={"metric": "cc"})), ValueError, "not an option"),
+    api(TP, "batch-threads-option", "a job with options={'num_threads': 2} (the batch's)",
+        _batch(_job("a", options={"num_threads": 2})), ValueError, "num_threads"),
+    api(TP, "batch-mixed-dims", "a job of a 3D fixed and a 2D moving image",
+        _batch(_job("a", moving="img2d.nii.gz")), ValueError, "same dimensionality"),
+    api(TP, "batch-missing-image", "a job whose moving image does not exist",
+        _batch(_job("a", moving="no_such.nii.gz")), FileNotFoundError, "no_such.nii.gz"),
+    api(TP, "template-iterations-api", "template.build(iterations=0)",
+        _template(iterations=0), ValueError, "iterations"),
+    api(TP, "template-gradient-api", "template.build(gradient_step=0)",
+        _template(gradient_step=0), ValueError, "gradient_step"),
+    api(TP, "template-transform-api", "template.build(transform='bspline')",
+        _template(transform="bspline"), ValueError, "transform"),
+]
+
 SG = "multi-atlas segmentation (parareg segment): refused before any registration"
 SEG = "segment fixed.nii.gz -o seg.nii.gz"
 SEGMENT: list[Case] = [
@@ -782,7 +843,8 @@ SEGMENT: list[Case] = [
         "--output must end in .nii or .nii.gz"),
 ]
 
-CASES = REGISTER + APPLY + BENCH + OTHER + PYTHON + RESUME + PARALLEL + LATER + SEGMENT
+CASES = (REGISTER + APPLY + BENCH + OTHER + PYTHON + RESUME + PARALLEL + LATER + TEMPLATE
+         + SEGMENT)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -36,6 +36,9 @@ _LAZY = {
     "warmup": ".compilation",
 }
 
+#: public submodules reached as attributes (``parareg.template.build(...)``), imported on first use
+_SUBMODULES = {"template": ".population.template"}
+
 __all__ = sorted([*_LAZY, "__version__"])
 
 # numba's cache: safe for processes compiling at once, and usable from a read-only install
@@ -45,11 +48,15 @@ _numba_cache.install()
 def __getattr__(name):
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        if name not in _SUBMODULES:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = importlib.import_module(_SUBMODULES[name], __name__)
+        globals()[name] = value
+        return value
     value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value  # later look-ups skip this function
     return value
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

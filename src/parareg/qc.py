@@ -34,7 +34,7 @@ import numpy as np
 from .image import Image, as_image, check_array, check_matrix
 from .io.outputs import staging_in, write_file
 
-__all__ = ["checkerboard", "jacobian_figure", "qc_figure", "qc_summary"]
+__all__ = ["checkerboard", "jacobian_figure", "montage_figure", "qc_figure", "qc_summary"]
 
 _INSTALL_HINT = "pip install 'parareg[bench]' (or pip install matplotlib)"
 #: percentiles that window each image's intensities to black ... white
@@ -522,3 +522,69 @@ def jacobian_figure(jacobian, path, *, vox2world=None, title=None, slices=None,
     summary = _jacobian_text(jac)
     fig.suptitle(f"{title}\n{summary}" if title else summary, fontsize="medium")
     return _save(fig, path, fmt, dpi)
+
+
+def montage_figure(images, path, *, labels=None, title=None, slices=None, dpi=100,
+                   outputs=None) -> Path:
+    """Draw several images of one grid side by side (e.g. a template and the subjects
+    warped to it) and write the picture.
+
+    One column per image, one row per plane (axial, coronal, sagittal for 3D;
+    one for 2D); each image windowed by its own percentiles (see the module notes).
+
+    Parameters
+    ----------
+    images : sequence of Image or ndarray, shape (M, N[, P])
+        On one grid; the first one's ``vox2world`` orients the display.
+    path : str or path-like
+        Picture to write, atomically; the folder must exist.
+    labels : sequence of str, optional
+        Column headings, one per image.
+    title : str, optional
+    slices : tuple of 3 int, optional
+        Voxel ``(i, j, k)`` the planes pass through (3D only); the centre by default.
+    dpi : float, optional
+    outputs : parareg.io.OutputSet, optional
+        Stage the picture in this output set instead of writing it at once.
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> a = np.random.default_rng(0).random((30, 40))
+    >>> montage_figure([a, a[::-1]], os.path.join(tempfile.mkdtemp(), "m.png"),
+    ...                labels=["a", "flipped"]).suffix
+    '.png'
+    """
+    pairs = [_split(image, name=f"images[{i}]") for i, image in enumerate(images)]
+    if not pairs:
+        raise ValueError("images is empty; give at least one image")
+    shape = pairs[0][0].shape
+    for i, (data, _) in enumerate(pairs):
+        if data.shape != shape or data.ndim not in (2, 3):
+            raise ValueError(f"images[{i}] has shape {data.shape}; every image must be 2D or "
+                             f"3D on the grid of images[0], shape {shape}")
+    if labels is not None and len(labels) != len(pairs):
+        raise ValueError(f"labels has {len(labels)} entries for {len(pairs)} images")
+    vox2world = pairs[0][1] if pairs[0][1] is not None else np.eye(len(shape) + 1)
+    dpi = _check_dpi(dpi)
+    path, fmt = _check_path(path)
+    planes = _display_planes([_window(data) for data, _ in pairs], vox2world, slices)
+    figsize = (len(pairs) * _PANEL_INCHES * 0.8, len(planes) * _PANEL_INCHES * 0.8 + 0.6)
+    fig, _ = _new_figure(figsize=figsize, dpi=dpi)
+    axes = fig.subplots(len(planes), len(pairs), squeeze=False)
+    for row, (label, cut, aspect) in enumerate(planes):
+        axes[row, 0].set_ylabel(label)
+        for col, plane in enumerate(cut):
+            _plain(axes[row, col])
+            _show(axes[row, col], plane, aspect, cmap="gray", vmin=0.0, vmax=1.0)
+    for col in range(len(pairs)):
+        if labels is not None:
+            axes[0, col].set_title(str(labels[col]), fontsize="small")
+    if title:
+        fig.suptitle(title, fontsize="medium")
+    return _save(fig, path, fmt, dpi, outputs)

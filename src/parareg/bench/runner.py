@@ -44,7 +44,6 @@ remote cluster); everything is written on the client side.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
@@ -59,6 +58,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import _cluster
+from .._cluster import Progress, safe_name
 from . import task as task_module
 from .datasets import check_subjects, find_subjects, make_pairs, read_pairs_csv, sample_pairs
 from .methods import resolve_methods, settings_hash
@@ -70,20 +71,13 @@ PREALIGN = {"rigid": ("center_of_mass", "translation", "rigid")}
 THREAD_VARIABLES = ("PARAREG_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS",
                     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _LOG_TAIL = 4000
+#: shared with parareg.population.batch (parareg._cluster); the old private names stay
+_client = _cluster.cluster
+_positive = _cluster.check_positive
+_usable_cpus = _cluster.usable_cpus
+_worker_name = _cluster.worker_name
 
 __all__ = ["PREALIGN", "Progress", "StudyResult", "run", "safe_name"]
-
-
-@dataclass
-class Progress:
-    """What a ``progress`` callback receives after each finished task."""
-
-    done: int
-    total: int
-    failed: int
-    skipped: int
-    elapsed: float
-    row: dict | None = None
 
 
 @dataclass
@@ -100,32 +94,6 @@ class StudyResult:
     #: damaged rows of the earlier results (:class:`~parareg.bench.results.RejectedRow`),
     #: set aside in ``results.rejected.csv`` / ``per_label_dice.rejected.csv``
     rejected: list = field(default_factory=list)
-
-
-def safe_name(*parts) -> str:
-    """A file name from ``parts``: characters other than letters, digits, ``.-`` become ``_``.
-
-    >>> safe_name("sub-1", "sub-2", "parareg:syn")
-    'sub-1__sub-2__parareg_syn'
-    """
-    clean = ["".join(c if c.isalnum() or c in ".-" else "_" for c in str(p)) for p in parts]
-    return "__".join(clean)
-
-
-def _usable_cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _positive(value, name, *, allow_none=False, kind=int):
-    if value is None and allow_none:
-        return None
-    ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
-    if not ok or not value > 0:
-        raise ValueError(f"{name} must be a positive {'number' if kind is float else 'integer'}, "
-                         f"got {value!r}")
-    return value
 
 
 # ----------------------------------------------------------------------------------------------
@@ -203,41 +171,8 @@ def _kill(proc) -> None:
     proc.wait()
 
 
-def _worker_name() -> str:
-    try:
-        from distributed import get_worker
-
-        return str(get_worker().address)
-    except (ImportError, ValueError):
-        return f"pid {os.getpid()}"
-
-
 # ----------------------------------------------------------------------------------------------
 # the client side
-
-
-@contextlib.contextmanager
-def _client(scheduler, workers, threads_per_worker):
-    from distributed import Client, LocalCluster
-
-    if scheduler is not None:
-        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
-        try:
-            yield client
-        finally:
-            if client is not scheduler:
-                client.close()
-        return
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
-                           processes=True, dashboard_address=None)
-    try:
-        client = Client(cluster)
-        try:
-            yield client
-        finally:
-            client.close()
-    finally:
-        cluster.close()
 
 
 def _pairs(images, labels, pairs_csv, pair_mode, n_pairs, seed):

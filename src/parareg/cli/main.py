@@ -17,6 +17,7 @@ _ALL_COMMANDS = {
     "bench": ("bench", "run or resume a benchmark study (image pairs x methods)"),
     "scaling": ("scaling", "time one registration at 1..N threads and several image sizes"),
     "warmup": ("warmup", "compile every kernel ahead of time (container images, clusters)"),
+    "template": ("template", "build an unbiased population template on Dask (resumable)"),
     "segment": ("segment", "segment an image from labelled atlases: register each, fuse labels"),
 }
 #: the commands whose module is present in this installation

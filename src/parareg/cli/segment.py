@@ -133,7 +133,7 @@ def _run(args, console) -> int:
                          workers=args.workers, scheduler=args.scheduler,
                          posteriors=not args.no_posteriors, num_threads=args.threads,
                          progress=progress, **jlf)
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:  # the library's names as these options
         raise type(exc)(_cli_names(str(exc), args)) from exc
     console.print(f"fused {len(result.used)} atlases by {args.fusion} into {out} "
                   f"({len(result.label_values)} labels)")

@@ -100,19 +100,17 @@ def output_paths(out: PathLike) -> dict:
 
 def _read_labels(obj, *, name: str) -> Image:
     """A label map (path, Image or nibabel image) with integer labels, or a clear error."""
-    from ..image import Image, as_image
-    from ..io.nifti import load
+    from ..image import as_image
 
-    if isinstance(obj, (str, Path)):
-        try:
-            image = load(obj, labels=True)
-        except ValueError as exc:
-            raise ValueError(f"{name}: {exc}") from None
-    else:
-        image = obj if isinstance(obj, Image) else as_image(obj, name=name, labels=True)
-    if not np.issubdtype(image.data.dtype, np.integer):
-        raise ValueError(f"{name} must hold integer labels, got dtype {image.data.dtype}: "
-                         "give the atlas's label map (a segmentation), not an intensity image")
+    try:
+        image = as_image(obj, name=name, labels=True)
+    except ValueError as exc:
+        if "non-integer" not in str(exc):
+            raise
+        image = None
+    if image is None or not np.issubdtype(image.data.dtype, np.integer):
+        raise ValueError(f"{name} holds non-integer values: give the atlas's label map (a "
+                         "segmentation with integer labels), not an intensity image")
     return image
 
 
