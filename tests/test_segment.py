@@ -17,7 +17,8 @@ from parareg.bench.scoring import mean_dice
 from parareg.population.fusion import majority_vote
 from parareg.population.segment import AtlasExcludedWarning, segment
 
-from ._data import MINDBOGGLE, MINDBOGGLE_LABELS, needs_data
+from ._data import MINDBOGGLE_LABELS, needs_data
+from .test_population_batch import shrunk_slices
 
 pytestmark = needs_data
 N_ATLASES = 3
@@ -26,18 +27,7 @@ N_ATLASES = 3
 @pytest.fixture(scope="module")
 def slices(tmp_path_factory):
     """Target (slice 0) and atlases (slices 1..3), shrunk 2x, with labels, as files."""
-    import parareg
-    from parareg.bench.task import shrink
-
-    folder = tmp_path_factory.mktemp("slices")
-    images, labels = [], []
-    for i in range(N_ATLASES + 1):
-        for source, dest, is_labels in ((MINDBOGGLE[i], images, False),
-                                        (MINDBOGGLE_LABELS[i], labels, True)):
-            path = folder / f"{'lab' if is_labels else 'img'}{i}.nii.gz"
-            parareg.save(shrink(parareg.load(source, labels=is_labels), 2), path)
-            dest.append(path)
-    return images, labels
+    return shrunk_slices(tmp_path_factory.mktemp("slices"), N_ATLASES + 1, factor=2)
 
 
 @pytest.fixture(scope="module")
