@@ -13,7 +13,9 @@ work unit; their contents on entry do not matter.
 Joint label fusion follows ITK/ANTs' ``WeightedVotingFusionImageFilter``
 in two passes:
 
-1. :func:`jlf_weights_3d`, per centre voxel ``x``: the target patch is
+1. :func:`jlf_search_3d` (interior voxels, offset by offset over a slab)
+   and :func:`jlf_weights_3d` (the rest, voxel by voxel, then the weights
+   of every centre voxel ``x``): the target patch is
    normalised (mean 0, standard deviation floored at 1, as ANTs); in each
    atlas the search offset whose patch matches best (ANTs' Pearson score:
    ``-sxy**2 / var(atlas patch)`` when the correlation is positive, over
