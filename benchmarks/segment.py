@@ -241,7 +241,7 @@ def main(argv=None) -> int:
 
     cluster = None
     if "parareg" in methods:
-        from parareg.population.batch import Cluster
+        from parareg.population import Cluster
 
         cluster = Cluster(workers=workers, threads_per_worker=1, task_threads=1)
     try:
