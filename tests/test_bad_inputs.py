@@ -849,8 +849,43 @@ TEMPLATE: list[Case] = [
         _template(transform="bspline"), ValueError, "transform"),
 ]
 
+SG = "multi-atlas segmentation (parareg segment): refused before any registration"
+SEG = "segment fixed.nii.gz -o seg.nii.gz"
+SEGMENT: list[Case] = [
+    cli(SG, "segment-atlas-2d", "a 2D atlas for a 3D target",
+        f"{SEG} --atlases img2d.nii.gz --labels mask.nii.gz", "--atlases img2d.nii.gz is 2D"),
+    cli(SG, "segment-atlas-unreadable", "an unreadable (corrupt) atlas",
+        f"{SEG} --atlases corrupt.nii.gz --labels mask.nii.gz", "corrupt.nii.gz"),
+    cli(SG, "segment-labels-missing", "an atlas without labels (2 --atlases, 1 --labels)",
+        f"{SEG} --atlases moving.nii.gz fixed.nii.gz --labels mask.nii.gz",
+        "2 --atlases but 1 --labels"),
+    cli(SG, "segment-labels-file-missing", "a --labels file that does not exist",
+        f"{SEG} --atlases moving.nii.gz --labels no_such_labels.nii.gz",
+        "no such file.*no_such_labels.nii.gz"),
+    cli(SG, "segment-labels-not-integer", "labels that are intensities (float noise)",
+        f"{SEG} --atlases moving.nii.gz --labels moving.nii.gz", "--labels moving.nii.gz"),
+    cli(SG, "segment-labels-other-grid", "labels on another grid than their atlas",
+        f"{SEG} --atlases moving.nii.gz --labels mask_small.nii.gz", "atlas's grid"),
+    cli(SG, "segment-fusion-unknown", "--fusion staple",
+        f"{SEG} --atlases moving.nii.gz --labels mask.nii.gz --fusion staple", "--fusion"),
+    cli(SG, "segment-patch-radius-0", "--patch-radius 0",
+        f"{SEG} --atlases moving.nii.gz --labels mask.nii.gz --fusion jlf --patch-radius 0",
+        "--patch-radius"),
+    cli(SG, "segment-search-radius-negative", "--search-radius -1",
+        f"{SEG} --atlases moving.nii.gz --labels mask.nii.gz --fusion jlf --search-radius=-1",
+        "--search-radius"),
+    cli(SG, "segment-beta-0", "--beta 0",
+        f"{SEG} --atlases moving.nii.gz --labels mask.nii.gz --fusion jlf --beta 0", "--beta"),
+    cli(SG, "segment-jlf-option-for-majority", "--patch-radius with --fusion majority",
+        f"{SEG} --atlases moving.nii.gz --labels mask.nii.gz --patch-radius 3",
+        "--patch-radius set joint label fusion"),
+    cli(SG, "segment-output-not-nifti", "-o seg.png",
+        "segment fixed.nii.gz -o seg.png --atlases moving.nii.gz --labels mask.nii.gz",
+        "--output must end in .nii or .nii.gz"),
+]
+
 CASES = (REGISTER + APPLY + BENCH + OTHER + PYTHON + RESUME + PARALLEL + LATER + INIT
-         + TEMPLATE)
+         + TEMPLATE + SEGMENT)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ _LAZY = {
     "register": ".registration",
     "resample": ".resampling",
     "save": ".io.nifti",
+    "segment": ".population.segment",
     "set_num_threads": ".parallel",
     "syn_registration": ".registration",
     "threads": ".parallel",

@@ -18,6 +18,7 @@ _ALL_COMMANDS = {
     "scaling": ("scaling", "time one registration at 1..N threads and several image sizes"),
     "warmup": ("warmup", "compile every kernel ahead of time (container images, clusters)"),
     "template": ("template", "build an unbiased population template on Dask (resumable)"),
+    "segment": ("segment", "segment an image from labelled atlases: register each, fuse labels"),
 }
 #: the commands whose module is present in this installation
 COMMANDS = {name: entry for name, entry in _ALL_COMMANDS.items()

@@ -1,0 +1,287 @@
+"""Leave-one-out multi-atlas segmentation: parareg (majority vote, JLF) vs ANTs (SyN + JLF).
+
+Each target subject is segmented from the others of its data set:
+
+* Mindboggle 2D slices (12, manual DKT31 + aseg labels): each from the other 11;
+* IXI 2 mm T1s (6, DLMUSE labels): each from the other 5.
+
+Methods, all from the same atlases:
+
+``parareg-majority`` / ``parareg-jlf``
+    :func:`parareg.population.segment.segment` (SyN, ``--preset``; labels by
+    GenericLabel) on a local Dask cluster of ``--workers`` processes shared
+    by all targets; majority vote, then joint label fusion from the same
+    (resumed) registrations. Times: the majority call (registrations,
+    warped images read back, fusion) and, for JLF, that plus the JLF call.
+``ants-majority`` / ``ants-jlf``
+    ``ants.registration(type_of_transform=--ants-transform)`` per atlas,
+    labels by ``apply_transforms(interpolator="genericLabel")``, then
+    ``ants.joint_label_fusion`` (beta, rho = alpha, patch and search radius
+    as parareg's) inside a mask of the warped labels dilated by patch +
+    search radius (outside it JLF can only give background); majority vote
+    of the same warped labels by parareg's ``majority_vote`` (untimed).
+    ANTs runs in this process with ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``
+    = ``--threads``.
+
+Dice is the mean over the target's own non-zero labels (a label missing from
+the result scores 0). parareg's kernels are compiled by an untimed warm-up
+segmentation first.
+
+Usage::
+
+    python benchmarks/segment.py --dataset mindboggle --targets 2 --atlases 3   # smoke run
+    python benchmarks/segment.py --dataset both                                 # the full study
+
+Writes ``segment.json`` (settings, machine, versions, rows) and ``segment.md``
+(the table, also printed) into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+import _common
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+OUT = Path(__file__).resolve().parent / "out" / "segment"
+DATASETS = ("mindboggle", "ixi")
+METHODS = ("parareg", "ants")
+#: the issue's target: JLF Dice >= ANTs' JLF in <= 0.2x its time
+TARGET_TIME_RATIO = 0.2
+
+
+def subjects(dataset: str, data: Path) -> list[dict]:
+    """``[{"name", "image", "labels"}, ...]`` of one data set, sorted by name."""
+    if dataset == "mindboggle":
+        images = sorted((data / "mindboggle_2d" / "images").glob("*.nii.gz"))
+        labels = sorted((data / "mindboggle_2d" / "labels").glob("*.nii.gz"))
+    else:
+        images = sorted((data / "ixi_2mm" / "t1").glob("*.nii.gz"))
+        labels = sorted((data / "ixi_2mm" / "labels").glob("*.nii.gz"))
+    if not images or len(images) != len(labels):
+        raise SystemExit(f"{dataset}: found {len(images)} images and {len(labels)} label maps "
+                         f"under {data}")
+    return [{"name": p.name.split(".")[0], "image": p, "labels": q}
+            for p, q in zip(images, labels)]
+
+
+def mean_dice(result, truth) -> float:
+    from parareg.bench.scoring import mean_dice as dice
+
+    present = np.unique(truth)
+    return float(dice(truth, result, labels=present[present != 0]))
+
+
+def run_parareg(target, atlases, folder: Path, cluster, settings: dict, threads: int) -> list:
+    from parareg.population.segment import segment
+
+    truth = _load(target["labels"], labels=True)
+    common = {"preset": settings["preset"], "registrations": folder / "registrations",
+              "scheduler": cluster, "num_threads": threads, "posteriors": False}
+    images = [a["image"] for a in atlases]
+    labels = [a["labels"] for a in atlases]
+    t0 = time.perf_counter()
+    majority = segment(target["image"], images, labels, fusion="majority", **common)
+    t_majority = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jlf = segment(target["image"], images, labels, fusion="jlf", **settings["jlf"], **common)
+    t_jlf = time.perf_counter() - t0
+    return [{"method": "parareg-majority", "dice": mean_dice(majority.labels.data, truth),
+             "seconds": t_majority, "atlases_used": len(majority.used)},
+            {"method": "parareg-jlf", "dice": mean_dice(jlf.labels.data, truth),
+             "seconds": t_majority + t_jlf, "fusion_seconds": t_jlf,
+             "atlases_used": len(jlf.used)}]
+
+
+def _load(path, *, labels=False) -> np.ndarray:
+    import parareg
+
+    return parareg.load(path, labels=labels).data
+
+
+def run_ants(target, atlases, folder: Path, settings: dict, threads: int) -> list:
+    from scipy import ndimage
+
+    from parareg.population.fusion import majority_vote
+
+    truth = _load(target["labels"], labels=True)
+    jlf = settings["jlf"]
+    with _common_env(threads):
+        import ants
+
+        fixed = ants.image_read(str(target["image"]))
+        warped, warped_labels = [], []
+        t0 = time.perf_counter()
+        for i, atlas in enumerate(atlases):
+            moving = ants.image_read(str(atlas["image"]))
+            moving_labels = ants.image_read(str(atlas["labels"]), pixeltype="float")
+            out = ants.registration(fixed, moving, type_of_transform=settings["ants_transform"],
+                                    outprefix=str(folder / f"ants{i:02d}_"))
+            warped.append(out["warpedmovout"])
+            warped_labels.append(ants.apply_transforms(fixed, moving_labels,
+                                                       transformlist=out["fwdtransforms"],
+                                                       interpolator="genericLabel"))
+        t_reg = time.perf_counter() - t0
+        label_arrays = [np.rint(w.numpy()).astype(np.int32) for w in warped_labels]
+        grow = jlf["patch_radius"] + jlf["search_radius"]
+        mask = ndimage.maximum_filter(np.any(np.stack(label_arrays) != 0, axis=0)
+                                      .astype(np.float32), size=2 * grow + 1)
+        mask_image = fixed.new_image_like(mask)
+        t0 = time.perf_counter()
+        fused = ants.joint_label_fusion(fixed, mask_image, atlas_list=warped, beta=jlf["beta"],
+                                        rad=jlf["patch_radius"], label_list=warped_labels,
+                                        rho=jlf["alpha"], r_search=jlf["search_radius"])
+        t_fuse = time.perf_counter() - t0
+        segmentation = np.rint(fused["segmentation"].numpy()).astype(np.int32)
+    majority = majority_vote(label_arrays, posteriors=False).labels
+    return [{"method": "ants-majority", "dice": mean_dice(majority, truth), "seconds": t_reg,
+             "registration_seconds": t_reg},
+            {"method": "ants-jlf", "dice": mean_dice(segmentation, truth),
+             "seconds": t_reg + t_fuse, "registration_seconds": t_reg,
+             "fusion_seconds": t_fuse}]
+
+
+def _common_env(threads):
+    from parareg.bench.peers import ANTS_RANDOM_SEED, environment
+
+    return environment(ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=threads,
+                       ANTS_RANDOM_SEED=ANTS_RANDOM_SEED)
+
+
+def summarize(rows: list) -> list:
+    """One row per (dataset, method): targets, mean Dice, mean seconds per target."""
+    table = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            hits = [r for r in rows if r["dataset"] == dataset and r["method"] == method]
+            if not hits:
+                continue
+            table.append({"dataset": dataset, "method": method, "targets": len(hits),
+                          "atlases": hits[0]["atlases"],
+                          "dice": float(np.mean([r["dice"] for r in hits])),
+                          "seconds": float(np.mean([r["seconds"] for r in hits]))})
+    for row in table:
+        ants = [r for r in table if r["dataset"] == row["dataset"] and r["method"] == "ants-jlf"]
+        row["time_vs_ants_jlf"] = row["seconds"] / ants[0]["seconds"] if ants else None
+    return table
+
+
+def to_markdown(table: list, meta: dict) -> str:
+    lines = [f"Leave-one-out multi-atlas segmentation, {meta['threads']} threads "
+             f"(parareg: {meta['workers']} Dask workers), preset {meta['settings']['preset']!r}, "
+             f"ANTs {meta['settings']['ants_transform']!r}; JLF patch radius "
+             f"{meta['settings']['jlf']['patch_radius']}, search radius "
+             f"{meta['settings']['jlf']['search_radius']}, alpha "
+             f"{meta['settings']['jlf']['alpha']}, beta {meta['settings']['jlf']['beta']}.", ""]
+    rows = [[r["dataset"], r["method"], r["targets"], r["atlases"], f"{r['dice']:.3f}",
+             _common.format_time(r["seconds"]),
+             "" if r["time_vs_ants_jlf"] is None else f"{r['time_vs_ants_jlf']:.2f}x"]
+            for r in table]
+    lines.append(_common.markdown_table(
+        ["data", "method", "targets", "atlases each", "mean Dice", "time per target",
+         "time / ANTs JLF"], rows))
+    return "\n".join(lines)
+
+
+def _get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
+    parser.add_argument("--dataset", choices=(*DATASETS, "both"), default="both")
+    parser.add_argument("--targets", type=int, default=None,
+                        help="segment the first N subjects of each data set (all)")
+    parser.add_argument("--atlases", type=int, default=None,
+                        help="use at most N of the other subjects as atlases (all)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="comma-separated: parareg, ants (%(default)s)")
+    parser.add_argument("--preset", default="default", help="parareg SyN preset (%(default)s)")
+    parser.add_argument("--ants-transform", default="SyN",
+                        help="ants.registration type_of_transform (%(default)s)")
+    parser.add_argument("--patch-radius", type=int, default=2)
+    parser.add_argument("--search-radius", type=int, default=3)
+    parser.add_argument("--alpha", type=float, default=0.1)
+    parser.add_argument("--beta", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=_common.usable_cpus(),
+                        help="threads of ANTs and of parareg's fusion (usable CPUs)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="parareg's Dask workers, one thread each (default: --threads)")
+    parser.add_argument("--out", type=Path, default=OUT, help="output folder")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _get_parser().parse_args(argv)
+    methods = [m for m in args.methods.split(",") if m]
+    if any(m not in METHODS for m in methods):
+        raise SystemExit(f"--methods: choose from {','.join(METHODS)}, got {args.methods!r}")
+    workers = args.workers or args.threads
+    datasets = DATASETS if args.dataset == "both" else (args.dataset,)
+    settings = {"preset": args.preset, "ants_transform": args.ants_transform,
+                "jlf": {"patch_radius": args.patch_radius, "search_radius": args.search_radius,
+                        "alpha": args.alpha, "beta": args.beta},
+                "label_interpolation": "genericlabel", "dice": "mean over the target's labels"}
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {"benchmark": "segment", "threads": args.threads, "workers": workers,
+            "datasets": list(datasets), "targets": args.targets, "atlases": args.atlases,
+            "methods": methods, "settings": settings, "command": " ".join(sys.argv),
+            "machine": _common.machine_info(), "git": _common.git_revision(__file__),
+            "versions": _common.package_versions(
+                ("numpy", "scipy", "numba", "dask", "distributed", "antspyx", "parareg"))}
+    rows: list = []
+
+    def save():
+        meta["machine"]["load_average_now"] = list(os.getloadavg())
+        _common.write_json(args.out / "segment.json", {**meta, "rows": rows})
+
+    cluster = None
+    if "parareg" in methods:
+        from parareg.population import Cluster
+
+        cluster = Cluster(workers=workers, threads_per_worker=1, task_threads=1)
+    try:
+        for dataset in datasets:
+            people = subjects(dataset, args.data)
+            if cluster is not None:  # untimed warm-up: compile every kernel on the workers
+                _common.log(f"{dataset}: warm-up")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    run_parareg(people[0], people[1:3], args.out / "warmup" / dataset, cluster,
+                                settings, args.threads)
+            for t, target in enumerate(people[: args.targets]):
+                atlases = [p for p in people if p is not target][: args.atlases]
+                folder = args.out / dataset / target["name"]
+                folder.mkdir(parents=True, exist_ok=True)
+                base = {"dataset": dataset, "target": target["name"], "atlases": len(atlases)}
+                if cluster is not None:
+                    for row in run_parareg(target, atlases, folder, cluster, settings,
+                                           args.threads):
+                        rows.append({**base, **row})
+                        _common.log(f"{dataset} {target['name']} {row['method']}: "
+                                    f"Dice {row['dice']:.3f} in {row['seconds']:.1f} s")
+                if "ants" in methods:
+                    for row in run_ants(target, atlases, folder, settings, args.threads):
+                        rows.append({**base, **row})
+                        _common.log(f"{dataset} {target['name']} {row['method']}: "
+                                    f"Dice {row['dice']:.3f} in {row['seconds']:.1f} s")
+                save()
+    finally:
+        if cluster is not None:
+            cluster.close()
+    save()
+    table = summarize(rows)
+    meta["summary"] = table
+    _common.write_json(args.out / "segment.json", {**meta, "rows": rows})
+    report = to_markdown(table, meta)
+    (args.out / "segment.md").write_text(report + "\n", encoding="utf-8")
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,439 @@
+"""Label fusion kernels: majority vote and joint label fusion (Wang et al. 2013).
+
+Every kernel fills rows ``[start, stop)`` along axis 0 of its outputs and
+reads whatever it needs around them, so slabs run in parallel without
+sharing state and each voxel's sums run in a fixed order (patch offsets,
+then atlases): results are bit-identical at any thread count. Images are
+3D (a 2D image is ``(X, Y, 1)``, see :mod:`parareg.kernels.lift`); label
+maps come as int32 *ranks* into the sorted table of labels, stacked
+``(n_atlases, X, Y, Z)``. Offsets are ``(n, 3)`` int64 voxel steps. Scratch
+arrays (``counts``, ``touched``, ``acc``, ...) are owned by the calling
+work unit; their contents on entry do not matter.
+
+Joint label fusion follows ITK/ANTs' ``WeightedVotingFusionImageFilter``
+in two passes:
+
+1. :func:`jlf_search_3d` (interior voxels, offset by offset over a slab)
+   and :func:`jlf_weights_3d` (the rest, voxel by voxel, then the weights
+   of every centre voxel ``x``): the target patch is
+   normalised (mean 0, standard deviation floored at 1, as ANTs); in each
+   atlas the search offset whose patch matches best (ANTs' Pearson score:
+   ``-sxy**2 / var(atlas patch)`` when the correlation is positive, over
+   the patch voxels inside the image, at least 3) is kept; the absolute
+   differences ``d_i`` of the normalised patches give
+   ``M[i, j] = (d_i . d_j / (P - 1)) ** beta`` and the weights solve
+   ``(M + alpha I) w = 1``, negatives set to 0, normalised to sum 1.
+2. :func:`jlf_vote_3d`, per output voxel ``y``: each centre ``x = y - p``
+   of a patch covering ``y`` gives atlas ``i``'s label at
+   ``y + best_i(x)`` the weight ``w_i(x)``; the label of largest total
+   weight wins and the posteriors are the totals over their sum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import helper, kernel
+
+
+@helper
+def _inside(i, j, k, nx, ny, nz):
+    return 0 <= i < nx and 0 <= j < ny and 0 <= k < nz
+
+
+@kernel
+def majority_vote_3d(ranks, n_labels, posteriors, with_posteriors, fused, counts, touched,
+                     start, stop):
+    """Per voxel, the label rank most atlases give; ties go to the smallest rank.
+
+    ``ranks`` is ``(A, X, Y, Z)`` int32, ``fused`` ``(X, Y, Z)`` int32,
+    ``posteriors`` ``(X, Y, Z, n_labels)`` float32 filled with the vote
+    fractions when ``with_posteriors`` (entries of labels nobody votes for
+    are left as they are: the driver zeroes the array). ``counts`` is a
+    ``(n_labels,)`` int64 scratch array, ``touched`` ``(A,)`` int64.
+    """
+    n_atlases, nx, ny, nz = ranks.shape
+    for r in range(n_labels):
+        counts[r] = 0
+    for i in range(start, stop):
+        for j in range(ny):
+            for k in range(nz):
+                n_touched = 0
+                for a in range(n_atlases):
+                    r = ranks[a, i, j, k]
+                    if counts[r] == 0:
+                        touched[n_touched] = r
+                        n_touched += 1
+                    counts[r] += 1
+                best = -1
+                best_count = 0
+                for t in range(n_touched):
+                    r = touched[t]
+                    c = counts[r]
+                    if c > best_count or (c == best_count and r < best):
+                        best = r
+                        best_count = c
+                fused[i, j, k] = best
+                for t in range(n_touched):
+                    r = touched[t]
+                    if with_posteriors:
+                        posteriors[i, j, k, r] = np.float32(counts[r] / n_atlases)
+                    counts[r] = 0
+
+
+@helper
+def _patch_stats(image, i, j, k, patch, values, valid, nx, ny, nz):
+    """Values of ``image`` in the patch at (i, j, k) (``valid[p]`` 1 inside the image),
+    and their mean and standard deviation (``n - 1``); returns (mean, sd, count)."""
+    total = 0.0
+    squares = 0.0
+    count = 0
+    for p in range(patch.shape[0]):
+        ii = i + patch[p, 0]
+        jj = j + patch[p, 1]
+        kk = k + patch[p, 2]
+        if _inside(ii, jj, kk, nx, ny, nz):
+            v = np.float64(image[ii, jj, kk])
+            values[p] = v
+            valid[p] = 1
+            total += v
+            squares += v * v
+            count += 1
+        else:
+            values[p] = 0.0
+            valid[p] = 0
+    mean = total / count
+    var = (squares - count * mean * mean) / (count - 1)
+    sd = np.sqrt(var) if var > 0.0 else 0.0
+    return mean, sd, count
+
+
+@helper
+def _match_score(atlas, a, ci, cj, ck, patch, target_norm, target_valid, nx, ny, nz):
+    """ANTs' Pearson score of atlas ``a``'s raw patch at (ci, cj, ck) against the
+    normalised target patch (lower is better; +inf with fewer than 3 voxels)."""
+    sx = 0.0
+    sxx = 0.0
+    sxy = 0.0
+    n = 0
+    for p in range(patch.shape[0]):
+        if target_valid[p] == 0:
+            continue
+        ii = ci + patch[p, 0]
+        jj = cj + patch[p, 1]
+        kk = ck + patch[p, 2]
+        if _inside(ii, jj, kk, nx, ny, nz):
+            x = np.float64(atlas[a, ii, jj, kk])
+            sx += x
+            sxx += x * x
+            sxy += x * target_norm[p]
+            n += 1
+    if n < 3:
+        return np.inf
+    var = sxx - sx * sx / n
+    if var < 1e-6:
+        var = 1e-6
+    measure = sxy * sxy / var
+    return -measure if sxy > 0.0 else measure
+
+
+@helper
+def _solve_ones(m, w, n):
+    """Solve ``m @ w = 1`` in place by Gaussian elimination with partial pivoting;
+    ``m`` is destroyed. Returns False when a pivot is 0 (singular)."""
+    for r in range(n):
+        w[r] = 1.0
+    for c in range(n):
+        piv = c
+        big = abs(m[c, c])
+        for r in range(c + 1, n):
+            if abs(m[r, c]) > big:
+                big = abs(m[r, c])
+                piv = r
+        if big == 0.0:
+            return False
+        if piv != c:
+            for q in range(n):
+                tmp = m[c, q]
+                m[c, q] = m[piv, q]
+                m[piv, q] = tmp
+            tmp = w[c]
+            w[c] = w[piv]
+            w[piv] = tmp
+        for r in range(c + 1, n):
+            f = m[r, c] / m[c, c]
+            for q in range(c, n):
+                m[r, q] -= f * m[c, q]
+            w[r] -= f * w[c]
+    for c in range(n - 1, -1, -1):
+        s = w[c]
+        for q in range(c + 1, n):
+            s -= m[c, q] * w[q]
+        w[c] = s / m[c, c]
+    return True
+
+
+@helper
+def _search_one(atlases, a, i, j, k, patch, search, target_norm, target_valid, nx, ny, nz):
+    """Index of atlas ``a``'s best search offset for the voxel (i, j, k), patch by patch."""
+    score = np.inf
+    chosen = 0
+    for s in range(search.shape[0]):
+        ci = i + search[s, 0]
+        cj = j + search[s, 1]
+        ck = k + search[s, 2]
+        if not _inside(ci, cj, ck, nx, ny, nz):
+            continue
+        value = _match_score(atlases, a, ci, cj, ck, patch, target_norm, target_valid,
+                             nx, ny, nz)
+        if value < score:
+            score = value
+            chosen = s
+    return chosen
+
+
+@kernel
+def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, search,
+                  search_radius, best, score, mean, sd, q, rows_k, rows_jk, start, stop):
+    """Pass 1a of joint label fusion: the best search offset of every interior centre voxel.
+
+    Interior voxels are those whose every search patch lies inside the image
+    (``patch_radius + search_radius`` from each edge); for them the Pearson
+    score of ANTs (see :func:`_match_score`) is computed offset by offset
+    for the whole slab: the sums ``sum_p atlas(x + s + p) * target(x + p)``
+    are box sums of the product image (three separable passes), the atlas's
+    patch sums come from ``box_sum`` / ``box_squares`` (``(A, X, Y, Z)``
+    float64). Offsets are tried in the order of ``search`` with a strict
+    ``<``, so the first best one wins, as in the voxel-by-voxel search.
+    Writes ``best[i, j, k, a]`` of interior centres in rows ``[start,
+    stop)`` only. Scratch (float64): ``score``, ``mean``, ``sd`` shaped
+    ``(stop - start, Y, Z)``; ``q``, ``rows_k``, ``rows_jk`` shaped
+    ``(stop - start + 2 * patch_radius[0], Y, Z)``.
+    """
+    n_atlases, nx, ny, nz = atlases.shape
+    ri, rj, rk = patch_radius[0], patch_radius[1], patch_radius[2]
+    si_max, sj_max, sk_max = search_radius[0], search_radius[1], search_radius[2]
+    i0 = max(start, ri + si_max)
+    i1 = min(stop, nx - ri - si_max)
+    j0, j1 = rj + sj_max, ny - rj - sj_max
+    k0, k1 = rk + sk_max, nz - rk - sk_max
+    if i0 >= i1 or j0 >= j1 or k0 >= k1:
+        return
+    n_patch = (2 * ri + 1) * (2 * rj + 1) * (2 * rk + 1)
+    lo = i0 - ri  # first row of q
+    any_centre = False
+    for i in range(i0, i1):  # the target's patch mean and (floored) standard deviation
+        for j in range(j0, j1):
+            for k in range(k0, k1):
+                if centres[i, j, k] == 0:
+                    continue
+                any_centre = True
+                total = 0.0
+                squares = 0.0
+                for di in range(-ri, ri + 1):
+                    for dj in range(-rj, rj + 1):
+                        for dk in range(-rk, rk + 1):
+                            v = np.float64(target[i + di, j + dj, k + dk])
+                            total += v
+                            squares += v * v
+                mu = total / n_patch
+                var = (squares - n_patch * mu * mu) / (n_patch - 1)
+                dev = np.sqrt(var) if var > 0.0 else 0.0
+                mean[i - start, j, k] = mu
+                sd[i - start, j, k] = dev if dev > 1.0 else 1.0
+    if not any_centre:
+        return
+    for a in range(n_atlases):
+        for i in range(i0, i1):
+            for j in range(j0, j1):
+                for k in range(k0, k1):
+                    score[i - start, j, k] = np.inf
+        for s in range(search.shape[0]):
+            oi, oj, ok = search[s, 0], search[s, 1], search[s, 2]
+            for zi in range(lo, i1 + ri):  # q = atlas(z + s) * target(z)
+                for zj in range(j0 - rj, j1 + rj):
+                    for zk in range(k0 - rk, k1 + rk):
+                        q[zi - lo, zj, zk] = (np.float64(atlases[a, zi + oi, zj + oj, zk + ok])
+                                              * np.float64(target[zi, zj, zk]))
+            for zi in range(lo, i1 + ri):  # box sums along k, then j
+                for zj in range(j0 - rj, j1 + rj):
+                    for zk in range(k0, k1):
+                        acc = 0.0
+                        for dk in range(-rk, rk + 1):
+                            acc += q[zi - lo, zj, zk + dk]
+                        rows_k[zi - lo, zj, zk] = acc
+                for zj in range(j0, j1):
+                    for zk in range(k0, k1):
+                        acc = 0.0
+                        for dj in range(-rj, rj + 1):
+                            acc += rows_k[zi - lo, zj + dj, zk]
+                        rows_jk[zi - lo, zj, zk] = acc
+            for i in range(i0, i1):  # along i, and the score
+                for j in range(j0, j1):
+                    for k in range(k0, k1):
+                        if centres[i, j, k] == 0:
+                            continue
+                        cross = 0.0
+                        for di in range(-ri, ri + 1):
+                            cross += rows_jk[i + di - lo, j, k]
+                        sx = box_sum[a, i + oi, j + oj, k + ok]
+                        sxx = box_squares[a, i + oi, j + oj, k + ok]
+                        sxy = (cross - mean[i - start, j, k] * sx) / sd[i - start, j, k]
+                        var = sxx - sx * sx / n_patch
+                        if var < 1e-6:
+                            var = 1e-6
+                        measure = sxy * sxy / var
+                        value = -measure if sxy > 0.0 else measure
+                        if value < score[i - start, j, k]:
+                            score[i - start, j, k] = value
+                            best[i, j, k, a] = s
+
+
+@kernel
+def jlf_weights_3d(target, atlases, centres, patch, patch_radius, search, search_radius, alpha,
+                   beta, weights, best, target_values, target_valid, diffs, atlas_values,
+                   atlas_valid, m, start, stop):
+    """Pass 1b of joint label fusion: each centre voxel's atlas weights.
+
+    ``target`` ``(X, Y, Z)`` float32, ``atlases`` ``(A, X, Y, Z)`` float32,
+    ``centres`` ``(X, Y, Z)`` uint8 (0: skip the voxel, weights 0),
+    ``patch`` ``(P, 3)`` int64 offsets in raster order (the box of
+    ``patch_radius``, 3 int64) and ``search`` ``(S, 3)`` (the box of
+    ``search_radius``, sorted by distance, the zero offset first). The best
+    offsets ``best[i, j, k, a]`` (int32 index into ``search``) of interior
+    voxels come from :func:`jlf_search_3d`; the others are searched here
+    voxel by voxel (and written). Writes ``weights[i, j, k, a]`` (float64,
+    summing to 1 over ``a``; 0 where ``centres`` is 0). Scratch:
+    ``target_values``, ``atlas_values`` ``(P,)`` float64, ``target_valid``,
+    ``atlas_valid`` ``(P,)`` uint8, ``diffs`` ``(A, P)`` and ``m``
+    ``(A, A)`` float64.
+    """
+    n_atlases, nx, ny, nz = atlases.shape
+    n_patch = patch.shape[0]
+    scale = 1.0 / (n_patch - 1)
+    reach_i = patch_radius[0] + search_radius[0]
+    reach_j = patch_radius[1] + search_radius[1]
+    reach_k = patch_radius[2] + search_radius[2]
+    for i in range(start, stop):
+        for j in range(ny):
+            for k in range(nz):
+                if centres[i, j, k] == 0:
+                    for a in range(n_atlases):
+                        weights[i, j, k, a] = 0.0
+                        best[i, j, k, a] = 0
+                    continue
+                mean, sd, _ = _patch_stats(target, i, j, k, patch, target_values,
+                                           target_valid, nx, ny, nz)
+                if sd < 1.0:
+                    sd = 1.0
+                for p in range(n_patch):
+                    target_values[p] = (target_values[p] - mean) / sd
+                interior = (reach_i <= i < nx - reach_i and reach_j <= j < ny - reach_j
+                            and reach_k <= k < nz - reach_k)
+                for a in range(n_atlases):
+                    chosen = best[i, j, k, a] if interior else _search_one(
+                        atlases, a, i, j, k, patch, search, target_values, target_valid,
+                        nx, ny, nz)
+                    best[i, j, k, a] = chosen
+                    ci = i + search[chosen, 0]
+                    cj = j + search[chosen, 1]
+                    ck = k + search[chosen, 2]
+                    amean, asd, _ = _patch_stats(atlases[a], ci, cj, ck, patch, atlas_values,
+                                                 atlas_valid, nx, ny, nz)
+                    if asd < 1.0:
+                        asd = 1.0
+                    for p in range(n_patch):
+                        if target_valid[p] != 0 and atlas_valid[p] != 0:
+                            diffs[a, p] = abs((atlas_values[p] - amean) / asd - target_values[p])
+                        else:
+                            diffs[a, p] = 0.0
+                for a in range(n_atlases):
+                    for b in range(a + 1):
+                        dot = 0.0
+                        for p in range(n_patch):
+                            dot += diffs[a, p] * diffs[b, p]
+                        value = (dot * scale) ** beta
+                        if not np.isfinite(value):
+                            value = 0.0
+                        m[a, b] = value
+                        m[b, a] = value
+                    m[a, a] += alpha
+                w = weights[i, j, k]
+                solved = _solve_ones(m, w, n_atlases)
+                total = 0.0
+                if solved:
+                    for a in range(n_atlases):
+                        if not w[a] > 0.0:  # negative (or NaN) weights are dropped, as ANTs
+                            w[a] = 0.0
+                        total += w[a]
+                if not total > 0.0:
+                    for a in range(n_atlases):
+                        w[a] = 1.0
+                    total = n_atlases
+                for a in range(n_atlases):
+                    w[a] = w[a] / total
+
+
+@kernel
+def jlf_vote_3d(ranks, weights, best, centres, patch, search, n_labels, fallback,
+                posteriors, with_posteriors, fused, acc, touched, start, stop):
+    """Pass 2 of joint label fusion: every output voxel gathers the weighted votes.
+
+    ``ranks`` ``(A, X, Y, Z)`` int32 label ranks of the atlases; ``weights``
+    and ``best`` from :func:`jlf_weights_3d`; ``centres`` its mask. Writes
+    ``fused`` ``(X, Y, Z)`` int32 ranks (ties: the smallest rank) and, when
+    ``with_posteriors``, the posteriors ``(X, Y, Z, n_labels)`` float32 of
+    the labels that got votes (the driver zeroes the array). A voxel
+    without any vote gets rank ``fallback[i, j, k]`` (int32) with posterior
+    1 (none when it is -1). Scratch: ``acc`` ``(n_labels,)`` float64, ``touched``
+    ``(n_labels,)`` int64.
+    """
+    n_atlases, nx, ny, nz = ranks.shape
+    for r in range(n_labels):
+        acc[r] = 0.0
+    for i in range(start, stop):
+        for j in range(ny):
+            for k in range(nz):
+                n_touched = 0
+                total = 0.0
+                for p in range(patch.shape[0]):
+                    xi = i - patch[p, 0]
+                    xj = j - patch[p, 1]
+                    xk = k - patch[p, 2]
+                    if not _inside(xi, xj, xk, nx, ny, nz) or centres[xi, xj, xk] == 0:
+                        continue
+                    for a in range(n_atlases):
+                        s = best[xi, xj, xk, a]
+                        zi = i + search[s, 0]
+                        zj = j + search[s, 1]
+                        zk = k + search[s, 2]
+                        if not _inside(zi, zj, zk, nx, ny, nz):
+                            continue
+                        r = ranks[a, zi, zj, zk]
+                        w = weights[xi, xj, xk, a]
+                        if acc[r] == 0.0 and w > 0.0:
+                            touched[n_touched] = r
+                            n_touched += 1
+                        acc[r] += w
+                        total += w
+                if not total > 0.0:
+                    r = fallback[i, j, k]
+                    fused[i, j, k] = r
+                    if with_posteriors and r >= 0:
+                        posteriors[i, j, k, r] = 1.0
+                    for t in range(n_touched):
+                        acc[touched[t]] = 0.0
+                    continue
+                chosen = -1
+                top = 0.0
+                for t in range(n_touched):
+                    r = touched[t]
+                    if acc[r] > top or (acc[r] == top and r < chosen):
+                        chosen = r
+                        top = acc[r]
+                fused[i, j, k] = chosen
+                for t in range(n_touched):
+                    r = touched[t]
+                    if with_posteriors:
+                        posteriors[i, j, k, r] = np.float32(acc[r] / total)
+                    acc[r] = 0.0
