@@ -186,14 +186,26 @@ def test_apply_transforms_inverts_as_antspy(transform_files):
     np.testing.assert_allclose(out.numpy(), image.numpy(), atol=1e-5)
     nearest = pants.apply_transforms(image, image, mat, interpolator="nearestNeighbor")
     np.testing.assert_array_equal(nearest.numpy(), image.numpy())
-    with pytest.warns(UserWarning, match="genericLabel.*nearestNeighbor"):
-        pants.apply_transforms(image, image, mat, interpolator="genericLabel")
+    # a label map read as float (ants.image_read's default) is interpolated label by label
+    generic = pants.apply_transforms(image, image, [warp, mat], interpolator="genericLabel")
+    np.testing.assert_array_equal(generic.numpy(), image.numpy())
+    for name in ("bSpline", "gaussian", "lanczosWindowedSinc"):
+        out = pants.apply_transforms(image, image, mat, interpolator=name)
+        np.testing.assert_allclose(out.numpy(), parareg.apply_transforms(
+            image.image, image.image, [mat], interpolation=name).data)
+
+
+def test_generic_label_refuses_fractional_values(transform_files):
+    image, _, mat = transform_files
+    blurred = pants.ANTsImage(parareg.Image(image.numpy() + 0.5, np.eye(3)))
+    with pytest.raises(ValueError, match="genericLabel.*fractional values.*'linear'"):
+        pants.apply_transforms(blurred, blurred, mat, interpolator="genericLabel")
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"whichtoinvert": [True, False], "order": "warp_first"}, ValueError, r"whichtoinvert\[0\]"),
     ({"whichtoinvert": [True]}, ValueError, "whichtoinvert has 1 entries"),
-    ({"interpolator": "bSpline"}, ValueError, "not offered by parareg.ants yet"),
+    ({"interpolator": "multiLabel"}, ValueError, "not offered by parareg.ants; use"),
     ({"interpolator": "cubic"}, ValueError, "interpolator must be one of"),
     ({"imagetype": 3}, ValueError, "scalar"),
     ({"compose": "out_"}, ValueError, "compose"),

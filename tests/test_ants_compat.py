@@ -9,7 +9,7 @@ import pytest
 
 import parareg
 import parareg.ants as pants
-from tests._data import IXI_T1, MINDBOGGLE
+from tests._data import IXI_T1, MINDBOGGLE, MINDBOGGLE_LABELS
 
 ants = pytest.importorskip("ants")
 
@@ -131,6 +131,17 @@ def test_apply_transforms_and_jacobian_of_ants_written_files(real_slices, tmp_pa
     labels = pants.apply_transforms(fixed, moving, reg["fwdtransforms"],
                                     interpolator="nearestNeighbor")
     assert labels.pixeltype == fixed.pixeltype
+    # ITK's edge rule and interpolators: the images themselves, without the padding trick
+    for name, tolerance in (("linear", 1e-4), ("bSpline", 1e-3), ("lanczosWindowedSinc", 1e-4)):
+        ours = pants.apply_transforms(fixed, moving, reg["fwdtransforms"], interpolator=name)
+        theirs = ants.apply_transforms(fixed, moving, reg["fwdtransforms"], interpolator=name)
+        assert relative_max_diff(ours.numpy(), theirs.numpy(), moving.numpy()) <= tolerance, name
+    # a label map as ANTsPy users read it (float pixels), label by label as ANTs does
+    atlas = ants.image_read(str(MINDBOGGLE_LABELS[1]))
+    ours = pants.apply_transforms(fixed, atlas, reg["fwdtransforms"], interpolator="genericLabel")
+    theirs = ants.apply_transforms(fixed, atlas, reg["fwdtransforms"], interpolator="genericLabel")
+    assert ours.pixeltype == theirs.pixeltype
+    assert np.count_nonzero(ours.numpy() != theirs.numpy()) <= 5e-4 * ours.numpy().size
     jac = pants.create_jacobian_determinant_image(fixed, reg["fwdtransforms"][0]).numpy()
     reference = ants.create_jacobian_determinant_image(fixed, reg["fwdtransforms"][0]).numpy()
     # parareg: second-order central differences; ANTs: a fourth-order stencil (docs/ants.md)

@@ -18,11 +18,30 @@ from ._images import as_input, as_output
 
 _log = logging.getLogger("parareg.ants")
 
-#: ANTsPy interpolator -> parareg interpolation
-INTERPOLATORS = {"linear": "linear", "nearestNeighbor": "nearest", "genericLabel": "nearest"}
-#: ANTsPy's other interpolators (refused until parareg has them)
-_OTHER_INTERPOLATORS = ("multiLabel", "gaussian", "bSpline", "cosineWindowedSinc",
-                        "welchWindowedSinc", "hammingWindowedSinc", "lanczosWindowedSinc")
+#: ANTsPy interpolator -> parareg interpolation (:data:`parareg.resampling.INTERPOLATIONS`)
+INTERPOLATORS = {"linear": "linear", "nearestNeighbor": "nearest", "genericLabel": "genericlabel",
+                 "bSpline": "bspline", "gaussian": "gaussian",
+                 "lanczosWindowedSinc": "lanczoswindowedsinc"}
+#: ANTsPy's other interpolators (refused: parareg does not have them)
+_OTHER_INTERPOLATORS = ("multiLabel", "cosineWindowedSinc", "welchWindowedSinc",
+                        "hammingWindowedSinc")
+
+
+def _as_labels(image, interpolator: str):
+    """``image`` as an integer label map for ``interpolator`` (ANTsPy reads labels as float)."""
+    if np.issubdtype(image.data.dtype, np.integer):
+        return image
+    data = image.data
+    whole = np.isfinite(data).all() and np.array_equal(data, np.round(data))
+    if not whole:
+        raise ValueError(f"interpolator={interpolator!r} needs a label map (whole-number "
+                         "values), but moving holds fractional values; use "
+                         "interpolator='linear' for an intensity image")
+    from ..image import trusted_image
+
+    fits = data.size == 0 or (data.min() >= np.iinfo(np.int32).min
+                              and data.max() <= np.iinfo(np.int32).max)
+    return trusted_image(data.astype(np.int32 if fits else np.int64), image.vox2world)
 
 
 def _which_to_invert(transformlist, whichtoinvert) -> list[bool]:
@@ -62,10 +81,12 @@ def apply_transforms(fixed, moving, transformlist, interpolator="linear", imaget
         Transform files in antsApplyTransforms order, e.g. a registration's
         ``fwdtransforms`` (moving -> fixed) or ``invtransforms`` (with
         ``fixed`` and ``moving`` swapped).
-    interpolator : {"linear", "nearestNeighbor", "genericLabel"}
-        genericLabel is applied as nearestNeighbor (with a warning) until
-        parareg has ANTs' label-wise interpolation; ANTsPy's other names are
-        refused.
+    interpolator : {"linear", "nearestNeighbor", "genericLabel", "bSpline", "gaussian", \
+"lanczosWindowedSinc"}
+        As antsApplyTransforms (ITK's rules). genericLabel interpolates label by
+        label; it takes a label map read as float (``ants.image_read``'s
+        default) when its values are whole numbers. multiLabel and the cosine,
+        Welch and Hamming windowed sincs are refused.
     imagetype : 0
         Scalar images only.
     whichtoinvert : list of bool, optional
@@ -104,13 +125,9 @@ def apply_transforms(fixed, moving, transformlist, interpolator="linear", imaget
     if interpolator not in INTERPOLATORS:
         known = list(INTERPOLATORS)
         if interpolator in _OTHER_INTERPOLATORS:
-            raise ValueError(f"interpolator={interpolator!r} is not offered by parareg.ants yet; "
+            raise ValueError(f"interpolator={interpolator!r} is not offered by parareg.ants; "
                              f"use one of {known}")
         raise ValueError(f"interpolator must be one of {known}, got {interpolator!r}")
-    if interpolator == "genericLabel":
-        warnings.warn("apply_transforms: interpolator='genericLabel' is applied as "
-                      "nearestNeighbor (parareg has no label-wise interpolation yet); label "
-                      "boundaries may differ from ANTs' by a voxel", UserWarning, stacklevel=2)
     if imagetype != 0:
         raise ValueError(f"imagetype={imagetype!r}: parareg.ants applies transforms to scalar "
                          "images only (imagetype=0)")
@@ -134,11 +151,13 @@ def apply_transforms(fixed, moving, transformlist, interpolator="linear", imaget
     if verbose:
         _log.info("apply_transforms: %s", " ".join(
             f"[{p},1]" if inv else str(p) for p, inv in zip(transformlist, invert)))
-    labels = INTERPOLATORS[interpolator] == "nearest"
-    warped = apply_chain(as_input(moving, name="moving", labels=labels and isinstance(
-                             moving, (str, os.PathLike))),
-                         as_input(fixed, name="fixed"), transformlist,
-                         interpolation=INTERPOLATORS[interpolator], invert=invert,
+    interpolation = INTERPOLATORS[interpolator]
+    is_path = isinstance(moving, (str, os.PathLike))
+    source = as_input(moving, name="moving", labels=interpolation == "nearest" and is_path)
+    if interpolation == "genericlabel":
+        source = _as_labels(source, interpolator)
+    warped = apply_chain(source, as_input(fixed, name="fixed"), transformlist,
+                         interpolation=interpolation, invert=invert,
                          num_threads=num_threads)
     return as_output(warped, fixed)  # ANTsPy's: the kind and pixel type of fixed
 
