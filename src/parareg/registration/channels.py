@@ -168,7 +168,8 @@ def _grid_error(name: str, image: Image, reference_name: str, reference: Image) 
 
 
 def check_channels(channels: Sequence[Channel] | None, fixed: Image, moving: Image, *,
-                   weight=1.0, num_threads: int | None = None) -> tuple[LoadedChannel, ...]:
+                   weight: float = 1.0,
+                   num_threads: int | None = None) -> tuple[LoadedChannel, ...]:
     """Every channel, the positional pair first, checked and loaded (before any work).
 
     Parameters
