@@ -762,6 +762,34 @@ LATER: list[Case] = [
                                           np.kron([[0, 0], [0, 1]], np.ones((8, 8))),
                                           block_shape=8, num_threads=2),
         ValueError, r"func returned shape \(7, 8\) for the block at \[8:16, 8:16\]"),
+    # multi-channel registration (-i, --weights, --channel-metrics; channels=, weight=)
+    cli(R, "register-channel-grid", "-i FIXED2 MOVING2 whose FIXED2 is on another grid than FIXED",
+        "register fixed.nii.gz moving.nii.gz -o out_ -t rigid -i big.nii.gz moving.nii.gz",
+        r"-i FIXED2 .*big\.nii\.gz.* is not on the grid of FIXED"),
+    cli(R, "register-channel-moving-grid", "-i FIXED2 MOVING2 whose MOVING2 is on another grid",
+        "register fixed.nii.gz moving.nii.gz -o out_ -t rigid -i fixed.nii.gz big.nii.gz",
+        r"-i MOVING2 .* is not on the grid of MOVING"),
+    cli(R, "register-weights-zero", "--weights 0,0 (the weights sum to 0)",
+        "register fixed.nii.gz moving.nii.gz -o out_ -t rigid -i fixed.nii.gz moving.nii.gz "
+        "--weights 0,0", "sum to 0; they must sum to more than 0"),
+    cli(R, "register-weights-negative", "--weights 1,-0.5",
+        "register fixed.nii.gz moving.nii.gz -o out_ -t rigid -i fixed.nii.gz moving.nii.gz "
+        "--weights 1,-0.5", "weight #2 must be a finite number of 0 or more"),
+    cli(R, "register-weights-count", "--weights 1,1,1 for two channels",
+        "register fixed.nii.gz moving.nii.gz -o out_ -t rigid -i fixed.nii.gz moving.nii.gz "
+        "--weights 1,1,1", "--weights gives 3 weights .* but there are 2 channels"),
+    cli(R, "register-channel-metrics-count", "--channel-metrics mi for two channels",
+        "register fixed.nii.gz moving.nii.gz -o out_ -t rigid -i fixed.nii.gz moving.nii.gz "
+        "--channel-metrics mi", "--channel-metrics gives 1 metric .* but there are 2"),
+    api(P, "py-register-channel-grid", "register(channels=[Channel(image on another grid, "
+        "moving)])", lambda d: _register(d, channels=[_channel(d, "big.nii.gz")]),
+        ValueError, r"channels\[0\]\.fixed is not on the grid of fixed"),
+    api(P, "py-register-weights-zero", "register(weight=0, channels=[Channel(..., weight=0)])",
+        lambda d: _register(d, weight=0, channels=[_channel(d, weight=0)]), ValueError,
+        r"the channel weights weight=0, channels\[0\]\.weight=0 sum to 0"),
+    api(P, "py-register-weight-negative", "register(channels=[Channel(..., weight=-1)])",
+        lambda d: _register(d, channels=[_channel(d, weight=-1)]), ValueError,
+        r"channels\[0\]\.weight must be a finite number of 0 or more"),
 ]
 
 
@@ -883,6 +911,12 @@ SEGMENT: list[Case] = [
         "segment fixed.nii.gz -o seg.png --atlases moving.nii.gz --labels mask.nii.gz",
         "--output must end in .nii or .nii.gz"),
 ]
+
+def _channel(folder, fixed="fixed.nii.gz", moving="moving.nii.gz", **kwargs):
+    import parareg
+
+    return parareg.Channel(_image(folder, fixed), _image(folder, moving), **kwargs)
+
 
 CASES = (REGISTER + APPLY + BENCH + OTHER + PYTHON + RESUME + PARALLEL + LATER + INIT
          + TEMPLATE + SEGMENT)

@@ -136,3 +136,108 @@ def test_bad_control_options_are_named(tmp_path, capsys):
                      str(tmp_path / "bad_"), "-q", *extra])
         assert code == 2, extra
         assert message in capsys.readouterr().err, (extra, message)
+
+
+# --- the moving mask at the gradient level (twin tests) -------------------------------------
+
+
+def _half_mask(shape):
+    """Keeps the first half of axis 0 of the moving image."""
+    half = np.zeros(shape, np.uint8)
+    half[: shape[0] // 2] = 1
+    return half
+
+
+def _fixed2moving(angle_deg=4.0, shift=(6.3, -2.7)):
+    t = np.deg2rad(angle_deg)
+    matrix = np.eye(3)
+    matrix[:2, :2] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
+    matrix[:2, 2] = shift
+    return matrix
+
+
+def _kept(fixed, moving, mask, fixed2moving):
+    """NumPy: fixed voxels whose moving point's nearest moving voxel is inside ``mask``
+    (``floor(p + 0.5)``, 0 off the grid), as the kernels and nearest resampling define it."""
+    index = np.stack(np.meshgrid(*[np.arange(n) for n in fixed.shape], indexing="ij"), -1)
+    vox = (index.reshape(-1, 2) @ (moving.world2vox @ fixed2moving @ fixed.vox2world)[:2, :2].T
+           + (moving.world2vox @ fixed2moving @ fixed.vox2world)[:2, 2])
+    nearest = np.floor(vox + 0.5).astype(int)
+    on_grid = np.all((nearest >= 0) & (nearest < np.asarray(moving.shape)), axis=1)
+    kept = np.zeros(len(vox), bool)
+    kept[on_grid] = mask[nearest[on_grid, 0], nearest[on_grid, 1]] != 0
+    return kept.reshape(fixed.shape)
+
+
+@pytest.mark.parametrize("name", ["meansquares", "correlation"])
+def test_moving_mask_changes_the_affine_gradient_only_by_the_samples_it_drops(name):
+    """Twin: the metric and its gradient under a moving mask that drops half of the moving
+    image equal the unmasked metric over just the fixed samples that land in the kept half
+    (selected in NumPy, passed as a fixed mask)."""
+    from parareg.metrics import get_affine_metric
+
+    fixed, moving = parareg.load(MINDBOGGLE[0]), parareg.load(MINDBOGGLE[1])
+    half = _half_mask(moving.shape)
+    matrix = _fixed2moving()
+    metric = get_affine_metric(name)
+    masked = metric.evaluate(metric.setup(fixed, moving, moving_mask=half), matrix)
+    kept = _kept(fixed, moving, half, matrix)
+    restricted = metric.evaluate(metric.setup(fixed, moving, fixed_mask=kept), matrix)
+    plain = metric.evaluate(metric.setup(fixed, moving), matrix)
+    assert masked.num_valid == restricted.num_valid < plain.num_valid
+    assert masked.value == pytest.approx(restricted.value, rel=1e-9)
+    scale = np.abs(plain.gradient).max()
+    np.testing.assert_allclose(masked.gradient, restricted.gradient, rtol=1e-7,
+                               atol=1e-10 * scale)
+    assert np.abs(masked.gradient - plain.gradient).max() > 1e-3 * scale
+
+
+class _FirstForces:
+    """A SyN metric that records its first call's mask and update fields."""
+
+    def __init__(self, metric):
+        self.metric, self.seen = metric, None
+
+    def wrap(self):
+        from parareg.metrics.syn_base import SyNMetric
+
+        spy = self
+
+        class Spy(SyNMetric):
+            name = spy.metric.name
+
+            def compute(self, fixed_warped, moving_warped, *, vox2world, mask=None,
+                        num_threads=None):
+                out = spy.metric.compute(fixed_warped, moving_warped, vox2world=vox2world,
+                                         mask=mask, num_threads=num_threads)
+                if spy.seen is None:
+                    spy.seen = (None if mask is None else np.array(mask),
+                                out[0].copy(), out[1].copy())
+                return out
+
+        return Spy()
+
+
+@pytest.mark.parametrize("name", ["cc", "ssd"])
+def test_moving_mask_gates_the_syn_forces_exactly_where_expected(name):
+    """Twin: in SyN's first iteration the moving mask reaches the metric as the set of fixed
+    voxels whose moving point (prealign, u_m = 0) is in the kept half (NumPy), and the forces
+    there are the unmasked forces bit for bit, zero elsewhere."""
+    from parareg.metrics.syn import get_syn_metric
+
+    fixed, moving = parareg.load(MINDBOGGLE[0]), parareg.load(MINDBOGGLE[1])
+    half = _half_mask(moving.shape)
+    prealign = _fixed2moving()
+    runs = {}
+    for label, mask in (("plain", None), ("masked", half)):
+        spy = _FirstForces(get_syn_metric(name, **({"radius": 2} if name == "cc" else {})))
+        parareg.syn_registration(fixed, moving, metric=spy.wrap(), prealign=prealign,
+                                 levels=((1, 0.0, 1),), moving_mask=mask)
+        runs[label] = spy.seen
+    expected = _kept(fixed, moving, half, prealign)
+    assert runs["plain"][0] is None
+    np.testing.assert_array_equal(runs["masked"][0] != 0, expected)
+    for side in (1, 2):
+        plain, masked = runs["plain"][side], runs["masked"][side]
+        np.testing.assert_array_equal(masked, np.where(expected[..., None], plain, 0))
+        assert np.abs(plain[~expected]).max() > 0  # the mask really removed forces

@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "AffineMap": ".registration",
     "AffineRegistration": ".registration",
+    "Channel": ".registration",
     "DiffeomorphicMap": ".transforms.diffeomorphic",
     "Image": ".image",
     "RegistrationResult": ".registration",

@@ -20,7 +20,8 @@ from ._common import CLIError
 RECORDED = ("transform", "metric", "preset", "stages", "initial_moving_transform",
             "iterations", "shrink_factors", "smoothing_sigmas", "affine_iterations",
             "affine_shrink_factors", "affine_smoothing_sigmas", "radius", "bins", "step",
-            "update_sigma", "field_sigma", "convergence", "seed", "fixed_mask", "moving_mask")
+            "update_sigma", "field_sigma", "convergence", "seed", "fixed_mask", "moving_mask",
+            "inputs", "weights", "channel_metrics")
 #: ANTs' [fixed,moving,feature] initialiser numbers -> parareg's names
 ANTS_INITIALISERS = {"0": "geometric", "1": "com", "2": "origin"}
 
@@ -62,6 +63,18 @@ def add_arguments(parser) -> None:
                             "(.mat/.txt/.h5, greedy's RAS matrix)")
     group.add_argument("--moving-mask", metavar="MASK",
                        help="non-zero voxels of MASK (on the MOVING grid) drive the metric")
+    channels = parser.add_argument_group(
+        "channels (several image pairs drive one transform; FIXED MOVING is the first)")
+    channels.add_argument("-i", "--input", dest="inputs", nargs=2, action="append",
+                          metavar=("FIXED2", "MOVING2"),
+                          help="one more channel: FIXED2 on the grid of FIXED, MOVING2 on the "
+                               "grid of MOVING (greedy -i; ANTs a second -m); repeat it for more")
+    channels.add_argument("--weights", "-w", metavar="W,W[,W]",
+                          help="one weight per channel, FIXED MOVING first, 0 or more, "
+                               "normalised to sum to 1 (default: all 1)")
+    channels.add_argument("--channel-metrics", metavar="M,M[,M]",
+                          help="one --metric per channel, FIXED MOVING first, e.g. cc,mi "
+                               "(default: --metric for every channel)")
     group.add_argument("--print-settings", action="store_true",
                        help="print the settings as explicit options and exit")
     group.add_argument("--settings", metavar="JSON",
@@ -82,6 +95,57 @@ def split_masks(args) -> None:
                        "mask; give one")
     fixed, moving = (None if p.upper() in ("", "NULL", "NONE") else p for p in parts)
     args.fixed_mask, args.moving_mask = fixed, moving
+
+
+def channels(args) -> list[tuple]:
+    """``(fixed, moving, weight, metric)`` of every channel, FIXED MOVING first, from ``-i``,
+    ``--weights`` and ``--channel-metrics`` (checked before any work, naming the option).
+
+    ``metric`` is a ``--metric`` name or ``None`` (``--metric``'s); the first
+    channel's ``--channel-metrics`` entry becomes ``args.metric``.
+    """
+    from ..registration.channels import check_weights
+
+    pairs = [(args.fixed, args.moving)] + [tuple(pair) for pair in (args.inputs or ())]
+    count = len(pairs)
+    what = f"{count} channel{'s' * (count != 1)} (FIXED MOVING and {count - 1} -i pair" \
+        f"{'s' * (count != 2)})"
+    weights = [1.0] * count
+    if args.weights is not None:
+        parts = [p.strip() for p in str(args.weights).split(",")]
+        try:
+            weights = [float(p) for p in parts]
+        except ValueError:
+            raise CLIError(f"--weights: {args.weights!r} is not numbers separated by commas, "
+                           "e.g. 1,0.5") from None
+        if len(weights) != count:
+            raise CLIError(f"--weights gives {len(weights)} weight{'s' * (len(weights) != 1)} "
+                           f"({args.weights}) but there are {what}; give one weight per "
+                           "channel")
+        try:
+            check_weights(weights)
+        except ValueError as exc:
+            raise CLIError(f"--weights {args.weights}: {exc}") from None
+    metrics = [None] * count
+    if args.channel_metrics is not None:
+        from .register import METRICS
+
+        metrics = [p.strip().lower() for p in str(args.channel_metrics).split(",")]
+        if len(metrics) != count:
+            raise CLIError(f"--channel-metrics gives {len(metrics)} metric"
+                           f"{'s' * (len(metrics) != 1)} ({args.channel_metrics}) but there "
+                           f"are {what}; give one metric per channel")
+        unknown = [m for m in metrics if m not in METRICS]
+        if unknown:
+            raise CLIError(f"--channel-metrics: {unknown[0]!r} is not one of "
+                           f"{', '.join(sorted(METRICS))}")
+        if args.metric is not None and args.metric != metrics[0]:
+            raise CLIError(f"--metric {args.metric} and --channel-metrics "
+                           f"{args.channel_metrics} disagree on the first channel's metric; "
+                           "give one of them")
+        args.metric = metrics[0]
+        metrics[0] = None
+    return [(f, m, w, metric) for (f, m), w, metric in zip(pairs, weights, metrics)]
 
 
 def initial_transform(text):
@@ -228,6 +292,12 @@ def explicit(args, affine_levels, syn_levels, syn_options) -> list[str]:
         words += ["-n", schedule["iterations"], "-f", schedule["shrink_factors"],
                   "-s", schedule["smoothing_sigmas"]]
     words += ["--seed", str(args.seed)]
+    for fixed, moving in args.inputs or ():
+        words += ["-i", fixed, moving]
+    if args.weights is not None:
+        words += ["--weights", args.weights]
+    if args.channel_metrics is not None:
+        words += ["--channel-metrics", args.channel_metrics]
     return words
 
 

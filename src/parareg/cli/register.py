@@ -90,6 +90,9 @@ examples:
   parareg register t1.nii.gz flair.nii.gz -o t1_to_flair_ --transform rigid
   parareg register template.nii.gz t1.nii.gz -o t1_to_template_ --preset fast \\
       --fixed-mask template_mask.nii.gz --threads 8 --qc
+  two channels (T1 pair + T2 pair, one transform; T2s on the T1s' grids):
+  parareg register t1_f.nii.gz t1_m.nii.gz -i t2_f.nii.gz t2_m.nii.gz -o t1t2_ \\
+      --weights 1,0.5 --channel-metrics cc,mi
 
 exit status: 0 on success, 2 on bad input (one "parareg: error:" line)."""
 
@@ -210,6 +213,7 @@ def _register(args, console) -> int:
 
     _apply_settings(args)
     control.split_masks(args)
+    channel_list = control.channels(args)
     try:
         stages = check_stages(args.stages, args.transform) if args.stages else None
     except ValueError as exc:
@@ -245,6 +249,8 @@ def _register(args, console) -> int:
     for path in paths.values():
         check_output_file(path, name="--output")
     inputs = {"fixed": args.fixed, "moving": args.moving}
+    for number, (fixed_c, moving_c, _, _) in enumerate(channel_list[1:], start=2):
+        inputs[f"-i FIXED{number}"], inputs[f"-i MOVING{number}"] = fixed_c, moving_c
     for option, value in (("--fixed-mask", args.fixed_mask), ("--moving-mask", args.moving_mask),
                           ("--initial-moving-transform", initial)):
         if value is not None and Path(str(value)).exists():
@@ -268,12 +274,20 @@ def _register(args, console) -> int:
         if masks[role].shape != image.shape:
             raise CLIError(f"--{role}-mask has shape {masks[role].shape} but {role} has shape "
                            f"{image.shape}; the mask must be on the {role} grid")
+    channels, weight = _load_channels(args, channel_list, fixed, moving)
     affine_options, syn_options, affine_levels, syn_levels = control.options(
         args, spacing=fixed.spacing, syn=syn, affine_metric=affine_metric,
         syn_metric=syn_metric)
     num_threads = resolve_num_threads(args.threads)
 
     metric_text = affine_metric + (f" + SyN {syn_metric}" if syn_metric else "")
+    if channels:
+        names = [metrics_for(args.transform, metric or args.metric)
+                 for *_, metric in channel_list]
+        metric_text = (" + ".join(a for a, _ in names)
+                       + (" + SyN " + " + ".join(s for _, s in names) if syn_metric else "")
+                       + f", {len(channel_list)} channels, weights "
+                       + ",".join(f"{w:g}" for *_, w, _ in channel_list))
     console.print(f"parareg register: {args.transform} (metric {metric_text}"
                   + (f", preset {args.preset}" if syn_metric else "")
                   + f"), {num_threads} thread{'s' * (num_threads != 1)}")
@@ -287,7 +301,7 @@ def _register(args, console) -> int:
                           fixed_mask=masks.get("fixed"), moving_mask=masks.get("moving"),
                           num_threads=num_threads, seed=args.seed, stages=stages,
                           initial_transform=initial, affine_options=affine_options,
-                          syn_options=syn_options)
+                          syn_options=syn_options, channels=channels, weight=weight)
     except InputError as exc:  # re-said with this command's options
         raise register_error(exc, files={"fixed": args.fixed, "moving": args.moving,
                                          "fixed_mask": args.fixed_mask,
@@ -331,6 +345,38 @@ def _register(args, console) -> int:
         for path in outputs.paths:
             console.print(f"  {path}")
     return 0
+
+
+def _load_channels(args, channel_list, fixed, moving):
+    """``(channels, weight)`` for :func:`parareg.register` from ``-i``, ``--weights`` and
+    ``--channel-metrics``: the ``-i`` images loaded and checked against the grids of FIXED
+    and MOVING (before any work)."""
+    if len(channel_list) == 1:
+        return None, 1.0
+    from ..registration.channels import Channel, GRID_ATOL
+    import numpy as np
+
+    channels = []
+    for number, (fixed_c, moving_c, weight, metric) in enumerate(channel_list[1:], start=2):
+        images = {}
+        for role, path, reference, text in (("fixed", fixed_c, fixed, args.fixed),
+                                            ("moving", moving_c, moving, args.moving)):
+            image = load_image(path, name=f"-i {role.upper()}{number}")
+            if image.shape != reference.shape or not np.allclose(
+                    image.vox2world, reference.vox2world, rtol=0, atol=GRID_ATOL):
+                detail = (f"{describe_grid(image)} vs {describe_grid(reference)}"
+                          if image.shape != reference.shape else
+                          "same shape, another vox2world: origin, orientation or voxel size")
+                raise CLIError(f"-i {role.upper()}{number} {path!r} is not on the grid of "
+                               f"{role.upper()} {text!r} ({detail}); every channel's {role} "
+                               f"image must share one grid: resample it onto {text!r} first, "
+                               f"e.g. parareg apply -i {path} -r {text} -t identity "
+                               "-o ON_GRID.nii.gz")
+            images[role] = image
+        affine_metric, syn_metric = metrics_for(args.transform, metric or args.metric)
+        channels.append(Channel(images["fixed"], images["moving"], weight=weight,
+                                affine_metric=affine_metric, syn_metric=syn_metric))
+    return channels, channel_list[0][2]
 
 
 def _side_numbers(fixed, moving, result, mask, *, jacobian: bool, similarity: bool,

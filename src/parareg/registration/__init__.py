@@ -10,6 +10,7 @@ from .affine import (
     RegistrationWarning,
     affine_registration,
 )
+from .channels import Channel
 from .pipeline import SYN_PRESETS, RegistrationResult, register
 from .syn import (
     DEFAULT_SYN_LEVELS,
@@ -19,6 +20,7 @@ from .syn import (
 )
 
 __all__ = [
+    "Channel",
     "DEFAULT_SYN_LEVELS",
     "SYN_PRESETS",
     "RegistrationResult",

@@ -25,6 +25,7 @@ from ..metrics.base import SAMPLING_STRATEGIES, NoOverlapError
 from ..parallel import resolve_num_threads
 from ..resampling import resample
 from ..transforms import center_of_mass, geometric_centers, get_transform, image_center, origins
+from .channels import Channel, WeightedMetricSum, check_channels
 from .optimize import optimize_stage
 from .pyramid import (SIGMA_UNITS, check_level_image, check_level_mask, check_levels,
                       pyramid_level, shrink_mask)
@@ -198,6 +199,7 @@ class AffineRegistration:
                  callback: Callable[[dict], None] | None = None):
         self.metric = get_affine_metric(metric, bins=bins)
         self.metric_name = choice(metric, AFFINE_METRICS, name="metric")
+        self.bins = bins
         if sampling is not None and not (0.0 < float(sampling) <= 1.0):
             raise ValueError(f"sampling must be in (0, 1] or None, got {sampling!r}")
         self.sampling = sampling
@@ -213,7 +215,9 @@ class AffineRegistration:
     # -- pyramid and metric states, built once and shared by every stage ---------------
     def prepare(self, fixed: ImageLike, moving: ImageLike, *, fixed_mask: MaskLike | None = None,
                 moving_mask: MaskLike | None = None, fixed_affine: MatrixLike | None = None,
-                moving_affine: MatrixLike | None = None) -> PreparedPair:
+                moving_affine: MatrixLike | None = None,
+                channels: Sequence[Channel] | None = None,
+                weight: float = 1.0) -> PreparedPair:
         """Build the pyramids and metric states of one image pair, once for every stage.
 
         Parameters
@@ -225,6 +229,12 @@ class AffineRegistration:
         fixed_affine, moving_affine : ndarray, optional
             vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
             / ``moving``; required for ndarrays, refused for anything else.
+        channels : sequence of Channel, optional
+            More (fixed, moving) pairs driving the same transform, each with
+            its own metric and weight (:mod:`parareg.registration.channels`);
+            the masks and samples are shared.
+        weight : float
+            The weight of the ``(fixed, moving)`` pair among the channels.
 
         Returns
         -------
@@ -235,17 +245,26 @@ class AffineRegistration:
         """
         fixed, moving = as_pair(fixed, moving, fixed_affine=fixed_affine,
                                 moving_affine=moving_affine, num_threads=self.num_threads)
+        loaded = check_channels(channels, fixed, moving, weight=weight,
+                                num_threads=self.num_threads)
+        metrics = [self._channel_metric(channel) for channel in loaded]
         fixed_mask = _as_mask(fixed_mask, fixed, name="fixed_mask")
         moving_mask = _as_mask(moving_mask, moving, name="moving_mask")
         levels = []
         for level in self.levels:
-            f = pyramid_level(fixed, factor=level.factor, sigma=level.sigma,
-                              sigma_unit=self.sigma_unit, num_threads=self.num_threads)
-            m = pyramid_level(moving, factor=level.factor, sigma=level.sigma,
-                              sigma_unit=self.sigma_unit, num_threads=self.num_threads)
-            for name, image, shrunk in (("fixed", fixed, f), ("moving", moving, m)):
-                check_level_image(shrunk, image, name=name, level=len(levels),
-                                  factor=level.factor, stage="affine_options")
+            shrunk_pairs = []
+            for channel in loaded:
+                f = pyramid_level(channel.fixed, factor=level.factor, sigma=level.sigma,
+                                  sigma_unit=self.sigma_unit, num_threads=self.num_threads)
+                m = pyramid_level(channel.moving, factor=level.factor, sigma=level.sigma,
+                                  sigma_unit=self.sigma_unit, num_threads=self.num_threads)
+                prefix = "" if channel is loaded[0] else f"{channel.label}."
+                for name, image, shrunk in (("fixed", channel.fixed, f),
+                                            ("moving", channel.moving, m)):
+                    check_level_image(shrunk, image, name=prefix + name, level=len(levels),
+                                      factor=level.factor, stage="affine_options")
+                shrunk_pairs.append((f, m))
+            f, m = shrunk_pairs[0]
             fm = None if fixed_mask is None else shrink_mask(fixed_mask, f,
                                                              num_threads=self.num_threads)
             mm = None if moving_mask is None else shrink_mask(moving_mask, m,
@@ -262,17 +281,31 @@ class AffineRegistration:
             elif sampling < 1.0:
                 n = f.data.size if fm is None else int(np.count_nonzero(fm.data))
                 sampling = min(1.0, max(sampling, MIN_SAMPLES / max(n, 1)))
-            state = self.metric.setup(f, m, fixed_mask=fm, moving_mask=mm, sampling=sampling,
-                                      sampling_strategy=self.sampling_strategy, seed=self.seed,
-                                      num_threads=self.num_threads)
-            levels.append((level, state))
-        return PreparedPair(fixed, moving, tuple(levels), owner=self)
+            states = tuple(
+                metric.setup(f_c, m_c, fixed_mask=fm, moving_mask=mm, sampling=sampling,
+                             sampling_strategy=self.sampling_strategy, seed=self.seed,
+                             num_threads=self.num_threads)
+                for metric, (f_c, m_c) in zip(metrics, shrunk_pairs))
+            levels.append((level, states[0] if len(states) == 1 else states))
+        objective = self.metric if len(loaded) == 1 else WeightedMetricSum(
+            zip(metrics, (channel.weight for channel in loaded)))
+        return PreparedPair(fixed, moving, tuple(levels), owner=self, metric=objective)
+
+    def _channel_metric(self, channel):
+        """A channel's affine metric: its own by name (with this registration's ``bins`` when
+        it is MI), or this registration's."""
+        if channel.affine_metric is None:
+            return self.metric
+        name = choice(channel.affine_metric, AFFINE_METRICS, name=f"{channel.label}.affine_metric")
+        return get_affine_metric(name, bins=self.bins if name == "mi" else None)
 
     def optimize(self, fixed: ImageLike, moving: ImageLike, transform: str = "affine", *,
                  starting_affine: MatrixLike | None = None, fixed_mask: MaskLike | None = None,
                  moving_mask: MaskLike | None = None, levels: int | None = None,
                  fixed_affine: MatrixLike | None = None,
-                 moving_affine: MatrixLike | None = None) -> AffineMap:
+                 moving_affine: MatrixLike | None = None,
+                 channels: Sequence[Channel] | None = None,
+                 weight: float = 1.0) -> AffineMap:
         """Register ``moving`` to ``fixed`` with one transform family.
 
         ``optimize(fixed, moving, ...)`` is ``run(prepare(fixed, moving, ...), ...)``:
@@ -293,6 +326,9 @@ class AffineRegistration:
         fixed_affine, moving_affine : ndarray, optional
             vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
             / ``moving``; required for ndarrays, refused for anything else.
+        channels : sequence of Channel, optional
+        weight : float
+            More pairs and the ``(fixed, moving)`` pair's weight, as in :meth:`prepare`.
 
         Returns
         -------
@@ -300,7 +336,8 @@ class AffineRegistration:
         """
         transform = choice(transform, STAGES, name="transform")
         prepared = self.prepare(fixed, moving, fixed_mask=fixed_mask, moving_mask=moving_mask,
-                                fixed_affine=fixed_affine, moving_affine=moving_affine)
+                                fixed_affine=fixed_affine, moving_affine=moving_affine,
+                                channels=channels, weight=weight)
         return self.run(prepared, transform, starting_affine=starting_affine, levels=levels)
 
     def run(self, prepared: PreparedPair, transform: str = "affine", *,
@@ -339,7 +376,7 @@ class AffineRegistration:
         for index, (level, state) in enumerate(prepared.levels[:levels]):
             info = {"stage": transform, "level": index}
             try:
-                result = optimize_stage(self.metric, state, family, matrix, center=center,
+                result = optimize_stage(prepared.metric, state, family, matrix, center=center,
                                         scales=scales, iterations=level.iterations,
                                         tolerance=self.tolerance,
                                         callback=self._iteration_callback(level, n_levels),
@@ -354,7 +391,8 @@ class AffineRegistration:
                             "value": result.value, "iterations": result.iterations})
             log_progress(_logger, logging.INFO, "affine %s level %d/%d: %d iterations, %s "
                          "%.6g -> %.6g", transform, index + 1, n_levels, result.iterations,
-                         self.metric_name, result.initial_value, result.value,
+                         prepared.metric.name if prepared.metric is not self.metric
+                         else self.metric_name, result.initial_value, result.value,
                          progress={"kind": "affine", **history[-1]}, level_done=True)
         affine_map = AffineMap(matrix, fixed=fixed, moving=prepared.moving)
         affine_map.history = history
@@ -390,20 +428,23 @@ class PreparedPair:
     Attributes
     ----------
     fixed, moving : Image
-    levels : tuple of (Level, AffineMetricState)
-        Coarse to fine.
+    levels : tuple of (Level, AffineMetricState or tuple of AffineMetricState)
+        Coarse to fine; with channels, one state per channel.
     owner : AffineRegistration
         The registration whose settings built it.
+    metric : AffineMetric or WeightedMetricSum
+        The objective the stages minimise (the channels' weighted sum with channels).
     """
 
-    __slots__ = ("fixed", "moving", "levels", "owner")
+    __slots__ = ("fixed", "moving", "levels", "owner", "metric")
 
     def __init__(self, fixed: Image, moving: Image, levels: tuple, *,
-                 owner: AffineRegistration):
+                 owner: AffineRegistration, metric):
         self.fixed = fixed
         self.moving = moving
         self.levels = levels
         self.owner = owner
+        self.metric = metric
 
     def __repr__(self) -> str:
         return (f"PreparedPair(fixed={self.fixed.shape}, moving={self.moving.shape}, "
@@ -423,7 +464,9 @@ def affine_registration(fixed: ImageLike, moving: ImageLike, *,
                         seed: int = 0, full_resolution: str = "last",
                         callback: Callable[[dict], None] | None = None,
                         fixed_affine: MatrixLike | None = None,
-                        moving_affine: MatrixLike | None = None) -> AffineMap:
+                        moving_affine: MatrixLike | None = None,
+                        channels: Sequence[Channel] | None = None,
+                        weight: float = 1.0) -> AffineMap:
     """Register ``moving`` to ``fixed`` with a pipeline of linear stages.
 
     Parameters
@@ -467,6 +510,16 @@ def affine_registration(fixed: ImageLike, moving: ImageLike, *,
     fixed_affine, moving_affine : ndarray, optional
         vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
         / ``moving``; required for ndarrays, refused for anything else.
+    channels : sequence of Channel, optional
+        More (fixed, moving) pairs driving the same transform (e.g. T2 next
+        to T1), each with its own ``affine_metric`` (default ``metric``) and
+        weight; on the grids of ``fixed`` and ``moving``. The stages minimise
+        the weighted sum of the channels' metrics (see
+        :mod:`parareg.registration.channels`); the masks, the samples and
+        the initialisers (on the ``(fixed, moving)`` pair) are shared.
+    weight : float
+        The weight of ``(fixed, moving)`` among the channels (weights are 0
+        or more, sum to more than 0 and are normalised to sum to 1).
 
     Returns
     -------
@@ -500,6 +553,11 @@ def affine_registration(fixed: ImageLike, moving: ImageLike, *,
                       "start from starting_affine", RegistrationWarning, stacklevel=2)
     fixed_mask = _as_mask(fixed_mask, fixed, name="fixed_mask")
     moving_mask = _as_mask(moving_mask, moving, name="moving_mask")
+    loaded = check_channels(channels, fixed, moving, weight=weight, num_threads=num_threads)
+    # the images are loaded once: prepare() gets them as Images
+    channels = [Channel(c.fixed, c.moving, c.weight, c.affine_metric, c.syn_metric)
+                for c in loaded[1:]]
+    weight = loaded[0].weight
     registration = AffineRegistration(metric=metric, bins=bins, sampling=sampling,
                                       sampling_strategy=sampling_strategy, levels=levels,
                                       sigma_unit=sigma_unit, tolerance=tolerance, seed=seed,
@@ -517,7 +575,8 @@ def affine_registration(fixed: ImageLike, moving: ImageLike, *,
         levels_used = n_levels - 1 if coarse_only else n_levels
         if prepared is None:
             prepared = registration.prepare(fixed, moving, fixed_mask=fixed_mask,
-                                            moving_mask=moving_mask)
+                                            moving_mask=moving_mask, channels=channels,
+                                            weight=weight)
         stage_map = registration.run(prepared, step, starting_affine=matrix,
                                      levels=levels_used)
         matrix = stage_map.matrix

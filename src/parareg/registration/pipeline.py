@@ -15,6 +15,7 @@ from ..memory import check_registration
 from ..metrics import AFFINE_METRICS
 from ..metrics.syn import SYN_METRICS
 from .affine import DEFAULT_LEVELS, AffineMap, affine_registration
+from .channels import Channel, check_channels
 from .initialise import SEARCH_METHODS, initialised_affine
 from .pyramid import check_level_shapes
 from .syn import DEFAULT_SYN_LEVELS, SymmetricDiffeomorphicRegistration
@@ -146,10 +147,12 @@ class RegistrationResult:
 #: register's own arguments that ``affine_options`` / ``syn_options`` must not repeat
 #: (option key -> the argument of register that sets it)
 _AFFINE_CLASHES = {"metric": "affine_metric", "fixed_mask": "fixed_mask",
+                   "channels": "channels", "weight": "weight",
                    "moving_mask": "moving_mask", "num_threads": "num_threads", "seed": "seed",
                    "fixed_affine": "fixed_affine", "moving_affine": "moving_affine",
                    "starting_affine": "initial_transform"}
 _SYN_CLASHES = {"metric": "syn_metric", "num_threads": "num_threads", "fixed_mask": "fixed_mask",
+                "channels": "channels", "weight": "weight",
                 "moving_mask": "moving_mask", "fixed_affine": "fixed_affine",
                 "moving_affine": "moving_affine"}
 #: the images are register's first arguments, never a stage option
@@ -184,7 +187,9 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
              max_memory: int | str | None = None, fixed_affine: MatrixLike | None = None,
              moving_affine: MatrixLike | None = None,
              initial_transform: InitialTransform = None,
-             stages: Sequence[str] | str | None = None) -> RegistrationResult:
+             stages: Sequence[str] | str | None = None,
+             channels: Sequence[Channel] | None = None,
+             weight: float = 1.0) -> RegistrationResult:
     """Register ``moving`` to ``fixed``: the affine pipeline, then (for ``"syn"``) SyN.
 
     Parameters
@@ -236,6 +241,19 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
     fixed_affine, moving_affine : ndarray, optional
         vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
         / ``moving``; required for ndarrays, refused for anything else.
+    channels : sequence of Channel, optional
+        More (fixed, moving) pairs driving the same transform in every
+        stage, e.g. ``[parareg.Channel(t2_fixed, t2_moving, weight=0.5,
+        syn_metric="mi")]`` next to a T1 pair (ANTs' several ``-m``
+        metrics, greedy's several ``-i`` pairs). Each channel's fixed image
+        is on the grid of ``fixed``, each moving image on that of
+        ``moving``; its ``affine_metric`` / ``syn_metric`` default to
+        ``affine_metric`` / ``syn_metric``. Masks and initialisers are
+        shared (the initialisers use ``fixed`` and ``moving``). How the
+        channels combine: :mod:`parareg.registration.channels`.
+    weight : float
+        The weight of ``(fixed, moving)`` among the channels; weights are 0
+        or more, sum to more than 0 and are normalised to sum to 1.
 
     Returns
     -------
@@ -279,6 +297,11 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
                        fixed_mask=fixed_mask is not None, max_memory=max_memory)
     fixed = as_image(fixed, name="fixed", num_threads=num_threads)
     moving = as_image(moving, name="moving", num_threads=num_threads)
+    loaded = check_channels(channels, fixed, moving, weight=weight, num_threads=num_threads)
+    # loaded once here; the stages get them as Images
+    channel_options = {"weight": loaded[0].weight,
+                       "channels": [Channel(c.fixed, c.moving, c.weight, c.affine_metric,
+                                            c.syn_metric) for c in loaded[1:]] or None}
     initialiser, start = initial_alignment(initial_transform, fixed.ndim)
     linear = tuple(stage for stage in stages if stage != "syn")
     options = {"pipeline": ((initialiser,) if initialiser else ()) + linear,
@@ -298,17 +321,18 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
                 chosen.pop(key, None)
         syn = SymmetricDiffeomorphicRegistration(
             syn_metric, num_threads=num_threads, **{**chosen, **syn_options})
-        syn.check_grid(fixed)
+        syn.check_grid(fixed, metrics=[syn.channel_metric(c) for c in loaded])
     seconds = {}
     t0 = time.perf_counter()
     if initialiser in SEARCH_METHODS:  # scored starts and a wrong-basin check
         affine = initialised_affine(initialiser, fixed, moving, metric=affine_metric,
                                     fixed_mask=fixed_mask, moving_mask=moving_mask,
-                                    num_threads=num_threads, seed=seed, **options)
+                                    num_threads=num_threads, seed=seed, **channel_options,
+                                    **options)
     elif options["pipeline"]:
         affine = affine_registration(fixed, moving, metric=affine_metric, fixed_mask=fixed_mask,
                                      moving_mask=moving_mask, num_threads=num_threads,
-                                     seed=seed, **options)
+                                     seed=seed, **channel_options, **options)
     else:  # SyN alone, from the given start
         affine = AffineMap(np.eye(fixed.ndim + 1) if start is None else start, fixed=fixed,
                            moving=moving)
@@ -317,7 +341,7 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
     if transform == "syn":
         t0 = time.perf_counter()
         mapping = syn.optimize(fixed, moving, prealign=affine.matrix, fixed_mask=fixed_mask,
-                               moving_mask=moving_mask)
+                               moving_mask=moving_mask, **channel_options)
         seconds["syn"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     warped = mapping.transform(moving, num_threads=num_threads)

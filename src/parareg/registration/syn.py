@@ -33,8 +33,9 @@ from ..parallel import resolve_num_threads
 from ..kernels.resample import LINEAR_ZERO_OUTSIDE
 from ..resampling import resample, warp_unchecked
 from ..transforms.diffeomorphic import DiffeomorphicMap, resample_field
+from .channels import Channel, LoadedChannel, check_channels, combine_forces
 from .pyramid import (check_level_image, check_level_mask, check_level_shapes, check_levels,
-                      pyramid_level, shrink_grid, shrink_mask)
+                      pyramid_level, shrink_mask)
 
 if TYPE_CHECKING:
     from .._typing import ImageLike, MaskLike, MatrixLike
@@ -155,6 +156,8 @@ class SymmetricDiffeomorphicRegistration:
                  callback: Callable[[dict], None] | None = None,
                  gradient: str | None = None):
         self.metric = _syn_metric(metric, radius=radius, bins=bins, gradient=gradient)
+        #: the options a channel's metric given by name takes (when it accepts them)
+        self._channel_options = {"radius": radius, "bins": bins, "gradient": gradient}
         self.levels = check_levels(levels)
         step = float(step)
         if not np.isfinite(step) or step <= 0:
@@ -201,19 +204,67 @@ class SymmetricDiffeomorphicRegistration:
         _zero_boundary(moved)
         return moved
 
-    def check_grid(self, fixed: ImageLike) -> None:
+    def check_grid(self, fixed: ImageLike, *,
+                   metrics: Sequence[SyNMetric] | None = None) -> None:
         """Refuse a ``fixed`` image whose pyramid levels are smaller than the metric's window
-        (CC: ``2 * radius + 1`` voxels); cheap, so callers may check before other work."""
-        radius = getattr(self.metric, "radius", 0)
+        (CC: ``2 * radius + 1`` voxels), or the largest window of ``metrics`` (the channels');
+        cheap, so callers may check before other work."""
+        radius = max(getattr(metric, "radius", 0) for metric in (metrics or (self.metric,)))
         if radius:
             check_level_shapes(as_grid(fixed, name="fixed"), self.levels,
                                window=2 * radius + 1, stage="syn_options")
+
+    def channel_metric(self, channel: LoadedChannel) -> SyNMetric:
+        """A channel's SyN metric: its own (a name takes this registration's ``radius``,
+        ``bins`` or ``gradient`` when that metric has the option), or this registration's."""
+        metric = channel.syn_metric
+        if metric is None:
+            return self.metric
+        if isinstance(metric, SyNMetric):
+            return metric
+        from .._options import accepted_options, choice
+        from ..metrics.syn import SYN_METRICS
+
+        name = choice(metric, sorted(SYN_METRICS), name=f"{channel.label}.syn_metric")
+        accepted = accepted_options(SYN_METRICS[name]) or ()
+        options = {k: v for k, v in self._channel_options.items() if k in accepted}
+        return _syn_metric(name, radius=options.get("radius"), bins=options.get("bins"),
+                           gradient=options.get("gradient"))
+
+    def _forces(self, metrics, weights, warped, v2w, mask, level, iteration):
+        """``(forward, backward, energy)`` of one iteration: the metric's, or the channels'
+        combination (:func:`~parareg.registration.channels.combine_forces`)."""
+        nt = self.num_threads
+        results = []
+        for metric, weight, (warped_fixed, warped_moving) in zip(metrics, weights, warped):
+            if weight == 0.0 and len(metrics) > 1:
+                continue
+            forward, backward, energy = metric.compute(
+                warped_fixed, warped_moving, vox2world=v2w, mask=mask, num_threads=nt)
+            energy = float(energy)
+            if not np.isfinite(energy):
+                raise SyNError(
+                    f"the metric {metric!r} returned a non-finite energy ({energy}) "
+                    f"at level {level}, iteration {iteration + 1}, so no update can be "
+                    "trusted; rescale the images (e.g. to [0, 1]) or fix the metric")
+            results.append((forward, backward, energy, weight))
+        if len(metrics) == 1:
+            return results[0][:3]
+        used = [weight for *_, weight in results]
+        forward = combine_forces([r[0] for r in results], used, num_threads=nt)
+        backward = combine_forces([r[1] for r in results], used, num_threads=nt)
+        energy = 0.0
+        for *_, part, weight in results:
+            energy += weight * part
+        return forward, backward, energy
 
     def optimize(self, fixed: ImageLike, moving: ImageLike, *,
                  prealign: MatrixLike | None = None, fixed_mask: MaskLike | None = None,
                  fixed_affine: MatrixLike | None = None,
                  moving_affine: MatrixLike | None = None,
-                 moving_mask: MaskLike | None = None) -> DiffeomorphicMap:
+                 moving_mask: MaskLike | None = None,
+                 channels: Sequence[Channel] | None = None,
+                 weight: float = 1.0) -> DiffeomorphicMap:
         """Register ``moving`` to ``fixed``.
 
         Parameters
@@ -229,6 +280,14 @@ class SymmetricDiffeomorphicRegistration:
         fixed_affine, moving_affine : ndarray, optional
             vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
             / ``moving``; required for ndarrays, refused for anything else.
+        channels : sequence of Channel, optional
+            More (fixed, moving) pairs driving the same fields, each with its
+            own ``syn_metric`` (default: this registration's metric) and
+            weight, on the grids of ``fixed`` and ``moving``; each side's
+            update is the weighted sum of the channels' normalised forces
+            (:mod:`parareg.registration.channels`). The masks are shared.
+        weight : float
+            The weight of ``(fixed, moving)`` among the channels.
 
         Returns
         -------
@@ -239,12 +298,18 @@ class SymmetricDiffeomorphicRegistration:
         ndim = fixed.ndim
         prealign = np.eye(ndim + 1) if prealign is None else check_matrix(
             prealign, ndim, name="prealign")
-        for name, image in (("fixed", fixed), ("moving", moving)):
-            if not np.any(image.data):
-                raise SyNError(f"{name} is all zero; nothing to register")
-            if float(image.data.max()) == float(image.data.min()):
-                raise SyNError(f"{name} is constant; nothing to register")
-        self.check_grid(fixed)
+        loaded = check_channels(channels, fixed, moving, weight=weight,
+                                num_threads=self.num_threads)
+        metrics = [self.channel_metric(channel) for channel in loaded]
+        for channel in loaded:
+            prefix = "" if channel is loaded[0] else f"{channel.label}."
+            for name, image in (("fixed", channel.fixed), ("moving", channel.moving)):
+                if not np.any(image.data):
+                    raise SyNError(f"{prefix}{name} is all zero; nothing to register")
+                if float(image.data.max()) == float(image.data.min()):
+                    raise SyNError(f"{prefix}{name} is constant; nothing to register")
+        self.check_grid(fixed, metrics=metrics)
+        weights = [channel.weight for channel in loaded]
         mask = moving_mask_image = None
         if fixed_mask is not None or moving_mask is not None:
             from .affine import _as_mask
@@ -257,21 +322,21 @@ class SymmetricDiffeomorphicRegistration:
         grid_prev = None
         history = []
         n_levels = len(self.levels)
-        metric_name = self.metric.name or type(self.metric).__name__
+        metric_name = "+".join(m.name or type(m).__name__ for m in metrics)
         debug = _logger.isEnabledFor(logging.DEBUG)
         for index, level in enumerate(self.levels):
             t0 = time.perf_counter()
-            f_l = pyramid_level(fixed, factor=level.factor, sigma=level.sigma, num_threads=nt)
-            if level.factor > 1:
-                m_grid = shrink_grid(moving, level.factor)
-                m_l = pyramid_level(moving, factor=level.factor, sigma=level.sigma,
+            shrunk = []  # (fixed level, moving level) per channel
+            for channel in loaded:
+                f_c = pyramid_level(channel.fixed, factor=level.factor, sigma=level.sigma,
                                     num_threads=nt)
-            else:
-                m_grid = moving
-                m_l = pyramid_level(moving, factor=1, sigma=level.sigma, num_threads=nt)
-            del m_grid
-            check_level_image(f_l, fixed, name="fixed", level=index, factor=level.factor,
-                              stage="syn_options")
+                m_c = pyramid_level(channel.moving, factor=level.factor, sigma=level.sigma,
+                                    num_threads=nt)
+                prefix = "" if channel is loaded[0] else f"{channel.label}."
+                check_level_image(f_c, channel.fixed, name=prefix + "fixed", level=index,
+                                  factor=level.factor, stage="syn_options")
+                shrunk.append((f_c, m_c))
+            f_l, m_l = shrunk[0]
             mask_l = None if mask is None else shrink_mask(mask, f_l, num_threads=nt)
             if mask_l is not None:
                 check_level_mask(mask_l, mask, name="fixed_mask", level=index,
@@ -290,17 +355,18 @@ class SymmetricDiffeomorphicRegistration:
             spacing = f_l.spacing
             disp2vox = np.ascontiguousarray(np.linalg.inv(v2w[:ndim, :ndim]))
             world2moving_vox = m_l.world2vox @ prealign
-            warped_fixed = np.empty(f_l.shape, np.float32)
-            warped_moving = np.empty(f_l.shape, np.float32)
+            warped = [(np.empty(f_l.shape, np.float32), np.empty(f_l.shape, np.float32))
+                      for _ in loaded]
             scratch_s = np.empty_like(u_s)
             scratch_m = np.empty_like(u_m)
             energies = []
             iterations = 0
             for iteration in range(level.iterations):
-                warp_unchecked(f_l.data, u_s, v2w, f_l.world2vox, LINEAR_ZERO_OUTSIDE,
-                               warped_fixed, nt)
-                warp_unchecked(m_l.data, u_m, v2w, world2moving_vox, LINEAR_ZERO_OUTSIDE,
-                               warped_moving, nt)
+                for (f_c, m_c), (warped_fixed, warped_moving) in zip(shrunk, warped):
+                    warp_unchecked(f_c.data, u_s, v2w, f_l.world2vox, LINEAR_ZERO_OUTSIDE,
+                                   warped_fixed, nt)
+                    warp_unchecked(m_c.data, u_m, v2w, world2moving_vox, LINEAR_ZERO_OUTSIDE,
+                                   warped_moving, nt)
                 mask_now = None
                 if mask_l is not None:
                     mask_now = resample(mask_l, f_l, field=u_s, interpolation="nearest",
@@ -311,14 +377,8 @@ class SymmetricDiffeomorphicRegistration:
                     mask_now = seen if mask_now is None else mask_now & seen
                 if mask_now is not None and not np.any(mask_now):
                     mask_now = None
-                forward, backward, energy = self.metric.compute(
-                    warped_fixed, warped_moving, vox2world=v2w, mask=mask_now, num_threads=nt)
-                energy = float(energy)
-                if not np.isfinite(energy):
-                    raise SyNError(
-                        f"the metric {self.metric!r} returned a non-finite energy ({energy}) "
-                        f"at level {index}, iteration {iteration + 1}, so no update can be "
-                        "trusted; rescale the images (e.g. to [0, 1]) or fix the metric")
+                forward, backward, energy = self._forces(metrics, weights, warped, v2w,
+                                                         mask_now, index, iteration)
                 energies.append(energy)
                 iterations = iteration + 1
                 if self.callback is not None:
@@ -396,7 +456,9 @@ def syn_registration(fixed: ImageLike, moving: ImageLike, *, metric: str | SyNMe
                      callback: Callable[[dict], None] | None = None,
                      fixed_affine: MatrixLike | None = None,
                      moving_affine: MatrixLike | None = None,
-                     gradient: str | None = None) -> DiffeomorphicMap:
+                     gradient: str | None = None,
+                     channels: Sequence[Channel] | None = None,
+                     weight: float = 1.0) -> DiffeomorphicMap:
     """Symmetric diffeomorphic registration of ``moving`` to ``fixed``.
 
     Parameters
@@ -430,6 +492,17 @@ def syn_registration(fixed: ImageLike, moving: ImageLike, *, metric: str | SyNMe
     fixed_affine, moving_affine : ndarray, optional
         vox2world (RAS mm, as nibabel's ``img.affine``) of an ndarray ``fixed``
         / ``moving``; required for ndarrays, refused for anything else.
+    channels : sequence of Channel, optional
+        More (fixed, moving) pairs driving the same fields (e.g. T2 next to
+        T1), each with its own ``syn_metric`` (default ``metric``; a name
+        takes ``radius`` / ``bins`` when it has that option) and weight, on
+        the grids of ``fixed`` and ``moving``. Each side's update is the
+        weighted sum of the channels' forces, each divided by its L2 norm, as
+        ITK's multi-metric does for ANTs (see
+        :mod:`parareg.registration.channels`).
+    weight : float
+        The weight of ``(fixed, moving)`` among the channels (weights are 0
+        or more, sum to more than 0 and are normalised to sum to 1).
 
     Returns
     -------
@@ -452,4 +525,5 @@ def syn_registration(fixed: ImageLike, moving: ImageLike, *, metric: str | SyNMe
         num_threads=num_threads, callback=callback, gradient=gradient)
     return registration.optimize(fixed, moving, prealign=prealign, fixed_mask=fixed_mask,
                                  moving_mask=moving_mask,
-                                 fixed_affine=fixed_affine, moving_affine=moving_affine)
+                                 fixed_affine=fixed_affine, moving_affine=moving_affine,
+                                 channels=channels, weight=weight)
