@@ -553,7 +553,7 @@ PYTHON = [
         r"radius=3 is not an option of the SyN metric 'mi' \(it takes bins\); drop radius"),
     api(P, "py-syn-bins-unused", "syn_registration(bins=16) with the default metric cc",
         lambda d: _syn(d, bins=16), ValueError,
-        r"bins=16 is not an option of the SyN metric 'cc' \(it takes radius, eps\)"),
+        r"bins=16 is not an option of the SyN metric 'cc' \(it takes radius, eps, gradient\)"),
     api(P, "py-affine-bins-unused", "affine_registration(metric='correlation', bins=64)",
         lambda d: _affine(d, metric="correlation", bins=64), ValueError,
         r"bins=64 is not an option of the affine metric 'correlation'"),
