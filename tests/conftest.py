@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from parareg.parallel import pool
+
+# A suite started in the background without job control (`nohup pytest &`, a CI runner's
+# subshell) inherits SIGINT ignored, and so would every child process the Ctrl-C tests
+# interrupt (an ignored signal stays ignored across exec): give this process Python's own
+# handler, so its children start with the default one.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
