@@ -277,7 +277,8 @@ def _as_dtype(data: np.ndarray, dtype) -> np.ndarray:
     return data.astype(np.promote_types(data.dtype, dtype), copy=False).astype(dtype, copy=False)
 
 
-def stored_array(img, *, dtype=None) -> np.ndarray:
+def stored_array(img: nib.Nifti1Image, *,
+                 dtype: np.typing.DTypeLike | None = None) -> np.ndarray:
     """``np.asanyarray(img.dataobj)``, or with ``dtype`` ``img.get_fdata(dtype=dtype)``.
 
     A gzipped file without scaling is inflated in one pass into one buffer
