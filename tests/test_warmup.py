@@ -331,8 +331,11 @@ def test_interrupted_warmup_stops_its_workers(tmp_path):
     proc.send_signal(signal.SIGINT)  # the parent only: it must stop the workers itself
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "parareg: error: interrupted" in err
-    # at once, not after the workers finished their jobs (tens of seconds when cold)
-    assert time.monotonic() - signalled < 10
+    # soon, not after the workers finished their jobs (a cold `warmup --jobs 2` takes 50 s on
+    # this 2-core machine); the bound is loose because on a 2-core CI machine, shared by pytest and two
+    # compiling workers, the parent once took 14.6 s to be scheduled, interrupted and reaped.
+    # That the workers are gone (below) is the check that the parent stopped them itself.
+    assert time.monotonic() - signalled < 30
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text(
         ).split()[2], f"worker {pid} outlived the interrupted warmup"
