@@ -332,7 +332,7 @@ def test_interrupted_warmup_stops_its_workers(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "parareg: error: interrupted" in err
     # soon, not after the workers finished their jobs (a cold `warmup --jobs 2` takes 50 s on
-    # this 2-core machine); the bound is loose because on a 2-core CI machine, shared by pytest and two
+    # this 2-core machine); the bound is loose because on the 2 cores, shared by pytest and two
     # compiling workers, the parent once took 14.6 s to be scheduled, interrupted and reaped.
     # That the workers are gone (below) is the check that the parent stopped them itself.
     assert time.monotonic() - signalled < 30
