@@ -34,6 +34,7 @@ SYN_3D_KERNELS = {
     "histogram.joint_histogram_3d",
     "histogram.mattes_gradient_3d",
     "resample.resample_affine_3d",
+    "resample.resample_field_affine_3d",
     "resample.warp_3d",
     "smooth.convolve_middle",
     "smooth.convolve_middle_narrow",

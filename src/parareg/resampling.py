@@ -11,6 +11,7 @@ from .image import Image, all_finite, as_grid, as_image, check_matrix, trusted_i
 from .kernels.lift import lift_affine, lift_array
 from .kernels.resample import (BSPLINE, GAUSSIAN, ITK_KERNEL_METHODS, LABEL, LANCZOS, LINEAR,
                                LINEAR_ZERO_OUTSIDE, NEAREST, resample_affine_3d,
+                               resample_field_affine_3d,
                                resample_affine_itk_3d, warp_3d, warp_itk_3d)
 from .parallel import axis0_ranges, for_each_unit, resolve_num_threads
 
@@ -200,6 +201,31 @@ def _map(src, reference, world2moving_vox, field, method, params, out, num_threa
         fld = check_field(field, reference.shape, num_threads=num_threads)
         warp_unchecked(src, fld, reference.vox2world, world2moving_vox, method, out,
                        num_threads, params=params)
+
+
+def resample_vector_field(field: np.ndarray, world2field_vox: np.ndarray, reference,
+                          *, itk_edge: bool, num_threads: int) -> np.ndarray:
+    """Each component of ``field`` sampled at ``world2field_vox @ x`` for every point ``x``
+    of ``reference``'s grid: ``(*reference.shape, ndim)`` float32.
+
+    The driver behind :func:`parareg.transforms.diffeomorphic.resample_field`
+    (checked, C-contiguous float32 ``field``). Linear, zero outside
+    ``[0, n - 1]`` voxels, or with ``itk_edge`` ITK's rule; every component
+    bit for bit as :func:`resample_zero_outside` / :func:`resample` give it
+    for that component alone.
+    """
+    ndim = reference.ndim
+    out = np.empty((*reference.shape, ndim), np.float32)
+    out2field_vox = lift_affine(world2field_vox @ reference.vox2world)
+    field3, out3 = lift_array(field, ndim), lift_array(out, ndim)
+    method = LINEAR if itk_edge else LINEAR_ZERO_OUTSIDE
+
+    def run(unit, start, stop):
+        resample_field_affine_3d(field3, out2field_vox, method, out3, start, stop)
+
+    for_each_unit(run, axis0_ranges(reference.shape, grain=DEFAULT_GRAIN_VOXELS),
+                  num_threads=num_threads)
+    return out
 
 
 #: the kernels' ``params`` for interpolators without any

@@ -26,7 +26,7 @@ from ._jit import helper, inline_helper
 
 
 @helper
-def _lower(x, n):
+def lower_corner(x, n):
     """Lower corner index and weight for linear interpolation along one axis."""
     i0 = min(int(x), max(n - 2, 0))
     i1 = min(i0 + 1, n - 1)
@@ -39,22 +39,37 @@ def linear_3d(img, x, y, z):
     nx, ny, nz = img.shape
     if not (0.0 <= x <= nx - 1 and 0.0 <= y <= ny - 1 and 0.0 <= z <= nz - 1):
         return 0.0
-    i0, i1, fx = _lower(x, nx)
-    j0, j1, fy = _lower(y, ny)
-    k0, k1, fz = _lower(z, nz)
+    i0, i1, fx = lower_corner(x, nx)
+    j0, j1, fy = lower_corner(y, ny)
+    k0, k1, fz = lower_corner(z, nz)
     return trilinear(img, i0, i1, fx, j0, j1, fy, k0, k1, fz)
+
+
+@helper
+def blend(v000, v100, v010, v110, v001, v101, v011, v111, fx, fy, fz):
+    """The trilinear blend of 8 corner values (``v`` + bits along x, y, z) with upper weights ``f``."""
+    c00 = v000 * (1.0 - fx) + v100 * fx
+    c01 = v001 * (1.0 - fx) + v101 * fx
+    c10 = v010 * (1.0 - fx) + v110 * fx
+    c11 = v011 * (1.0 - fx) + v111 * fx
+    c0 = c00 * (1.0 - fy) + c10 * fy
+    c1 = c01 * (1.0 - fy) + c11 * fy
+    return c0 * (1.0 - fz) + c1 * fz
 
 
 @helper
 def trilinear(img, i0, i1, fx, j0, j1, fy, k0, k1, fz):
     """The trilinear blend of the 8 corners ``(i0|i1, j0|j1, k0|k1)`` with upper weights ``f``."""
-    c00 = img[i0, j0, k0] * (1.0 - fx) + img[i1, j0, k0] * fx
-    c01 = img[i0, j0, k1] * (1.0 - fx) + img[i1, j0, k1] * fx
-    c10 = img[i0, j1, k0] * (1.0 - fx) + img[i1, j1, k0] * fx
-    c11 = img[i0, j1, k1] * (1.0 - fx) + img[i1, j1, k1] * fx
-    c0 = c00 * (1.0 - fy) + c10 * fy
-    c1 = c01 * (1.0 - fy) + c11 * fy
-    return c0 * (1.0 - fz) + c1 * fz
+    return blend(img[i0, j0, k0], img[i1, j0, k0], img[i0, j1, k0], img[i1, j1, k0],
+                 img[i0, j0, k1], img[i1, j0, k1], img[i0, j1, k1], img[i1, j1, k1], fx, fy, fz)
+
+
+@helper
+def trilinear_component(field, c, i0, i1, fx, j0, j1, fy, k0, k1, fz):
+    """:func:`trilinear` of component ``c`` of a vector field ``(X, Y, Z, nd)``."""
+    return blend(field[i0, j0, k0, c], field[i1, j0, k0, c], field[i0, j1, k0, c],
+                 field[i1, j1, k0, c], field[i0, j0, k1, c], field[i1, j0, k1, c],
+                 field[i0, j1, k1, c], field[i1, j1, k1, c], fx, fy, fz)
 
 
 @helper
@@ -80,9 +95,9 @@ def vector_at(field, x, y, z):
     nx, ny, nz, nd = field.shape
     if not (0.0 <= x <= nx - 1 and 0.0 <= y <= ny - 1 and 0.0 <= z <= nz - 1):
         return 0.0, 0.0, 0.0
-    i0, i1, fx = _lower(x, nx)
-    j0, j1, fy = _lower(y, ny)
-    k0, k1, fz = _lower(z, nz)
+    i0, i1, fx = lower_corner(x, nx)
+    j0, j1, fy = lower_corner(y, ny)
+    k0, k1, fz = lower_corner(z, nz)
     gx = 1.0 - fx
     gy = 1.0 - fy
     gz = 1.0 - fz
@@ -111,9 +126,9 @@ def linear_value_gradient_3d(img, grad, exact, vox_grad2world_grad, x, y, z):
     by ``vox_grad2world_grad`` (3 x 3; ``grad`` is then unused).
     """
     nx, ny, nz = img.shape
-    i0, i1, fx = _lower(x, nx)
-    j0, j1, fy = _lower(y, ny)
-    k0, k1, fz = _lower(z, nz)
+    i0, i1, fx = lower_corner(x, nx)
+    j0, j1, fy = lower_corner(y, ny)
+    k0, k1, fz = lower_corner(z, nz)
     gx = 1.0 - fx
     gy = 1.0 - fy
     gz = 1.0 - fz

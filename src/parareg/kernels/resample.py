@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import inline_helper, kernel
-from .interp import linear_3d, nearest_3d
-from .interp_itk import (MAX_TAPS, bspline3_3d, gaussian_3d, inside, label_3d, lanczos_3d,
-                         linear_clamped_3d)
+from .interp import linear_3d, lower_corner, nearest_3d, trilinear_component
+from .interp_itk import (MAX_TAPS, bspline3_3d, clamped_corner, gaussian_3d, inside, label_3d,
+                         lanczos_3d, linear_clamped_3d)
 from .stencil import load_vector
 
 #: the registration kernels' linear: 0 outside ``[0, n - 1]`` ("zero outside")
@@ -96,6 +96,48 @@ def resample_affine_3d(moving, out2moving_vox, method, out, start, stop):
             for k in range(nz):
                 x, y, z = affine_point(out2moving_vox, i, j, k)
                 out[i, j, k] = sample(moving, method, x, y, z)
+
+
+@inline_helper
+def field_corners(field, method, x, y, z):
+    """Whether ``field`` (``(X, Y, Z, nd)``) is sampled at ``(x, y, z)`` by ``method``, and the
+    corners and weights there: ``LINEAR_ZERO_OUTSIDE`` as :func:`linear_3d`, ``LINEAR`` as
+    :func:`inside` with :func:`linear_clamped_3d` (10 values)."""
+    nx, ny, nz, _ = field.shape
+    if method == LINEAR_ZERO_OUTSIDE:
+        if not (0.0 <= x <= nx - 1 and 0.0 <= y <= ny - 1 and 0.0 <= z <= nz - 1):
+            return False, 0, 0, 0.0, 0, 0, 0.0, 0, 0, 0.0
+        i0, i1, fx = lower_corner(x, nx)
+        j0, j1, fy = lower_corner(y, ny)
+        k0, k1, fz = lower_corner(z, nz)
+        return True, i0, i1, fx, j0, j1, fy, k0, k1, fz
+    if not (-0.5 <= x < nx - 0.5 and -0.5 <= y < ny - 0.5 and -0.5 <= z < nz - 0.5):
+        return False, 0, 0, 0.0, 0, 0, 0.0, 0, 0, 0.0
+    i0, i1, fx = clamped_corner(x, nx)
+    j0, j1, fy = clamped_corner(y, ny)
+    k0, k1, fz = clamped_corner(z, nz)
+    return True, i0, i1, fx, j0, j1, fy, k0, k1, fz
+
+
+@kernel
+def resample_field_affine_3d(field, out2field_vox, method, out, start, stop):
+    """Every component of a vector field resampled through an affine, rows ``start:stop``.
+
+    ``out[i, j, k, c] = field[..., c](out2field_vox @ (i, j, k, 1))`` by
+    ``LINEAR_ZERO_OUTSIDE`` or ``LINEAR``: each component bit for bit as
+    :func:`resample_affine_3d` resamples it as a scalar image, with the point
+    and the corners found once for all components. ``field`` has shape
+    ``(X, Y, Z, nd)``, ``out`` ``(X', Y', Z', nd)``, both float32.
+    """
+    _, ny, nz, nd = out.shape
+    for i in range(start, stop):
+        for j in range(ny):
+            for k in range(nz):
+                x, y, z = affine_point(out2field_vox, i, j, k)
+                ok, i0, i1, fx, j0, j1, fy, k0, k1, fz = field_corners(field, method, x, y, z)
+                for c in range(nd):
+                    out[i, j, k, c] = (trilinear_component(field, c, i0, i1, fx, j0, j1, fy,
+                                                           k0, k1, fz) if ok else 0.0)
 
 
 @kernel

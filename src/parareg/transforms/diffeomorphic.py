@@ -19,7 +19,8 @@ import numpy as np
 
 from ..fields import inverse_consistency_error, jacobian_determinant
 from ..image import Image, as_image, check_matrix, trusted_image
-from ..resampling import check_field, resample, resample_zero_outside
+from ..parallel import resolve_num_threads
+from ..resampling import check_field, resample, resample_vector_field
 
 if TYPE_CHECKING:
     from .._typing import ArrayLike, ImageLike, MatrixLike
@@ -42,16 +43,11 @@ def resample_field(field: np.ndarray, field_vox2world: MatrixLike, grid: Image, 
     transform). Returns ``(*grid.shape, ndim)`` float32.
     """
     ndim = grid.ndim
-    out = np.empty((*grid.shape, ndim), np.float32)
-    for axis in range(ndim):
-        component = trusted_image(np.ascontiguousarray(field[..., axis]), field_vox2world)
-        if itk_edge:
-            out[..., axis] = resample(component, grid, affine=affine,
-                                      num_threads=num_threads).data
-        else:
-            out[..., axis] = resample_zero_outside(component, grid, affine=affine,
-                                                   num_threads=num_threads).data
-    return out
+    grid_to_field = np.eye(ndim + 1) if affine is None else check_matrix(affine, ndim,
+                                                                          name="affine")
+    return resample_vector_field(np.ascontiguousarray(field, dtype=np.float32),
+                                 np.linalg.inv(field_vox2world) @ grid_to_field, grid,
+                                 itk_edge=itk_edge, num_threads=resolve_num_threads(num_threads))
 
 
 class DiffeomorphicMap:
