@@ -122,6 +122,28 @@ def _count(p, r, n):
     return min(p + r, n - 1) - max(p - r, 0) + 1
 
 
+@inline_helper  # two kernels, one call site each: inline
+def window_statistics(sums, i, j, k, cxy, rz, nz, eps):
+    """The centred statistics of the window of voxel ``(i, j, k)`` from its box sums.
+
+    ``cxy`` is the window's sample count in the ``(x, y)`` plane. Returns
+    ``(flat, a, b, c, mean_i, mean_j)``: ``a``, ``b``, ``c`` the module's ``A``,
+    ``B``, ``C`` (float64), the window means of ``I`` and ``J``, and ``flat``,
+    true where the guard zeroes the voxel (``B`` or ``C`` lost in rounding, or
+    ``B C < eps``).
+    """
+    n = np.float64(cxy * _count(k, rz, nz))
+    s_i = sums[0, i, j, k]
+    s_j = sums[1, i, j, k]
+    s_ii = sums[2, i, j, k]
+    s_jj = sums[3, i, j, k]
+    a = sums[4, i, j, k] - s_i * s_j / n
+    b = s_ii - s_i * s_i / n
+    c = s_jj - s_j * s_j / n
+    flat = b <= CC_FLAT_RTOL * s_ii or c <= CC_FLAT_RTOL * s_jj or b * c < eps
+    return flat, a, b, c, s_i / n, s_j / n
+
+
 @kernel
 def cc_steps(fixed, moving, sums, rx, ry, rz, grad2world, mask, use_mask, eps,
              forward, backward, scratch, partial, start, stop):
@@ -158,20 +180,13 @@ def cc_steps(fixed, moving, sums, rx, ry, rz, grad2world, mask, use_mask, eps,
                 if use_mask and mask[i, j, k] == 0:
                     continue
                 count += 1.0
-                n = np.float64(cxy * _count(k, rz, nz))
-                s_i = sums[0, i, j, k]
-                s_j = sums[1, i, j, k]
-                s_ii = sums[2, i, j, k]
-                s_jj = sums[3, i, j, k]
-                s_ij = sums[4, i, j, k]
-                a = s_ij - s_i * s_j / n
-                b = s_ii - s_i * s_i / n
-                c = s_jj - s_j * s_j / n
-                if b <= CC_FLAT_RTOL * s_ii or c <= CC_FLAT_RTOL * s_jj or b * c < eps:
+                flat, a, b, c, mean_i, mean_j = window_statistics(sums, i, j, k, cxy, rz, nz,
+                                                                  eps)
+                if flat:
                     continue
                 total += a * a / (b * c)
-                ic = np.float64(fixed[i, j, k]) - s_i / n
-                jc = np.float64(moving[i, j, k]) - s_j / n
+                ic = np.float64(fixed[i, j, k]) - mean_i
+                jc = np.float64(moving[i, j, k]) - mean_j
                 scale = 2.0 * a / (b * c)
                 f_fixed = scale * (jc - a / b * ic)
                 f_moving = scale * (ic - a / c * jc)
@@ -265,15 +280,9 @@ def cc_exact_coefficients(fixed, moving, sums, rx, ry, rz, mask, use_mask, eps, 
                 if use_mask and mask[i, j, k] == 0:
                     continue
                 count += 1.0
-                n = np.float64(cxy * _count(k, rz, nz))
-                s_i = sums[0, i, j, k]
-                s_j = sums[1, i, j, k]
-                s_ii = sums[2, i, j, k]
-                s_jj = sums[3, i, j, k]
-                a = sums[4, i, j, k] - s_i * s_j / n
-                b = s_ii - s_i * s_i / n
-                c = s_jj - s_j * s_j / n
-                if b <= CC_FLAT_RTOL * s_ii or c <= CC_FLAT_RTOL * s_jj or b * c < eps:
+                flat, a, b, c, mean_i, mean_j = window_statistics(sums, i, j, k, cxy, rz, nz,
+                                                                  eps)
+                if flat:
                     continue
                 b += delta_f
                 c += delta_m
@@ -281,8 +290,6 @@ def cc_exact_coefficients(fixed, moving, sums, rx, ry, rz, mask, use_mask, eps, 
                 alpha = 2.0 * a / (b * c)
                 beta_f = alpha * a / b
                 beta_m = alpha * a / c
-                mean_i = s_i / n
-                mean_j = s_j / n
                 coef[0, i, j, k] = alpha
                 coef[1, i, j, k] = alpha * mean_j
                 coef[2, i, j, k] = alpha * mean_i
