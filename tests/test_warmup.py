@@ -84,6 +84,8 @@ def test_warmup_reports_what_it_compiled(warm_cache):
 
 @pytest.mark.parametrize("argv", [
     ["register", "{f}", "{m}", "-o", "{o}/syn_", "--metric", "mi"],
+    ["register", "{f}", "{m}", "-o", "{o}/cc_"],  # 2D: the preset's exact CC gradient
+    ["register", "{f}", "{m}", "-i", "{f}", "{m}", "-o", "{o}/two_", "--weights", "1,0.5"],
     ["register", "{f}", "{m}", "-o", "{o}/aff_", "--transform", "affine", "--metric", "ssd"],
     ["apply", "-i", "{labels}", "-r", "{f}", "-o", "{o}/l.nii.gz", "-n", "nearest",
      "-t", "{mat}"],

@@ -31,7 +31,7 @@ def waves(ndims) -> list[list[str]]:
         [f"{kind}-{n}d" for n in ndims for kind in ("linear", "apply")],
         [f"syn-cc-{n}d" for n in ndims],
         [f"syn-{m}-{n}d" for n in ndims for m in SYN_METRICS if m != "cc"]
-        + [f"fields-{n}d" for n in ndims],
+        + [f"{kind}-{n}d" for n in ndims for kind in ("fields", "channels")],
     ]
 
 
@@ -65,6 +65,8 @@ def _run_kind(kind: str, folder: Path, fixed, moving, *, name: str) -> None:
         _syn(folder, fixed, moving, kind[4:])
     elif kind == "fields":
         _fields(fixed)
+    elif kind == "channels":
+        _channels(folder, fixed, moving)
     elif kind.startswith("ahead-"):
         _syn_stage(folder, fixed, moving, kind[6:])
     else:
@@ -195,6 +197,22 @@ def _syn(folder: Path, fixed, moving, metric: str) -> None:
     result.mapping.transform_inverse(fixed)
     result.mapping.transform(moving, interpolation="nearest")
     result.mapping.jacobian_determinant()
+    if metric == "cc":  # both CC gradients, whichever one the presets pick for this ndim
+        from .metrics.syn_cc import CC_GRADIENTS
+
+        for gradient in CC_GRADIENTS:
+            parareg.syn_registration(fixed, moving, metric="cc", gradient=gradient,
+                                     levels=((2, 0.5, 2), (1, 0.0, 2)))
+
+
+def _channels(folder: Path, fixed, moving) -> None:
+    """Two-channel ``parareg register`` (the combined SyN forces), masked and not."""
+    f, m = _write(fixed, folder / "f.nii.gz"), _write(moving, folder / "m.nii.gz")
+    f2 = _write(fixed.with_data(np.sqrt(fixed.data)), folder / "f2.nii.gz")
+    m2 = _write(moving.with_data(np.sqrt(moving.data)), folder / "m2.nii.gz")
+    _cli("register", [f, m, "-i", f2, m2, "-o", folder / "two_", "--weights", "1,0.5"])
+    _cli("register", [f, m, "-i", f2, m2, "-o", folder / "two_masked_", "--weights", "1,0.5",
+                      "--channel-metrics", "cc,mi", "--fixed-mask", _mask(fixed, folder)])
 
 
 def _syn_stage(folder: Path, fixed, moving, spec: str) -> None:
