@@ -73,15 +73,24 @@ TARGET_COLD_VS_GREEDY = 1.0
 TARGET_WARM_VS_GREEDY = 0.5
 TARGET_IMPORT_SECONDS = 0.3
 
-#: runs ``parareg ARGS`` in this process under a CompileWatch; writes the records as JSON
+#: runs ``parareg ARGS`` in this process under a CompileWatch; writes the records as JSON,
+#: each top-level one with ``llvm_seconds``: the part of its compile spent in LLVM (numba's
+#: ``llvm_lock`` timer; the rest is numba's own Python: typing, inlining, lowering)
 COLD_WRAPPER = """\
 import dataclasses, json, sys
-from parareg.compilation import CompileWatch
+from parareg.compilation import CompileWatch, kernel_dispatchers
 from parareg.cli.main import main
 with CompileWatch() as watch:
     code = main(sys.argv[2:])
+llvm = {}
+for d in kernel_dispatchers():
+    name = f"{d.py_func.__module__}.{d.py_func.__qualname__}"
+    llvm[name] = sum((o.metadata or {}).get("timers", {}).get("llvm_lock", 0.0)
+                     for o in d.overloads.values())
+records = [dict(dataclasses.asdict(r), llvm_seconds=llvm.get(r.name) if r.depth == 0 else None)
+           for r in watch.records]
 with open(sys.argv[1], "w") as f:
-    json.dump([dataclasses.asdict(r) for r in watch.records], f)
+    json.dump(records, f)
 sys.exit(code)
 """
 
@@ -195,14 +204,16 @@ def import_times(repeats: int) -> dict:
             for k, v in times.items()}
 
 
-def kernel_table(compilations) -> list[tuple[str, int, float]]:
-    """``(kernel, specialisations, seconds)`` of the top-level compilations, slowest first."""
-    seconds, count = defaultdict(float), defaultdict(int)
+def kernel_table(compilations) -> list[tuple[str, int, float, float | None]]:
+    """``(kernel, specialisations, seconds, LLVM seconds or None)`` of the top-level
+    compilations, slowest first."""
+    seconds, count, llvm = defaultdict(float), defaultdict(int), {}
     for record in compilations:
         if record["depth"] == 0:
             seconds[record["name"]] += record["seconds"]
             count[record["name"]] += 1
-    return sorted(((k, count[k], seconds[k]) for k in seconds), key=lambda r: -r[2])
+            llvm[record["name"]] = record.get("llvm_seconds")
+    return sorted(((k, count[k], seconds[k], llvm[k]) for k in seconds), key=lambda r: -r[2])
 
 
 def _fmt(values) -> str:
@@ -220,7 +231,7 @@ def markdown(report) -> str:
     for row in report["pairs"]:
         cold, warm, greedy = min(row["cold_s"]), min(row["warm_s"]), row["greedy_s"]
         g = min(greedy) if greedy else float("nan")
-        compile_s = sum(s for *_, s in kernel_table(row["compilations"][0]))
+        compile_s = sum(s for _, _, s, _ in kernel_table(row["compilations"][0]))
         rows.append([row["pair"], f"{cold:.2f}", _fmt(row.get("cold_alone_s")), f"{warm:.2f}",
                      f"{statistics.median(row['warm_s']):.2f}", _fmt(greedy),
                      f"{cold / g:.2f}" if greedy else "–", f"{warm / g:.2f}" if greedy else "–",
@@ -243,8 +254,16 @@ def markdown(report) -> str:
         table = kernel_table(row["compilations"][0])
         lines += ["", f"### Compile time per kernel, {row['pair']} (cold run, top level, "
                       f"inclusive of the functions each one calls)", ""]
-        lines.append(_common.markdown_table(["kernel", "specialisations", "s"],
-                                            [[k, n, f"{s:.2f}"] for k, n, s in table]))
+        lines.append(_common.markdown_table(
+            ["kernel", "specialisations", "s", "of which LLVM s"],
+            [[k, n, f"{s:.2f}", "–" if llvm is None else f"{llvm:.2f}"]
+             for k, n, s, llvm in table]))
+        known = [(s, llvm) for _, _, s, llvm in table if llvm is not None]
+        if known:
+            total, in_llvm = sum(s for s, _ in known), sum(llvm for _, llvm in known)
+            lines += ["", f"{total:.1f} s of compiling in this process: {in_llvm:.1f} s in LLVM, "
+                          f"{total - in_llvm:.1f} s in numba's own Python (typing, inlining, "
+                          "lowering)"]
     return "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import inline_helper, kernel
+from ._jit import helper, inline_helper, kernel
 from .interp import linear_3d, lower_corner, nearest_3d, trilinear_component
 from .interp_itk import (MAX_TAPS, bspline3_3d, clamped_corner, gaussian_3d, inside, label_3d,
                          lanczos_3d, linear_clamped_3d)
@@ -98,7 +98,7 @@ def resample_affine_3d(moving, out2moving_vox, method, out, start, stop):
                 out[i, j, k] = sample(moving, method, x, y, z)
 
 
-@inline_helper
+@helper
 def field_corners(field, method, x, y, z):
     """Whether ``field`` (``(X, Y, Z, nd)``) is sampled at ``(x, y, z)`` by ``method``, and the
     corners and weights there: ``LINEAR_ZERO_OUTSIDE`` as :func:`linear_3d`, ``LINEAR`` as
