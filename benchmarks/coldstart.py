@@ -204,16 +204,20 @@ def import_times(repeats: int) -> dict:
             for k, v in times.items()}
 
 
-def kernel_table(compilations) -> list[tuple[str, int, float, float | None]]:
-    """``(kernel, specialisations, seconds, LLVM seconds or None)`` of the top-level
-    compilations, slowest first."""
-    seconds, count, llvm = defaultdict(float), defaultdict(int), {}
+def kernel_table(compilations) -> list[tuple[str, int, float]]:
+    """``(kernel, specialisations, seconds)`` of the top-level compilations, slowest first."""
+    seconds, count = defaultdict(float), defaultdict(int)
     for record in compilations:
         if record["depth"] == 0:
             seconds[record["name"]] += record["seconds"]
             count[record["name"]] += 1
-            llvm[record["name"]] = record.get("llvm_seconds")
-    return sorted(((k, count[k], seconds[k], llvm[k]) for k in seconds), key=lambda r: -r[2])
+    return sorted(((k, count[k], seconds[k]) for k in seconds), key=lambda r: -r[2])
+
+
+def llvm_seconds(compilations) -> dict:
+    """Kernel -> the seconds of its compile spent in LLVM (records of the cold wrapper)."""
+    return {r["name"]: r["llvm_seconds"] for r in compilations
+            if r["depth"] == 0 and r.get("llvm_seconds") is not None}
 
 
 def _fmt(values) -> str:
@@ -231,7 +235,7 @@ def markdown(report) -> str:
     for row in report["pairs"]:
         cold, warm, greedy = min(row["cold_s"]), min(row["warm_s"]), row["greedy_s"]
         g = min(greedy) if greedy else float("nan")
-        compile_s = sum(s for _, _, s, _ in kernel_table(row["compilations"][0]))
+        compile_s = sum(s for *_, s in kernel_table(row["compilations"][0]))
         rows.append([row["pair"], f"{cold:.2f}", _fmt(row.get("cold_alone_s")), f"{warm:.2f}",
                      f"{statistics.median(row['warm_s']):.2f}", _fmt(greedy),
                      f"{cold / g:.2f}" if greedy else "–", f"{warm / g:.2f}" if greedy else "–",
@@ -254,11 +258,12 @@ def markdown(report) -> str:
         table = kernel_table(row["compilations"][0])
         lines += ["", f"### Compile time per kernel, {row['pair']} (cold run, top level, "
                       f"inclusive of the functions each one calls)", ""]
+        llvm = llvm_seconds(row["compilations"][0])
         lines.append(_common.markdown_table(
             ["kernel", "specialisations", "s", "of which LLVM s"],
-            [[k, n, f"{s:.2f}", "–" if llvm is None else f"{llvm:.2f}"]
-             for k, n, s, llvm in table]))
-        known = [(s, llvm) for _, _, s, llvm in table if llvm is not None]
+            [[k, n, f"{s:.2f}", f"{llvm[k]:.2f}" if k in llvm else "–"]
+             for k, n, s in table]))
+        known = [(s, llvm[k]) for k, _, s in table if k in llvm]
         if known:
             total, in_llvm = sum(s for s, _ in known), sum(llvm for _, llvm in known)
             lines += ["", f"{total:.1f} s of compiling in this process: {in_llvm:.1f} s in LLVM, "

@@ -39,6 +39,9 @@ def test_tiny_run_records_cold_warm_greedy_compiles_and_import(tmp_path, capsys)
     assert kernels and all(s > 0 for *_, s in kernels)  # the cold run compiled
     assert [s for *_, s in kernels] == sorted((s for *_, s in kernels), reverse=True)
     assert kernels[0][0] in markdown and "import parareg" in markdown
+    llvm = coldstart.llvm_seconds(row["compilations"][0])  # the LLVM part of each compile
+    assert set(llvm) == {k for k, *_ in kernels} and all(v > 0 for v in llvm.values())
+    assert "of which LLVM s" in markdown and "in numba's own Python" in markdown
     assert report["import"]["import parareg"]["median_s"] > 0
     assert report["settings"]["threads"] == 1 and report["versions"]["numba"]
 

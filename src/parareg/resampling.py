@@ -203,7 +203,7 @@ def _map(src, reference, world2moving_vox, field, method, params, out, num_threa
                        num_threads, params=params)
 
 
-def resample_vector_field(field: np.ndarray, world2field_vox: np.ndarray, reference,
+def resample_vector_field(field: np.ndarray, world2field_vox: np.ndarray, reference: Image,
                           *, itk_edge: bool, num_threads: int) -> np.ndarray:
     """Each component of ``field`` sampled at ``world2field_vox @ x`` for every point ``x``
     of ``reference``'s grid: ``(*reference.shape, ndim)`` float32.

@@ -9,9 +9,27 @@ Parameters are conditioned as ``p = p0 + scales * u`` so a unit step in any
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from ..metrics.base import NoOverlapError
+
+
+def one_blas_thread():
+    """A context in which BLAS runs on one thread (when threadpoolctl is installed).
+
+    SciPy >= 1.15's L-BFGS-B wakes the OpenBLAS thread pool for its tiny
+    vector operations (scipy/scipy#23191), which costs more than a
+    6-12-parameter problem's whole iteration; parareg's own threads are
+    numba's, never BLAS's, and one thread gives the same bits on vectors
+    that short.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # an optional speed-up: without it L-BFGS-B runs as before
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def matrix_jacobian(transform, params, *, center) -> np.ndarray:
@@ -109,10 +127,11 @@ def optimize_stage(metric, state, transform, start_matrix, *, center, scales, it
 
     from scipy.optimize import minimize  # imported when first needed: it is slow to import
 
-    result = minimize(fun, np.zeros_like(p0), jac=True, method="L-BFGS-B",
-                      callback=on_iteration,
-                      options={"maxiter": int(iterations), "ftol": tolerance, "gtol": 1e-8,
-                               "maxcor": 10})
+    with one_blas_thread():
+        result = minimize(fun, np.zeros_like(p0), jac=True, method="L-BFGS-B",
+                          callback=on_iteration,
+                          options={"maxiter": int(iterations), "ftol": tolerance, "gtol": 1e-8,
+                                   "maxcor": 10})
     u = result.x
     value = float(result.fun)
     if value > initial_value:  # never return something worse than the start
