@@ -47,7 +47,7 @@ def linear_3d(img, x, y, z):
 
 @helper
 def blend(v000, v100, v010, v110, v001, v101, v011, v111, fx, fy, fz):
-    """The trilinear blend of 8 corner values (``v`` + bits along x, y, z) with upper weights ``f``."""
+    """The trilinear blend of 8 corner values (``v`` + the x, y, z bits), upper weights ``f``."""
     c00 = v000 * (1.0 - fx) + v100 * fx
     c01 = v001 * (1.0 - fx) + v101 * fx
     c10 = v010 * (1.0 - fx) + v110 * fx
