@@ -14,7 +14,8 @@ import pytest
 
 import parareg
 from parareg.bench.longitudinal import (displacement_error, head_mask, load_visit,
-                                        reference_fixed2moving)
+                                        reference_fixed2moving, rigid_about_centre,
+                                        simulated_visits)
 from parareg.metrics import get_affine_metric
 
 from ._data import DATA
@@ -25,6 +26,8 @@ pytestmark = pytest.mark.skipif(not OPEN_MS.is_dir(), reason="open_ms data is no
 SHRINK = (4, 4, 1)
 OPTIONS = {"pipeline": ("center_of_mass", "translation", "rigid"),
            "levels": ((2, 1.0, 30), (1, 0.0, 15))}
+#: the simulated visits are noisier: the full pyramid, so that noise, not the schedule, decides
+SIMULATED = {**OPTIONS, "levels": ((4, 2.0, 100), (2, 1.0, 50), (1, 0.0, 25))}
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +75,27 @@ def test_two_channels_recover_the_reference_and_their_weights_steer_between_the_
     low, high = sorted((errors["flair"], errors["t2w"]))
     assert low <= errors["both"] <= high, errors
     assert errors["t2w weight 0.5"] < errors["both"], errors
+
+
+def test_two_channels_beat_each_alone_on_simulated_visits(visits):
+    """The same registration against an exact reference: two visits made from visit 1 by a
+    known rigid motion, FLAIR without the upper 40 % of the head and T2W without the first
+    40 % of another axis (both visits, moving with the anatomy), each with independent
+    noise of 20 % (``simulated_visits``). Each channel alone sees part of the head through
+    noise; together they recover the motion better than either alone, over three noise
+    seeds (one seed alone can land between the two: measured 5 of 6 seeds-and-motions
+    better, the sixth between; mean over them FLAIR 0.28 mm, T2W 0.28, both 0.15)."""
+    (flair, t2w), _, _, mask = visits
+    truth = rigid_about_centre(flair, degrees=(2.0, -3.0, 1.5), shift=(3.0, -2.0, 1.5))
+    assert displacement_error(np.eye(4), truth, flair, mask)[0] > 3.0
+    errors = {"flair": [], "t2w": [], "both": []}
+    for seed in (0, 1, 2):
+        (f1, t1), (f2, t2) = simulated_visits((flair, t2w), truth, seed=seed)
+        for name, fixed, moving, channels in (("flair", f1, f2, None), ("t2w", t1, t2, None),
+                                              ("both", f1, f2, [parareg.Channel(t1, t2)])):
+            result = parareg.affine_registration(fixed, moving, channels=channels,
+                                                 **SIMULATED)
+            errors[name].append(displacement_error(result.matrix, truth, flair, mask)[0])
+    mean = {name: float(np.mean(values)) for name, values in errors.items()}
+    assert mean["both"] <= min(mean["flair"], mean["t2w"]), errors
+    assert all(b <= max(f, t) for f, t, b in zip(*errors.values())), errors
