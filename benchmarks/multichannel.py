@@ -14,11 +14,12 @@ untimed (compilation), then ``--repeats`` times, interleaved; minima and medians
 ``--intrastudy parareg`` puts each T2W on its FLAIR grid with parareg's own
 rigid T2W -> FLAIR fit (MI, started from the reference) instead of the
 reference file, to show how much of the T2W channel's error that file
-brings. The "simulated" rows have an exact reference: two visits made from
-visit 1 by a known rigid motion, each channel degraded its own way
+brings. The "simulated" rows have an exact reference: two visits sampled from
+visit 1's full-resolution FLAIR and T2W with a known rigid motion between
+them, each channel degraded its own way
 (``parareg.bench.longitudinal.simulated_visits``: FLAIR without the upper 40 %
-of the head, T2W without the first 40 % of another axis, independent noise of
-20 % each), over ``--seeds`` noise seeds (each registered once, untimed;
+of the slices, T2W without the first 40 % of another axis, independent noise
+of 20 % each), over ``--seeds`` noise seeds (each registered once, untimed;
 mean and max of the per-seed mean errors).
 
 Run::
@@ -40,6 +41,8 @@ from _common import (git_revision, log, machine_info, markdown_table, measure,  
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "multimodal" / "open_ms" / "patient01"
+#: the simulated visits' motions: (degrees about x, y, z; shift mm), about the grid's centre
+MOTIONS = {"A": ((2.0, -3.0, 1.5), (3.0, -2.0, 1.5)), "B": ((-1.0, 2.0, -2.5), (-4.0, 1.0, 2.0))}
 STAGES = {"rigid": ("center_of_mass", "translation", "rigid"),
           "affine": ("center_of_mass", "translation", "rigid", "affine")}
 
@@ -96,7 +99,6 @@ def main(argv=None) -> int:
     options = {"pipeline": STAGES[args.stages], "levels": levels, "metric": args.metric,
                "num_threads": args.threads}
     cases = {"open_ms": (reference_fixed2moving(args.data), flair1, t2w1, flair2, t2w2)}
-    truth = rigid_about_centre(flair1, degrees=(2.0, -3.0, 1.5), shift=(3.0, -2.0, 1.5))
     report = {}
     for case, (reference, f1, t1, f2, t2) in cases.items():
         modes = {"FLAIR": (f1, f2, None), "T2W": (t1, t2, None),
@@ -122,16 +124,20 @@ def main(argv=None) -> int:
                                          "max_error_mm": errors[name][1],
                                          "matrix": results[name].matrix.tolist()}
                                   for name in modes}}
-    report["simulated"] = _simulated(parareg, flair1, t2w1, truth, mask, args.seeds,
-                                     {**options, "levels": ((4, 2.0, 100), (2, 1.0, 50),
-                                                            (1, 0.0, 25))}, args.weight)
+    anatomy = load_visit(args.data, "study1", num_threads=args.threads,
+                         intrastudy=intrastudy.get("study1"))
+    for label, (degrees, shift) in MOTIONS.items():
+        truth = rigid_about_centre(flair1, degrees=degrees, shift=shift)
+        report[f"simulated {label}"] = _simulated(
+            parareg, anatomy, flair1, truth, mask, args.seeds,
+            {**options, "levels": ((4, 2.0, 100), (2, 1.0, 50), (1, 0.0, 25))}, args.weight)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "multichannel.json", {
         "machine": machine_info(), "git": git_revision(__file__), "args": vars(args),
         "grid": {"shape": list(flair1.shape), "spacing_mm": flair1.spacing.tolist()},
         "head_voxels": int(mask.sum()), "levels": levels,
-        "intrastudy_vs_reference_mm": intrastudy_shift, "simulated_motion": truth.tolist(),
+        "intrastudy_vs_reference_mm": intrastudy_shift, "simulated_motions": MOTIONS,
         **report})
     text = (f"open_ms patient01, visit 2 -> visit 1, {args.stages} ({args.metric}), grid "
             f"{'x'.join(map(str, flair1.shape))} of "
@@ -142,8 +148,8 @@ def main(argv=None) -> int:
                       for study, shift in intrastudy_shift.items()) + "\n\n")
     rows = []
     for case, data in report.items():
-        if case == "simulated":
-            rows += [[f"simulated ({args.seeds} seeds)", name, "", "",
+        if case.startswith("simulated"):
+            rows += [[f"{case} ({args.seeds} seeds)", name, "", "",
                       f"{m['mean_error_mm']:.3f}", f"{m['max_error_mm']:.3f}"]
                      for name, m in data["modes"].items()]
             continue
@@ -162,20 +168,21 @@ def main(argv=None) -> int:
     return 0
 
 
-def _simulated(parareg, flair, t2w, truth, mask, seeds, options, weight) -> dict:
+def _simulated(parareg, anatomy, grid, truth, mask, seeds, options, weight) -> dict:
     """Per mode: the mean over seeds of the mean error (mm), the largest seed's, and each
-    seed's, on two visits simulated from ``(flair, t2w)`` (3-level pyramid)."""
+    seed's, on two visits on ``grid`` simulated from ``anatomy`` (3-level pyramid)."""
     from parareg.bench.longitudinal import displacement_error, simulated_visits
 
     errors = {"FLAIR": [], "T2W": [], "FLAIR + T2W": []}
     for seed in range(seeds):
         log(f"simulated visits, seed {seed}")
-        (f1, t1), (f2, t2) = simulated_visits((flair, t2w), truth, seed=seed)
+        (f1, t1), (f2, t2) = simulated_visits(anatomy, grid, truth, seed=seed,
+                                              num_threads=options["num_threads"])
         for name, fixed, moving, channels in (
                 ("FLAIR", f1, f2, None), ("T2W", t1, t2, None),
                 ("FLAIR + T2W", f1, f2, [parareg.Channel(t1, t2, weight=weight)])):
             result = parareg.affine_registration(fixed, moving, channels=channels, **options)
-            errors[name].append(displacement_error(result.matrix, truth, flair, mask)[0])
+            errors[name].append(displacement_error(result.matrix, truth, grid, mask)[0])
     return {"motion": truth.tolist(),
             "modes": {name: {"mean_error_mm": float(sum(v) / len(v)),
                              "max_error_mm": float(max(v)), "per_seed_mm": v}

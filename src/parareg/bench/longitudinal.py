@@ -155,53 +155,55 @@ def rigid_about_centre(image: Image, *, degrees: Sequence[float],
     return matrix
 
 
-def simulated_visits(visit: Sequence[Image], fixed2moving, *, seed: int = 0,
+def simulated_visits(anatomy: Sequence[Image], grid: Image, fixed2moving, *, seed: int = 0,
                      num_threads: int | None = None) -> tuple[tuple[Image, Image],
                                                              tuple[Image, Image]]:
-    """Two visits ``((flair1, t2w1), (flair2, t2w2))`` made from one, ``visit`` =
-    ``(flair, t2w)`` on one grid: visit 2's anatomy moved by the known ``fixed2moving``
-    (visit-1 world -> visit-2 world, so registering visit 2 to visit 1 should find exactly
-    it), and each channel degraded its own way in both visits, so that each alone is
-    incomplete:
+    """Two visits ``((flair1, t2w1), (flair2, t2w2))`` on ``grid``, sampled from one
+    ``anatomy`` = ``(flair, t2w)`` on a finer grid (``load_visit`` with ``shrink=(1, 1,
+    1)``): visit 2's anatomy moved by the known ``fixed2moving`` (visit-1 world ->
+    visit-2 world, so registering visit 2 to visit 1 should find exactly it), and each
+    channel degraded its own way, so that each alone is incomplete:
 
-    * FLAIR lacks the upper 40 % of the head (the last axis of ``visit``'s grid;
-      zero there, in both visits, moving with the anatomy) and carries Gaussian noise
-      of 20 % of its 99th percentile;
-    * T2W lacks the first 40 % of the first axis (likewise) and carries noise of 20 %.
+    * FLAIR lacks the upper 40 % of the anatomy's slices (its last axis; zero there,
+      in both visits, moving with the anatomy) and carries Gaussian noise of 20 % of
+      its 99th percentile;
+    * T2W lacks the first 40 % of the anatomy's first axis (likewise) and carries
+      noise of 20 %.
 
-    So each channel alone sees part of the anatomy, through noise; the noise is
-    independent per visit and image and zero-mean everywhere (not clipped: a
-    centre-of-mass start would otherwise be pulled by the background).
+    Both visits are sampled alike (smoothed to the grid's voxel size, then
+    interpolated, each at a pose off the anatomy's grid), so neither is
+    smoother than the other; the noise is independent per visit and image and
+    zero-mean everywhere (not clipped: a centre-of-mass start would otherwise
+    be pulled by the background).
 
     Parameters
     ----------
-    visit : (Image, Image)
-        FLAIR and T2W on one grid (:func:`load_visit`).
+    anatomy : (Image, Image)
+        FLAIR and T2W on one grid.
+    grid : Image
+        The visits' grid (e.g. :func:`coarse_grid` of the anatomy's).
     fixed2moving : ndarray, shape (4, 4)
         The motion, e.g. :func:`rigid_about_centre`.
     seed : int
         Seed of the noise.
     """
     from ..image import Image
-    from ..resampling import resample
 
     rng = np.random.default_rng(seed)
-    inverse = np.linalg.inv(np.asarray(fixed2moving, np.float64))
-    shape = visit[0].shape
-    grid = visit[0].vox2world
-    flair, t2w = (np.array(image.data, np.float32) for image in visit)
-    flair[..., int(0.6 * shape[-1]):] = 0.0  # parts of the anatomy, in visit 1's space
-    t2w[: int(0.4 * shape[0])] = 0.0
-    anatomy = [Image(flair, grid), Image(t2w, grid)]
+    flair, t2w = (np.array(image.data, np.float32) for image in anatomy)
+    flair[..., int(0.6 * flair.shape[-1]):] = 0.0
+    t2w[: int(0.4 * t2w.shape[0])] = 0.0
+    parts = [Image(flair, anatomy[0].vox2world), Image(t2w, anatomy[1].vox2world)]
+    # visit 1 samples the anatomy at pose @ x; visit 2 at pose @ inv(fixed2moving) @ y
+    pose = rigid_about_centre(grid, degrees=(0.5, -0.4, 0.3), shift=(0.37, -0.29, 0.61))
     visits = []
-    for number in (1, 2):
-        flair, t2w = (image.data if number == 1 else
-                      resample(image, image, affine=inverse, num_threads=num_threads).data
-                      for image in anatomy)
-        flair = flair + rng.normal(0.0, 0.2 * float(np.percentile(flair, 99)), shape)
-        t2w = t2w + rng.normal(0.0, 0.2 * float(np.percentile(t2w, 99)), shape)
-        visits.append((Image(flair.astype(np.float32), grid), Image(t2w.astype(np.float32),
-                                                                    grid)))
+    for where in (pose, pose @ np.linalg.inv(np.asarray(fixed2moving, np.float64))):
+        images = []
+        for part in parts:
+            data = _downsampled(part, grid, affine=where, num_threads=num_threads).data
+            data = data + rng.normal(0.0, 0.2 * float(np.percentile(data, 99)), data.shape)
+            images.append(Image(data.astype(np.float32), grid.vox2world))
+        visits.append(tuple(images))
     return visits[0], visits[1]
 
 
