@@ -15,12 +15,13 @@ from ..memory import check_registration
 from ..metrics import AFFINE_METRICS
 from ..metrics.syn import SYN_METRICS
 from .affine import DEFAULT_LEVELS, AffineMap, affine_registration
-from .channels import Channel, check_channels
+from .channels import Channel, LoadedChannel, check_channels
 from .initialise import SEARCH_METHODS, initialised_affine
 from .pyramid import check_level_shapes
 from .syn import DEFAULT_SYN_LEVELS, SymmetricDiffeomorphicRegistration
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Sequence
 
     from .._typing import ImageLike, MaskLike, MatrixLike
@@ -103,7 +104,8 @@ def initial_alignment(initial: InitialTransform, ndim: int
                                   hint=f" (or give one of {sorted(INITIALISERS)})")
 
 
-def linear_transform(value, ndim: int, *, name: str, hint: str = "") -> np.ndarray:
+def linear_transform(value: MatrixLike | AffineMap | str | os.PathLike, ndim: int, *,
+                     name: str, hint: str = "") -> np.ndarray:
     """A matrix, an :class:`AffineMap` or a linear transform file (ITK/ANTs, greedy) as a
     ``(ndim + 1, ndim + 1)`` world matrix; ``name`` (and ``hint``, for a missing file) in
     the errors."""
@@ -127,8 +129,9 @@ def linear_transform(value, ndim: int, *, name: str, hint: str = "") -> np.ndarr
     return check_matrix(value, ndim, name=name)
 
 
-def virtual_fixed(initial_fixed: np.ndarray, loaded, fixed_mask, *,
-                  num_threads: int | None = None):
+def virtual_fixed(initial_fixed: np.ndarray, loaded: Sequence[LoadedChannel],
+                  fixed_mask: MaskLike | None, *, num_threads: int | None = None
+                  ) -> tuple[tuple[LoadedChannel, ...], Image | None]:
     """ANTs' ``--initial-fixed-transform``: ``(channels, fixed_mask)`` with every channel's
     fixed image seen through ``initial_fixed`` on the fixed grid (ITK's virtual domain).
 
