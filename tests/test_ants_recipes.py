@@ -103,7 +103,6 @@ def test_cli_and_library_name_the_transform_files_alike():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"multivariate_extras": [("CC", None, None, 1, 2)]}, "multi-metric"),
     ({"restrict_transformation": (1, 1, 0)}, "restriction"),
     ({"restrict_transformation": np.array([1, 1, 0])}, "restriction"),
     ({"use_legacy_histogram_matching": True}, "histogram matching"),

@@ -790,6 +790,18 @@ LATER: list[Case] = [
     api(P, "py-register-weight-negative", "register(channels=[Channel(..., weight=-1)])",
         lambda d: _register(d, channels=[_channel(d, weight=-1)]), ValueError,
         r"channels\[0\]\.weight must be a finite number of 0 or more"),
+    cli(R, "register-initial-fixed-missing", "--initial-fixed-transform names a missing file",
+        "register fixed.nii.gz moving.nii.gz -o o_ --initial-fixed-transform nosuch.mat",
+        "--initial-fixed-transform: no such transform file"),
+    cli(R, "register-initial-fixed-2d", "a 2D fixed-side initial transform for a 3D registration",
+        "register fixed.nii.gz moving.nii.gz -o o_ --initial-fixed-transform affine2d.txt",
+        "--initial-fixed-transform.*2D transform, expected 3D"),
+    cli(R, "register-initial-fixed-form", "--initial-fixed-transform [FILE,2]",
+        "register fixed.nii.gz moving.nii.gz -o o_ --initial-fixed-transform [affine.txt,2]",
+        r"is not FILE, \[FILE,0\] or \[FILE,1\]"),
+    api(P, "py-register-initial-fixed-missing", "register(initial_fixed_transform='nosuch.mat')",
+        lambda d: _register(d, initial_fixed_transform=d / "nosuch.mat"), FileNotFoundError,
+        "initial_fixed_transform: no such file"),
 ]
 
 

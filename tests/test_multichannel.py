@@ -245,3 +245,111 @@ def test_cli_bad_channels_are_one_error_line(tmp_path, capsys, channel_files):
         assert code == 2, extra
         assert message in err, (extra, err)
         assert err.count("parareg: error:") == 1 and len(err.strip().splitlines()) == 1, err
+
+
+# --- parareg.ants: ANTsPy's multivariate_extras are SyN channels ----------------------------
+
+
+@pytest.fixture
+def register_calls(monkeypatch):
+    """Every parareg.register call parareg.ants makes, with its keyword arguments."""
+    import parareg.registration as registration
+
+    calls, real = [], registration.register
+
+    def spy(fixed, moving, **kwargs):
+        calls.append(kwargs)
+        return real(fixed, moving, **kwargs)
+
+    monkeypatch.setattr(registration, "register", spy)
+    return calls
+
+
+@needs_data
+def test_ants_multivariate_extras_drive_the_syn_stage_only(pair, tmp_path, register_calls):
+    import parareg.ants as pants
+
+    fixed, moving, fixed2, moving2 = pair
+    extras = [("CC", fixed2, moving2, 0.5, 3), ("MeanSquares", fixed2, moving2, 0.25, 0)]
+    short = {"reg_iterations": (10, 5, 0), "outprefix": str(tmp_path / "so_")}
+    one = pants.registration(fixed, moving, "SyNOnly", **short)
+    two = pants.registration(fixed, moving, "SyNOnly", multivariate_extras=extras, **short)
+    channels = register_calls[-1]["channels"]
+    assert [c.weight for c in channels] == [0.5, 0.25]
+    assert channels[0].syn_metric.radius == 3 and channels[1].syn_metric == "ssd"
+    assert not np.array_equal(one["warpedmovout"].numpy(), two["warpedmovout"].numpy())
+    zero = pants.registration(fixed, moving, "SyNOnly", **short,
+                              multivariate_extras=[("CC", fixed2, moving2, 0, 2)])
+    np.testing.assert_array_equal(zero["warpedmovout"].numpy(), one["warpedmovout"].numpy())
+    # a type with linear stages: they run on (fixed, moving) alone, the extras join SyN
+    register_calls.clear()
+    pants.registration(fixed, moving, "antsRegistrationSyNQuick[sr]",
+                       multivariate_extras=extras[:1], outprefix=str(tmp_path / "sr_"))
+    linear, deformable = register_calls
+    assert linear["stages"] == ("rigid",) and linear.get("channels") is None
+    assert deformable["stages"] == ("syn",) and len(deformable["channels"]) == 1
+    with pytest.warns(UserWarning, match="multivariate_extras not used"):
+        pants.registration(fixed, moving, "Rigid", multivariate_extras=extras,
+                           aff_iterations=(20, 10, 0, 0), outprefix=str(tmp_path / "rigid_"))
+
+
+@needs_data
+def test_ants_bad_multivariate_extras_are_named(pair):
+    import parareg.ants as pants
+
+    fixed, moving, fixed2, moving2 = pair
+    off_grid = parareg.Image(fixed2.data[:-2], fixed2.vox2world)
+    cases = [
+        ([("CC", fixed2, moving2, 1)], r"multivariate_extras\[0\] must be \(metric name"),
+        ([("Demons", fixed2, moving2, 1, 0)], r"multivariate_extras\[0\]\[0\] must be one of"),
+        ([("CC", off_grid, moving2, 1, 2)], r"multivariate_extras\[0\]\[1\] is not on the grid"),
+        ([("CC", fixed2, off_grid, 1, 2)], r"multivariate_extras\[0\]\[2\] is not on the grid"),
+        ([("CC", fixed2, moving2, -1, 2)], r"\[0\]\[3\], the weight, must be"),
+        ([("CC", fixed2, moving2, 1, 0)], r"\[0\]\[4\] is the CC radius"),
+        ([("Mattes", fixed2, moving2, 1, 16)], r"\[0\]\[4\]=16 .*32 bins"),
+        ("CC", "must be a list of"),
+    ]
+    for extras, match in cases:
+        with pytest.raises((ValueError, TypeError), match=match):
+            pants.registration(fixed, moving, "SyNOnly", multivariate_extras=extras)
+
+
+# --- the memory estimate counts the channels --------------------------------------------------
+
+
+def test_memory_estimate_counts_each_channels_arrays():
+    from parareg.memory import estimate
+
+    shape = (160, 192, 224)
+    voxels = int(np.prod(shape))
+    one, two = estimate(shape, shape), estimate(shape, shape, channels=(None,))
+    assert two.parts["channel images"] == 8 * voxels
+    # at the finest SyN level a second pair adds its images, two warped images, two forces
+    assert two.peak - one.peak >= (8 + 8 + 24) * voxels
+    assert estimate(shape, shape, channels=(None, None)).peak > two.peak
+    # the metrics run one after the other: a CC channel next to SSD brings CC's box sums
+    assert "CC box sums" in estimate(shape, shape, metric="ssd", channels=("cc",)).parts
+    assert "CC box sums" not in estimate(shape, shape, metric="ssd", channels=("ssd",)).parts
+    with pytest.raises(ValueError, match="channels: each channel's SyN metric"):
+        estimate(shape, shape, channels=("nmi",))
+
+
+@needs_data
+def test_max_memory_between_one_and_two_channels_refuses_only_two(tmp_path, capsys,
+                                                                 channel_files, pair):
+    from parareg.memory import InsufficientMemoryError, estimate_registration
+
+    fixed, moving = str(MINDBOGGLE[0]), str(MINDBOGGLE[1])
+    for cli in (False, True):
+        one = estimate_registration(fixed, moving, cli=cli)[0].peak
+        two = estimate_registration(fixed, moving, cli=cli, channels=(None,))[0].peak
+        assert two > one
+        limit = str((one + two) // 2)
+        if cli:
+            code = main(["register", fixed, moving, "-o", str(tmp_path / "m_"), "-q",
+                         "-i", *channel_files[:2], "--max-memory", limit])
+            assert code == 2 and "not enough memory" in capsys.readouterr().err
+        else:
+            with pytest.raises(InsufficientMemoryError):
+                parareg.register(fixed, moving, max_memory=limit,
+                                 channels=[Channel(*channel_files[:2])])

@@ -44,6 +44,17 @@ def test_explicit_options_equal_to_the_preset_reproduce_it(tmp_path, capsys):
     assert "-n 60x30x0 -f 4x2x1 -s 1x0.5x0vox" in printed
 
 
+def test_the_default_preset_printed_as_options_reproduces_it_bit_for_bit(tmp_path, capsys):
+    """Issue 14: explicit options equal to the default preset give the preset's bits."""
+    assert main(["register", "--print-settings"]) == 0
+    words = capsys.readouterr().out.split()
+    explicit = words[words.index("PREFIX") + 1:]
+    assert "--preset" not in explicit and "-n" in explicit
+    preset, _ = _run(tmp_path, "default", base=["-q"])
+    again, _ = _run(tmp_path, "explicit", *explicit, base=["-q"])
+    np.testing.assert_array_equal(again, preset)
+
+
 @pytest.mark.parametrize("option", [
     # 2D runs CC's exact gradient, whose smoother fields need no inversion step at a last level
     # of 0 iterations (so -f 4x2x2 equals 4x2x1) and lower the energy by > 1 % an iteration
@@ -51,7 +62,7 @@ def test_explicit_options_equal_to_the_preset_reproduce_it(tmp_path, capsys):
     ["-n", "12x7x0"], ["-f", "4x3x1"], ["-s", "1x1x0vox"], ["-s", "2x1x0mm"], ["--radius", "3"],
     ["--step", "0.3"], ["--update-sigma", "2"], ["--field-sigma", "2"],
     ["--convergence", "1e-1,3"], ["--bins", "16"], ["--affine-iterations", "30x5"],
-    ["--affine-smoothing-sigmas", "1x1vox"]])
+    ["--affine-shrink-factors", "3x2"], ["--affine-smoothing-sigmas", "1x1vox"]])
 def test_each_option_changes_the_result(tmp_path, option):
     base, _ = _run(tmp_path, "base")
     changed, _ = _run(tmp_path, "changed", *option)
@@ -241,3 +252,143 @@ def test_moving_mask_gates_the_syn_forces_exactly_where_expected(name):
         plain, masked = runs["plain"][side], runs["masked"][side]
         np.testing.assert_array_equal(masked, np.where(expected[..., None], plain, 0))
         assert np.abs(plain[~expected]).max() > 0  # the mask really removed forces
+
+
+# --- the fixed-side initial transform (ANTs' --initial-fixed-transform) ---------------------
+
+
+def _about_centre(image, angle_deg, shift):
+    """A rigid world matrix turning ``angle_deg`` about the image's centre, then shifting."""
+    centre = (image.vox2world @ np.r_[(np.asarray(image.shape) - 1) / 2.0, 1.0])[:2]
+    t = np.deg2rad(angle_deg)
+    matrix = np.eye(3)
+    matrix[:2, :2] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
+    matrix[:2, 2] = centre - matrix[:2, :2] @ centre + np.asarray(shift)
+    return matrix
+
+
+def _mean_error_mm(matrix, reference, image):
+    """Mean distance (mm) between where two world matrices send the image's non-zero voxels."""
+    index = np.argwhere(image.data > 0)
+    points = index @ image.vox2world[:2, :2].T + image.vox2world[:2, 2]
+    difference = np.asarray(matrix) - np.asarray(reference)
+    return float(np.linalg.norm(points @ difference[:2, :2].T + difference[:2, 2], axis=1).mean())
+
+
+def _ncc(a, b):
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+@pytest.fixture(scope="module")
+def fixed_start(tmp_path_factory):
+    """A Mindboggle slice registered to itself seen through a known rigid fixed-side start: the
+    metric compares fixed(start(x)) with fixed(mapping(x)), so the answer is ``start``."""
+    from parareg.io.itk import write_affine
+
+    folder = tmp_path_factory.mktemp("fixed_start")
+    image = parareg.load(MINDBOGGLE[0])
+    start = _about_centre(image, 6.0, (5.0, -3.0))
+    path = folder / "start.mat"
+    write_affine(start, path)
+    return image, start, path
+
+
+RIGID = ["--transform", "rigid", "-n", "40x20x10", "-q"]
+
+
+def test_initial_fixed_transform_enters_the_metric_as_ants_reads_it(tmp_path, fixed_start):
+    from parareg.io.itk import read_affine
+
+    image, start, path = fixed_start
+    found = {}
+    for name, value in (("plain", str(path)), ("inverse", f"[{path},1]")):
+        prefix = tmp_path / f"{name}_"
+        assert main(["register", str(MINDBOGGLE[0]), str(MINDBOGGLE[0]), "-o", str(prefix),
+                     *RIGID, "--initial-fixed-transform", value]) == 0
+        found[name] = read_affine(f"{prefix}0GenericAffine.mat", ndim=2)
+    assert _mean_error_mm(np.eye(3), start, image) > 5.0
+    # the written transform maps the fixed grid's (virtual) points to moving points: the start
+    assert _mean_error_mm(found["plain"], start, image) < 0.2
+    assert _mean_error_mm(found["inverse"], np.linalg.inv(start), image) < 0.2
+    # Warped is the moving image in the virtual space: fixed seen through the start
+    seen = parareg.resample(image, image, affine=start).data
+    warped = parareg.load(tmp_path / "plain_Warped.nii.gz").data
+    assert _ncc(warped, seen) > 0.99
+    # antsApplyTransforms' order: [start,1] first puts MOVING onto FIXED itself
+    back = parareg.apply_transforms(image, image, [path, tmp_path / "plain_0GenericAffine.mat"],
+                                    invert=[True, False])
+    inside = parareg.resample(parareg.Image(np.ones(image.shape, np.float32), image.vox2world),
+                              image, affine=np.linalg.inv(start)).data > 0
+    assert _ncc(back.data[inside], image.data[inside]) > 0.99 > _ncc(warped, image.data)
+    # settings record it, and a rerun from them gives the same bits
+    settings = json.loads((tmp_path / "plain_settings.json").read_text())
+    assert settings["settings"]["initial_fixed_transform"] == str(path)
+    assert main(["register", str(MINDBOGGLE[0]), str(MINDBOGGLE[0]), "-o",
+                 str(tmp_path / "rerun_"), "-q", "--settings",
+                 str(tmp_path / "plain_settings.json")]) == 0
+    np.testing.assert_array_equal(parareg.load(tmp_path / "rerun_Warped.nii.gz").data, warped)
+
+
+def test_identity_initial_fixed_transform_changes_no_bit():
+    fixed, moving = parareg.load(MINDBOGGLE[0]), parareg.load(MINDBOGGLE[1])
+    options = {"transform": "rigid", "affine_options": {"levels": ((4, 2.0, 20), (2, 1.0, 10))}}
+    plain = parareg.register(fixed, moving, **options)
+    same = parareg.register(fixed, moving, initial_fixed_transform=np.eye(3), **options)
+    np.testing.assert_array_equal(same.mapping.matrix, plain.mapping.matrix)
+    np.testing.assert_array_equal(same.warped.data, plain.warped.data)
+    assert plain.initial_fixed is None
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ants") is None, reason="antspyx is not installed")
+def test_initial_fixed_transform_agrees_with_ants(tmp_path, fixed_start):
+    """antsRegistration -q (through antspyx's raw argument list) and parareg write the same
+    transform, and ANTs' own apply with [start,1] first puts the moving image on the fixed."""
+    import ants
+
+    from parareg.io.itk import read_affine
+
+    image, start, path = fixed_start
+    slice_ = str(MINDBOGGLE[0])
+    prefix = str(tmp_path / "ants_")
+    assert ants.registration([
+        "-d", "2", "-q", str(path), "-r", f"[{slice_},{slice_},1]",
+        "-m", f"MI[{slice_},{slice_},1,32,Regular,0.25]", "-t", "Rigid[0.1]",
+        "-c", "[100x50x25,1e-7,10]", "-s", "2x1x0vox", "-f", "4x2x1", "-o", prefix,
+        "--float", "1"], None) == 0
+    by_ants = read_affine(prefix + "0GenericAffine.mat", ndim=2)
+    assert main(["register", slice_, slice_, "-o", str(tmp_path / "ours_"), *RIGID,
+                 "--initial-fixed-transform", str(path)]) == 0
+    ours = read_affine(tmp_path / "ours_0GenericAffine.mat", ndim=2)
+    assert _mean_error_mm(by_ants, start, image) < 0.3  # ANTs' reading: virtual -> moving
+    assert _mean_error_mm(ours, by_ants, image) < 0.3
+    fi = ants.image_read(slice_)
+    back = ants.apply_transforms(fi, fi, [str(path), str(tmp_path / "ours_0GenericAffine.mat")],
+                                 whichtoinvert=[True, False]).numpy()
+    inside = back != 0
+    assert _ncc(back[inside], fi.numpy()[inside]) > 0.99
+
+
+def test_bad_initial_fixed_transforms_are_named(tmp_path, capsys, fixed_start):
+    _, _, path = fixed_start
+    cases = [
+        (str(tmp_path / "none.mat"), "--initial-fixed-transform: no such transform file"),
+        (f"[{path},2]", "is not FILE, [FILE,0] or [FILE,1]"),
+        (f"[{MINDBOGGLE[0]},{MINDBOGGLE[1]},1]", "is not FILE, [FILE,0] or [FILE,1]"),
+    ]
+    for value, message in cases:
+        code = main(["register", str(MINDBOGGLE[0]), str(MINDBOGGLE[1]), "-o",
+                     str(tmp_path / "bad_"), *RIGID, "--initial-fixed-transform", value])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, (value, err)
+        assert len(err.strip().splitlines()) == 1, err
+    fixed = parareg.load(MINDBOGGLE[0])
+    with pytest.raises(FileNotFoundError, match="initial_fixed_transform: no such file"):
+        parareg.register(fixed, fixed, transform="rigid",
+                         initial_fixed_transform=tmp_path / "none.mat")
+    with pytest.raises(ValueError, match="initial_fixed_transform"):
+        parareg.register(fixed, fixed, transform="rigid", initial_fixed_transform=np.eye(4))
+    far = np.eye(3)
+    far[:2, 2] = 1e4
+    with pytest.raises(ValueError, match="sends every point of the fixed grid off"):
+        parareg.register(fixed, fixed, transform="rigid", initial_fixed_transform=far)

@@ -54,6 +54,10 @@ class Recipe:
     late_masks : bool
         ANTsPy gives the masks to the last stage only, unless
         ``mask_all_stages`` (the "SyN" family); else to every stage.
+    multivariate : bool
+        ANTsPy adds ``multivariate_extras`` as more metrics of the SyN stage
+        ("SyNOnly" and the deformable antsRegistrationSyN* types); the others
+        ignore them.
     """
 
     linear: tuple = ()
@@ -69,6 +73,7 @@ class Recipe:
     syn_convergence: tuple = (1e-7, 8)
     dense: bool = False
     late_masks: bool = False
+    multivariate: bool = False
 
     def arguments(self) -> frozenset:
         """The ANTsPy arguments this recipe reads (the others ANTsPy ignores for it)."""
@@ -86,6 +91,8 @@ class Recipe:
                 used.update({"aff_metric", "aff_sampling"})
             if self.linear_sampling is None and not self.dense:
                 used.add("aff_random_sampling_rate")
+        if self.multivariate:
+            used.add("multivariate_extras")
         if self.deformable:
             if self.syn_levels is None:
                 used.add("reg_iterations")
@@ -113,7 +120,8 @@ def _syn_script(letter: str, *, quick: bool, repro: bool) -> Recipe:
                   linear_metric=("gc", 1) if repro else ("mattes", 32), linear_sampling=0.25,
                   syn_levels=syn_levels,
                   syn_metric=("mattes", 32) if quick and not repro else ("cc", 2),
-                  syn_transform=(0.2, 3.0, 0.0), syn_convergence=(1e-6, 10))
+                  syn_transform=(0.2, 3.0, 0.0), syn_convergence=(1e-6, 10),
+                  multivariate=letter in ("s", "sr", "so"))
 
 
 _SYN_FAMILY = {"linear_levels": _SYN_FAMILY_LINEAR, "deformable": True, "late_masks": True}
@@ -131,7 +139,7 @@ RECIPES = {
     "BOLDRigid": Recipe(linear=("rigid",), linear_levels=_BOLD_LINEAR),
     "SyN": Recipe(linear=("affine",), **_SYN_FAMILY),
     "SyNRA": Recipe(linear=("rigid", "affine"), **_SYN_FAMILY),
-    "SyNOnly": Recipe(deformable=True, center_of_mass=False),
+    "SyNOnly": Recipe(deformable=True, center_of_mass=False, multivariate=True),
     "SyNAggro": Recipe(linear=("affine",), **{**_SYN_FAMILY, "linear_levels":
                                               _SYN_FAMILY_LINEAR[:3] + ((1, 0.0, 100),)}),
 }

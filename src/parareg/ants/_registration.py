@@ -62,6 +62,16 @@ def registration(fixed, moving, type_of_transform="SyN", initial_transform=None,
         run with this prefix that this run does not write are removed.
     mask, moving_mask : image, optional
         Non-zero voxels drive the metric (fixed grid, moving grid).
+    multivariate_extras : sequence of (str, image, image, float, int), optional
+        More metrics of the SyN stage, as ANTsPy's ``(("CC", fixed2, moving2,
+        weight, radius), ...)`` (``"MeanSquares"``, ``"Mattes"``/``"MI"``
+        with 32 bins, ``"CC"`` with its radius): each is a
+        :class:`parareg.Channel` of the SyN stage only, weighted against the
+        ``(fixed, moving)`` pair's weight 1 (the weights are normalised; each
+        channel's force is divided by its norm, as ITK's multi-metric does).
+        ``fixed2`` must be on the grid of ``fixed``, ``moving2`` on that of
+        ``moving``. Used by "SyNOnly" and the deformable
+        antsRegistrationSyN* types, as in ANTsPy; the others warn.
     **kwargs
         ``random_seed`` (older ANTsPy's name) seeds the affine sampling;
         ``num_threads`` sets parareg's thread count. Other names warn, as
@@ -96,6 +106,8 @@ def registration(fixed, moving, type_of_transform="SyN", initial_transform=None,
     if fixed_image.ndim != moving_image.ndim:
         raise ValueError(f"fixed is {fixed_image.ndim}D but moving is {moving_image.ndim}D; "
                          "register images of the same dimension")
+    extras = _extras(multivariate_extras, fixed_image, moving_image) \
+        if recipe.multivariate else None
     prefix = _check_prefix(outprefix)
     masks = _masks(recipe, mask, moving_mask, mask_all_stages, fixed_image, moving_image,
                    type_of_transform)
@@ -120,12 +132,24 @@ def registration(fixed, moving, type_of_transform="SyN", initial_transform=None,
     stages = recipe.linear + (("syn",) if recipe.deformable else ())
     from ..registration import register
 
-    result = register(fixed_image, moving_image, stages=stages, initial_transform=start,
-                      affine_metric=affine_options.pop("metric"),
-                      syn_metric=syn_options.pop("metric") if syn_options else "cc",
-                      fixed_mask=masks[0], moving_mask=masks[1], num_threads=num_threads,
-                      seed=0 if seed is None else int(seed), affine_options=affine_options,
-                      syn_options=syn_options)
+    common = {"fixed_mask": masks[0], "moving_mask": masks[1], "num_threads": num_threads,
+              "seed": 0 if seed is None else int(seed)}
+    affine_metric = affine_options.pop("metric")
+    syn_metric = syn_options.pop("metric") if syn_options else "cc"
+    if extras and recipe.linear:  # the extras drive the SyN stage only, as in ANTs(Py)
+        linear = register(fixed_image, moving_image, stages=recipe.linear,
+                          initial_transform=start, affine_metric=affine_metric,
+                          affine_options=affine_options, **common)
+        result = register(fixed_image, moving_image, stages=("syn",),
+                          initial_transform=linear.affine.matrix, syn_metric=syn_metric,
+                          syn_options=syn_options, channels=extras, **common)
+        result.seconds = {**linear.seconds, "syn": result.seconds.get("syn", 0.0),
+                          "warp": result.seconds.get("warp", 0.0)}
+    else:
+        result = register(fixed_image, moving_image, stages=stages, initial_transform=start,
+                          affine_metric=affine_metric, syn_metric=syn_metric,
+                          affine_options=affine_options, syn_options=syn_options,
+                          channels=extras, **common)
     warped_fixed = result.mapping.transform_inverse(fixed_image, num_threads=num_threads)
     paths = _write(result, prefix, deformable=recipe.deformable,
                    composite=bool(write_composite_transform), num_threads=num_threads)
@@ -149,7 +173,6 @@ _DEFAULTS = {name: p.default for name, p in inspect.signature(registration).para
 
 def _refuse_unsupported(given: dict) -> None:
     refused = {
-        "multivariate_extras": "multi-metric registration is not offered",
         "restrict_transformation": "per-component restriction of the transform is not offered",
         "use_legacy_histogram_matching": "histogram matching is not offered; match the images "
                                          "first (e.g. skimage.exposure.match_histograms)",
@@ -198,6 +221,65 @@ def _image(obj, name: str):
     if obj is None:
         raise TypeError(f"registration: {name} is None; pass an image")
     return as_input(obj, name=name)
+
+
+def _extras(multivariate_extras, fixed, moving):
+    """ANTsPy's ``multivariate_extras`` as :class:`parareg.Channel` s of the SyN stage (checked
+    before any work, each entry named by its index), or ``None``."""
+    if multivariate_extras is None:
+        return None
+    from ..registration.channels import GRID_ATOL, Channel
+    from ..metrics.syn import get_syn_metric
+    from ..registration.pipeline import preset_options
+
+    form = "(metric name, fixed2, moving2, weight, sampling parameter)"
+    if isinstance(multivariate_extras, (str, bytes)) or not hasattr(multivariate_extras,
+                                                                     "__len__"):
+        raise TypeError(f"multivariate_extras must be a list of {form}, as ANTsPy's "
+                        f"(('CC', f2, m2, 1, 2),), got {type(multivariate_extras).__name__}")
+    channels = []
+    for index, entry in enumerate(multivariate_extras):
+        where = f"multivariate_extras[{index}]"
+        if isinstance(entry, (str, bytes)) or not hasattr(entry, "__len__") or len(entry) != 5:
+            raise ValueError(f"{where} must be {form}, e.g. ('CC', fixed2, moving2, 1, 2), "
+                             f"got {entry!r}")
+        name, fixed2, moving2, weight, parameter = entry
+        metric = _metric(SYN_METRICS, name, argument=f"{where}[0]")
+        images = []
+        for position, image, reference, role in ((1, fixed2, fixed, "fixed"),
+                                                 (2, moving2, moving, "moving")):
+            loaded = _image(image, f"{where}[{position}]")
+            if loaded.shape != reference.shape or not np.allclose(
+                    loaded.vox2world, reference.vox2world, rtol=0, atol=GRID_ATOL):
+                raise ValueError(f"{where}[{position}] is not on the grid of {role} (shape "
+                                 f"{loaded.shape} vs {reference.shape}, or another origin, "
+                                 f"spacing or direction); parareg's channels share the grids "
+                                 f"of fixed and moving: resample it first, e.g. "
+                                 f"ants.resample_image_to_target(image, {role}) or "
+                                 f"parareg.resample(image, {role})")
+            images.append(loaded)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) \
+                or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"{where}[3], the weight, must be a finite number of 0 or more, "
+                             f"got {weight!r}")
+        if not isinstance(parameter, (int, float, np.number)) or isinstance(parameter, bool):
+            raise ValueError(f"{where}[4], the sampling parameter (CC radius, MI bins), must "
+                             f"be a number, got {parameter!r}")
+        if metric == "cc":
+            if int(parameter) < 1 or int(parameter) != parameter:
+                raise ValueError(f"{where}[4] is the CC radius: a whole number of 1 or more "
+                                 f"voxels, got {parameter!r}")
+            # the CC update of the pair's own metric (the default preset's, per dimension)
+            gradient = preset_options("default", fixed.ndim).get("gradient")
+            syn_metric = get_syn_metric("cc", radius=int(parameter), gradient=gradient)
+        elif metric == "mi" and int(parameter) != SYN_MI_BINS:
+            raise ValueError(f"{where}[4]={parameter!r} with {name!r}: parareg's SyN mutual "
+                             f"information has {SYN_MI_BINS} bins; pass {SYN_MI_BINS}")
+        else:
+            syn_metric = metric
+        channels.append(Channel(images[0], images[1], weight=float(weight),
+                                syn_metric=syn_metric))
+    return channels or None
 
 
 def _masks(recipe, mask, moving_mask, mask_all_stages, fixed, moving, type_of_transform):

@@ -7,7 +7,21 @@ from ._common import CLIError
 
 def _options(args, syn_metric, quiet) -> dict:
     return dict(transform=args.transform, preset=args.preset, metric=syn_metric or "cc",
-                fixed_mask=args.fixed_mask is not None, cli=True, summary=not quiet)
+                fixed_mask=args.fixed_mask is not None, cli=True, summary=not quiet,
+                channels=_channel_metrics(args))
+
+
+def _channel_metrics(args) -> tuple:
+    """The SyN metric (``None``: ``--metric``'s) of each ``-i`` channel, from
+    ``--channel-metrics`` (already checked by ``_register_options.channels``)."""
+    from .register import METRICS
+
+    count = len(getattr(args, "inputs", None) or ())
+    text = getattr(args, "channel_metrics", None)
+    if not count or text is None:
+        return (None,) * count
+    names = [part.strip().lower() for part in str(text).split(",")][1:]
+    return tuple(METRICS[name][1] if name in METRICS else None for name in names[:count])
 
 
 def check_memory(args, *, syn_metric, quiet: bool):

@@ -18,6 +18,7 @@ from ._common import CLIError
 
 #: settings recorded in PREFIX_settings.json and read back by --settings (argparse dest names)
 RECORDED = ("transform", "metric", "preset", "stages", "initial_moving_transform",
+            "initial_fixed_transform",
             "iterations", "shrink_factors", "smoothing_sigmas", "affine_iterations",
             "affine_shrink_factors", "affine_smoothing_sigmas", "radius", "bins", "step",
             "update_sigma", "field_sigma", "convergence", "seed", "fixed_mask", "moving_mask",
@@ -61,6 +62,13 @@ def add_arguments(parser) -> None:
                             "(principal axes), search (global rotation search, wrong-basin "
                             "check), an ANTs [fixed,moving,0|1|2], or a transform file "
                             "(.mat/.txt/.h5, greedy's RAS matrix)")
+    group.add_argument("--initial-fixed-transform", metavar="FILE|[FILE,1]",
+                       help="ANTs' -q: a linear transform (.mat/.txt/.h5, greedy's RAS "
+                            "matrix; [FILE,1] its inverse) from the fixed grid's points to "
+                            "FIXED's points; the metric sees FIXED through it. As ANTs', the "
+                            "outputs map those points to MOVING and leave it out: to put MOVING "
+                            "on FIXED itself, list [FILE,1] first, e.g. parareg apply -t "
+                            "[FILE,1] PREFIX_1Warp.nii.gz PREFIX_0GenericAffine.mat")
     group.add_argument("--moving-mask", metavar="MASK",
                        help="non-zero voxels of MASK (on the MOVING grid) drive the metric")
     channels = parser.add_argument_group(
@@ -162,6 +170,25 @@ def initial_transform(text):
                        "[fixed,moving,0|1|2] (0 geometric centres, 1 centres of mass, 2 "
                        "origins)")
     return text
+
+
+def initial_fixed_transform(text) -> tuple[str, bool] | None:
+    """``--initial-fixed-transform`` FILE, [FILE], [FILE,0] or [FILE,1] -> ``(FILE, inverse)``,
+    the file checked to exist (before any work)."""
+    if text is None:
+        return None
+    option = "--initial-fixed-transform"
+    path, inverse = text, False
+    if text.startswith("[") and text.endswith("]"):
+        parts = [p.strip() for p in text[1:-1].split(",")]
+        if len(parts) not in (1, 2) or (len(parts) == 2 and parts[1] not in ("0", "1")):
+            raise CLIError(f"{option}: {text!r} is not FILE, [FILE,0] or [FILE,1] (its "
+                           "inverse); ANTs' [fixed,moving,feature] start is offered for the "
+                           "moving side only (--initial-moving-transform)")
+        path, inverse = parts[0], len(parts) == 2 and parts[1] == "1"
+    if not Path(path).is_file():
+        raise CLIError(f"{option}: no such transform file: {path!r}")
+    return path, inverse
 
 
 def _value(parse, text, option):

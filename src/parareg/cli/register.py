@@ -76,6 +76,9 @@ outputs (PREFIX ending in _ - . or / is used as is, as ANTs does; otherwise
   Fixed -> moving:  parareg apply -i FIXED -r MOVING -o out.nii.gz \\
                         -t [PREFIX_0GenericAffine.mat,1] PREFIX_1InverseWarp.nii.gz
   (the same -t lists work with antsApplyTransforms)
+  With --initial-fixed-transform FILE, as with ANTs, the transforms and Warped
+  are in the space of FIXED seen through FILE; to reach FIXED itself list
+  [FILE,1] first:  -t [FILE,1] PREFIX_1Warp.nii.gz PREFIX_0GenericAffine.mat
 
 --metric      --transform rigid/affine    --transform syn (linear stages + SyN)
   mi          Mattes MI                   MI + SyN MI
@@ -243,6 +246,7 @@ def _register(args, console) -> int:
         if initial.lower() not in INITIALISERS and not Path(initial).is_file():
             raise CLIError(f"--init/--initial-moving-transform: {initial!r} is neither a "
                            f"transform file nor one of {', '.join(sorted(INITIALISERS))}")
+    initial_fixed = control.initial_fixed_transform(args.initial_fixed_transform)
 
     paths = output_paths(args.output, transform=args.transform, qc=args.qc)
     stale = stale_paths(args.output, paths.values())
@@ -252,7 +256,8 @@ def _register(args, console) -> int:
     for number, (fixed_c, moving_c, _, _) in enumerate(channel_list[1:], start=2):
         inputs[f"-i FIXED{number}"], inputs[f"-i MOVING{number}"] = fixed_c, moving_c
     for option, value in (("--fixed-mask", args.fixed_mask), ("--moving-mask", args.moving_mask),
-                          ("--initial-moving-transform", initial)):
+                          ("--initial-moving-transform", initial),
+                          ("--initial-fixed-transform", initial_fixed and initial_fixed[0])):
         if value is not None and Path(str(value)).exists():
             inputs[option] = value
     refuse_inputs_as_outputs([*paths.values(), *stale], inputs)
@@ -275,6 +280,14 @@ def _register(args, console) -> int:
             raise CLIError(f"--{role}-mask has shape {masks[role].shape} but {role} has shape "
                            f"{image.shape}; the mask must be on the {role} grid")
     channels, weight = _load_channels(args, channel_list, fixed, moving)
+    if initial_fixed is not None:
+        import numpy as np
+
+        from ..registration.pipeline import linear_transform
+
+        matrix = linear_transform(initial_fixed[0], fixed.ndim,
+                                  name="--initial-fixed-transform")
+        initial_fixed = np.linalg.inv(matrix) if initial_fixed[1] else matrix
     affine_options, syn_options, affine_levels, syn_levels = control.options(
         args, spacing=fixed.spacing, syn=syn, affine_metric=affine_metric,
         syn_metric=syn_metric)
@@ -300,7 +313,8 @@ def _register(args, console) -> int:
                           syn_metric=syn_metric or "cc", preset=args.preset,
                           fixed_mask=masks.get("fixed"), moving_mask=masks.get("moving"),
                           num_threads=num_threads, seed=args.seed, stages=stages,
-                          initial_transform=initial, affine_options=affine_options,
+                          initial_transform=initial, initial_fixed_transform=initial_fixed,
+                          affine_options=affine_options,
                           syn_options=syn_options, channels=channels, weight=weight)
     except InputError as exc:  # re-said with this command's options
         raise register_error(exc, files={"fixed": args.fixed, "moving": args.moving,
@@ -309,6 +323,9 @@ def _register(args, console) -> int:
     except MemoryError as exc:
         raise CLIError(out_of_memory(exc, args, **memory)) from exc
     mapping = result.mapping
+    # what the metric saw: FIXED through --initial-fixed-transform (ANTs' virtual domain)
+    seen = fixed if initial_fixed is None else _fixed_seen(fixed, result.initial_fixed,
+                                                           num_threads)
 
     t_write = time.perf_counter()
     summary = not console.quiet
@@ -321,17 +338,17 @@ def _register(args, console) -> int:
         outputs.add_bytes(paths["settings"], control.record(
             args, num_threads=num_threads, affine_levels=affine_levels, syn_levels=syn_levels,
             syn_options=syn_options))
-        numbers = side.submit(_side_numbers, fixed, moving, result, masks.get("fixed"),
+        numbers = side.submit(_side_numbers, seen, moving, result, masks.get("fixed"),
                               jacobian=args.transform == "syn" and (summary or args.qc),
                               similarity=summary, num_threads=num_threads)
-        inverse_warped = mapping.transform_inverse(fixed, num_threads=num_threads)
+        inverse_warped = mapping.transform_inverse(seen, num_threads=num_threads)
         save(inverse_warped, paths["inverse_warped"], outputs=outputs)
         jacobian, before, after, regularity = numbers.result()
         if args.qc:
             from ..qc import qc_figure
 
             title = f"{Path(args.moving).name} -> {Path(args.fixed).name} ({args.transform})"
-            qc_figure(fixed, result.warped, paths["qc"], jacobian=jacobian, title=title,
+            qc_figure(seen, result.warped, paths["qc"], jacobian=jacobian, title=title,
                       outputs=outputs)
     seconds = dict(result.seconds)
     seconds["write"] = time.perf_counter() - t_write
@@ -345,6 +362,14 @@ def _register(args, console) -> int:
         for path in outputs.paths:
             console.print(f"  {path}")
     return 0
+
+
+def _fixed_seen(fixed, initial_fixed, num_threads):
+    """FIXED on its own grid through the fixed-side initial transform (for InverseWarped,
+    the summary and --qc, which compare what the metric compared)."""
+    from ..resampling import resample
+
+    return resample(fixed, fixed, affine=initial_fixed, num_threads=num_threads)
 
 
 def _load_channels(args, channel_list, fixed, moving):

@@ -125,11 +125,14 @@ def _grid_info(image):
 
 
 def estimate_registration(fixed, moving, *, transform="syn", preset="default", metric="cc",
-                          levels=None, fixed_mask=False, cli=False, summary=False):
+                          levels=None, fixed_mask=False, cli=False, summary=False,
+                          channels=()):
     """:func:`estimate` for ``fixed`` and ``moving`` given as Images or paths.
 
     Paths are measured from their headers, before any voxel is read. ``cli``
     estimates ``parareg register`` (reading the files, the outputs).
+    ``channels``: the SyN metric (or ``None``) of each extra channel, as
+    :func:`estimate` takes them.
 
     Returns
     -------
@@ -139,7 +142,9 @@ def estimate_registration(fixed, moving, *, transform="syn", preset="default", m
     remedies : dict
         ``{"fast": MemoryEstimate or None, "integer": bool}`` for the advice.
     """
-    if transform not in TRANSFORMS or (transform == "syn" and metric not in SYN_METRICS):
+    channels = tuple(channels)
+    if transform not in TRANSFORMS or (transform == "syn" and any(
+            m not in SYN_METRICS for m in (metric, *(c for c in channels if c is not None)))):
         return None, {}
     info = [_grid_info(fixed), _grid_info(moving)]
     if None in info or len(info[0][0]) != len(info[1][0]):
@@ -148,7 +153,8 @@ def estimate_registration(fixed, moving, *, transform="syn", preset="default", m
     options = dict(transform=transform, metric=metric if transform == "syn" else "cc",
                    levels=levels, fixed_mask=bool(fixed_mask), fixed_dtype=f_dtype,
                    moving_dtype=m_dtype, outputs=cli, summary=summary, load=cli,
-                   read_bytes=(f_read, m_read))
+                   read_bytes=(f_read, m_read),
+                   channels=channels if transform == "syn" else (None,) * len(channels))
     need = estimate(f_shape, m_shape, preset=preset, **options)
     remedies = {"integer": f_dtype != np.float32 or m_dtype != np.float32, "fast": None}
     if transform == "syn" and levels is None and preset != "fast":

@@ -51,6 +51,12 @@ outputs (``cli/register.py``; absent from :func:`parareg.register`)
     image samples the backward field onto the moving grid and multiplies it
     by the prealignment, ``(2 F + 4) Nm + 4 Nf``; the Jacobian ``4 Nf``; the
     summary's NCC works in float64, ``4 Nf + 24 Nf``.
+channels (``registration/channels.py``)
+    each extra (fixed, moving) channel keeps its float32 images ``4 Nf + 4 Nm``,
+    its own affine pyramid and samples, its own SyN level images and warped
+    images ``8 n``, and during the metric its two update fields ``2 F n``
+    (all channels' forces are alive when they are combined); the metrics run
+    one after the other, so the largest metric buffer counts once.
 baseline
     measured: the peak RSS of ``parareg register`` on a 24^3 pair (Python,
     NumPy, SciPy, nibabel, numba and every kernel loaded from numba's cache),
@@ -207,7 +213,8 @@ def _shape(value, *, name):
 def estimate(fixed_shape, moving_shape, *, transform: str = "syn", preset: str = "default",
              levels=None, metric: str = "cc", fixed_mask: bool = False,
              fixed_dtype="float32", moving_dtype="float32", outputs: bool = False,
-             summary: bool = False, load: bool = False, read_bytes=(8, 8)) -> MemoryEstimate:
+             summary: bool = False, load: bool = False, read_bytes=(8, 8),
+             channels=()) -> MemoryEstimate:
     """Peak resident memory of a registration, from the grids and the transform model.
 
     Parameters
@@ -235,6 +242,10 @@ def estimate(fixed_shape, moving_shape, *, transform: str = "syn", preset: str =
     read_bytes : (float, float)
         Bytes per voxel while reading fixed and moving: the raw data, nibabel's
         float64 scaling when the header has a scale factor, and the float32 result.
+    channels : sequence of str or None
+        One entry per extra channel (``register(channels=...)``, ``-i`` pairs):
+        its SyN metric, ``None`` for ``metric``. Each channel's images are on
+        the grids of ``fixed_shape`` / ``moving_shape``.
 
     Returns
     -------
@@ -258,6 +269,13 @@ def estimate(fixed_shape, moving_shape, *, transform: str = "syn", preset: str =
         raise ValueError(f"fixed_shape {fixed_shape} and moving_shape {moving_shape} must have "
                          "the same number of dimensions")
     syn_levels = _syn_levels(preset, levels) if transform == "syn" else ()
+    channel_metrics = [metric if m is None else m for m in channels]
+    for m in channel_metrics:
+        if m not in SYN_METRICS:
+            raise ValueError(f"channels: each channel's SyN metric must be one of "
+                             f"{list(SYN_METRICS)} or None, got {m!r}")
+    extra = len(channel_metrics)
+    pairs = 1 + extra  # image pairs, the (fixed, moving) one first
     ndim = len(fixed_shape)
     nf, nm = math.prod(fixed_shape), math.prod(moving_shape)
     f_item, m_item = np.dtype(fixed_dtype).itemsize, np.dtype(moving_dtype).itemsize
@@ -266,17 +284,22 @@ def estimate(fixed_shape, moving_shape, *, transform: str = "syn", preset: str =
     F = 4 * ndim
     steps = _Phases()
     images = f_item * nf + m_item * nm
+    channel_images = extra * 4 * (nf + nm)
     mask = 5 * nf if fixed_mask else 0  # the float32 mask and its uint8 copy
 
     if load:  # fixed is read first, then moving while fixed is held
         steps.add("reading fixed", baseline=IMPORT_BYTES, read_buffers=read_bytes[0] * nf)
         steps.add("reading moving", baseline=IMPORT_BYTES, images=4 * nf,
                   read_buffers=read_bytes[1] * nm)
+        if extra:  # then the channels' images, the last while all others are held
+            steps.add("reading the channels", baseline=IMPORT_BYTES, images=4 * (nf + nm),
+                      channel_images=channel_images - 4 * nm,
+                      read_buffers=max(read_bytes) * max(nf, nm))
 
     # --- affine stage -----------------------------------------------------------------
     big = max(nf, nm)
     steps.add("affine: center of mass", baseline=IMPORT_BYTES, images=images,
-              fixed_mask=2 * mask, float64_weights=16 * big)
+              channel_images=channel_images, fixed_mask=2 * mask, float64_weights=16 * big)
     # the fixed image's smoothing buffers stay in the heap while the moving one is smoothed
     slack = _heap(4 * nf, 4 * nf)
     kept = 0  # the stage builds every level's images and samples before optimising
@@ -290,19 +313,23 @@ def estimate(fixed_shape, moving_shape, *, transform: str = "syn", preset: str =
         # when more than 1/50 of them are drawn (Floyd's algorithm otherwise)
         drawing = 8 * n if AUTO_SAMPLES < n < 50 * AUTO_SAMPLES else 0
         steps.add(f"affine level {index + 1}/{len(affine_levels)} (shrink {level.factor})",
-                  slack=slack, images=images, fixed_mask=mask, affine_pyramid=kept,
-                  smoothing=smoothing, sample_drawing=drawing)
+                  slack=slack, images=images, channel_images=channel_images, fixed_mask=mask,
+                  affine_pyramid=kept, smoothing=smoothing, sample_drawing=drawing)
         if level.factor > 1 or level.sigma > 0:
-            kept += 4 * (n + n_m)
+            kept += 4 * (n + n_m) * pairs
         else:
             kept += f_copy * nf + m_copy * nm
-        kept += 8 * samples
+        kept += 8 * samples * pairs  # every channel's metric state holds its samples
 
     # --- SyN ---------------------------------------------------------------------------
-    live = dict(images=images, fixed_mask=mask)
+    live = dict(images=images, channel_images=channel_images, fixed_mask=mask)
     if transform == "syn":
-        metric_bytes = {"cc": 40, "ssd": 0, "mi": 0, "em": 8}[metric]
-        metric_name = {"cc": "CC_box_sums", "em": "EM_label_maps"}.get(metric, "metric_buffers")
+        per_voxel = {"cc": 40, "ssd": 0, "mi": 0, "em": 8}
+        # the channels' metrics run one after the other: the largest buffer counts
+        biggest = max([metric, *channel_metrics], key=per_voxel.get)
+        metric_bytes = per_voxel[biggest]
+        metric_name = {"cc": "CC_box_sums", "em": "EM_label_maps"}.get(biggest,
+                                                                        "metric_buffers")
         previous = 0  # bytes the previous level still holds at the next level's start
         total = len(syn_levels)
         for index, level in enumerate(syn_levels):
@@ -310,7 +337,7 @@ def estimate(fixed_shape, moving_shape, *, transform: str = "syn", preset: str =
             n = math.prod(_level_shape(fixed_shape, level.factor))
             n_m = math.prod(_level_shape(moving_shape, level.factor))
             copied = level.factor > 1 or level.sigma > 0
-            level_images = 4 * (n + n_m) if copied else f_copy * nf + m_copy * nm
+            level_images = 4 * (n + n_m) * pairs if copied else f_copy * nf + m_copy * nm
             if level.sigma > 0:
                 steps.add(f"{name}: smoothing", slack=slack, **live, previous_level=previous,
                           smoothing=8 * big)
@@ -319,13 +346,14 @@ def estimate(fixed_shape, moving_shape, *, transform: str = "syn", preset: str =
                       displacement_fields=4 * F * n)
             fields = 4 * F * n
             iterating = level.iterations >= 1
-            buffers = (2 * F * n + 8 * n) if iterating else 0  # scratch + warped images
+            # scratch + every channel's two warped images
+            buffers = (2 * F * n + 8 * n * pairs) if iterating else 0
             updates = 2 * F * n if level.iterations >= 2 else 0
             level_mask = (3 * n if fixed_mask else 0)
             if iterating:
                 steps.add(f"{name}: metric", slack=slack, **live, level_images=level_images,
                           displacement_fields=fields, scratch_and_warped=buffers,
-                          previous_updates=updates, metric_updates=2 * F * n,
+                          previous_updates=updates, metric_updates=2 * F * n * pairs,
                           level_mask=level_mask, **{metric_name: metric_bytes * n})
             steps.add(f"{name}: field inversion", slack=slack, **live,
                       level_images=level_images,
@@ -335,8 +363,9 @@ def estimate(fixed_shape, moving_shape, *, transform: str = "syn", preset: str =
             previous = fields + buffers + updates + level_images + level_mask
             # what the next level finds freed but still resident in the heap
             arrays = [F * n] * (6 + 2 * iterating + 2 * (level.iterations >= 2))
-            arrays += [4 * n] * 2 * iterating + [metric_bytes * n] * iterating
-            arrays += [4 * n, 4 * n_m] if copied else []
+            arrays += [4 * n] * 2 * pairs * iterating + [metric_bytes * n] * iterating
+            arrays += [F * n] * 2 * extra * iterating  # the other channels' forces
+            arrays += [4 * n, 4 * n_m] * pairs if copied else []
             level_slack, slack = slack, int(RETAINED * _heap(*arrays))
         last, slack = syn_levels[-1], level_slack  # the last level's arrays are still alive
         if last.factor > 1:

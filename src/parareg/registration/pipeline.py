@@ -15,12 +15,13 @@ from ..memory import check_registration
 from ..metrics import AFFINE_METRICS
 from ..metrics.syn import SYN_METRICS
 from .affine import DEFAULT_LEVELS, AffineMap, affine_registration
-from .channels import Channel, check_channels
+from .channels import Channel, LoadedChannel, check_channels
 from .initialise import SEARCH_METHODS, initialised_affine
 from .pyramid import check_level_shapes
 from .syn import DEFAULT_SYN_LEVELS, SymmetricDiffeomorphicRegistration
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Sequence
 
     from .._typing import ImageLike, MaskLike, MatrixLike
@@ -95,30 +96,74 @@ def check_stages(stages: Sequence[str] | str | None, transform: str) -> tuple[st
 def initial_alignment(initial: InitialTransform, ndim: int
                       ) -> tuple[str | None, np.ndarray | None]:
     """``(initialiser name or None, starting matrix or None)`` from ``initial_transform``."""
-    import os
-
     if initial is None:
         return "center_of_mass", None
     if isinstance(initial, str) and initial.lower() in INITIALISERS:
         return INITIALISERS[initial.lower()], None
-    if isinstance(initial, AffineMap):
-        return None, check_matrix(initial.matrix, ndim, name="initial_transform")
-    if isinstance(initial, (str, os.PathLike)):
+    return None, linear_transform(initial, ndim, name="initial_transform",
+                                  hint=f" (or give one of {sorted(INITIALISERS)})")
+
+
+def linear_transform(value: MatrixLike | AffineMap | str | os.PathLike, ndim: int, *,
+                     name: str, hint: str = "") -> np.ndarray:
+    """A matrix, an :class:`AffineMap` or a linear transform file (ITK/ANTs, greedy) as a
+    ``(ndim + 1, ndim + 1)`` world matrix; ``name`` (and ``hint``, for a missing file) in
+    the errors."""
+    import os
+
+    if isinstance(value, AffineMap):
+        return check_matrix(value.matrix, ndim, name=name)
+    if isinstance(value, (str, os.PathLike)):
         from ..transforms.chain import read_transforms
 
-        if not os.path.exists(initial):
-            raise FileNotFoundError(f"initial_transform: no such file: {str(initial)!r} (or "
-                                    f"give one of {sorted(INITIALISERS)})")
-        steps = read_transforms([initial], ndim=ndim,
-                                labels=[f"initial_transform {str(initial)!r}"])
+        if not os.path.exists(value):
+            raise FileNotFoundError(f"{name}: no such file: {str(value)!r}{hint}")
+        steps = read_transforms([value], ndim=ndim, labels=[f"{name} {str(value)!r}"])
         if any(step.is_warp for step in steps):
-            raise ValueError(f"initial_transform {str(initial)!r} holds a displacement field; "
-                             "the starting transform must be linear")
+            raise ValueError(f"{name} {str(value)!r} holds a displacement field; the "
+                             "starting transform must be linear")
         total = np.eye(ndim + 1)
         for step in steps:
             total = step.matrix @ total
-        return None, total
-    return None, check_matrix(initial, ndim, name="initial_transform")
+        return total
+    return check_matrix(value, ndim, name=name)
+
+
+def virtual_fixed(initial_fixed: np.ndarray, loaded: Sequence[LoadedChannel],
+                  fixed_mask: MaskLike | None, *, num_threads: int | None = None
+                  ) -> tuple[tuple[LoadedChannel, ...], Image | None]:
+    """ANTs' ``--initial-fixed-transform``: ``(channels, fixed_mask)`` with every channel's
+    fixed image seen through ``initial_fixed`` on the fixed grid (ITK's virtual domain).
+
+    A point ``x`` of the fixed grid takes the fixed value at ``initial_fixed @ x``, as
+    ITK's metrics sample ``fixed(FixedInitialTransform(x))``; points sent off the fixed
+    image (and, with a fixed mask, outside it) leave the returned mask, as ITK's metrics
+    skip them. The mask is ``None`` when every point stays inside and none was given.
+    """
+    from dataclasses import replace
+
+    from ..resampling import resample
+    from .affine import _as_mask
+
+    fixed = loaded[0].fixed
+
+    def seen(image, interpolation="linear"):
+        return resample(image, fixed, affine=initial_fixed, interpolation=interpolation,
+                        num_threads=num_threads)
+
+    inside = seen(Image(np.ones(fixed.shape, np.uint8), fixed.vox2world), "nearest").data != 0
+    mask = _as_mask(fixed_mask, fixed, name="fixed_mask")
+    if mask is not None:
+        inside &= seen(mask, "nearest").data != 0
+    if not inside.any():
+        raise ValueError("initial_fixed_transform sends every point of the fixed grid off "
+                         + ("the fixed mask" if mask is not None else "the fixed image")
+                         + "; it maps fixed-grid (virtual) points to fixed-image points, as "
+                         "ANTs reads it: check its direction (invert it) and its units (mm)")
+    channels = tuple(replace(channel, fixed=seen(channel.fixed)) for channel in loaded)
+    if mask is None and inside.all():
+        return channels, None
+    return channels, Image(inside.astype(np.uint8), fixed.vox2world)
 
 
 @dataclass
@@ -136,12 +181,18 @@ class RegistrationResult:
         The affine stage alone (the prealignment of a SyN mapping).
     seconds : dict
         Wall time per stage.
+    initial_fixed : ndarray or None
+        ``initial_fixed_transform`` as a matrix (fixed-grid points -> fixed-image
+        points, mm), when one was given: ``mapping`` then maps the fixed grid's
+        (virtual) points to moving points, as ANTs' output transforms do, and
+        ``mapping`` after ``inv(initial_fixed)`` maps fixed-image points.
     """
 
     warped: Image
     mapping: object
     affine: AffineMap
     seconds: dict = field(default_factory=dict)
+    initial_fixed: np.ndarray | None = None
 
 
 #: register's own arguments that ``affine_options`` / ``syn_options`` must not repeat
@@ -178,6 +229,21 @@ def _stage_options(options, *, name: str, accepted, clashes) -> dict:
     return dict(options)
 
 
+def _channel_syn_metrics(channels) -> tuple:
+    """Each channel's SyN metric name for the memory estimate (``None``: the registration's;
+    a malformed ``channels`` is left to :func:`check_channels`)."""
+    if not isinstance(channels, (list, tuple)):
+        return ()
+    names = []
+    for channel in channels:
+        metric = getattr(channel, "syn_metric", None)
+        name = metric if isinstance(metric, str) or metric is None else getattr(metric, "name",
+                                                                                None)
+        name = name.lower() if isinstance(name, str) else None
+        names.append(name if name in SYN_METRICS else None)
+    return tuple(names)
+
+
 @refuse_dipy_order
 def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
              affine_metric: str = "mi", syn_metric: str = "cc", preset: str = "default",
@@ -187,6 +253,7 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
              max_memory: int | str | None = None, fixed_affine: MatrixLike | None = None,
              moving_affine: MatrixLike | None = None,
              initial_transform: InitialTransform = None,
+             initial_fixed_transform: MatrixLike | AffineMap | str | None = None,
              stages: Sequence[str] | str | None = None,
              channels: Sequence[Channel] | None = None,
              weight: float = 1.0) -> RegistrationResult:
@@ -234,6 +301,18 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
         or a fixed-world -> moving-world matrix, an
         :class:`AffineMap`, or a transform file (ITK/ANTs ``.mat``/``.txt``/
         ``.h5``, greedy's RAS matrix) as ANTs' ``--initial-moving-transform``.
+    initial_fixed_transform : ndarray, AffineMap or path, optional
+        ANTs' ``--initial-fixed-transform``: a linear transform (matrix or file
+        as for ``initial_transform``) from the fixed grid's points to fixed-image
+        points. Every stage (and the initialisers) compares ``fixed`` at
+        ``initial_fixed_transform(x)`` with ``moving`` at ``mapping(x)`` for the
+        points ``x`` of the fixed grid (ITK's virtual domain); points it sends
+        off the fixed image are left out. As in ANTs, ``mapping`` (and the
+        files written from it) then maps those virtual points to moving points
+        and does not contain this transform; ``warped`` is ``moving`` in the
+        virtual space. To put ``moving`` onto ``fixed`` itself, apply the
+        inverse of this transform first (antsApplyTransforms / ``parareg apply``
+        ``-t [FILE,1] PREFIX_1Warp.nii.gz PREFIX_0GenericAffine.mat``).
     stages : sequence of str, optional
         Which of ``"translation"``, ``"rigid"``, ``"similarity"``,
         ``"affine"``, ``"syn"`` run (in that order), e.g. ``("syn",)`` for SyN
@@ -294,10 +373,17 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
                               num_threads=num_threads)
     check_registration(fixed, moving, transform=transform, preset=preset, metric=syn_metric,
                        levels=syn_options.get("levels"),
-                       fixed_mask=fixed_mask is not None, max_memory=max_memory)
+                       fixed_mask=fixed_mask is not None, max_memory=max_memory,
+                       channels=_channel_syn_metrics(channels))
     fixed = as_image(fixed, name="fixed", num_threads=num_threads)
     moving = as_image(moving, name="moving", num_threads=num_threads)
     loaded = check_channels(channels, fixed, moving, weight=weight, num_threads=num_threads)
+    initial_fixed = None if initial_fixed_transform is None else linear_transform(
+        initial_fixed_transform, fixed.ndim, name="initial_fixed_transform")
+    if initial_fixed is not None and not np.array_equal(initial_fixed, np.eye(fixed.ndim + 1)):
+        loaded, fixed_mask = virtual_fixed(initial_fixed, loaded, fixed_mask,
+                                           num_threads=num_threads)
+        fixed = loaded[0].fixed
     # loaded once here; the stages get them as Images
     channel_options = {"weight": loaded[0].weight,
                        "channels": [Channel(c.fixed, c.moving, c.weight, c.affine_metric,
@@ -346,4 +432,5 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
     t0 = time.perf_counter()
     warped = mapping.transform(moving, num_threads=num_threads)
     seconds["warp"] = time.perf_counter() - t0
-    return RegistrationResult(warped=warped, mapping=mapping, affine=affine, seconds=seconds)
+    return RegistrationResult(warped=warped, mapping=mapping, affine=affine, seconds=seconds,
+                              initial_fixed=initial_fixed)
