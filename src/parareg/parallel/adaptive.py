@@ -6,13 +6,26 @@ choice. :func:`run_items` hands out ranges of items from one shared
 counter:
 
 * The caller starts at once, serially: the first item alone (it may
-  include warm-up such as a numba compilation), then batches of 1, 2, 4, ...
-  items until about a millisecond is timed (:data:`MEASURE_S`). That gives
-  the serial time of one item, and the caller's CPU over wall time.
-* When the rest would take under :data:`SERIAL_BELOW_S`, or the items take
-  under :data:`MIN_ITEM_S` each (a call's own dispatch holds the GIL, and
-  handing the GIL between threads costs more than such an item), it runs
-  serially: the helpers (woken at the start) find nothing to claim.
+  include warm-up such as a numba compilation), then two or three batches
+  sized from it until about a millisecond is timed (:data:`MEASURE_S`). That
+  gives the serial time of one item, and the caller's CPU over wall time. As
+  soon as the rest is projected under the serial threshold (even at the
+  first item's pace, an upper bound) it runs in one go: a quick call costs
+  the loop plus a few clock reads.
+* When the rest would take under :data:`SERIAL_BELOW_S` plus
+  :data:`WAKE_FACTOR` times the pool's measured wake-up latency (how long a
+  helper took to start after it was handed work, a running average: several
+  ms on a virtual machine whose idle vCPU sleeps), or the items take under
+  :data:`MIN_ITEM_S` each (a call's own dispatch holds the GIL, and handing
+  the GIL between threads costs more than such an item), it runs serially:
+  the pool is not touched (or its early helpers find nothing to claim).
+* A probe's serial verdict is remembered per function and kind of item (the
+  ``memo`` key the maps pass): a later call whose first items cost about the
+  same (within :data:`MEMO_COST_RATIO`) runs serially without a probe, until
+  :data:`MEMO_BUDGET_S` of work has run so; then it probes again, and a
+  repeated serial verdict doubles that budget (up to :data:`MEMO_MAX_S`), so
+  the probes of a function that holds the GIL cost a few per cent of its
+  work at most, across calls as within one. A parallel verdict forgets it.
 * Otherwise helper threads of the pool join the caller, claiming work units of
   about :data:`UNIT_S` each. For items known to be large (``early=True``:
   the array maps, for slices or blocks of :data:`EARLY_VOXELS` voxels or
@@ -60,6 +73,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 
 from .partition import partition_range
 from .pool import _pool, in_work_unit, run_units, work_unit
@@ -91,6 +105,23 @@ CLEAR_LOSS = 0.8
 WAITING_CPU = 0.05
 #: items quicker than this run serially: handing the GIL between threads costs more
 MIN_ITEM_S = 2e-6
+#: the rest must be longer than this many wake-up latencies of the pool to try it
+WAKE_FACTOR = 4.0
+#: the weight of the latest helper's wake-up latency in the running average
+WAKE_WEIGHT = 0.25
+#: a call kept serial by the wake-up latency alone scales the average by this
+WAKE_DECAY = 0.9
+#: a remembered serial verdict applies to first items within this factor of its item time
+MEMO_COST_RATIO = 2.0
+#: serial work a remembered verdict covers before the next probe (doubled per verdict)
+MEMO_BUDGET_S = 0.1
+#: the most serial work a remembered verdict covers
+MEMO_MAX_S = 12.8
+#: the most remembered verdicts (the oldest is dropped)
+MEMO_SIZE = 256
+
+#: the running average of the pool's wake-up latency (s): hand-off to a helper's start
+_wake_s = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,35 +147,94 @@ def report(plan: Plan, what: str) -> Plan:
     return plan
 
 
-def measure(call, n: int, *, start: int = 0) -> tuple[int, float]:
+def measure(call, n: int, *, start: int = 0, alone_above: float = LARGE_ITEM_S,
+            serial_below: float = SERIAL_BELOW_S) -> tuple[int, float]:
     """Run ``call(i)`` serially from ``i = start`` until enough work is timed.
 
-    The first item is timed alone, then batches of 1, 2, 4, ... items, so
-    that tiny items are not slowed by a clock read each. Returns ``(done,
-    item_s)``: the next item to run and the estimated time of one item (the
-    fastest batch's per-item time; the first item's if nothing followed it).
-    Used by the process backend, whose items all run in the caller first.
+    The timing of :func:`run_items`' caller (see the module docstring), for
+    the process backend, whose timed items run in the caller: a first item
+    over ``alone_above`` seconds is timed alone, and the timing stops once
+    the rest is projected under ``serial_below`` seconds. Returns ``(done,
+    item_s)``: the next item to run and the estimated time of one item.
     """
-    index, batch = start, 1
-    first = None
-    estimates = []
-    total = 0.0
-    while index < n:
-        stop = min(n, index + batch)
-        begin = time.perf_counter()
-        for i in range(index, stop):
-            call(i)
-        elapsed = time.perf_counter() - begin
-        if first is None:
-            first = elapsed
-        else:
-            total += elapsed
-            estimates.append(elapsed / (stop - index))
-            batch *= 2
-        index = stop
-        if first >= LARGE_ITEM_S or (estimates and total >= MEASURE_S):
-            break
-    return index, min(estimates) if estimates else first
+    timer = _Range(lambda a, b: [call(i) for i in range(a, b)], start, n, keep_errors=False)
+    item_s, _ = _time_alone(timer, timer.claim, alone_above=alone_above,
+                            serial_below=serial_below)
+    return timer.next, item_s
+
+
+def memo_key(func, *kind):
+    """The key under which a serial verdict on ``func`` for items of ``kind`` is remembered.
+
+    ``kind``: hashable facts about the items (shape, dtype, keyword names).
+    ``None`` where ``func`` cannot be weakly referenced (it is then never
+    remembered, and nothing keeps a function alive).
+    """
+    try:
+        ref = weakref.ref(func)
+    except TypeError:
+        return None
+    return (id(func), *kind), ref
+
+
+@dataclasses.dataclass
+class _Verdict:
+    """A remembered serial verdict (see the module docstring)."""
+
+    ref: weakref.ref  # the function (its id is in the key: a new function may reuse it)
+    item_s: float
+    speedup: float
+    budget: float  # serial seconds covered before the next probe
+    spent: float = 0.0  # serial seconds run on it so far
+
+
+_memo: dict = {}
+_memo_lock = threading.Lock()
+
+
+def forget() -> None:
+    """Forget every remembered verdict (the next call of each function probes again)."""
+    with _memo_lock:
+        _memo.clear()
+
+
+def _recall(memo) -> _Verdict | None:
+    """The remembered verdict for ``memo`` while its budget lasts, else ``None``."""
+    if memo is None:
+        return None
+    key, ref = memo
+    with _memo_lock:
+        verdict = _memo.get(key)
+        if verdict is None or verdict.ref() is not ref() or verdict.spent >= verdict.budget:
+            return None
+        return verdict
+
+
+def _applies(verdict: _Verdict | None, item_s: float | None) -> bool:
+    return (verdict is not None and item_s is not None
+            and verdict.item_s / MEMO_COST_RATIO <= item_s <= verdict.item_s * MEMO_COST_RATIO)
+
+
+def _remember(memo, plan: Plan) -> None:
+    """Keep a probe's serial verdict under ``memo`` (a parallel one forgets the old)."""
+    if memo is None or plan.speedup is None or plan.item_s is None:
+        return
+    key, ref = memo
+    with _memo_lock:
+        old = _memo.pop(key, None)
+        if plan.mode != "serial":
+            return
+        again = old is not None and old.ref() is ref() and _applies(old, plan.item_s)
+        budget = min(2 * old.budget, MEMO_MAX_S) if again else MEMO_BUDGET_S
+        _memo[key] = _Verdict(ref, plan.item_s, plan.speedup, budget)
+        while len(_memo) > MEMO_SIZE:
+            del _memo[next(iter(_memo))]
+
+
+def _woke(latency: float) -> None:
+    """Fold one helper's wake-up latency into the running average."""
+    global _wake_s
+    _wake_s += WAKE_WEIGHT * (latency - _wake_s)
 
 
 def _cpu_clock(ident: int):
@@ -177,6 +267,7 @@ class _Shared:
         self.done = threading.Event()  # the caller has claimed everything (or gave up)
         self.errors = {}  # first item of a range -> an Exception that escaped run_range
         self.fatal = None  # a BaseException of a helper
+        self.submitted = time.perf_counter()  # when the helpers were handed to the pool
 
     def claim(self, count: int, helper: bool):
         with self.lock:
@@ -253,6 +344,7 @@ class _Shared:
 
 
 def _helper(shared: _Shared) -> None:
+    _woke(time.perf_counter() - shared.submitted)
     shared.timed.wait(JOIN_AFTER_S)
     units = items = 0
     # one window for both threads' clocks and the items, from the first claim on
@@ -291,44 +383,56 @@ def _helper(shared: _Shared) -> None:
                     final=units >= 2 or wall >= PROBE_S)
 
 
-def _time_alone(claim, run) -> float | None:
-    """The caller's timing phase: the first item alone, then batches of 1, 2, 4, ...
+def _time_alone(timer, claim, *, alone_above: float = LARGE_ITEM_S,
+                serial_below: float | None = None):
+    """The caller's timing phase: the first item alone, then batches sized from it.
 
-    ``claim(count)`` hands out the next range (``None`` when none is left) and
-    ``run(a, b)`` runs it. Returns the serial time of one item (the fastest
-    batch's per item, else the first item's) and the caller's CPU over wall
-    time meanwhile (under 1 on a busy machine, near 0 for a function that
-    waits), or ``(None, None)`` if nothing ran.
+    ``claim(count)`` hands out the next range of ``timer`` (``None`` when none
+    is left) and ``timer.run(a, b)`` runs it. After the first item (an upper
+    bound: it may include warm-up) a batch of about a quarter of
+    :data:`MEASURE_S`, then batches up to 4x larger that fill it (at least
+    two: the fastest is kept, so one preempted batch does not mislead). The timing
+    stops early when the rest is projected under ``serial_below`` (default:
+    :func:`_serial_below`): that call is serial anyway. Returns the serial time
+    of one item (the fastest batch's per item, else the first item's) and the
+    caller's CPU over wall time meanwhile (under 1 on a busy machine, near 0
+    for a function that waits), or ``(None, None)`` if nothing ran.
     """
-    batch = 1
-    first = None
-    estimates = []
-    total = 0.0
+    serial_below = _serial_below() if serial_below is None else serial_below
+    batch, first, best, total, batches = 1, None, math.inf, 0.0, 0
     begin_all, begin_cpu = time.perf_counter(), time.thread_time()
     while (claimed := claim(batch)) is not None:
         begin = time.perf_counter()
-        run(*claimed)
+        timer.run(*claimed)
         elapsed = time.perf_counter() - begin
         if first is None:
             first = elapsed
+            if first >= alone_above:
+                break
+            batch = max(1, int(MEASURE_S / (4 * max(first, 1e-9))))
         else:
             total += elapsed
-            estimates.append(elapsed / (claimed[1] - claimed[0]))
-            batch *= 2
-        if first >= LARGE_ITEM_S or (estimates and total >= MEASURE_S):
+            batches += 1
+            best = min(best, elapsed / (claimed[1] - claimed[0]))
+            if total >= MEASURE_S and batches >= 2:  # two: one preempted batch misleads
+                break
+            batch = max(1, min(4 * batch, math.ceil((MEASURE_S - total) / max(best, 1e-9))))
+        if min(first, best) * (timer.n - timer.next) < serial_below:
             break
     if first is None:
         return None, None
     cpu_share = (time.thread_time() - begin_cpu) / max(time.perf_counter() - begin_all, 1e-9)
-    return (min(estimates) if estimates else first), cpu_share
+    return (first if best == math.inf else best), cpu_share
 
 
 class _Range:
     """A plain counter over ``[start, n)`` for the caller alone (no lock, no thread woken)."""
 
-    def __init__(self, run_range, start: int, n: int):
+    def __init__(self, run_range, start: int, n: int, *, keep_errors: bool = True):
         self.run_range, self.next, self.n = run_range, start, n
         self.errors = {}
+        if not keep_errors:
+            self.run = run_range
 
     def claim(self, count: int):
         if self.next >= self.n:
@@ -350,11 +454,22 @@ def _grain(item_s: float, left: int, num_threads: int) -> int:
                       math.ceil(left / (2 * num_threads))))
 
 
+def _serial_below() -> float:
+    """Work (s) under which the rest runs serially: the threshold plus the pool's wake-up."""
+    return SERIAL_BELOW_S + WAKE_FACTOR * _wake_s
+
+
 def _serial_reason(item_s: float | None, left: int) -> str | None:
     if item_s is None:
         return None
-    if item_s * left < SERIAL_BELOW_S:
-        return f"under {SERIAL_BELOW_S * 1e3:.3g} ms of work"
+    global _wake_s
+    below = _serial_below()
+    if item_s * left < below:
+        reason = (f"under {below * 1e3:.3g} ms of work ({SERIAL_BELOW_S * 1e3:.3g} ms + "
+                  f"{WAKE_FACTOR:g} x the pool's {_wake_s * 1e3:.3g} ms wake-up)")
+        if item_s * left >= SERIAL_BELOW_S:  # kept serial by the wake-up alone: let it fade,
+            _wake_s *= WAKE_DECAY  # so one slow wake-up does not keep later calls serial
+        return reason
     if item_s < MIN_ITEM_S:
         return f"items under {MIN_ITEM_S * 1e6:.3g} us: handing the GIL between threads costs more"
     return None
@@ -362,7 +477,7 @@ def _serial_reason(item_s: float | None, left: int) -> str | None:
 
 def run_items(run_range, n: int, *, num_threads: int, schedule: str = "dynamic",
               grain: int | None = None, start: int = 0, early: bool = False,
-              what: str = "run_items") -> Plan:
+              memo=None, what: str = "run_items") -> Plan:
     """Call ``run_range(a, b)`` on ranges covering ``[start, n)``, serially or on the pool.
 
     Parameters
@@ -392,6 +507,9 @@ def run_items(run_range, n: int, *, num_threads: int, schedule: str = "dynamic",
         once the timing says the rest is worth it, so a quick call never
         touches the pool (waking a thread takes the GIL from the caller for
         a moment: milliseconds on a loaded machine).
+    memo : tuple, optional
+        :func:`memo_key` of the function and its kind of items: a probe's
+        serial verdict is remembered under it (see the module docstring).
     what : str
         The caller's name, for the log record.
 
@@ -415,10 +533,13 @@ def run_items(run_range, n: int, *, num_threads: int, schedule: str = "dynamic",
         run_units(lambda u: run_range(*units[u]), len(units), num_threads=num_threads,
                   schedule=schedule)
         return report(Plan("threads", n, grain, None, None, "the given grain"), what)
-    return report(_adaptive(run_range, start, n, num_threads, early), what)
+    return report(_adaptive(run_range, start, n, num_threads, early, memo), what)
 
 
-def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool) -> Plan:
+def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool, memo) -> Plan:
+    verdict = _recall(memo)
+    if verdict is not None:
+        early = False  # the helpers would likely stop: time the first items first
     if early:
         shared = _Shared(run_range, start, n, num_threads)
         _pool.submit(lambda: _helper(shared), num_threads - 1)
@@ -429,9 +550,16 @@ def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool) -> P
     try:
         with work_unit():
             claim = (lambda count: shared.claim(count, helper=False)) if early else timer.claim
-            item_s, cpu_share = _time_alone(claim, timer.run)
+            item_s, cpu_share = _time_alone(timer, claim)
             left = n - timer.next
             reason = _serial_reason(item_s, left)
+            if reason is None and _applies(verdict, item_s):
+                with _memo_lock:
+                    verdict.spent += item_s * (n - start)
+                reason = (f"a probe of this function ran at {verdict.speedup:.2f}x, under "
+                          f"{MIN_SPEEDUP}x (probed again after {verdict.budget:.3g} s of "
+                          "serial work)")
+                verdict = None
             if shared is None:
                 if reason is not None or left == 0:
                     if left:
@@ -469,6 +597,13 @@ def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool) -> P
         raise shared.fatal
     if shared.errors:
         raise shared.errors[min(shared.errors)]
+    plan = _outcome(shared, n, reason)
+    _remember(memo, plan)
+    return plan
+
+
+def _outcome(shared: _Shared, n: int, reason: str | None) -> Plan:
+    """The :class:`Plan` of a call that went past the caller's timing."""
     grain, item_s, speedup = shared.grain, shared.item_s, shared.speedup
     if not shared.helper_items:
         if reason is None:
