@@ -73,6 +73,7 @@ import logging
 import math
 import threading
 import time
+import typing
 import weakref
 
 from .partition import partition_range
@@ -124,8 +125,7 @@ MEMO_SIZE = 256
 _wake_s = 0.0
 
 
-@dataclasses.dataclass(frozen=True)
-class Plan:
+class Plan(typing.NamedTuple):
     """How :func:`run_items` scheduled one call (logged, and returned for tests)."""
 
     mode: str  # "serial", "threads" (helpers went on after the probe), "probe" (the items ran
@@ -163,13 +163,16 @@ def measure(call, n: int, *, start: int = 0, alone_above: float = LARGE_ITEM_S,
     return timer.next, item_s
 
 
-def memo_key(func, *kind):
-    """The key under which a serial verdict on ``func`` for items of ``kind`` is remembered.
+def _memo_key(memo):
+    """``memo = (func, kind)`` as ``(key, weak reference to func)``, or ``None``.
 
-    ``kind``: hashable facts about the items (shape, dtype, keyword names).
-    ``None`` where ``func`` cannot be weakly referenced (it is then never
-    remembered, and nothing keeps a function alive).
+    ``kind``: a tuple of hashable facts about the items (shape, dtype,
+    keyword names). ``None`` where ``func`` cannot be weakly referenced (it is
+    then never remembered, and nothing keeps a function alive).
     """
+    if memo is None:
+        return None
+    func, kind = memo
     try:
         ref = weakref.ref(func)
     except TypeError:
@@ -200,14 +203,14 @@ def forget() -> None:
 
 def _recall(memo) -> _Verdict | None:
     """The remembered verdict for ``memo`` while its budget lasts, else ``None``."""
-    if memo is None:
+    keyed = _memo_key(memo)
+    if keyed is None:
         return None
-    key, ref = memo
-    with _memo_lock:
-        verdict = _memo.get(key)
-        if verdict is None or verdict.ref() is not ref() or verdict.spent >= verdict.budget:
-            return None
-        return verdict
+    key, ref = keyed
+    verdict = _memo.get(key)  # one dict read: atomic, no lock
+    if verdict is None or verdict.ref() is not ref() or verdict.spent >= verdict.budget:
+        return None
+    return verdict
 
 
 def _applies(verdict: _Verdict | None, item_s: float | None) -> bool:
@@ -217,9 +220,10 @@ def _applies(verdict: _Verdict | None, item_s: float | None) -> bool:
 
 def _remember(memo, plan: Plan) -> None:
     """Keep a probe's serial verdict under ``memo`` (a parallel one forgets the old)."""
-    if memo is None or plan.speedup is None or plan.item_s is None:
+    keyed = None if plan.speedup is None or plan.item_s is None else _memo_key(memo)
+    if keyed is None:
         return
-    key, ref = memo
+    key, ref = keyed
     with _memo_lock:
         old = _memo.pop(key, None)
         if plan.mode != "serial":
@@ -395,13 +399,16 @@ def _time_alone(timer, claim, *, alone_above: float = LARGE_ITEM_S,
     stops early when the rest is projected under ``serial_below`` (default:
     :func:`_serial_below`): that call is serial anyway. Returns the serial time
     of one item (the fastest batch's per item, else the first item's) and the
-    caller's CPU over wall time meanwhile (under 1 on a busy machine, near 0
-    for a function that waits), or ``(None, None)`` if nothing ran.
+    start of the caller's CPU window (see :func:`_cpu_share`: under 1 on a busy
+    machine, near 0 for a function that waits), or ``(None, None)`` if
+    nothing ran.
     """
     serial_below = _serial_below() if serial_below is None else serial_below
     batch, first, best, total, batches = 1, None, math.inf, 0.0, 0
-    begin_all, begin_cpu = time.perf_counter(), time.thread_time()
+    begin_cpu = None  # the CPU window starts after the first item (a syscall: not for 1 item)
     while (claimed := claim(batch)) is not None:
+        if first is not None and begin_cpu is None:
+            begin_all, begin_cpu = time.perf_counter(), time.thread_time()
         begin = time.perf_counter()
         timer.run(*claimed)
         elapsed = time.perf_counter() - begin
@@ -421,8 +428,15 @@ def _time_alone(timer, claim, *, alone_above: float = LARGE_ITEM_S,
             break
     if first is None:
         return None, None
-    cpu_share = (time.thread_time() - begin_cpu) / max(time.perf_counter() - begin_all, 1e-9)
-    return (first if best == math.inf else best), cpu_share
+    window = None if begin_cpu is None else (begin_all, begin_cpu)
+    return (first if best == math.inf else best), window
+
+
+def _cpu_share(window) -> float | None:
+    """The caller's CPU over wall time since ``window = (wall, cpu)`` (read only if needed)."""
+    if window is None:
+        return None
+    return (time.thread_time() - window[1]) / max(time.perf_counter() - window[0], 1e-9)
 
 
 class _Range:
@@ -463,16 +477,21 @@ def _serial_reason(item_s: float | None, left: int) -> str | None:
     if item_s is None:
         return None
     global _wake_s
-    below = _serial_below()
-    if item_s * left < below:
-        reason = (f"under {below * 1e3:.3g} ms of work ({SERIAL_BELOW_S * 1e3:.3g} ms + "
-                  f"{WAKE_FACTOR:g} x the pool's {_wake_s * 1e3:.3g} ms wake-up)")
-        if item_s * left >= SERIAL_BELOW_S:  # kept serial by the wake-up alone: let it fade,
-            _wake_s *= WAKE_DECAY  # so one slow wake-up does not keep later calls serial
-        return reason
+    work = item_s * left
+    if work < SERIAL_BELOW_S + WAKE_FACTOR * _wake_s:
+        if work >= SERIAL_BELOW_S:  # kept serial by the wake-up alone: let it fade, so one
+            _wake_s *= WAKE_DECAY  # slow wake-up does not keep the later calls serial
+        return _QUICK
     if item_s < MIN_ITEM_S:
-        return f"items under {MIN_ITEM_S * 1e6:.3g} us: handing the GIL between threads costs more"
+        return _TINY
     return None
+
+
+# the reasons are constants: formatting numbers would cost a quick call more than its check
+_QUICK = "under SERIAL_BELOW_S + WAKE_FACTOR x the pool's wake-up latency of work"
+_TINY = "items under MIN_ITEM_S: handing the GIL between threads costs more"
+_REMEMBERED = ("a probe of this function on such items ran under MIN_SPEEDUP (remembered "
+               "until its budget of serial work is spent)")
 
 
 def run_items(run_range, n: int, *, num_threads: int, schedule: str = "dynamic",
@@ -508,8 +527,9 @@ def run_items(run_range, n: int, *, num_threads: int, schedule: str = "dynamic",
         touches the pool (waking a thread takes the GIL from the caller for
         a moment: milliseconds on a loaded machine).
     memo : tuple, optional
-        :func:`memo_key` of the function and its kind of items: a probe's
-        serial verdict is remembered under it (see the module docstring).
+        ``(func, kind)``: the function and a tuple of hashable facts about
+        its items; a probe's serial verdict is remembered under them (see
+        the module docstring).
     what : str
         The caller's name, for the log record.
 
@@ -537,7 +557,7 @@ def run_items(run_range, n: int, *, num_threads: int, schedule: str = "dynamic",
 
 
 def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool, memo) -> Plan:
-    verdict = _recall(memo)
+    verdict = _recall(memo) if early else None
     if verdict is not None:
         early = False  # the helpers would likely stop: time the first items first
     if early:
@@ -550,15 +570,15 @@ def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool, memo
     try:
         with work_unit():
             claim = (lambda count: shared.claim(count, helper=False)) if early else timer.claim
-            item_s, cpu_share = _time_alone(timer, claim)
+            item_s, window = _time_alone(timer, claim)
             left = n - timer.next
             reason = _serial_reason(item_s, left)
+            if reason is None and left and verdict is None:
+                verdict = _recall(memo)  # (read only now: a quick call never needs it)
             if reason is None and _applies(verdict, item_s):
                 with _memo_lock:
                     verdict.spent += item_s * (n - start)
-                reason = (f"a probe of this function ran at {verdict.speedup:.2f}x, under "
-                          f"{MIN_SPEEDUP}x (probed again after {verdict.budget:.3g} s of "
-                          "serial work)")
+                reason = _REMEMBERED
                 verdict = None
             if shared is None:
                 if reason is not None or left == 0:
@@ -570,7 +590,7 @@ def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool, memo
                                 reason or "every item ran while timing")
                 shared = _Shared(run_range, timer.next, n, num_threads)
                 shared.errors = timer.errors
-            shared.item_s, shared.cpu_share = item_s, cpu_share
+            shared.item_s, shared.cpu_share = item_s, _cpu_share(window)
             if reason is not None:
                 shared.stop.set()
             if item_s is not None:

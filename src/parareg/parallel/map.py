@@ -52,7 +52,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 
 from .._config import as_index
-from .adaptive import EARLY_VOXELS, MEASURE_S, Plan, measure, memo_key, report, run_items
+from .adaptive import EARLY_VOXELS, MEASURE_S, Plan, measure, report, run_items
 from .partition import _check_grain, partition_range
 from .pool import in_work_unit, resolve_num_threads
 from .schedule import check_schedule
@@ -223,7 +223,7 @@ def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
             start += len(done)
 
     run_items(run_range, len(items), num_threads=n_threads, schedule=schedule, grain=grain,
-              memo=memo_key(func, "parallel_map", n_threads), what="parallel_map")
+              memo=(func, ("parallel_map", n_threads)), what="parallel_map")
     if failed:
         raise failed[min(failed)]
     return results
@@ -466,8 +466,8 @@ def map_slices(func, array, *, axis: int = 0, num_threads=None, backend: str = "
             what="map_slices: placing the results of parallel_map(backend='processes')")
     return _ArrayMap(lambda i: job(array[lead + (i,)]), place, allocate).run(
         n, num_threads=n_threads, schedule=schedule, grain=slices_per_unit, voxels=per_slice,
-        memo=memo_key(func, "map_slices", n_threads, axis, array.shape, array.dtype.str,
-                      tuple(sorted(kwargs))), what="map_slices")
+        memo=(func, ("map_slices", n_threads, axis, array.shape, array.dtype.str, *kwargs)),
+        what="map_slices")
 
 
 # --------------------------------------------------------------------------- blocks
@@ -612,5 +612,5 @@ def map_blocks(func, array, *, block_shape, halo=0, num_threads=None,
     return _ArrayMap(compute, place, lambda result: np.empty(array.shape, result.dtype)).run(
         len(regions), num_threads=n_threads, schedule=schedule, grain=grain,
         voxels=math.prod(s.stop - s.start for s in regions[0][1]), what="map_blocks",
-        memo=memo_key(func, "map_blocks", n_threads, array.shape, array.dtype.str, block_shape,
-                      halo, tuple(sorted(kwargs))))
+        memo=(func, ("map_blocks", n_threads, array.shape, array.dtype.str, block_shape, halo,
+                     *kwargs)))
