@@ -226,8 +226,8 @@ def _remember(memo, plan: Plan) -> None:
     key, ref = keyed
     with _memo_lock:
         old = _memo.pop(key, None)
-        if plan.mode != "serial":
-            return
+        if plan.mode == "threads" or plan.speedup >= MIN_SPEEDUP:  # (a probe that ran out of
+            return  # items counts by the pace of the whole call)
         again = old is not None and old.ref() is ref() and _applies(old, plan.item_s)
         budget = min(2 * old.budget, MEMO_MAX_S) if again else MEMO_BUDGET_S
         _memo[key] = _Verdict(ref, plan.item_s, plan.speedup, budget)
@@ -239,6 +239,10 @@ def _woke(latency: float) -> None:
     """Fold one helper's wake-up latency into the running average."""
     global _wake_s
     _wake_s += WAKE_WEIGHT * (latency - _wake_s)
+
+
+#: threads have CPU clocks here: the helpers read the caller's, it needs no window of its own
+_THREAD_CLOCKS = hasattr(time, "pthread_getcpuclockid")
 
 
 def _cpu_clock(ident: int):
@@ -272,6 +276,9 @@ class _Shared:
         self.errors = {}  # first item of a range -> an Exception that escaped run_range
         self.fatal = None  # a BaseException of a helper
         self.submitted = time.perf_counter()  # when the helpers were handed to the pool
+        self.began = self.submitted  # when the caller's timing ended
+        self.left = n - start  # the items left then
+        self.elapsed = 0.0  # from then until every item ran
 
     def claim(self, count: int, helper: bool):
         with self.lock:
@@ -407,7 +414,7 @@ def _time_alone(timer, claim, *, alone_above: float = LARGE_ITEM_S,
     batch, first, best, total, batches = 1, None, math.inf, 0.0, 0
     begin_cpu = None  # the CPU window starts after the first item (a syscall: not for 1 item)
     while (claimed := claim(batch)) is not None:
-        if first is not None and begin_cpu is None:
+        if first is not None and begin_cpu is None and not _THREAD_CLOCKS:
             begin_all, begin_cpu = time.perf_counter(), time.thread_time()
         begin = time.perf_counter()
         timer.run(*claimed)
@@ -595,6 +602,7 @@ def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool, memo
                 shared.stop.set()
             if item_s is not None:
                 shared.grain = _grain(item_s, left, num_threads)
+            shared.began, shared.left = time.perf_counter(), left
             shared.timed.set()
             if not early:
                 _pool.submit(lambda: _helper(shared), num_threads - 1)
@@ -613,6 +621,7 @@ def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool, memo
         shared.stop.set()  # helpers still waiting to join find nothing
         while shared.busy:
             shared.idle.wait()
+    shared.elapsed = time.perf_counter() - shared.began
     if shared.fatal is not None:
         raise shared.fatal
     if shared.errors:
@@ -625,13 +634,17 @@ def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool, memo
 def _outcome(shared: _Shared, n: int, reason: str | None) -> Plan:
     """The :class:`Plan` of a call that went past the caller's timing."""
     grain, item_s, speedup = shared.grain, shared.item_s, shared.speedup
+    if speedup is None and reason is None and item_s is not None:
+        # no helper decided: the whole pool phase against the serial pace (a quick call's
+        # probe that ran out of items, or helpers that woke too late to get any)
+        speedup = item_s * shared.left / max(shared.elapsed, 1e-9)
     if not shared.helper_items:
         if reason is None:
-            reason = ("every item ran in the caller" if speedup is None
+            reason = ("every item ran in the caller" if shared.speedup is None
                       else f"the probe ran under {MIN_SPEEDUP}x the serial pace")
         return Plan("serial", n, grain, item_s, speedup, reason)
     if shared.parallel is None:
-        return Plan("probe", n, grain, item_s, None, "the items ran out in the probe")
+        return Plan("probe", n, grain, item_s, speedup, "the items ran out in the probe")
     if not shared.parallel:
         return Plan("serial", n, grain, item_s, speedup,
                     f"the probe ran under {MIN_SPEEDUP}x the serial pace")

@@ -354,8 +354,16 @@ class _ArrayMap:
         self._place(index, result)
 
     def run_range(self, start, stop):
+        compute, place, errors = self.compute, self.place, self.errors
         for index in range(start, stop):
-            self.call(index)
+            out = self.out
+            if out is None:  # until item 0's result has made the output
+                self.call(index)
+                continue
+            try:  # the common case in one frame: the maps' per-item cost is the loop's
+                place(out, index, compute(index))
+            except Exception as exc:  # noqa: BLE001 - the lowest is re-raised by run()
+                errors[index] = exc
 
     def run(self, n, *, num_threads, schedule, grain, voxels, what, memo=None) -> np.ndarray:
         run_items(self.run_range, n, num_threads=num_threads, schedule=schedule, grain=grain,
@@ -439,32 +447,35 @@ def map_slices(func, array, *, axis: int = 0, num_threads=None, backend: str = "
     per_slice = max(1, math.prod(array.shape) // n)
     slices_per_unit = None if grain is None else max(1, grain // per_slice)
     n_threads = resolve_num_threads(num_threads)
-    lead = (slice(None),) * axis
     job = functools.partial(_apply, func, kwargs)
-    shapes = []
+    first = (axis, *range(axis))  # this axis first, then the ones before it (a view each way)
+    slices = array.transpose(*first, *range(axis + 1, array.ndim))  # [i]: array[..., i, ...]
+    shapes, placed = [], []  # slice 0's result shape; the output with the slices first
 
     def allocate(result):
         if result.ndim < axis:
             raise ValueError(f"func returned a {result.ndim}-D result for slice 0; "
                              f"stacking along axis {axis} needs at least {axis} dimensions")
         shapes.append(result.shape)
-        return np.empty((*result.shape[:axis], n, *result.shape[axis:]), dtype=result.dtype)
+        out = np.empty((*result.shape[:axis], n, *result.shape[axis:]), dtype=result.dtype)
+        placed.append(out.transpose(*first, *range(axis + 1, out.ndim)))
+        return out
 
     def place(out, index, result):
         if result.shape != shapes[0]:
             raise ValueError(f"func returned shape {result.shape} for slice {index} along axis "
                              f"{axis} but {shapes[0]} for slice 0; func must return arrays of "
                              "one shape")
-        out[lead + (index,)] = result
+        placed[0][index] = result
 
     if backend == "processes":  # the slices go to the workers; the results are placed here
         results = parallel_map(functools.partial(_call_one, job),
-                               [array[lead + (i,)] for i in range(n)], num_threads=n_threads,
+                               list(slices), num_threads=n_threads,
                                backend="processes", grain=slices_per_unit)
         return _ArrayMap(lambda i: _unwrap(results[i]), place, allocate).run(
             n, num_threads=1, schedule=schedule, grain=None, voxels=0,
             what="map_slices: placing the results of parallel_map(backend='processes')")
-    return _ArrayMap(lambda i: job(array[lead + (i,)]), place, allocate).run(
+    return _ArrayMap(lambda i: np.asarray(func(slices[i], **kwargs)), place, allocate).run(
         n, num_threads=n_threads, schedule=schedule, grain=slices_per_unit, voxels=per_slice,
         memo=(func, ("map_slices", n_threads, axis, array.shape, array.dtype.str, *kwargs)),
         what="map_slices")
