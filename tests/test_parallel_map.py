@@ -17,16 +17,9 @@ import parareg.parallel.adaptive as adaptive_module
 import parareg.parallel.map as map_module
 from parareg.parallel import SCHEDULES, in_work_unit, map_slices, parallel_map, run_units
 
+from ._parallel import fresh_verdicts  # noqa: F401 - an autouse fixture
+
 pytestmark = pytest.mark.usefixtures("clean_threads")
-
-
-@pytest.fixture(autouse=True)
-def _forget_verdicts(monkeypatch):
-    adaptive_module.forget()  # every test starts with no remembered serial verdict
-    # a loaded machine's slow pool wake-ups would keep calls serial (tested on its own)
-    monkeypatch.setattr(adaptive_module, "WAKE_FACTOR", 0.0)
-    yield
-    adaptive_module.forget()
 
 
 def sleep_then(seconds, x):
