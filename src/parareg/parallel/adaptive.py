@@ -133,7 +133,8 @@ class Plan(typing.NamedTuple):
     items: int
     grain: int  # items per work unit
     item_s: float | None  # the serial time of one item (None: not timed)
-    speedup: float | None  # the probe's speed-up over the serial pace (None: no probe)
+    speedup: float | None  # the probe's speed-up over the serial pace (where no helper
+    # decided: the whole pool phase's; None: the pool was not tried)
     reason: str
 
 
