@@ -288,12 +288,22 @@ def _map_processes(func, items, n_threads: int, grain) -> list:
     pool = _process_pool(workers)
     futures = [pool.submit(_map_chunk, func, items[start:stop]) for start, stop in units]
     chunks = [None] * len(units)
+    fatal = []  # a worker's KeyboardInterrupt or SystemExit: the caller starts no more chunks
+
+    def note(future):
+        if not future.cancelled() and not isinstance(future.exception(), (Exception, type(None))):
+            fatal.append(future)
+
+    for future in futures:
+        future.add_done_callback(note)
     try:
         _hand_over(futures[:workers + 1])
         for index in reversed(range(len(units))):  # the caller's share, from the end
-            if not futures[index].cancel():
+            if fatal or not futures[index].cancel():
                 break  # sent to a worker already: so are the ones before it
             chunks[index] = _map_chunk(func, items[slice(*units[index])])
+        if fatal:
+            fatal[0].result()  # raises it
         for index, future in enumerate(futures):
             if chunks[index] is None:
                 chunks[index] = future.result()  # every chunk runs, in any order
