@@ -1,6 +1,7 @@
 """parareg's maps against a plain loop, concurrent.futures and joblib, on the issue-11 workloads.
 
-Workload families, each at four sizes (``--quick``: two tiny ones, one repeat):
+Workload families, each at four sizes (``--smoke``: two tiny ones, one repeat;
+``--quick``: the sizes of :data:`QUICK`, the rows that missed a target before):
 
 ``slices_axis0`` / ``slices_axis1`` / ``slices_axis2``
     ``scipy.ndimage.gaussian_filter(sigma=2)`` on every 2-D slice of an N^3
@@ -27,19 +28,25 @@ threads`` / ``futures processes`` (persistent ``ThreadPoolExecutor`` /
 ``ProcessPoolExecutor`` with T workers, ``.map``; processes with ``chunksize``
 ``n / (4 T)``), ``joblib threads`` / ``joblib loky`` (``joblib.Parallel(n_jobs=T,
 prefer="threads")`` / the default loky processes, ``delayed`` per item;
-skipped when joblib is not installed: an optional benchmark extra), and
-``parareg``: the call its documentation recommends for the function, the
-default threads backend for SciPy and numba (GIL released), ``backend=
-"processes"`` for pure Python; for pure Python the default threads backend is
-timed too (``parareg threads``: it must fall back to the loop). parareg's
-plan is recorded from its ``DEBUG`` log record. Every method's result (of the
-timed calls themselves) is checked equal to the loop's in the same run.
+skipped when joblib is not installed: an optional benchmark extra), ``parareg
+threads`` (the default backend) and, for pure Python, ``parareg processes``
+(``backend="processes"``: T - 1 worker processes and the caller). The
+*recommended* parareg call (:data:`CALLS`, what its documentation tells a user
+to write) is threads for SciPy and numba (GIL released) and processes for pure
+Python, where the threads backend must fall back to the loop's speed.
+parareg's plans are recorded from its ``DEBUG`` log records. Every method's
+result (of the timed calls themselves) is checked equal to the loop's in the
+same run. parareg remembers a probe's serial verdict per function across calls
+(see :mod:`parareg.parallel.adaptive`), as it would in a user's loop over
+volumes; the untimed warm-up calls include the first probe.
 
 Times: minima (and medians, in the JSON) of ``--repeats`` interleaved repeats
-(:func:`_common.measure`). Targets (pass/fail per row): parareg <= 1.05x the
-best of joblib and futures; parareg <= 1.05x the loop wherever no other
-parallel method beats the loop (and, for pure Python, parareg's threads
-backend <= 1.05x the loop wherever no threaded method beats it).
+(:func:`_common.measure`). Targets (pass/fail per row): the recommended
+parareg call <= 1.05x the best of joblib and futures; <= 1.05x the loop
+wherever no other parallel method beats the loop; like with like, parareg
+threads <= 1.05x the best threaded method and parareg processes <= 1.05x the
+best process pool (and, for pure Python, parareg's threads backend <= 1.05x
+the loop wherever no threaded method beats it).
 
 Writes ``parallel_maps.json``, ``parallel_maps.md`` (also printed) and the
 plots ``parallel_time_vs_size.png`` (log-log, fitted exponents) and
@@ -48,8 +55,9 @@ plots ``parallel_time_vs_size.png`` (log-log, fitted exponents) and
 
 Usage::
 
-    python benchmarks/parallel_maps.py --out /tmp/pm       # ~4 min on 2 quiet cores (estimate)
-    python benchmarks/parallel_maps.py --quick --out /tmp/pm   # seconds: does it run
+    python benchmarks/parallel_maps.py --out /tmp/pm           # ~4 min on 2 quiet cores
+    python benchmarks/parallel_maps.py --quick --out /tmp/pm   # the missed rows, ~3 min
+    python benchmarks/parallel_maps.py --smoke --out /tmp/pm   # seconds: does it run
 """
 
 from __future__ import annotations
@@ -182,9 +190,9 @@ def methods(case: Case, threads: int, executors: Executors) -> dict:
             n_jobs=threads, prefer="threads")(joblib.delayed(func)(x) for x in items))
         out["joblib loky"] = lambda: assemble(joblib.Parallel(n_jobs=threads)(
             joblib.delayed(func)(x) for x in items))
-    out["parareg"] = lambda: case.parareg(threads, "processes" if case.processes else "threads")
+    out["parareg threads"] = lambda: case.parareg(threads, "threads")
     if case.processes:
-        out["parareg threads"] = lambda: case.parareg(threads, "threads")
+        out["parareg processes"] = lambda: case.parareg(threads, "processes")
     for name, extra in case.extra.items():
         out[name] = functools.partial(extra, threads)
     return out
@@ -192,6 +200,13 @@ def methods(case: Case, threads: int, executors: Executors) -> dict:
 
 OTHERS = ("futures threads", "futures processes", "joblib threads", "joblib loky")
 THREADED = ("futures threads", "joblib threads")
+PROCESSES = ("futures processes", "joblib loky")
+PARAREG = ("parareg threads", "parareg processes")
+
+
+def recommended(processes: bool) -> str:
+    """The parareg method its documentation recommends: processes for pure Python."""
+    return "parareg processes" if processes else "parareg threads"
 
 
 # --------------------------------------------------------------------------- the workloads
@@ -272,20 +287,29 @@ FAMILIES = {
 }
 
 
+#: ``--quick``: the rows that missed a target in the quiet run of BENCHMARKS.md section 24
+QUICK = {"slices_axis0": (48, 96), "slices_axis1": (96, 192), "slices_axis2": (24, 48, 96),
+         "pixels_python": (24, 48, 96), "pixels_numba": (24, 96),
+         "silly_sum": (128, 256, 512, 1024), "blocks_halo": (64,)}
+#: repeats per setting (``--repeats`` overrides)
+REPEATS = {"full": 3, "quick": 5, "smoke": 1}
+
+
 # --------------------------------------------------------------------------- running
 
 
 class _Plans(logging.Handler):
-    """Keeps the plans parareg's maps log (``record.plan``)."""
+    """Keeps the plans parareg's maps log (``record.plan``), per method being timed."""
 
     def __init__(self):
         super().__init__(logging.DEBUG)
-        self.plans = []
+        self.plans = []  # (method, plan)
+        self.method = None
 
     def emit(self, record):
         plan = getattr(record, "plan", None)
         if plan is not None:
-            self.plans.append(plan)
+            self.plans.append((self.method, plan))
 
 
 def _same(a, b) -> bool:
@@ -297,26 +321,46 @@ def _same(a, b) -> bool:
 def time_methods(funcs: dict, repeats: int, handler: _Plans) -> tuple[dict, dict, list]:
     """Interleaved timing; every method's last result compared with the loop's."""
     last = {}
-    timed = {key: (lambda k=key, f=func: last.__setitem__(k, f())) for key, func in funcs.items()}
+
+    def timed(key, func):
+        handler.method = key
+        last[key] = func()
+
     handler.plans.clear()
-    times = measure(timed, repeats=repeats, min_time=0.02, steady_below=0.2)
+    times = measure({key: functools.partial(timed, key, func) for key, func in funcs.items()},
+                    repeats=repeats, min_time=0.02, steady_below=0.2)
     equal = {key: _same(value, last["loop"]) for key, value in last.items()}
-    plans = sorted({(p.mode, p.grain) for p in handler.plans if p.items > 1})
-    return times, equal, [list(p) for p in plans]
+    plans = {key: [list(p) for p in sorted({(p.mode, p.grain) for k, p in handler.plans
+                                             if k == key and p.items > 1})]
+             for key in funcs if key.startswith("parareg")}
+    return times, equal, plans
 
 
-def judge(t: dict) -> dict:
-    """Ratios and the pass/fail of both targets from per-method times (seconds)."""
+def judge(t: dict, processes: bool = False) -> dict:
+    """Ratios and the pass/fail of the targets from per-method times (seconds).
+
+    ``processes``: the workload is pure Python, where parareg recommends its
+    process backend. The headline compares that recommended call with the
+    best of joblib and futures, and with the loop where no other parallel
+    method beats it; like with like compares parareg's threads with the
+    threaded methods and its processes with the process pools.
+    """
+    chosen = recommended(processes)
     others = [t[k] for k in OTHERS if k in t]
     best = min(others)
-    parallel = min(others + [t[k] for k in t if k not in OTHERS + ("loop", "parareg",
-                                                                    "parareg threads")])
-    verdict = {"best_other_s": best, "parareg_vs_best": t["parareg"] / best,
-               "parareg_vs_loop": t["parareg"] / t["loop"]}
+    parallel = min(others + [t[k] for k in t if k not in OTHERS + PARAREG + ("loop",)])
+    verdict = {"recommended": chosen, "best_other_s": best, "parareg_vs_best": t[chosen] / best,
+               "parareg_vs_loop": t[chosen] / t["loop"]}
     verdict["target_best"] = verdict["parareg_vs_best"] <= TOLERANCE
     verdict["target_loop"] = (None if parallel < t["loop"]
                               else verdict["parareg_vs_loop"] <= TOLERANCE)
-    if "parareg threads" in t:
+    for ours, theirs, name in (("parareg threads", THREADED, "threads"),
+                               ("parareg processes", PROCESSES, "processes")):
+        rivals = [t[k] for k in theirs if k in t]
+        if ours in t and rivals:
+            verdict[f"{name}_vs_like"] = t[ours] / min(rivals)
+            verdict[f"target_{name}_like"] = verdict[f"{name}_vs_like"] <= TOLERANCE
+    if processes:  # pure Python on threads: the plain loop's speed where no thread helps
         threaded = min(t[k] for k in THREADED if k in t)
         verdict["threads_vs_loop"] = t["parareg threads"] / t["loop"]
         verdict["target_threads_loop"] = (None if threaded < t["loop"]
@@ -324,7 +368,7 @@ def judge(t: dict) -> dict:
     return verdict
 
 
-def run(quick: bool, threads: int, repeats: int, families=None) -> dict:
+def run(setting: str, threads: int, repeats: int, families=None) -> dict:
     handler = _Plans()
     logger = logging.getLogger("parareg.parallel")
     logger.addHandler(handler)
@@ -333,11 +377,15 @@ def run(quick: bool, threads: int, repeats: int, families=None) -> dict:
     executors = Executors()
     results = {}
     try:
-        for name, (description, unit, sizes, quick_sizes, build) in FAMILIES.items():
+        for name, (description, unit, sizes, smoke_sizes, build) in FAMILIES.items():
             if families and name not in families:
                 continue
             rows = []
-            for n in (quick_sizes if quick else sizes):
+            chosen = (QUICK.get(name, ()) if setting == "quick"
+                      else smoke_sizes if setting == "smoke" else sizes)
+            if not chosen:
+                continue
+            for n in chosen:
                 case = build(n)
                 backend = "processes" if case.processes else "threads"
                 log(f"{name}: N = {n}")
@@ -345,18 +393,18 @@ def run(quick: bool, threads: int, repeats: int, families=None) -> dict:
                                                    handler)
                 t = {key: value["min_s"] for key, value in times.items()}
                 rows.append({"n": n, "size": case.size, "times": times, "equal_to_loop": equal,
-                             "parareg_plans": plans, **judge(t)})
+                             "parareg_plans": plans, **judge(t, case.processes)})
             scaling = []
-            if threads > 1:  # speed-up vs threads of parareg and the loop, at the largest size
+            if threads > 1 and setting != "quick":  # speed-up vs threads, at the largest size
                 case = build(rows[-1]["n"])
                 funcs = {"loop": lambda c=case: c.assemble([c.func(x) for x in c.items])}
-                for k in range(1, threads):
+                for k in range(1, threads):  # (processes: k - 1 workers and the caller)
                     funcs[f"parareg {k}"] = functools.partial(case.parareg, k, backend)
                 times, equal, _ = time_methods(funcs, repeats, handler)
                 scaling = [{"threads": k, "min_s": times[f"parareg {k}"]["min_s"]}
                            for k in range(1, threads)]
                 scaling.append({"threads": threads,
-                                "min_s": rows[-1]["times"]["parareg"]["min_s"]})
+                                "min_s": rows[-1]["times"][recommended(case.processes)]["min_s"]})
                 rows[-1]["scaling_equal"] = equal
             results[name] = {"description": description, "unit": unit, "rows": rows,
                              "scaling": scaling, "backend": backend}
@@ -369,12 +417,29 @@ def run(quick: bool, threads: int, repeats: int, families=None) -> dict:
 
 # --------------------------------------------------------------------------- the report
 
-COLUMNS = ("loop", "futures threads", "futures processes", "joblib threads", "joblib loky",
-           "parareg", "parareg threads")
+COLUMNS = ("loop", "futures threads", "joblib threads", "parareg threads", "futures processes",
+           "joblib loky", "parareg processes")
+
+#: the call a user writes, per family (``f``: the function; the workloads' own arguments elided)
+CALLS = {"slices_axis0": "map_slices(f, volume, axis=0)", "slices_axis1":
+         "map_slices(f, volume, axis=1)", "slices_axis2": "map_slices(f, volume, axis=2)",
+         "pixels_python": 'parallel_map(f, pixels, backend="processes")',
+         "pixels_numba": "parallel_map(f, pixels)",
+         "silly_sum": 'parallel_map(f, blocks, backend="processes")',
+         "blocks_halo": "map_blocks(f, volume, block_shape=N // 4, halo=8)"}
 
 
 def _mark(value) -> str:
     return "n/a" if value is None else "pass" if value else "**FAIL**"
+
+
+def _plans(plans: list) -> str:
+    """``[[mode, grain], ...]`` as "serial/threads, grain 2-5"."""
+    if not plans:
+        return "–"
+    modes = "/".join(sorted({mode for mode, _ in plans}))
+    grains = sorted({grain for _, grain in plans})
+    return f"{modes}, grain {grains[0]}" + (f"-{grains[-1]}" if len(grains) > 1 else "")
 
 
 def table(results: dict) -> str:
@@ -382,33 +447,34 @@ def table(results: dict) -> str:
     for name, family in results.items():
         for r in family["rows"]:
             t = {key: value["min_s"] for key, value in r["times"].items()}
-            plans = r["parareg_plans"]
-            modes = "/".join(sorted({mode for mode, _ in plans}))
-            grains = sorted({grain for _, grain in plans})
-            choice = (f"{modes}, grain {grains[0]}" + (f"-{grains[-1]}" if len(grains) > 1
-                                                       else "")) if plans else "–"
+            choice = "; ".join(f"{key.split()[1]}: {_plans(plans)}"
+                               for key, plans in r["parareg_plans"].items())
             threads_target = ("" if "target_threads_loop" not in r else
                               f"; threads {r['threads_vs_loop']:.2f}x loop: "
                               f"{_mark(r['target_threads_loop'])}")
+            like = "; ".join(f"{kind} {r[kind + '_vs_like']:.2f}: "
+                             f"{_mark(r['target_' + kind + '_like'])}"
+                             for kind in ("threads", "processes") if kind + "_vs_like" in r)
             extra = [f"{key} {format_time(value)}" for key, value in t.items()
                      if key not in COLUMNS]
-            rows.append([name, str(r["n"])] + [format_time(t.get(key, math.nan))
+            rows.append([name, str(r["n"])] + [format_time(t[key]) if key in t else "–"
                                                for key in COLUMNS]
-                        + [f"{r['parareg_vs_best']:.2f}", f"{r['parareg_vs_loop']:.2f}",
+                        + [f"{r['parareg_vs_best']:.2f}", f"{r['parareg_vs_loop']:.2f}", like,
                            _mark(r["target_best"]), _mark(r["target_loop"]) + threads_target,
                            choice + ("; " + "; ".join(extra) if extra else ""),
                            "yes" if all(r["equal_to_loop"].values()) else "NO"])
-    headers = ["workload", "N", *COLUMNS, "parareg / best joblib+futures", "parareg / loop",
+    headers = ["workload", "N", *COLUMNS, "recommended / best joblib+futures",
+               "recommended / loop", "like with like (parareg / best of its kind)",
                "≤1.05× best", "≤1.05× loop (where no parallel beats it)",
-               "parareg's plan; other methods", "equal"]
-    return markdown_table(headers, rows, align="ll" + "r" * (len(COLUMNS) + 2) + "llll")
+               "parareg's plans; other methods", "equal"]
+    return markdown_table(headers, rows, align="ll" + "r" * (len(COLUMNS) + 2) + "lllll")
 
 
 def families_table(results: dict) -> str:
-    rows = [[name, family["description"], family["backend"], family["unit"]]
+    rows = [[name, family["description"], f"`{CALLS[name]}`", family["unit"]]
             for name, family in results.items()]
-    return markdown_table(["workload", "what", "parareg backend", "size unit"], rows,
-                          align="llll")
+    return markdown_table(["workload", "what", "the recommended parareg call", "size unit"],
+                          rows, align="llll")
 
 
 def plot(results: dict, out: Path, threads: int) -> list[Path]:
@@ -429,7 +495,8 @@ def plot(results: dict, out: Path, threads: int) -> list[Path]:
         for key in keys:
             times = [r["times"][key]["min_s"] for r in family["rows"]]
             fit = fit_power_law(sizes, times)
-            style = dict(lw=2.2, color="k") if key == "parareg" else dict(lw=1)
+            style = (dict(lw=2.2, color="k") if key == recommended(family["backend"] == "processes")
+                     else dict(lw=1))
             ax.plot(sizes, times, "o-", ms=3, label=f"{key} (k={fit['exponent']:.2f})", **style)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -472,10 +539,15 @@ def summary(results: dict) -> str:
     best = sum(1 for r in rows if r["target_best"])
     loop = [r["target_loop"] for r in rows if r["target_loop"] is not None]
     threads = [r["target_threads_loop"] for r in rows if r.get("target_threads_loop") is not None]
-    return (f"parareg <= {TOLERANCE}x the best of joblib and futures: {best}/{len(rows)} rows; "
-            f"<= {TOLERANCE}x the loop where no other parallel method beats it: "
-            f"{sum(loop)}/{len(loop)} rows; pure Python on parareg's threads backend <= "
-            f"{TOLERANCE}x the loop where no threaded method beats it: "
+    like = {kind: [r[f"target_{kind}_like"] for r in rows if f"target_{kind}_like" in r]
+            for kind in ("threads", "processes")}
+    return (f"recommended parareg call <= {TOLERANCE}x the best of joblib and futures: "
+            f"{best}/{len(rows)} rows; <= {TOLERANCE}x the loop where no other parallel method "
+            f"beats it: {sum(loop)}/{len(loop)} rows. Like with like: parareg threads <= "
+            f"{TOLERANCE}x the best threaded method: {sum(like['threads'])}/"
+            f"{len(like['threads'])} rows; parareg processes <= {TOLERANCE}x the best process "
+            f"pool: {sum(like['processes'])}/{len(like['processes'])} rows. Pure Python on "
+            f"parareg's threads <= {TOLERANCE}x the loop where no threaded method beats it: "
             f"{sum(threads)}/{len(threads)} rows")
 
 
@@ -484,22 +556,28 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=usable_cpus(),
                         help="threads (and worker processes) of every parallel method "
                              "(default: the usable CPUs)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes and one repeat: checks that the script runs")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="interleaved repeats (default: 3; --quick 5; --smoke 1)")
+    setting = parser.add_mutually_exclusive_group()
+    setting.add_argument("--quick", action="store_true",
+                         help="only the rows that missed a target in the last quiet run (QUICK), "
+                              "5 repeats, no scaling study or plots: ~3 min quiet")
+    setting.add_argument("--smoke", action="store_true",
+                         help="tiny sizes and one repeat: checks that the script runs")
     parser.add_argument("--only", nargs="+", choices=sorted(FAMILIES), metavar="WORKLOAD",
                         help=f"run only these workloads (of {', '.join(FAMILIES)})")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args(argv)
-    if args.threads < 1 or args.repeats < 1:
+    if args.threads < 1 or (args.repeats is not None and args.repeats < 1):
         parser.error("--threads and --repeats must be positive")
-    repeats = 1 if args.quick else args.repeats
+    setting = "quick" if args.quick else "smoke" if args.smoke else "full"
+    repeats = REPEATS[setting] if args.repeats is None else args.repeats
     machine = machine_info()
-    results = run(args.quick, args.threads, repeats, args.only)
+    results = run(setting, args.threads, repeats, args.only)
     machine["versions"] = package_versions(("numpy", "scipy", "numba", "joblib", "dask",
                                             "parareg"))
-    report = {"threads": args.threads, "repeats": repeats, "quick": args.quick,
+    report = {"threads": args.threads, "repeats": repeats, "setting": setting,
               "tolerance": TOLERANCE, "machine": machine, "workloads": results}
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "parallel_maps.json", report)
@@ -510,7 +588,7 @@ def main(argv=None) -> int:
     text += families_table(results) + "\n\n" + table(results) + "\n\n" + summary(results) + "\n"
     (args.out / "parallel_maps.md").write_text(text, encoding="utf-8")
     print(text)
-    if not args.no_plots:
+    if not (args.no_plots or setting == "quick"):
         for path in plot(results, args.out, args.threads):
             log(f"wrote {path}")
     failed = [f"{name} N={r['n']}" for name, family in results.items() for r in family["rows"]

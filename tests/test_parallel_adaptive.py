@@ -18,6 +18,8 @@ import parareg.parallel.adaptive as adaptive
 from parareg import fields, filters
 from parareg.parallel import map_blocks, map_slices, parallel_map, pool
 
+from ._parallel import fresh_verdicts  # noqa: F401 - an autouse fixture
+
 pytestmark = pytest.mark.usefixtures("clean_threads")
 
 
@@ -57,7 +59,8 @@ def test_a_gil_holding_function_falls_back_to_the_loop(caplog):
     (plan,) = plans(caplog)
     # Python bytecode cannot run on two threads at once: the probe is never faster
     assert plan.mode == "serial" and plan.speedup < adaptive.MIN_SPEEDUP, plan
-    assert plan.grain > 1  # about a millisecond of items per unit, not one item
+    # about a millisecond of items per unit, not one item (one where load made an item that long)
+    assert plan.grain > 1 or plan.item_s >= adaptive.UNIT_S, plan
 
 
 def test_a_gil_releasing_function_runs_on_the_pool(caplog):
@@ -96,6 +99,8 @@ def test_results_do_not_depend_on_the_choice(monkeypatch, caplog, min_speedup, u
     caplog.set_level(logging.DEBUG, logger="parareg.parallel")
     monkeypatch.setattr(adaptive, "MEASURE_S", 0.0)  # time two items only
     monkeypatch.setattr(adaptive, "SERIAL_BELOW_S", 0.0)  # then always probe
+    monkeypatch.setattr(adaptive, "WAKE_FACTOR", 0.0)
+    monkeypatch.setattr(adaptive, "MEMO_BUDGET_S", 0.0)  # and never from memory
     monkeypatch.setattr(adaptive, "MIN_SPEEDUP", min_speedup)  # 0: always threads, inf: never
     monkeypatch.setattr(adaptive, "UNIT_S", unit_s)  # grain 1 or several slices
     volume = np.random.default_rng(0).normal(size=(30, 60, 11)).astype(np.float32)
@@ -119,22 +124,83 @@ class FakeClock:
     def perf_counter(self):
         return self.now
 
+    thread_time = perf_counter
+
     def item(self, index):
         self.now += self.costs[index]
 
 
 def test_measure_skips_a_slow_first_item(monkeypatch):
-    clock = FakeClock([0.01] + [0.0002] * 20)  # a warm-up-like first item, then quick ones
+    clock = FakeClock([0.01] + [0.0002] * 40)  # a warm-up-like first item, then quick ones
     monkeypatch.setattr(adaptive, "time", clock)
-    done, item_s = adaptive.measure(clock.item, 21)
-    # the first item alone, then batches of 1, 2, 4: 0.0014 s timed after it
-    assert (done, item_s) == (8, pytest.approx(0.0002))
+    done, item_s = adaptive.measure(clock.item, 41)
+    # the first item alone, then one item (a quarter of MEASURE_S at the first's pace), then
+    # a batch that fills MEASURE_S at the second's: 1 + 1 + 4 items (+1 if rounding falls short)
+    assert done in (6, 7) and item_s == pytest.approx(0.0002)
 
 
 def test_a_large_first_item_is_timed_alone(monkeypatch):
     clock = FakeClock([0.03] * 10)
     monkeypatch.setattr(adaptive, "time", clock)
     assert adaptive.measure(clock.item, 10) == (1, 0.03)
+
+
+def test_quick_calls_stop_timing_once_the_rest_is_quick(monkeypatch):
+    clock = FakeClock([1e-5] * 200)
+    monkeypatch.setattr(adaptive, "time", clock)
+    # 1e-5 s then 199 more: 2 ms, over the serial threshold; a batch of ~25 (a quarter of a
+    # millisecond), then ~175 items left at 1e-5 s: 1.75 ms, still over; a batch of ~75 fills
+    # the millisecond, and the rest (~99 items, 0.99 ms) is under it: no more clock reads
+    done, item_s = adaptive.measure(clock.item, 200)
+    assert 100 <= done <= 102 and item_s == pytest.approx(1e-5)
+    clock = FakeClock([1e-5] * 60)
+    monkeypatch.setattr(adaptive, "time", clock)
+    assert adaptive.measure(clock.item, 60) == (1, 1e-5)  # 59 more at its pace: 0.59 ms
+
+
+def gil_item(x):
+    """Holds the GIL for ~0.2 ms, ~10 ms from 10**6 on (module level: one function object)."""
+    return python_item(x) if x < 10**6 else sum(python_item(x) for _ in range(50))
+
+
+def test_a_serial_verdict_is_remembered_then_probed_again(monkeypatch, caplog, pool_calls):
+    caplog.set_level(logging.DEBUG, logger="parareg.parallel")
+    monkeypatch.setattr(adaptive, "WAKE_FACTOR", 0.0)
+    monkeypatch.setattr(adaptive, "MEMO_BUDGET_S", 1e3)
+    monkeypatch.setattr(adaptive, "MEMO_MAX_S", 1e6)
+    monkeypatch.setattr(adaptive, "MEMO_COST_RATIO", 1e3)  # a loaded machine's items vary 5x
+    parallel_map(gil_item, range(300), num_threads=2)
+    first = plans(caplog)[-1]
+    assert first.mode == "serial" and first.speedup is not None, first  # probed
+    submitted = len(pool_calls)
+    assert submitted
+    for _ in range(2):
+        assert parallel_map(gil_item, range(300), num_threads=2) == [gil_item(x)
+                                                                     for x in range(300)]
+        plan = plans(caplog)[-1]
+        assert plan.mode == "serial" and "a probe of this function" in plan.reason, plan
+    assert len(pool_calls) == submitted  # the pool was not touched
+    (verdict,) = adaptive._memo.values()
+    assert verdict.budget == 1e3 and verdict.spent > 0
+    verdict.spent = verdict.budget  # as if 1000 s of work had run serially since
+    parallel_map(gil_item, range(300), num_threads=2)
+    assert len(pool_calls) > submitted and plans(caplog)[-1].speedup is not None  # probed
+    (verdict,) = adaptive._memo.values()
+    assert verdict.budget == 2e3 and verdict.spent == 0  # a second serial verdict doubles it
+    # items 50x as costly are not covered by it: they are probed
+    monkeypatch.setattr(adaptive, "MEMO_COST_RATIO", 2.0)
+    parallel_map(gil_item, range(10**6, 10**6 + 20), num_threads=2)
+    assert plans(caplog)[-1].speedup is not None
+
+
+def test_the_pool_wake_up_latency_raises_the_serial_threshold(monkeypatch, caplog, pool_calls):
+    caplog.set_level(logging.DEBUG, logger="parareg.parallel")
+    monkeypatch.setattr(adaptive, "WAKE_FACTOR", 4.0)
+    monkeypatch.setattr(adaptive, "_wake_s", 1.0)  # 4 x 1 s: a 60 ms call stays serial
+    out = parallel_map(lambda x: time.sleep(0.002) or x, range(30), num_threads=2)
+    assert out == list(range(30)) and pool_calls == []
+    (plan,) = plans(caplog)
+    assert plan.mode == "serial" and "wake-up" in plan.reason, plan
 
 
 # --------------------------------------------------------------------------- num_threads=1

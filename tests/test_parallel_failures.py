@@ -173,6 +173,27 @@ def test_processes_backend_runs_every_item_and_raises_the_lowest():
     assert parallel_map(fail_on_odd, [0, 2, 4], num_threads=2, backend="processes") == [0, 2, 4]
 
 
+def interrupt_on_five(x):
+    """Module level (picklable): ~50 ms, then item 5 is interrupted, wherever it runs."""
+    time.sleep(0.05)
+    if x == 5:
+        raise KeyboardInterrupt(f"item {x}")
+    return x
+
+
+@pytest.mark.parametrize("grain", [None, 1])
+def test_processes_backend_reraises_base_exception_promptly(grain):
+    begin = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt, match="item 5"):
+        parallel_map(interrupt_on_five, range(40), num_threads=2, backend="processes",
+                     grain=grain)
+    # a worker runs item 5 early (chunks from the front, ~0.3 s): the caller, which runs
+    # chunks from the end, starts none after it (its half alone would take ~1 s)
+    assert time.perf_counter() - begin < 0.8
+    assert parallel_map(interrupt_on_five, range(5), num_threads=2, backend="processes",
+                        grain=1) == list(range(5))  # the pool still works
+
+
 def test_serial_path_runs_every_item():
     func = Recorder({0: ValueError})
     with pytest.raises(ValueError, match="item 0"):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import signal
 import threading
 import time
 
@@ -11,14 +14,38 @@ import pytest
 from scipy import ndimage
 
 import parareg.parallel.adaptive as adaptive_module
+import parareg.parallel.map as map_module
 from parareg.parallel import SCHEDULES, in_work_unit, map_slices, parallel_map, run_units
 
+from ._parallel import fresh_verdicts  # noqa: F401 - an autouse fixture
+
 pytestmark = pytest.mark.usefixtures("clean_threads")
+
+
+def sleep_then(seconds, x):
+    time.sleep(seconds)
+    return x
 
 
 def square_and_pid(x):
     """Module level, so the process backend can pickle it."""
     return x * x, os.getpid()
+
+
+def slow_square_and_pid(x):
+    """Waits 30 ms (releasing the GIL, as a worker's round trip needs it), then as above."""
+    time.sleep(0.03)
+    return x * x, os.getpid()
+
+
+_PARENT = os.getpid()  # a forked worker inherits it
+
+
+def die_in_a_worker(x):
+    time.sleep(0.02)
+    if os.getpid() != _PARENT:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
 
 
 def fail_on_three(x):
@@ -100,10 +127,50 @@ def test_serial_fallback_with_processes_needs_no_pickling():
     assert out == [(x + 1, os.getpid()) for x in range(4)]
 
 
-def test_processes_backend_ordered_and_elsewhere():
-    out = parallel_map(square_and_pid, range(12), num_threads=2, backend="processes", grain=1)
+@pytest.mark.parametrize("grain", [None, 1])
+def test_processes_backend_ordered_in_workers_and_the_caller(grain):
+    out = parallel_map(slow_square_and_pid, range(12), num_threads=2, backend="processes",
+                       grain=grain)
     assert [value for value, _ in out] == [x * x for x in range(12)]
-    assert os.getpid() not in {pid for _, pid in out}
+    pids = [pid for _, pid in out]
+    # one worker process takes chunks from the front, the caller from the back
+    assert len(set(pids)) == 2 and pids[-1] == os.getpid(), pids
+
+
+def test_a_small_call_starts_the_worker_processes_in_the_background(monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG, logger="parareg.parallel")
+    monkeypatch.setattr(map_module, "_process_pools", {})  # none started yet
+    monkeypatch.setattr(map_module, "PROCESS_START_S", 1e3)  # more than a worker would save
+    items = range(16)  # 16 x 4 ms: a worker would save ~30 ms
+    slow = functools.partial(sleep_then, 0.004)
+    try:
+        assert parallel_map(slow, items, num_threads=2, backend="processes") == list(items)
+        plan = [r.plan for r in caplog.records if hasattr(r, "plan")][-1]
+        assert plan.mode == "serial" and "background" in plan.reason, plan
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not getattr(
+                map_module._process_pools.get(1), "_processes", None):
+            time.sleep(0.01)
+        assert map_module._process_pools[1]._processes, "no worker process started"
+        assert parallel_map(slow, items, num_threads=2, backend="processes") == list(items)
+        plan = [r.plan for r in caplog.records if hasattr(r, "plan")][-1]
+        assert plan.mode == "processes", plan  # the next call finds them
+    finally:
+        for pool in map_module._process_pools.values():
+            pool.shutdown()
+
+
+# the executor then fails every chunk, also the ones the caller cancelled to run itself: on
+# Python 3.11 its thread reports an InvalidStateError for those (harmless, the pool is gone)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_worker_process_is_reported_and_replaced():
+    from concurrent.futures.process import BrokenProcessPool
+
+    with pytest.raises(BrokenProcessPool):
+        parallel_map(die_in_a_worker, range(6), num_threads=2, backend="processes", grain=1)
+    out = parallel_map(slow_square_and_pid, range(6), num_threads=2, backend="processes",
+                       grain=1)
+    assert [value for value, _ in out] == [x * x for x in range(6)]
 
 
 def test_processes_backend_keeps_quick_work_in_the_caller():

@@ -6,13 +6,26 @@ choice. :func:`run_items` hands out ranges of items from one shared
 counter:
 
 * The caller starts at once, serially: the first item alone (it may
-  include warm-up such as a numba compilation), then batches of 1, 2, 4, ...
-  items until about a millisecond is timed (:data:`MEASURE_S`). That gives
-  the serial time of one item, and the caller's CPU over wall time.
-* When the rest would take under :data:`SERIAL_BELOW_S`, or the items take
-  under :data:`MIN_ITEM_S` each (a call's own dispatch holds the GIL, and
-  handing the GIL between threads costs more than such an item), it runs
-  serially: the helpers (woken at the start) find nothing to claim.
+  include warm-up such as a numba compilation), then two or three batches
+  sized from it until about a millisecond is timed (:data:`MEASURE_S`). That
+  gives the serial time of one item, and the caller's CPU over wall time. As
+  soon as the rest is projected under the serial threshold (even at the
+  first item's pace, an upper bound) it runs in one go: a quick call costs
+  the loop plus a few clock reads.
+* When the rest would take under :data:`SERIAL_BELOW_S` plus
+  :data:`WAKE_FACTOR` times the pool's measured wake-up latency (how long a
+  helper took to start after it was handed work, a running average: several
+  ms on a virtual machine whose idle vCPU sleeps), or the items take under
+  :data:`MIN_ITEM_S` each (a call's own dispatch holds the GIL, and handing
+  the GIL between threads costs more than such an item), it runs serially:
+  the pool is not touched (or its early helpers find nothing to claim).
+* A probe's serial verdict is remembered per function and kind of item (the
+  ``memo`` key the maps pass): a later call whose first items cost about the
+  same (within :data:`MEMO_COST_RATIO`) runs serially without a probe, until
+  :data:`MEMO_BUDGET_S` of work has run so; then it probes again, and a
+  repeated serial verdict doubles that budget (up to :data:`MEMO_MAX_S`), so
+  the probes of a function that holds the GIL cost a few per cent of its
+  work at most, across calls as within one. A parallel verdict forgets it.
 * Otherwise helper threads of the pool join the caller, claiming work units of
   about :data:`UNIT_S` each. For items known to be large (``early=True``:
   the array maps, for slices or blocks of :data:`EARLY_VOXELS` voxels or
@@ -60,6 +73,8 @@ import logging
 import math
 import threading
 import time
+import typing
+import weakref
 
 from .partition import partition_range
 from .pool import _pool, in_work_unit, run_units, work_unit
@@ -91,10 +106,26 @@ CLEAR_LOSS = 0.8
 WAITING_CPU = 0.05
 #: items quicker than this run serially: handing the GIL between threads costs more
 MIN_ITEM_S = 2e-6
+#: the rest must be longer than this many wake-up latencies of the pool to try it
+WAKE_FACTOR = 4.0
+#: the weight of the latest helper's wake-up latency in the running average
+WAKE_WEIGHT = 0.25
+#: a call kept serial by the wake-up latency alone scales the average by this
+WAKE_DECAY = 0.9
+#: a remembered serial verdict applies to first items within this factor of its item time
+MEMO_COST_RATIO = 2.0
+#: serial work a remembered verdict covers before the next probe (doubled per verdict)
+MEMO_BUDGET_S = 0.1
+#: the most serial work a remembered verdict covers
+MEMO_MAX_S = 12.8
+#: the most remembered verdicts (the oldest is dropped)
+MEMO_SIZE = 256
+
+#: the running average of the pool's wake-up latency (s): hand-off to a helper's start
+_wake_s = 0.0
 
 
-@dataclasses.dataclass(frozen=True)
-class Plan:
+class Plan(typing.NamedTuple):
     """How :func:`run_items` scheduled one call (logged, and returned for tests)."""
 
     mode: str  # "serial", "threads" (helpers went on after the probe), "probe" (the items ran
@@ -102,7 +133,8 @@ class Plan:
     items: int
     grain: int  # items per work unit
     item_s: float | None  # the serial time of one item (None: not timed)
-    speedup: float | None  # the probe's speed-up over the serial pace (None: no probe)
+    speedup: float | None  # the probe's speed-up over the serial pace (where no helper
+    # decided: the whole pool phase's; None: the pool was not tried)
     reason: str
 
 
@@ -116,35 +148,102 @@ def report(plan: Plan, what: str) -> Plan:
     return plan
 
 
-def measure(call, n: int, *, start: int = 0) -> tuple[int, float]:
+def measure(call, n: int, *, start: int = 0, alone_above: float = LARGE_ITEM_S,
+            serial_below: float = SERIAL_BELOW_S) -> tuple[int, float]:
     """Run ``call(i)`` serially from ``i = start`` until enough work is timed.
 
-    The first item is timed alone, then batches of 1, 2, 4, ... items, so
-    that tiny items are not slowed by a clock read each. Returns ``(done,
-    item_s)``: the next item to run and the estimated time of one item (the
-    fastest batch's per-item time; the first item's if nothing followed it).
-    Used by the process backend, whose items all run in the caller first.
+    The timing of :func:`run_items`' caller (see the module docstring), for
+    the process backend, whose timed items run in the caller: a first item
+    over ``alone_above`` seconds is timed alone, and the timing stops once
+    the rest is projected under ``serial_below`` seconds. Returns ``(done,
+    item_s)``: the next item to run and the estimated time of one item.
     """
-    index, batch = start, 1
-    first = None
-    estimates = []
-    total = 0.0
-    while index < n:
-        stop = min(n, index + batch)
-        begin = time.perf_counter()
-        for i in range(index, stop):
-            call(i)
-        elapsed = time.perf_counter() - begin
-        if first is None:
-            first = elapsed
-        else:
-            total += elapsed
-            estimates.append(elapsed / (stop - index))
-            batch *= 2
-        index = stop
-        if first >= LARGE_ITEM_S or (estimates and total >= MEASURE_S):
-            break
-    return index, min(estimates) if estimates else first
+    timer = _Range(lambda a, b: [call(i) for i in range(a, b)], start, n, keep_errors=False)
+    item_s, _ = _time_alone(timer, timer.claim, alone_above=alone_above,
+                            serial_below=serial_below)
+    return timer.next, item_s
+
+
+def _memo_key(memo):
+    """``memo = (func, kind)`` as ``(key, weak reference to func)``, or ``None``.
+
+    ``kind``: a tuple of hashable facts about the items (shape, dtype,
+    keyword names). ``None`` where ``func`` cannot be weakly referenced (it is
+    then never remembered, and nothing keeps a function alive).
+    """
+    if memo is None:
+        return None
+    func, kind = memo
+    try:
+        ref = weakref.ref(func)
+    except TypeError:
+        return None
+    return (id(func), *kind), ref
+
+
+@dataclasses.dataclass
+class _Verdict:
+    """A remembered serial verdict (see the module docstring)."""
+
+    ref: weakref.ref  # the function (its id is in the key: a new function may reuse it)
+    item_s: float
+    speedup: float
+    budget: float  # serial seconds covered before the next probe
+    spent: float = 0.0  # serial seconds run on it so far
+
+
+_memo: dict = {}
+_memo_lock = threading.Lock()
+
+
+def forget() -> None:
+    """Forget every remembered verdict (the next call of each function probes again)."""
+    with _memo_lock:
+        _memo.clear()
+
+
+def _recall(memo) -> _Verdict | None:
+    """The remembered verdict for ``memo`` while its budget lasts, else ``None``."""
+    keyed = _memo_key(memo)
+    if keyed is None:
+        return None
+    key, ref = keyed
+    verdict = _memo.get(key)  # one dict read: atomic, no lock
+    if verdict is None or verdict.ref() is not ref() or verdict.spent >= verdict.budget:
+        return None
+    return verdict
+
+
+def _applies(verdict: _Verdict | None, item_s: float | None) -> bool:
+    return (verdict is not None and item_s is not None
+            and verdict.item_s / MEMO_COST_RATIO <= item_s <= verdict.item_s * MEMO_COST_RATIO)
+
+
+def _remember(memo, plan: Plan) -> None:
+    """Keep a probe's serial verdict under ``memo`` (a parallel one forgets the old)."""
+    keyed = None if plan.speedup is None or plan.item_s is None else _memo_key(memo)
+    if keyed is None:
+        return
+    key, ref = keyed
+    with _memo_lock:
+        old = _memo.pop(key, None)
+        if plan.mode == "threads" or plan.speedup >= MIN_SPEEDUP:  # (a probe that ran out of
+            return  # items counts by the pace of the whole call)
+        again = old is not None and old.ref() is ref() and _applies(old, plan.item_s)
+        budget = min(2 * old.budget, MEMO_MAX_S) if again else MEMO_BUDGET_S
+        _memo[key] = _Verdict(ref, plan.item_s, plan.speedup, budget)
+        while len(_memo) > MEMO_SIZE:
+            del _memo[next(iter(_memo))]
+
+
+def _woke(latency: float) -> None:
+    """Fold one helper's wake-up latency into the running average."""
+    global _wake_s
+    _wake_s += WAKE_WEIGHT * (latency - _wake_s)
+
+
+#: threads have CPU clocks here: the helpers read the caller's, it needs no window of its own
+_THREAD_CLOCKS = hasattr(time, "pthread_getcpuclockid")
 
 
 def _cpu_clock(ident: int):
@@ -177,6 +276,10 @@ class _Shared:
         self.done = threading.Event()  # the caller has claimed everything (or gave up)
         self.errors = {}  # first item of a range -> an Exception that escaped run_range
         self.fatal = None  # a BaseException of a helper
+        self.submitted = time.perf_counter()  # when the helpers were handed to the pool
+        self.began = self.submitted  # when the caller's timing ended
+        self.left = n - start  # the items left then
+        self.elapsed = 0.0  # from then until every item ran
 
     def claim(self, count: int, helper: bool):
         with self.lock:
@@ -253,6 +356,7 @@ class _Shared:
 
 
 def _helper(shared: _Shared) -> None:
+    _woke(time.perf_counter() - shared.submitted)
     shared.timed.wait(JOIN_AFTER_S)
     units = items = 0
     # one window for both threads' clocks and the items, from the first claim on
@@ -291,44 +395,66 @@ def _helper(shared: _Shared) -> None:
                     final=units >= 2 or wall >= PROBE_S)
 
 
-def _time_alone(claim, run) -> float | None:
-    """The caller's timing phase: the first item alone, then batches of 1, 2, 4, ...
+def _time_alone(timer, claim, *, alone_above: float = LARGE_ITEM_S,
+                serial_below: float | None = None):
+    """The caller's timing phase: the first item alone, then batches sized from it.
 
-    ``claim(count)`` hands out the next range (``None`` when none is left) and
-    ``run(a, b)`` runs it. Returns the serial time of one item (the fastest
-    batch's per item, else the first item's) and the caller's CPU over wall
-    time meanwhile (under 1 on a busy machine, near 0 for a function that
-    waits), or ``(None, None)`` if nothing ran.
+    ``claim(count)`` hands out the next range of ``timer`` (``None`` when none
+    is left) and ``timer.run(a, b)`` runs it. After the first item (an upper
+    bound: it may include warm-up) a batch of about a quarter of
+    :data:`MEASURE_S`, then batches up to 4x larger that fill it (at least
+    two: the fastest is kept, so one preempted batch does not mislead). The timing
+    stops early when the rest is projected under ``serial_below`` (default:
+    :func:`_serial_below`): that call is serial anyway. Returns the serial time
+    of one item (the fastest batch's per item, else the first item's) and the
+    start of the caller's CPU window (see :func:`_cpu_share`: under 1 on a busy
+    machine, near 0 for a function that waits), or ``(None, None)`` if
+    nothing ran.
     """
-    batch = 1
-    first = None
-    estimates = []
-    total = 0.0
-    begin_all, begin_cpu = time.perf_counter(), time.thread_time()
+    serial_below = _serial_below() if serial_below is None else serial_below
+    batch, first, best, total, batches = 1, None, math.inf, 0.0, 0
+    begin_cpu = None  # the CPU window starts after the first item (a syscall: not for 1 item)
     while (claimed := claim(batch)) is not None:
+        if first is not None and begin_cpu is None and not _THREAD_CLOCKS:
+            begin_all, begin_cpu = time.perf_counter(), time.thread_time()
         begin = time.perf_counter()
-        run(*claimed)
+        timer.run(*claimed)
         elapsed = time.perf_counter() - begin
         if first is None:
             first = elapsed
+            if first >= alone_above:
+                break
+            batch = max(1, int(MEASURE_S / (4 * max(first, 1e-9))))
         else:
             total += elapsed
-            estimates.append(elapsed / (claimed[1] - claimed[0]))
-            batch *= 2
-        if first >= LARGE_ITEM_S or (estimates and total >= MEASURE_S):
+            batches += 1
+            best = min(best, elapsed / (claimed[1] - claimed[0]))
+            if total >= MEASURE_S and batches >= 2:  # two: one preempted batch misleads
+                break
+            batch = max(1, min(4 * batch, math.ceil((MEASURE_S - total) / max(best, 1e-9))))
+        if min(first, best) * (timer.n - timer.next) < serial_below:
             break
     if first is None:
         return None, None
-    cpu_share = (time.thread_time() - begin_cpu) / max(time.perf_counter() - begin_all, 1e-9)
-    return (min(estimates) if estimates else first), cpu_share
+    window = None if begin_cpu is None else (begin_all, begin_cpu)
+    return (first if best == math.inf else best), window
+
+
+def _cpu_share(window) -> float | None:
+    """The caller's CPU over wall time since ``window = (wall, cpu)`` (read only if needed)."""
+    if window is None:
+        return None
+    return (time.thread_time() - window[1]) / max(time.perf_counter() - window[0], 1e-9)
 
 
 class _Range:
     """A plain counter over ``[start, n)`` for the caller alone (no lock, no thread woken)."""
 
-    def __init__(self, run_range, start: int, n: int):
+    def __init__(self, run_range, start: int, n: int, *, keep_errors: bool = True):
         self.run_range, self.next, self.n = run_range, start, n
         self.errors = {}
+        if not keep_errors:
+            self.run = run_range
 
     def claim(self, count: int):
         if self.next >= self.n:
@@ -350,19 +476,35 @@ def _grain(item_s: float, left: int, num_threads: int) -> int:
                       math.ceil(left / (2 * num_threads))))
 
 
+def _serial_below() -> float:
+    """Work (s) under which the rest runs serially: the threshold plus the pool's wake-up."""
+    return SERIAL_BELOW_S + WAKE_FACTOR * _wake_s
+
+
 def _serial_reason(item_s: float | None, left: int) -> str | None:
     if item_s is None:
         return None
-    if item_s * left < SERIAL_BELOW_S:
-        return f"under {SERIAL_BELOW_S * 1e3:.3g} ms of work"
+    global _wake_s
+    work = item_s * left
+    if work < SERIAL_BELOW_S + WAKE_FACTOR * _wake_s:
+        if work >= SERIAL_BELOW_S:  # kept serial by the wake-up alone: let it fade, so one
+            _wake_s *= WAKE_DECAY  # slow wake-up does not keep the later calls serial
+        return _QUICK
     if item_s < MIN_ITEM_S:
-        return f"items under {MIN_ITEM_S * 1e6:.3g} us: handing the GIL between threads costs more"
+        return _TINY
     return None
+
+
+# the reasons are constants: formatting numbers would cost a quick call more than its check
+_QUICK = "under SERIAL_BELOW_S + WAKE_FACTOR x the pool's wake-up latency of work"
+_TINY = "items under MIN_ITEM_S: handing the GIL between threads costs more"
+_REMEMBERED = ("a probe of this function on such items ran under MIN_SPEEDUP (remembered "
+               "until its budget of serial work is spent)")
 
 
 def run_items(run_range, n: int, *, num_threads: int, schedule: str = "dynamic",
               grain: int | None = None, start: int = 0, early: bool = False,
-              what: str = "run_items") -> Plan:
+              memo=None, what: str = "run_items") -> Plan:
     """Call ``run_range(a, b)`` on ranges covering ``[start, n)``, serially or on the pool.
 
     Parameters
@@ -392,6 +534,10 @@ def run_items(run_range, n: int, *, num_threads: int, schedule: str = "dynamic",
         once the timing says the rest is worth it, so a quick call never
         touches the pool (waking a thread takes the GIL from the caller for
         a moment: milliseconds on a loaded machine).
+    memo : tuple, optional
+        ``(func, kind)``: the function and a tuple of hashable facts about
+        its items; a probe's serial verdict is remembered under them (see
+        the module docstring).
     what : str
         The caller's name, for the log record.
 
@@ -415,10 +561,13 @@ def run_items(run_range, n: int, *, num_threads: int, schedule: str = "dynamic",
         run_units(lambda u: run_range(*units[u]), len(units), num_threads=num_threads,
                   schedule=schedule)
         return report(Plan("threads", n, grain, None, None, "the given grain"), what)
-    return report(_adaptive(run_range, start, n, num_threads, early), what)
+    return report(_adaptive(run_range, start, n, num_threads, early, memo), what)
 
 
-def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool) -> Plan:
+def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool, memo) -> Plan:
+    verdict = _recall(memo) if early else None
+    if verdict is not None:
+        early = False  # the helpers would likely stop: time the first items first
     if early:
         shared = _Shared(run_range, start, n, num_threads)
         _pool.submit(lambda: _helper(shared), num_threads - 1)
@@ -429,9 +578,16 @@ def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool) -> P
     try:
         with work_unit():
             claim = (lambda count: shared.claim(count, helper=False)) if early else timer.claim
-            item_s, cpu_share = _time_alone(claim, timer.run)
+            item_s, window = _time_alone(timer, claim)
             left = n - timer.next
             reason = _serial_reason(item_s, left)
+            if reason is None and left and verdict is None:
+                verdict = _recall(memo)  # (read only now: a quick call never needs it)
+            if reason is None and _applies(verdict, item_s):
+                with _memo_lock:
+                    verdict.spent += item_s * (n - start)
+                reason = _REMEMBERED
+                verdict = None
             if shared is None:
                 if reason is not None or left == 0:
                     if left:
@@ -442,11 +598,12 @@ def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool) -> P
                                 reason or "every item ran while timing")
                 shared = _Shared(run_range, timer.next, n, num_threads)
                 shared.errors = timer.errors
-            shared.item_s, shared.cpu_share = item_s, cpu_share
+            shared.item_s, shared.cpu_share = item_s, _cpu_share(window)
             if reason is not None:
                 shared.stop.set()
             if item_s is not None:
                 shared.grain = _grain(item_s, left, num_threads)
+            shared.began, shared.left = time.perf_counter(), left
             shared.timed.set()
             if not early:
                 _pool.submit(lambda: _helper(shared), num_threads - 1)
@@ -465,18 +622,30 @@ def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool) -> P
         shared.stop.set()  # helpers still waiting to join find nothing
         while shared.busy:
             shared.idle.wait()
+    shared.elapsed = time.perf_counter() - shared.began
     if shared.fatal is not None:
         raise shared.fatal
     if shared.errors:
         raise shared.errors[min(shared.errors)]
+    plan = _outcome(shared, n, reason)
+    _remember(memo, plan)
+    return plan
+
+
+def _outcome(shared: _Shared, n: int, reason: str | None) -> Plan:
+    """The :class:`Plan` of a call that went past the caller's timing."""
     grain, item_s, speedup = shared.grain, shared.item_s, shared.speedup
+    if speedup is None and reason is None and item_s is not None:
+        # no helper decided: the whole pool phase against the serial pace (a quick call's
+        # probe that ran out of items, or helpers that woke too late to get any)
+        speedup = item_s * shared.left / max(shared.elapsed, 1e-9)
     if not shared.helper_items:
         if reason is None:
-            reason = ("every item ran in the caller" if speedup is None
+            reason = ("every item ran in the caller" if shared.speedup is None
                       else f"the probe ran under {MIN_SPEEDUP}x the serial pace")
         return Plan("serial", n, grain, item_s, speedup, reason)
     if shared.parallel is None:
-        return Plan("probe", n, grain, item_s, None, "the items ran out in the probe")
+        return Plan("probe", n, grain, item_s, speedup, "the items ran out in the probe")
     if not shared.parallel:
         return Plan("serial", n, grain, item_s, speedup,
                     f"the probe ran under {MIN_SPEEDUP}x the serial pace")

@@ -7,6 +7,10 @@ the scheduling adapts. By default (``grain=None``) the first items are
 timed and the rest runs serially or in work units of about a millisecond,
 whichever the timing says is faster (see :mod:`parareg.parallel.adaptive`),
 so small inputs and functions that hold the GIL run as fast as a plain loop.
+A serial verdict is remembered per function and kind of item, so a loop of
+calls does not pay the probe each time (it is asked again now and then).
+For pure-Python functions, ``parallel_map(..., backend="processes")`` runs
+on worker processes and the caller.
 
 :func:`map_slices` and :func:`map_blocks` hand your function *views* of the
 input (no copy, along any axis) and write each result straight into one
@@ -41,22 +45,32 @@ import itertools
 import math
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
 from .._config import as_index
-from .adaptive import EARLY_VOXELS, Plan, measure, report, run_items
+from .adaptive import EARLY_VOXELS, MEASURE_S, Plan, measure, report, run_items
 from .partition import _check_grain, partition_range
 from .pool import in_work_unit, resolve_num_threads
 from .schedule import check_schedule
 
 BACKENDS = ("threads", "processes")
 
-#: a process round trip costs ~1 ms (a fresh pool ~100 ms): less work than this stays serial
-PROCESS_SERIAL_BELOW_S = 0.1
-#: the target duration of one chunk sent to a worker process
-PROCESS_UNIT_S = 20e-3
+#: the least work (s) a call must save on warm worker processes to use them (round trips of
+#: its chunks, pickling, waking the workers' vCPUs: about a millisecond each)
+PROCESS_SAVING_S = 3e-3
+#: starting the worker processes (fork) costs about this: a call saving less stays serial
+#: and starts them in the background for the next call
+PROCESS_START_S = 50e-3
+#: the target duration of one chunk of items sent to a worker (or kept by the caller)
+PROCESS_UNIT_S = 5e-3
+#: the most the caller waits for the executor to send the first chunks to the workers
+PROCESS_HAND_OVER_S = 5e-3
+#: the caller's poll interval meanwhile (a sleep: the executor's threads get the GIL)
+HAND_OVER_POLL_S = 1e-4
 
 _process_pools: dict[int, ProcessPoolExecutor] = {}
 _process_lock = threading.Lock()
@@ -78,6 +92,17 @@ def _process_pool(workers: int) -> ProcessPoolExecutor:
         if pool is None:
             pool = _process_pools[workers] = ProcessPoolExecutor(max_workers=workers)
         return pool
+
+
+def _start_in_background(workers: int) -> None:
+    """Start ``workers`` worker processes in a daemon thread (the next call finds them)."""
+    def start():
+        try:
+            _process_pool(workers).submit(int).result()
+        except Exception:  # noqa: BLE001 - a later call that needs the pool reports it
+            pass
+
+    threading.Thread(target=start, name="parareg-process-start", daemon=True).start()
 
 
 def _check_backend(backend):
@@ -138,8 +163,15 @@ def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
         :func:`parareg.get_num_threads`. ``1`` never touches the pool.
     backend : {"threads", "processes"}
         Threads suit functions that release the GIL (numba ``nogil``, NumPy,
-        SciPy); processes suit pure-Python functions that take long enough
-        to pay for pickling their items and results.
+        SciPy); a function that holds it (pure Python) runs as a plain loop
+        there, since the probe sees no speed-up. ``"processes"`` runs such
+        functions in parallel: ``num_threads - 1`` persistent worker
+        processes plus the caller, which keeps the chunks no worker has
+        started. The first items are timed in the caller; a call whose
+        workers would save under :data:`PROCESS_SAVING_S` stays serial, and
+        before the workers exist, one saving under :data:`PROCESS_START_S`
+        stays serial and starts them in the background for the next call.
+        Items and results are pickled (the caller's own chunks are not).
     schedule : {"static", "dynamic", "guided"}
         Assignment of work units to threads (threads backend, with a given
         ``grain``; the adaptive default claims units dynamically); results
@@ -191,41 +223,96 @@ def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
             start += len(done)
 
     run_items(run_range, len(items), num_threads=n_threads, schedule=schedule, grain=grain,
-              what="parallel_map")
+              memo=(func, ("parallel_map", n_threads)), what="parallel_map")
     if failed:
         raise failed[min(failed)]
     return results
 
 
+def _hand_over(futures) -> None:
+    """Wait (without the GIL) until the executor has sent ``futures`` to its workers.
+
+    The executor's threads need the GIL to queue and pickle chunks; a caller
+    going straight on with pure Python would hold it for a switch interval
+    (5 ms) at a time while the workers wait for their first chunks.
+    """
+    deadline = time.perf_counter() + PROCESS_HAND_OVER_S
+    while not all(f.running() or f.done() for f in futures):
+        if time.perf_counter() > deadline:
+            return
+        time.sleep(HAND_OVER_POLL_S)
+    time.sleep(HAND_OVER_POLL_S)  # and for the queue's feeder thread to pickle them
+
+
 def _map_processes(func, items, n_threads: int, grain) -> list:
-    """Items through worker processes in chunks; serial in the caller when that is faster."""
+    """Items in chunks through ``n_threads - 1`` worker processes and the caller.
+
+    The chunks are all submitted in order; the caller, instead of waiting,
+    takes chunks from the end for itself for as long as it can cancel them
+    (a chunk a worker has not yet been sent), then collects the workers'.
+    Adaptive (``grain=None``): the first items are timed in the caller, and
+    the call stays serial when the workers would save too little.
+    """
     n = len(items)
     what = "parallel_map(backend='processes')"
     if n_threads <= 1 or n <= 1 or in_work_unit():
         report(Plan("serial", n, max(n, 1), None, None, "one thread, one item or nested"), what)
         return _map_chunk(func, items)
+    workers = n_threads - 1  # the caller works too
     head = []
     item_s = None
     if grain is None:
-        done, item_s = measure(lambda i: head.append(_call_one(func, items[i])), n)
+        done, item_s = measure(lambda i: head.append(_call_one(func, items[i])), n,
+                               alone_above=MEASURE_S, serial_below=PROCESS_SAVING_S)
         left = n - done
-        if item_s * left < PROCESS_SERIAL_BELOW_S:
-            report(Plan("serial", n, n, item_s, None, f"under {PROCESS_SERIAL_BELOW_S:g} s of "
-                        "work: a round trip to a worker costs more"), what)
+        saving = item_s * left * (1 - 1 / n_threads)
+        warm = workers in _process_pools
+        if saving < (PROCESS_SAVING_S if warm else PROCESS_START_S):
+            if warm or saving < PROCESS_SAVING_S:
+                reason = (f"the workers would save under {PROCESS_SAVING_S * 1e3:g} ms: "
+                          "a round trip to a worker costs about a millisecond")
+            else:
+                reason = (f"the workers would save under {PROCESS_START_S * 1e3:g} ms, less "
+                          "than starting them costs: they start in the background")
+                _start_in_background(workers)
+            report(Plan("serial", n, n, item_s, None, reason), what)
             return head + _map_chunk(func, items[done:])
-        grain = max(math.ceil(PROCESS_UNIT_S / max(item_s, 1e-9)),
-                    math.ceil(left / (4 * n_threads)))
+        grain = max(1, min(math.ceil(PROCESS_UNIT_S / max(item_s, 1e-9)),
+                           math.ceil(left / (2 * n_threads))))
     units = partition_range(len(head), n, grain=grain)
     if len(units) <= 1 and not head:
         report(Plan("serial", n, grain, None, None, "one unit of the given grain"), what)
         return _map_chunk(func, items)
     report(Plan("processes", n, grain, item_s, None, "the given grain" if item_s is None
-                else "enough work per worker"), what)
-    pool = _process_pool(min(n_threads, len(units)))
+                else "the workers save enough"), what)
+    pool = _process_pool(workers)
     futures = [pool.submit(_map_chunk, func, items[start:stop]) for start, stop in units]
+    chunks = [None] * len(units)
+    fatal = []  # a worker's KeyboardInterrupt or SystemExit: the caller starts no more chunks
+
+    def note(future):
+        if not future.cancelled() and not isinstance(future.exception(), (Exception, type(None))):
+            fatal.append(future)
+
+    for future in futures:
+        future.add_done_callback(note)
     try:
-        chunks = [future.result() for future in futures]  # every chunk runs, in any order
-    except BaseException:  # KeyboardInterrupt, SystemExit, or a broken pool: stop promptly
+        _hand_over(futures[:workers + 1])
+        for index in reversed(range(len(units))):  # the caller's share, from the end
+            if fatal or not futures[index].cancel():
+                break  # sent to a worker already: so are the ones before it
+            chunks[index] = _map_chunk(func, items[slice(*units[index])])
+        if fatal:
+            fatal[0].result()  # raises it
+        for index, future in enumerate(futures):
+            if chunks[index] is None:
+                chunks[index] = future.result()  # every chunk runs, in any order
+    except BrokenProcessPool:  # a worker died (the executor fails every chunk): start afresh
+        with _process_lock:
+            if _process_pools.get(workers) is pool:
+                del _process_pools[workers]
+        raise
+    except BaseException:  # KeyboardInterrupt, SystemExit: stop promptly
         for future in futures:
             future.cancel()
         raise
@@ -277,12 +364,20 @@ class _ArrayMap:
         self._place(index, result)
 
     def run_range(self, start, stop):
+        compute, place, errors = self.compute, self.place, self.errors
         for index in range(start, stop):
-            self.call(index)
+            out = self.out
+            if out is None:  # until item 0's result has made the output
+                self.call(index)
+                continue
+            try:  # the common case in one frame: the maps' per-item cost is the loop's
+                place(out, index, compute(index))
+            except Exception as exc:  # noqa: BLE001 - the lowest is re-raised by run()
+                errors[index] = exc
 
-    def run(self, n, *, num_threads, schedule, grain, voxels, what) -> np.ndarray:
+    def run(self, n, *, num_threads, schedule, grain, voxels, what, memo=None) -> np.ndarray:
         run_items(self.run_range, n, num_threads=num_threads, schedule=schedule, grain=grain,
-                  early=voxels >= EARLY_VOXELS, what=what)
+                  early=voxels >= EARLY_VOXELS, memo=memo, what=what)
         if self.errors:
             raise self.errors[min(self.errors)]
         return self.out
@@ -362,33 +457,37 @@ def map_slices(func, array, *, axis: int = 0, num_threads=None, backend: str = "
     per_slice = max(1, math.prod(array.shape) // n)
     slices_per_unit = None if grain is None else max(1, grain // per_slice)
     n_threads = resolve_num_threads(num_threads)
-    lead = (slice(None),) * axis
     job = functools.partial(_apply, func, kwargs)
-    shapes = []
+    first = (axis, *range(axis))  # this axis first, then the ones before it (a view each way)
+    slices = array.transpose(*first, *range(axis + 1, array.ndim))  # [i]: array[..., i, ...]
+    shapes, placed = [], []  # slice 0's result shape; the output with the slices first
 
     def allocate(result):
         if result.ndim < axis:
             raise ValueError(f"func returned a {result.ndim}-D result for slice 0; "
                              f"stacking along axis {axis} needs at least {axis} dimensions")
         shapes.append(result.shape)
-        return np.empty((*result.shape[:axis], n, *result.shape[axis:]), dtype=result.dtype)
+        out = np.empty((*result.shape[:axis], n, *result.shape[axis:]), dtype=result.dtype)
+        placed.append(out.transpose(*first, *range(axis + 1, out.ndim)))
+        return out
 
     def place(out, index, result):
         if result.shape != shapes[0]:
             raise ValueError(f"func returned shape {result.shape} for slice {index} along axis "
                              f"{axis} but {shapes[0]} for slice 0; func must return arrays of "
                              "one shape")
-        out[lead + (index,)] = result
+        placed[0][index] = result
 
     if backend == "processes":  # the slices go to the workers; the results are placed here
         results = parallel_map(functools.partial(_call_one, job),
-                               [array[lead + (i,)] for i in range(n)], num_threads=n_threads,
+                               list(slices), num_threads=n_threads,
                                backend="processes", grain=slices_per_unit)
         return _ArrayMap(lambda i: _unwrap(results[i]), place, allocate).run(
             n, num_threads=1, schedule=schedule, grain=None, voxels=0,
             what="map_slices: placing the results of parallel_map(backend='processes')")
-    return _ArrayMap(lambda i: job(array[lead + (i,)]), place, allocate).run(
+    return _ArrayMap(lambda i: np.asarray(func(slices[i], **kwargs)), place, allocate).run(
         n, num_threads=n_threads, schedule=schedule, grain=slices_per_unit, voxels=per_slice,
+        memo=(func, ("map_slices", n_threads, axis, array.shape, array.dtype.str, *kwargs)),
         what="map_slices")
 
 
@@ -533,4 +632,6 @@ def map_blocks(func, array, *, block_shape, halo=0, num_threads=None,
 
     return _ArrayMap(compute, place, lambda result: np.empty(array.shape, result.dtype)).run(
         len(regions), num_threads=n_threads, schedule=schedule, grain=grain,
-        voxels=math.prod(s.stop - s.start for s in regions[0][1]), what="map_blocks")
+        voxels=math.prod(s.stop - s.start for s in regions[0][1]), what="map_blocks",
+        memo=(func, ("map_blocks", n_threads, array.shape, array.dtype.str, block_shape, halo,
+                     *kwargs)))

@@ -109,15 +109,23 @@ def in_work_unit() -> bool:
     return getattr(_local, "in_unit", False)
 
 
-@contextlib.contextmanager
-def work_unit() -> Iterator[None]:
-    """Mark the calling thread as inside a work unit for the block (restored in ``finally``)."""
-    previous = in_work_unit()
-    _local.in_unit = True
-    try:
-        yield
-    finally:
-        _local.in_unit = previous
+class work_unit:  # noqa: N801 - used as a function: ``with work_unit():``
+    """Mark the calling thread as inside a work unit for the block (restored on exit).
+
+    A class, not a generator-based context manager: it runs on every call of
+    the maps, including the quick ones that stay serial.
+    """
+
+    __slots__ = ("previous",)
+
+    def __enter__(self):
+        self.previous = getattr(_local, "in_unit", False)
+        _local.in_unit = True
+        return self
+
+    def __exit__(self, *exc):
+        _local.in_unit = self.previous
+        return False
 
 
 class _Pool:
