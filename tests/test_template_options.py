@@ -160,3 +160,10 @@ def test_a_bad_command_line_option_is_one_error_line_and_nothing_written(files, 
     assert len(lines) == 1 and lines[0].startswith("parareg: error: "), lines
     assert re.search(match, lines[0]), lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_chained_registration_runs_the_coarsest_prealign_level():
+    from parareg.population.template import CHAINED_AFFINE_LEVELS
+    from parareg.registration.pipeline import SYN_PREALIGN_LEVELS
+
+    assert CHAINED_AFFINE_LEVELS == tuple(SYN_PREALIGN_LEVELS[:1])

@@ -27,7 +27,8 @@ into ``out/NAME/`` as one :class:`parareg.io.OutputSet` (so paths, inputs and
 ``InverseWarped.nii.gz``
     with :attr:`Job.inverse_warped`, the fixed image on the moving grid;
 ``record.json``
-    ``status``, the settings hash, seconds, threads, worker, the affine matrix.
+    ``status``, the settings hash, seconds (per stage), threads, worker, the
+    affine matrix, which ``Warped_KEY`` images are labels.
 
 Resume
 ------
