@@ -91,6 +91,15 @@ def _mean(arrays, start=None) -> np.ndarray:
     return total / count
 
 
+def _read(read, results):
+    """``read(result)`` of each result, in order, two files at a time (decompressing them
+    releases the GIL: the update waits on them while the workers are idle)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2, thread_name_prefix="parareg-read") as pool:
+        yield from pool.map(read, results)
+
+
 def update(grid, results, *, roles, gradient_step: float, deformable: bool,
            blending_weight, num_threads=None):
     """The next templates from one iteration's successful registrations (image order).
@@ -108,7 +117,7 @@ def update(grid, results, *, roles, gradient_step: float, deformable: bool,
     stretch = mean_stretch([r.matrix for r in results], _centre(grid))
     field, mean_warp = None, None
     if deformable:
-        warp = _mean(r.load_warp() for r in results)
+        warp = _mean(_read(lambda r: r.load_warp(), results))
         mean_warp = float(np.sqrt((warp ** 2).sum(axis=-1)).mean())
         step = (-gradient_step * warp).astype(np.float32)
         del warp
@@ -116,7 +125,7 @@ def update(grid, results, *, roles, gradient_step: float, deformable: bool,
                                num_threads=num_threads)
     templates = {}
     for name, role in roles.items():
-        average = Image(_mean(r.load(role).data for r in results).astype(np.float32),
+        average = Image(_mean(_read(lambda r: r.load(role).data, results)).astype(np.float32),
                         grid.vox2world)
         updated = resample(average, grid, affine=stretch, field=field, num_threads=num_threads)
         if blending_weight is not None:
@@ -137,7 +146,7 @@ def initial_template(references, results, *, roles, num_threads=None):
     stretch = mean_stretch([np.eye(ndim + 1)] + [r.matrix for r in results], _centre(first))
     templates = {}
     for name, role in roles.items():
-        mean = _mean((r.load(role).data for r in results), start=references[name].data)
+        mean = _mean(_read(lambda r: r.load(role).data, results), start=references[name].data)
         average = Image(mean.astype(np.float32), first.vox2world)
         templates[name] = resample(average, average, affine=stretch, num_threads=num_threads)
     return templates, stretch
