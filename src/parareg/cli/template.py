@@ -39,8 +39,8 @@ outputs in DIR:
 
 Rerun the same command to resume: finished registrations are kept (a killed
 run loses only those in flight); a larger --iterations continues a finished
-build made with --early-levels all. A registration that fails is recorded in its record.json and left out
-of that iteration's average, with a warning.
+build made with --early-levels all. A registration that fails is recorded in
+its record.json and left out of that iteration's average, with a warning.
 
 examples:
   parareg template sub-*_T1w.nii.gz -o template/ --iterations 4 --workers 4

@@ -80,7 +80,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +89,7 @@ import numpy as np
 from .._cluster import check_positive
 from .batch import Cluster, Job, register_many
 from .batch_checks import fingerprint
+from .template_checks import LABELS, check_channels, check_unit, read_inputs
 from .template_outputs import (image_names, plot_iterations, read_settings, template_path,
                                write_montage, write_settings, write_template)
 from .template_update import initial_template, laplacian_sharpen, sharpness, update
@@ -105,8 +105,6 @@ EARLY_LEVELS = 1
 #: level of the affine stage before SyN, ``SYN_PREALIGN_LEVELS[:1]`` (IXI, 2 mm: as close to
 #: the whole pipeline's result as both levels get, for 0.47 s of CPU instead of 1.4 s)
 CHAINED_AFFINE_LEVELS = ((4, 2.0, 100),)
-#: also-key of the label maps (a channel may not take it)
-_LABELS = "labels"
 
 
 class TemplateError(RuntimeError):
@@ -154,90 +152,6 @@ class TemplateResult:
     summary: list = field(default_factory=list)
     #: with ``channels``: contrast name -> its final template (a :class:`parareg.Image`)
     channels: dict = field(default_factory=dict)
-
-
-def _check_unit(value, name, *, low_open=True, allow_none=False):
-    if value is None and allow_none:
-        return None
-    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-    if ok and np.isfinite(value) and (0 < value <= 1 if low_open else 0 <= value <= 1):
-        return float(value)
-    interval = "(0, 1]" if low_open else "[0, 1]"
-    raise ValueError(f"{name} must be a number in {interval}{' or None' if allow_none else ''}, "
-                     f"got {value!r}")
-
-
-def _text(images, k) -> str:
-    return repr(str(images[k])) if isinstance(images[k], (str, Path)) else f"images[{k}]"
-
-
-def _check_channels(channels, channel_weights, count: int) -> tuple[dict, dict]:
-    """``channels`` as name -> list of images, and each one's weight (1 by default)."""
-    from .batch_checks import KEY_RE
-
-    if channels is None:
-        if channel_weights is not None:
-            raise ValueError("channel_weights needs channels (name -> one image per subject)")
-        return {}, {}
-    if not isinstance(channels, Mapping):
-        raise ValueError("channels must be a dict: contrast name -> one image per subject "
-                         f"(e.g. {{'t2': [...]}}), got {type(channels).__name__}")
-    checked = {}
-    for name, images in channels.items():
-        if not isinstance(name, str) or not KEY_RE.match(name) or name == _LABELS:
-            raise ValueError(f"channels: names are letters, digits, _ and - (they name "
-                             f"template_NAME.nii.gz), not {_LABELS!r}; got {name!r}")
-        images = [images] if isinstance(images, (str, Path)) else list(images)
-        if len(images) != count:
-            raise ValueError(f"channels[{name!r}]: give one image per subject, got "
-                             f"{len(images)} for {count} images")
-        checked[name] = images
-    weights = dict(channel_weights or {})
-    for name in weights:
-        if name not in checked:
-            raise ValueError(f"channel_weights has {name!r}, which is not one of channels "
-                             f"{sorted(checked)}")
-    for name in checked:
-        weight = weights.get(name, 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) \
-                or not np.isfinite(weight) or weight < 0:
-            raise ValueError(f"channel_weights[{name!r}] must be a number >= 0, got "
-                             f"{weight!r}")
-        weights[name] = float(weight)
-    return checked, weights
-
-
-def _read_inputs(images, channels, labels):
-    """Every image read once and checked: (paths or Images to pass on, digests)."""
-    from ..image import as_image
-    from ..registration.channels import GRID_ATOL
-
-    inputs, digests = [], []
-    first_ndim = None
-    for i, image in enumerate(images):  # one at a time: only the paths and digests are kept
-        loaded = as_image(image, name=f"images[{i}]")
-        first_ndim = first_ndim or loaded.ndim
-        if loaded.ndim != first_ndim:
-            raise ValueError(f"images must all be 2D or all 3D: {_text(images, i)} is "
-                             f"{loaded.ndim}D but {_text(images, 0)} is {first_ndim}D")
-        inputs.append(str(image) if isinstance(image, (str, Path)) else loaded)
-        row = [fingerprint(image, name=f"images[{i}]", image=loaded)[1]]
-        for name, contrast in channels.items():
-            other = as_image(contrast[i], name=f"channels[{name!r}][{i}]")
-            if other.shape != loaded.shape or not np.allclose(
-                    other.vox2world, loaded.vox2world, rtol=0, atol=GRID_ATOL):
-                raise ValueError(f"channels[{name!r}][{i}] must be on the grid of "
-                                 f"{_text(images, i)} (shape {loaded.shape}), got shape "
-                                 f"{other.shape}; resample it first "
-                                 "(parareg.resample(image, reference))")
-            row.append(fingerprint(contrast[i], name=f"channels[{name!r}][{i}]",
-                                   image=other)[1])
-            if not isinstance(contrast[i], (str, Path)):
-                contrast[i] = other
-        if labels is not None:
-            fingerprint(labels[i], name=f"labels[{i}]", labels=True)
-        digests.append(row[0] if len(row) == 1 else row)
-    return inputs, digests, first_ndim
 
 
 def build(images, *, out, initial=None, iterations: int = 4, transform: str = "syn",
@@ -340,8 +254,8 @@ def build(images, *, out, initial=None, iterations: int = 4, transform: str = "s
     early_levels = check_positive(early_levels, "early_levels", allow_none=True)
     early_levels = early_levels if transform == "syn" else None  # linear: no SyN pyramid
     syn_metric = choice(syn_metric, sorted(SYN_METRICS), name="syn_metric")
-    gradient_step = _check_unit(gradient_step, "gradient_step")
-    blending_weight = _check_unit(blending_weight, "blending_weight", low_open=False,
+    gradient_step = check_unit(gradient_step, "gradient_step")
+    blending_weight = check_unit(blending_weight, "blending_weight", low_open=False,
                                   allow_none=True)
     extra = dict(registration_options or {})
     for key in ("transform", "preset", "syn_metric", "channels"):
@@ -353,14 +267,14 @@ def build(images, *, out, initial=None, iterations: int = 4, transform: str = "s
         if len(labels) != len(images):
             raise ValueError(f"labels: give one label map per image, got {len(labels)} for "
                              f"{len(images)} images")
-    channels, weights = _check_channels(channels, channel_weights, len(images))
+    channels, weights = check_channels(channels, channel_weights, len(images))
     if channels and initial is not None:
         raise ValueError("initial with channels is not supported: a starting template would "
                          "be needed per contrast; omit initial (the initial template is then "
                          "the affinely aligned mean of every contrast)")
     runner = Cluster(scheduler=scheduler, workers=workers,
                      threads_per_worker=threads_per_worker, task_threads=task_threads)
-    inputs, digests, ndim = _read_inputs(images, channels, labels)
+    inputs, digests, ndim = read_inputs(images, channels, labels)
     start = None if initial is None else as_image(initial, name="initial")
     if start is not None and start.ndim != ndim:
         raise ValueError(f"initial is {start.ndim}D but the images are {ndim}D")
@@ -461,7 +375,7 @@ class _Build:
             return str(template_path(self.out, name, k - 1))
 
         last = k == self.iterations and self.labels is not None
-        also = {_LABELS: (str(self.labels[i]), "genericlabel")} if last else {}
+        also = {LABELS: (str(self.labels[i]), "genericlabel")} if last else {}
         also.update({name: (contrast[i], "linear") for name, contrast in self.channels.items()})
         if self.channels:
             options = dict(options, channels=[
