@@ -11,11 +11,15 @@ by ``ants.apply_transforms`` on ``output_dir``'s files), and the mean Dice over
 the labels of each pair of subjects there is averaged over the 15 pairs
 (higher: the subjects agree better in template space). The sharpness of each
 template (mean gradient magnitude over mean intensity inside the head) is
-reported too.
+reported too. Besides wall seconds, each method's CPU seconds (user + system,
+its processes and threads: parareg's Dask workers included) are reported,
+which a loaded machine disturbs less; parareg's per-iteration seconds and the
+mean stage seconds of its registrations (``record.json``) go to the JSON.
 
 parareg runs first on a cold kernel cache in the worker processes the way a
-user meets it, unless ``--warm`` (one untimed 1-iteration build on 2x-shrunk
-images first).
+user meets it, unless ``--warm`` (one untimed 2-iteration build, labels and
+QC pictures included, on 2x-shrunk images first: the on-disk kernel cache is
+then warm, each new worker process still loads it).
 
 Usage::
 
@@ -29,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
+import resource
 import shutil
 import sys
 import time
@@ -56,7 +62,12 @@ def _get_parser():
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="CPU threads of each method in all: ANTs' ITK threads; parareg's "
                              "workers x threads per registration (default: all CPUs)")
-    parser.add_argument("--preset", default="default", help="parareg's SyN preset")
+    parser.add_argument("--preset", default="default", help="parareg's SyN preset (the last "
+                        "iteration's)")
+    parser.add_argument("--early-levels", default=None,
+                        help="parareg's SyN pyramid levels before the last iteration (an "
+                             "integer, or all; default: build's default)")
+    parser.add_argument("--no-qc", action="store_true", help="parareg writes no QC pictures")
     parser.add_argument("--methods", default="parareg,ants", help="comma-separated")
     parser.add_argument("--warm", action="store_true", help="one untimed parareg build first")
     parser.add_argument("--out", default="benchmarks/out/template")
@@ -91,42 +102,72 @@ def pairwise_dice(label_maps) -> dict:
     return {"mean": float(np.mean(list(pairs.values()))), "pairs": pairs}
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that ended (Dask workers, once their
+    cluster closed), user + system."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def stage_seconds(folder: Path, iterations: int) -> dict:
+    """Per iteration, the mean of each stage's seconds over its registrations (record.json)."""
+    stages = {}
+    for k in range(iterations + 1):
+        records = [json.loads(p.read_text())
+                   for p in sorted(folder.glob(f"iter{k}/*/record.json"))]
+        seconds = [r["seconds"] for r in records if r.get("status") == "ok"]
+        keys = sorted({key for s in seconds for key in s})
+        stages[k] = {key: float(np.mean([s.get(key, 0.0) for s in seconds])) for key in keys}
+    return stages
+
+
+def _early(args) -> dict:
+    """build()'s early_levels from --early-levels (nothing: build's default)."""
+    if args.early_levels is None:
+        return {}
+    return {"early_levels": None if args.early_levels == "all" else int(args.early_levels)}
+
+
 def run_parareg(images, labels, args, out: Path) -> dict:
     import parareg
-    from parareg.population.template import _sharpness
+    from parareg.population.template import sharpness
 
     workers = args.workers or max(1, min(len(images), os.cpu_count() or 1))
     task_threads = max(1, args.threads // workers)
     folder = out / "parareg"
     shutil.rmtree(folder, ignore_errors=True)
-    t0 = time.perf_counter()
+    cpu0, t0 = _cpu_seconds(), time.perf_counter()
     result = parareg.template.build(images, out=folder, labels=labels,
                                     iterations=args.iterations, preset=args.preset,
-                                    workers=workers, task_threads=task_threads)
-    seconds = time.perf_counter() - t0
+                                    workers=workers, task_threads=task_threads,
+                                    qc=not args.no_qc, **_early(args))
+    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     last = folder / f"iter{args.iterations}"
     maps = [parareg.load(last / name / "Warped_labels.nii.gz", labels=True).data
             for name in result.names]
-    return {"seconds": seconds, "workers": workers, "task_threads": task_threads,
-            "preset": args.preset, "dice": pairwise_dice(maps),
-            "sharpness": _sharpness(result.template.data), "failed": result.failed,
-            "summary": result.summary, "template": str(result.path)}
+    return {"seconds": seconds, "cpu_seconds": cpu, "workers": workers,
+            "task_threads": task_threads, "preset": args.preset,
+            "early_levels": args.early_levels, "dice": pairwise_dice(maps),
+            "sharpness": sharpness(result.template.data), "failed": result.failed,
+            "summary": result.summary, "stages": stage_seconds(folder, args.iterations),
+            "template": str(result.path)}
 
 
 def run_ants(images, labels, args, out: Path) -> dict:
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(args.threads)
     import ants
 
-    from parareg.population.template import _sharpness
+    from parareg.population.template import sharpness
 
     folder = out / "ants"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     subjects = [ants.image_read(p) for p in images]
-    t0 = time.perf_counter()
+    cpu0, t0 = _cpu_seconds(), time.perf_counter()
     template = ants.build_template(image_list=subjects, iterations=args.iterations,
                                    output_dir=str(folder), type_of_transform="SyN")
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     ants.image_write(template, str(folder / "template.nii.gz"))
     maps = []
     for k, label in enumerate(labels):
@@ -136,24 +177,27 @@ def run_ants(images, labels, args, out: Path) -> dict:
             transformlist=[f"{prefix}1Warp.nii.gz", f"{prefix}0GenericAffine.mat"],
             interpolator="genericLabel")
         maps.append(warped.numpy().astype(np.int64))
-    return {"seconds": seconds, "threads": args.threads, "type_of_transform": "SyN",
-            "dice": pairwise_dice(maps), "sharpness": _sharpness(template.numpy()),
+    return {"seconds": seconds, "cpu_seconds": cpu, "threads": args.threads,
+            "type_of_transform": "SyN", "dice": pairwise_dice(maps),
+            "sharpness": sharpness(template.numpy()),
             "template": str(folder / "template.nii.gz")}
 
 
 def report(results: dict, args) -> str:
     rows = []
-    ants_seconds = results.get("ants", {}).get("seconds")
+    ants = results.get("ants", {})
     for name, r in results.items():
-        ratio = f"{r['seconds'] / ants_seconds:.2f}x" if ants_seconds else "-"
-        rows.append([name, f"{r['seconds']:.1f}", ratio, f"{r['dice']['mean']:.4f}",
-                     f"{r['sharpness']:.4f}"])
+        ratio = f"{r['seconds'] / ants['seconds']:.2f}x" if ants else "-"
+        cpu_ratio = f"{r['cpu_seconds'] / ants['cpu_seconds']:.2f}x" if ants else "-"
+        rows.append([name, f"{r['seconds']:.1f}", ratio, f"{r['cpu_seconds']:.1f}", cpu_ratio,
+                     f"{r['dice']['mean']:.4f}", f"{r['sharpness']:.4f}"])
     spacing = 2 * args.shrink
     title = (f"Template of {args.subjects} IXI subjects at {spacing} mm, {args.iterations} "
-             f"iteration(s), {args.threads} thread(s) per method")
+             f"iteration(s), {args.threads} thread(s) per method; parareg preset "
+             f"{args.preset}, early levels {args.early_levels or '(default)'}")
     return (f"### {title}\n\n"
-            + markdown_table(["method", "seconds", "time vs ANTsPy", "mean pairwise Dice",
-                              "sharpness"], rows) + "\n")
+            + markdown_table(["method", "seconds", "time vs ANTsPy", "CPU seconds",
+                              "CPU vs ANTsPy", "mean pairwise Dice", "sharpness"], rows) + "\n")
 
 
 def main(argv=None) -> int:
@@ -165,10 +209,11 @@ def main(argv=None) -> int:
     if args.warm and "parareg" in methods:
         import parareg
 
-        small, _ = prepare(out, args.subjects, args.shrink * 2)
+        small, small_labels = prepare(out, args.subjects, args.shrink * 2)
         log("warm-up build (untimed)")
-        parareg.template.build(small, out=out / "warmup", iterations=1, preset="fast",
-                               qc=False)
+        shutil.rmtree(out / "warmup", ignore_errors=True)  # a resumed one would warm nothing
+        parareg.template.build(small, out=out / "warmup", labels=small_labels, iterations=2,
+                               preset=args.preset, **_early(args))
     results = {}
     for method in methods:
         log(f"{method}: building")

@@ -23,3 +23,13 @@ def clean_threads(monkeypatch):
     pool._reset_num_threads()
     yield
     pool._reset_num_threads()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """The address of a real local Dask cluster (2 worker processes, 1 thread each) that a
+    test module shares; closed after the module."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as local:
+        yield local.scheduler_address

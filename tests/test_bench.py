@@ -69,15 +69,6 @@ def test_methods(tmp_path):
         bench.unregister_method(name)
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """A real local Dask cluster: 2 worker processes with 1 thread each, closed at the end."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as local:
-        yield local.scheduler_address
-
-
 def calls(counter) -> list[tuple[str, str]]:
     if not counter.exists():
         return []

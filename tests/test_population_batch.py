@@ -44,14 +44,6 @@ def slices(tmp_path_factory):
     return shrunk_slices(tmp_path_factory.mktemp("slices"), 3)
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as local:
-        yield local.scheduler_address
-
-
 @pytest.fixture
 def zero_image(tmp_path, slices):
     import parareg

@@ -30,14 +30,6 @@ def slices(tmp_path_factory):
     return shrunk_slices(tmp_path_factory.mktemp("slices"), N_ATLASES + 1, factor=2)
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as local:
-        yield local.scheduler_address
-
-
 def _truth(slices):
     import parareg
 

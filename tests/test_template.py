@@ -176,3 +176,69 @@ def test_the_command_line_reports_progress_and_leaves_a_failed_registration_out(
     assert record["status"] == "error" and "while registering" in record["error"]
     template = parareg.load(out / "template.nii.gz").data
     assert np.isfinite(template).all() and template.std() > 0
+
+
+def test_a_two_contrast_template(two_workers, slices, tmp_path):
+    """T1 and a second contrast per subject (here the T1's intensities inverted inside the
+    head, as a T2 looks): each contrast gets its template, every registration is driven by
+    both (its affine differs from the T1-only build's), and the second template is the
+    second contrast's (anti-correlated with the T1 template in the head)."""
+    images, _ = slices
+    second = []
+    for i, path in enumerate(images):
+        t1 = parareg.load(path)
+        inside = t1.data > 0.1 * t1.data.max()
+        second.append(tmp_path / f"t2_{i}.nii.gz")
+        parareg.save(t1.with_data(np.where(inside, t1.data.max() - t1.data, 0.0)
+                                  .astype(np.float32)), second[-1])
+    out = tmp_path / "two-contrast"
+    result = parareg.template.build(images, out=out, channels={"t2": second}, workers=2,
+                                    task_threads=1, qc=False, **SETTINGS)
+    for name in ("template.nii.gz", "template_t2.nii.gz", "template_iter1.nii.gz",
+                 "template_t2_iter0.nii.gz", "template_t2_iter1.nii.gz"):
+        assert (out / name).is_file(), name
+    for name in result.names:
+        assert (out / "iter1" / name / "Warped_t2.nii.gz").is_file()
+    t1, t2 = result.template, result.channels["t2"]
+    assert t2.shape == t1.shape and np.allclose(t2.vox2world, t1.vox2world)
+    assert np.array_equal(parareg.load(out / "template_t2.nii.gz").data, t2.data)
+    head = t1.data > 0.3 * t1.data.max()
+    assert np.corrcoef(t1.data[head], t2.data[head])[0, 1] < -0.5
+    single, _ = two_workers
+    for name in result.names[1:]:
+        both = json.loads((out / "iter0" / name / "record.json").read_text())["matrix"]
+        alone = json.loads((single.path.parent / "iter0" / name / "record.json").read_text())
+        assert not np.allclose(both, alone["matrix"]), name
+    assert result.summary[1]["images"] == 4 and not result.failed
+
+
+def test_a_full_disk_stops_the_build_with_one_line_and_a_rerun_finishes_it(slices, tmp_path):
+    """A real write failure for want of space (``RLIMIT_FSIZE`` of 4 KiB in the build's
+    processes, its Dask workers included: every image file fails as on a full disk): one
+    ``parareg: error:`` line naming the file, exit 2, no registration recorded as failed and
+    no temporaries; the same command without the limit then builds the template."""
+    import resource
+
+    images, _ = slices
+    out = tmp_path / "full"
+    argv = [sys.executable, "-m", "parareg", "template", *map(str, images[:3]), "-o", str(out),
+            "--iterations", "1", "--transform", "affine", "--workers", "2", "--no-qc"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(SRC.parent)]))
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    full = subprocess.run(argv, env=env, preexec_fn=small_files, capture_output=True, text=True,
+                          timeout=300)
+    assert full.returncode == 2, full.stderr
+    errors = [line for line in full.stderr.splitlines() if line.startswith("parareg: error:")]
+    assert len(errors) == 1, full.stderr
+    assert errors[0].startswith("parareg: error: File too large: could not write")
+    assert "Warped.nii.gz" in errors[0] and "rerun to resume" in errors[0]
+    assert not list(out.rglob("record.json"))  # nothing recorded as a failed registration
+    assert not list(out.rglob(".*parareg-tmp*")) and not list(out.rglob(".parareg-journal*"))
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (out / "template.nii.gz").is_file()
+    summary = json.loads((out / "template.json").read_text())["iterations"]
+    assert summary["1"]["images"] == 3 and summary["1"]["failed"] == []

@@ -19,16 +19,19 @@ Build an unbiased template of IMAGE... (Avants et al. 2010, as ANTs'
 antsMultivariateTemplateConstruction2.sh and ANTsPy's build_template): each
 iteration registers every image to the current template on a Dask cluster,
 averages the warped images and moves the average by the mean inverse warp.
-The template is bit-identical at any --workers."""
+Coarse to fine: the iterations before the last run only the coarsest SyN
+level(s) (--early-levels), the last one the whole pyramid. The template is
+bit-identical at any --workers."""
 
 EPILOG = """\
 outputs in DIR:
-  template.nii.gz             the final template
+  template.nii.gz             the final template (template_NAME.nii.gz: of the
+                              contrast NAME of --channel)
   template_iterK.nii.gz       the template after iteration K (0: the initial one,
                               the affinely aligned mean of the images)
   qc_iterK.png                that template next to the images warped to the
                               previous one (needs matplotlib)
-  report.png                  sharpness and mean warp per iteration
+  report.png                  sharpness, mean warp and seconds per iteration
   iterK/NAME/                 iteration K's registration of image NAME: the ANTs
                               transforms 0GenericAffine.mat, 1Warp.nii.gz,
                               1InverseWarp.nii.gz, Warped.nii.gz, record.json
@@ -36,12 +39,13 @@ outputs in DIR:
 
 Rerun the same command to resume: finished registrations are kept (a killed
 run loses only those in flight); a larger --iterations continues a finished
-build. A registration that fails is recorded in its record.json and left out
-of that iteration's average, with a warning.
+build made with --early-levels all. A registration that fails is recorded in
+its record.json and left out of that iteration's average, with a warning.
 
 examples:
   parareg template sub-*_T1w.nii.gz -o template/ --iterations 4 --workers 4
   parareg template sub-*_T1w.nii.gz -o template/ --scheduler tcp://10.0.0.5:8786
+  parareg template sub-*_T1w.nii.gz --channel t2 sub-*_T2w.nii.gz -o template/
 
 exit status: 0 on success, 1 when too few registrations of an iteration
 succeeded, 2 on bad input (one "parareg: error:" line), 130 when interrupted."""
@@ -51,7 +55,16 @@ succeeded, 2 on bad input (one "parareg: error:" line), 130 when interrupted."""
 EXIT_FAILED = 1
 
 
+def _levels(text: str) -> int | None:
+    """``--early-levels``: a positive integer, or ``all`` (None)."""
+    if text.strip().lower() == "all":
+        return None
+    return positive_int(text)
+
+
 def _get_parser():
+    from ..population.template import EARLY_LEVELS
+
     parser = make_parser("parareg template", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("images", nargs="*", metavar="IMAGE",
                         help="two or more NIfTI images, all 2D or all 3D, one contrast")
@@ -61,12 +74,22 @@ def _get_parser():
     parser.add_argument("--transform", "-t", type=str.lower, choices=("rigid", "affine", "syn"),
                         default="syn", help="registration to the template (default: syn)")
     parser.add_argument("--preset", "-p", type=str.lower, choices=("fast", "default", "accurate"),
-                        default="default", help="SyN pyramid and iterations (default: default)")
+                        default="default",
+                        help="SyN pyramid and iterations of the last iteration (default: "
+                             "default)")
+    parser.add_argument("--early-levels", type=_levels, default=EARLY_LEVELS, metavar="N|all",
+                        help="SyN pyramid levels (from the coarsest) of the iterations before "
+                             "the last; all: every level, as the last iteration (default: "
+                             f"{EARLY_LEVELS}, a quarter of the resolution)")
     parser.add_argument("--gradient-step", "-g", type=float, default=0.2,
                         help="fraction of the mean inverse warp applied per iteration, in "
                              "(0, 1] (default: 0.2, as ANTsPy)")
     parser.add_argument("--no-sharpen", action="store_true",
                         help="no Laplacian sharpening of the template")
+    parser.add_argument("--channel", nargs="+", action="append", metavar="NAME IMAGE",
+                        help="another contrast: its name, then one image per subject in the "
+                             "order of IMAGE..., each on its subject's grid (repeat for more; "
+                             "writes template_NAME.nii.gz)")
     parser.add_argument("--initial", metavar="IMAGE",
                         help="start from this template (default: the affinely aligned mean)")
     parser.add_argument("--no-qc", action="store_true", help="no qc_iterK.png and report.png pictures")
@@ -88,8 +111,15 @@ def main(argv=None) -> int:
     return run_command(_run, _get_parser(), argv)
 
 
+def _bar(done: int, total: int, width: int = 20) -> str:
+    """``[#####...............]``: ``done`` of ``total``."""
+    filled = int(width * done / max(total, 1))
+    return f"[{'#' * filled}{'.' * (width - filled)}]"
+
+
 class _Progress:
-    """Lines on stderr: one per iteration start and end, one per finished registration."""
+    """Lines on stderr: one per iteration start and end (with the build's progress bar), one
+    per finished registration (with the iteration's bar)."""
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stderr
@@ -111,12 +141,16 @@ class _Progress:
             seconds = (row.get("seconds") or {}).get("total")
             detail = f"{seconds:.1f} s" if status == "ok" and seconds is not None else \
                 f"FAILED: {row.get('error')}"
-            self._line(f"  [{r.done + r.skipped}/{r.total + r.skipped}] {row.get('name')} "
-                       f"{detail} ({r.failed} failed, {r.elapsed:.0f} s)")
+            done, total = r.done + r.skipped, r.total + r.skipped
+            self._line(f"  {_bar(done, total)} {done}/{total} {row.get('name')} {detail} "
+                       f"({r.failed} failed, {r.elapsed:.0f} s)")
         elif p.stage == "updated":
             warp = "" if p.mean_warp_mm is None else f", mean warp {p.mean_warp_mm:.3f} mm"
-            self._line(f"{what}: {p.template}{warp} "
-                       f"({time.perf_counter() - self.t0:.0f} s in all)")
+            sharp = "" if p.sharpness is None else f", sharpness {p.sharpness:.3f}"
+            took = "" if p.seconds is None else f"{p.seconds:.0f} s, "
+            self._line(f"{what}: {p.template}{warp}{sharp} ({took}"
+                       f"{time.perf_counter() - self.t0:.0f} s in all) "
+                       f"{_bar(p.iteration, p.iterations)}")
 
 
 def _run(args, console) -> int:
@@ -129,6 +163,14 @@ def _run(args, console) -> int:
                        "'parareg template --help')")
     if not 0 < args.gradient_step <= 1:
         raise CLIError(f"--gradient-step must be in (0, 1], got {args.gradient_step:g}")
+    channels = {}
+    for name, *images in args.channel or ():
+        if name in channels:
+            raise CLIError(f"--channel {name} is given twice")
+        if len(images) != len(args.images):
+            raise CLIError(f"--channel {name}: give one image per subject, got {len(images)} "
+                           f"for {len(args.images)} images")
+        channels[name] = images
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--output: {str(out)!r} exists and is not a folder")
@@ -140,7 +182,9 @@ def _run(args, console) -> int:
     try:
         result = template.build(
             args.images, out=out, initial=args.initial, iterations=args.iterations,
-            transform=args.transform, preset=args.preset, gradient_step=args.gradient_step,
+            transform=args.transform, preset=args.preset,
+            early_levels=args.early_levels, channels=channels or None,
+            gradient_step=args.gradient_step,
             blending_weight=None if args.no_sharpen else 0.75, scheduler=args.scheduler,
             workers=args.workers, task_threads=args.task_threads, qc=not args.no_qc,
             progress=None if console.quiet else _Progress())

@@ -27,7 +27,8 @@ into ``out/NAME/`` as one :class:`parareg.io.OutputSet` (so paths, inputs and
 ``InverseWarped.nii.gz``
     with :attr:`Job.inverse_warped`, the fixed image on the moving grid;
 ``record.json``
-    ``status``, the settings hash, seconds, threads, worker, the affine matrix.
+    ``status``, the settings hash, seconds (per stage), threads, worker, the
+    affine matrix, which ``Warped_KEY`` images are labels.
 
 Resume
 ------
@@ -45,6 +46,9 @@ A job that raises (or whose worker dies) gets a ``record.json`` with
 ``status: "error"``, the message and the traceback, and a
 :class:`RegistrationFailedWarning`; the other jobs go on. Its
 :class:`JobResult` has ``ok == False``: callers leave it out, never silently.
+A full disk is no failure of a job: the batch stops with an
+:class:`~parareg.io.OutputWriteError` naming the file, nothing of the job
+written, and a rerun (with space) runs it again.
 
 Reproducibility
 ---------------
@@ -53,17 +57,16 @@ registrations are bit-identical at any thread count, and each job runs
 alone, so the files (and anything a caller computes from them in job order)
 are identical whatever ``workers``, ``threads_per_worker`` and
 ``task_threads``.
+
+Modules: this one runs a batch; :mod:`~parareg.population.batch_checks` checks and
+fingerprints the jobs before any work; :mod:`~parareg.population.batch_worker` is what a
+worker runs for one job.
 """
 
 from __future__ import annotations
-
-import datetime
-import hashlib
-import json
+import errno
 import os
-import re
 import time
-import traceback
 import uuid
 import warnings
 from collections.abc import Mapping
@@ -73,24 +76,12 @@ from typing import Any
 
 import numpy as np
 
-from .._cluster import Cluster, Progress, check_positive, worker_name
+from .._cluster import Cluster, Progress, check_positive
+from .batch_checks import Inputs, check_job, read_record
+from .batch_worker import FORMAT, RECORD, output_names, run_job, write_failure
 
 __all__ = ["Cluster", "Job", "JobResult", "RECORD", "RegistrationFailedWarning", "output_names",
            "register_many"]
-
-#: the file that marks a finished job (its settings, status and numbers)
-RECORD = "record.json"
-#: role -> file name in a job's folder (transforms as parareg.io.registration_files names them)
-_NAMES = {"affine": "0GenericAffine.mat", "warp": "1Warp.nii.gz",
-          "inverse_warp": "1InverseWarp.nii.gz", "warped": "Warped.nii.gz",
-          "inverse_warped": "InverseWarped.nii.gz", "record": RECORD}
-#: register() arguments a job may not set: the images are the job's, threads are the batch's
-_NOT_OPTIONS = ("fixed", "moving", "num_threads")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-#: bump when the outputs of a job change meaning: records of another version are refused
-_FORMAT = 1
-
 
 class RegistrationFailedWarning(RuntimeWarning):
     """A registration of a batch failed: it is recorded and left out of the results."""
@@ -166,245 +157,15 @@ class JobResult:
         """The image of ``role`` as a :class:`parareg.Image` (labels keep their integers)."""
         from ..io.nifti import load
 
-        return load(self.path(role), labels=role.startswith("warped_"))
+        labels = self.record.get("label_roles")  # records of earlier versions: every also-image
+        return load(self.path(role), labels=role in labels if labels is not None
+                    else role.startswith("warped_"))
 
     def load_warp(self, role: str = "warp") -> np.ndarray:
         """The displacement field of ``role``, shape ``(*fixed.shape, ndim)``, RAS mm."""
         from ..io.itk_warp import read_warp
 
         return read_warp(self.path(role))[0]
-
-
-def output_names(*, deformable: bool, also=(), inverse_warped: bool = False) -> dict:
-    """Role -> file name of the outputs of a job (see the module docstring).
-
-    >>> sorted(output_names(deformable=False, also=["labels"]).items())
-    [('affine', '0GenericAffine.mat'), ('record', 'record.json'), ('warped', 'Warped.nii.gz'), \
-('warped_labels', 'Warped_labels.nii.gz')]
-    """
-    roles = ["affine", "warped", "record"]
-    if deformable:
-        roles += ["warp", "inverse_warp"]
-    if inverse_warped:
-        roles.append("inverse_warped")
-    names = {role: _NAMES[role] for role in roles}
-    names.update({f"warped_{key}": f"Warped_{key}.nii.gz" for key in also})
-    return names
-
-
-# ----------------------------------------------------------------------------------------------
-# what runs on the workers
-
-
-def _label_interpolation(interpolation: str) -> bool:
-    from ..resampling import LABEL_INTERPOLATIONS, check_interpolation
-
-    return check_interpolation(interpolation) in LABEL_INTERPOLATIONS
-
-
-def _stale(folder: Path, keep) -> list[Path]:
-    """Outputs of an earlier run in ``folder`` that this set does not write."""
-    keep = {Path(p).name for p in keep}
-    return [p for p in folder.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.name not in keep
-            and (p.name in _NAMES.values() or p.name.startswith("Warped_"))]
-
-
-def run_job(spec: dict) -> dict:
-    """Run one job and write its output set (a Dask task); return its record.
-
-    Never raises for the registration's failures: they come back (and are
-    written) as a record with ``status: "error"``.
-    """
-    from ..image import as_image
-    from ..io.nifti import save
-    from ..io.outputs import OutputSet
-    from ..io.registration_files import stage_transforms
-    from ..registration import register
-    from ..transforms.diffeomorphic import DiffeomorphicMap
-
-    folder = Path(spec["folder"])
-    threads = int(spec["num_threads"])
-    record = {"name": spec["name"], "status": "error", "format": _FORMAT,
-              "settings_hash": spec["settings_hash"], "threads": threads,
-              "worker": worker_name(), "fixed": spec["fixed_text"],
-              "moving": spec["moving_text"]}
-    stage = "reading the images"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fixed = as_image(spec["fixed"], name="fixed")
-        moving = as_image(spec["moving"], name="moving")
-        stage = "registering"
-        t0 = time.perf_counter()
-        result = register(fixed, moving, num_threads=threads, **spec["options"])
-        seconds = dict(result.seconds)
-        stage = "writing the outputs"
-        t_write = time.perf_counter()
-        mapping = result.mapping
-        names = output_names(deformable=isinstance(mapping, DiffeomorphicMap),
-                             also=list(spec["also"]), inverse_warped=spec["inverse_warped"])
-        paths = {role: folder / name for role, name in names.items()}
-        with OutputSet(remove=_stale(folder, paths.values()), num_threads=threads) as outputs:
-            stage_transforms(result, paths, outputs)
-            save(result.warped, paths["warped"], outputs=outputs)
-            for key, (image, interpolation) in spec["also"].items():
-                image = as_image(image, name=f"also[{key!r}]",
-                                 labels=_label_interpolation(interpolation))
-                save(mapping.transform(image, interpolation=interpolation, num_threads=threads),
-                     paths[f"warped_{key}"], outputs=outputs)
-            if spec["inverse_warped"]:
-                save(mapping.transform_inverse(fixed, num_threads=threads),
-                     paths["inverse_warped"], outputs=outputs)
-            seconds["write"] = time.perf_counter() - t_write
-            seconds["total"] = time.perf_counter() - t0
-            record.update(status="ok", seconds=seconds, matrix=result.affine.matrix.tolist(),
-                          files=names,
-                          finished=datetime.datetime.now().isoformat(timespec="seconds"))
-            outputs.add_bytes(paths["record"], json.dumps(record, indent=1))
-    except Exception as exc:
-        record["error"] = f"{type(exc).__name__} while {stage}: {exc}"
-        record["traceback"] = traceback.format_exc()
-        write_failure(folder, record)
-    return record
-
-
-def write_failure(folder: Path, record: dict) -> None:
-    """Write a failed job's ``record.json`` alone (earlier outputs of the job removed)."""
-    from ..io.outputs import OutputSet
-
-    folder.mkdir(parents=True, exist_ok=True)
-    record = dict(record, status=record.get("status") if record.get("status") != "ok"
-                  else "error", files={"record": RECORD},
-                  finished=datetime.datetime.now().isoformat(timespec="seconds"))
-    with OutputSet(remove=_stale(folder, [RECORD]), num_threads=1) as outputs:
-        outputs.add_bytes(folder / RECORD, json.dumps(record, indent=1, default=str))
-
-
-# ----------------------------------------------------------------------------------------------
-# the client side
-
-
-def _digest(image) -> str:
-    """sha256 of an image's grid, dtype and values (what a registration depends on)."""
-    h = hashlib.sha256()
-    data = np.ascontiguousarray(image.data)
-    h.update(f"{data.dtype.str}{data.shape}".encode())
-    h.update(np.ascontiguousarray(image.vox2world, dtype=np.float64).tobytes())
-    h.update(memoryview(data).cast("B"))
-    return h.hexdigest()
-
-
-class _Inputs:
-    """Each distinct input read once, checked, fingerprinted (path -> (ndim, digest))."""
-
-    def __init__(self):
-        self.seen: dict = {}
-
-    def check(self, obj, *, name: str, labels: bool = False) -> tuple[int, str]:
-        from ..image import Image, as_image
-
-        key = (str(obj), labels) if not isinstance(obj, Image) else (id(obj), labels)
-        if key not in self.seen:
-            image = as_image(obj, name=name, labels=labels)
-            self.seen[key] = (image.ndim, _digest(image))
-        return self.seen[key]
-
-
-def _value_text(value):
-    """A JSON-able, content-faithful form of an option value (for the settings hash)."""
-    from ..image import Image
-
-    if isinstance(value, Image):
-        return {"image": _digest(value)}
-    if isinstance(value, np.ndarray):
-        return {"array": hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest(),
-                "shape": list(value.shape), "dtype": value.dtype.str}
-    if isinstance(value, Mapping):
-        return {str(k): _value_text(v) for k, v in sorted(value.items())}
-    if isinstance(value, (list, tuple)):
-        return [_value_text(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, Path):
-        return str(value)
-    return repr(value)
-
-
-def _check_job(job, index: int, inputs: _Inputs) -> str:
-    """Check ``job`` before any work; return its settings hash."""
-    from .._options import accepted_options, choice
-    from ..registration import register
-    from ..registration.pipeline import AFFINE_PIPELINES, SYN_PRESETS
-
-    if not isinstance(job, Job):
-        raise TypeError(f"jobs[{index}] must be a parareg.population.Job, got "
-                        f"{type(job).__name__}")
-    where = f"job {job.name!r}"
-    if not isinstance(job.name, str) or not _NAME_RE.match(job.name):
-        raise ValueError(f"jobs[{index}].name must be a file name of letters, digits and ._- "
-                         f"(the job's folder), got {job.name!r}")
-    options = dict(job.options)
-    accepted = accepted_options(register) or []
-    for key in options:
-        if key in _NOT_OPTIONS:
-            what = "register_many's task_threads=" if key == "num_threads" else \
-                f"the job's own {key}"
-            raise ValueError(f"{where}: options has {key!r}, which the batch sets itself: use "
-                             f"{what}")
-        if key not in accepted:
-            takes = [k for k in accepted if k not in _NOT_OPTIONS]
-            raise ValueError(f"{where}: options has {key!r}, which is not an option of "
-                             f"parareg.register here; it takes {takes}")
-    if "transform" in options:
-        options["transform"] = choice(options["transform"], sorted(AFFINE_PIPELINES),
-                                      name=f"{where}: options['transform']")
-    if "preset" in options:
-        options["preset"] = choice(options["preset"], sorted(SYN_PRESETS),
-                                   name=f"{where}: options['preset']")
-    fixed_ndim, fixed_digest = inputs.check(job.fixed, name=f"{where}: fixed")
-    moving_ndim, moving_digest = inputs.check(job.moving, name=f"{where}: moving")
-    if fixed_ndim != moving_ndim:
-        raise ValueError(f"{where}: fixed is {fixed_ndim}D but moving is {moving_ndim}D; "
-                         "register images of the same dimensionality")
-    also = {}
-    for key, value in dict(job.also).items():
-        if not isinstance(key, str) or not _KEY_RE.match(key):
-            raise ValueError(f"{where}: also keys must be letters, digits, _ and - (they name "
-                             f"Warped_KEY.nii.gz), got {key!r}")
-        if not (isinstance(value, (tuple, list)) and len(value) == 2):
-            raise ValueError(f"{where}: also[{key!r}] must be (image or path, interpolation), "
-                             f"got {value!r}")
-        image, interpolation = value
-        labels = _label_interpolation(interpolation)
-        ndim, digest = inputs.check(image, name=f"{where}: also[{key!r}]", labels=labels)
-        if ndim != moving_ndim:
-            raise ValueError(f"{where}: also[{key!r}] is {ndim}D but moving is "
-                             f"{moving_ndim}D; it must be an image of the moving space")
-        also[key] = [digest, interpolation]
-    settings = {"format": _FORMAT, "fixed": fixed_digest, "moving": moving_digest,
-                "options": _value_text(options), "also": also,
-                "inverse_warped": bool(job.inverse_warped)}
-    text = json.dumps(settings, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _read_record(folder: Path) -> dict | None:
-    """The job's record, or ``None`` when it has none (or an unreadable one)."""
-    from ..io.outputs import recover
-
-    if not folder.is_dir():
-        return None
-    recover(folder)  # finish or clean up what a killed writer left
-    try:
-        record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict):
-        return None
-    if record.get("status") == "ok" and not all(
-            (folder / name).is_file() for name in record.get("files", {}).values()):
-        return None  # outputs removed by hand: run it again
-    return record
 
 
 def _warn_failed(result: JobResult, *, earlier: bool, stacklevel: int) -> None:
@@ -416,7 +177,10 @@ def _warn_failed(result: JobResult, *, earlier: bool, stacklevel: int) -> None:
 
 
 def _spec(job: Job, folder: Path, settings_hash: str, task_threads: int) -> dict:
+    import dataclasses
+
     from ..image import Image
+    from ..registration.channels import Channel
 
     def text(obj):
         return f"<Image {obj.shape}>" if isinstance(obj, Image) else str(obj)
@@ -424,10 +188,15 @@ def _spec(job: Job, folder: Path, settings_hash: str, task_threads: int) -> dict
     def portable(obj):  # absolute: a worker's working folder may not be this one's
         return os.path.abspath(obj) if isinstance(obj, (str, os.PathLike)) else obj
 
+    options = dict(job.options)
+    if options.get("channels"):
+        options["channels"] = [
+            dataclasses.replace(c, fixed=portable(c.fixed), moving=portable(c.moving))
+            if isinstance(c, Channel) else c for c in options["channels"]]
     return {"name": job.name, "folder": portable(folder), "settings_hash": settings_hash,
             "num_threads": task_threads, "fixed": portable(job.fixed),
             "moving": portable(job.moving), "fixed_text": text(job.fixed),
-            "moving_text": text(job.moving), "options": dict(job.options),
+            "moving_text": text(job.moving), "options": options,
             "also": {k: (portable(v[0]), v[1]) for k, v in dict(job.also).items()},
             "inverse_warped": bool(job.inverse_warped)}
 
@@ -475,6 +244,10 @@ def register_many(jobs, *, out, workers: int | None = None, threads_per_worker: 
         a job folder holding a registration made with other settings.
     ImportError
         ``distributed`` is not installed (and some job is left to run).
+    parareg.io.OutputWriteError
+        A job could not write its outputs for want of space (a full disk or
+        quota, a file-size limit): the other jobs are cancelled, the finished
+        ones kept; a rerun resumes.
 
     Examples
     --------
@@ -495,18 +268,22 @@ def register_many(jobs, *, out, workers: int | None = None, threads_per_worker: 
     if duplicates:
         raise ValueError(f"job names must be unique (each is a folder), got {duplicates} "
                          "more than once")
-    inputs = _Inputs()
-    hashes = [_check_job(job, i, inputs) for i, job in enumerate(jobs)]
+    inputs = Inputs()
+    for i, job in enumerate(jobs):
+        if not isinstance(job, Job):
+            raise TypeError(f"jobs[{i}] must be a parareg.population.Job, got "
+                            f"{type(job).__name__}")
+    hashes = [check_job(job, i, inputs) for i, job in enumerate(jobs)]
     del inputs
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, JobResult] = {}
     stale = []
     for job, settings_hash in zip(jobs, hashes):
         folder = out / job.name
-        record = _read_record(folder)
+        record = read_record(folder)
         if record is None:
             continue
-        if record.get("settings_hash") != settings_hash or record.get("format") != _FORMAT:
+        if record.get("settings_hash") != settings_hash or record.get("format") != FORMAT:
             stale.append(job.name)
         elif record.get("status") == "ok" or not retry_failed:
             results[job.name] = JobResult(job.name, folder, record, skipped=True)
@@ -536,6 +313,8 @@ def register_many(jobs, *, out, workers: int | None = None, threads_per_worker: 
 def _execute(client, todo, out, task_threads, results, progress, *, skipped) -> None:
     from distributed import as_completed
 
+    from ..io.outputs import OutputWriteError
+
     t0 = time.perf_counter()
     futures = {}
     for job, settings_hash in todo:
@@ -550,11 +329,16 @@ def _execute(client, todo, out, task_threads, results, progress, *, skipped) -> 
         try:
             record = future.result()
         except Exception as exc:  # the worker died (segfault, out of memory), was lost...
-            record = {"name": job.name, "status": "error", "format": _FORMAT,
+            record = {"name": job.name, "status": "error", "format": FORMAT,
                       "settings_hash": spec["settings_hash"], "fixed": spec["fixed_text"],
                       "moving": spec["moving_text"],
                       "error": f"{type(exc).__name__}: {exc}"}
             write_failure(folder, record)
+        if record.get("status") == "no-space":
+            client.cancel(list(futures))
+            raise OutputWriteError(record.get("errno", errno.ENOSPC),
+                                   f"{record['error']}; the registrations that finished are "
+                                   f"kept in {out}: free some space and rerun to resume")
         result = JobResult(job.name, folder, record)
         results[job.name] = result
         done += 1
