@@ -42,6 +42,7 @@ when the kept result is still suspect (``"moments"`` warns at once).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 import warnings
@@ -207,12 +208,19 @@ def _foreground(image: Image) -> np.ndarray:
 
 
 def _foreground_points(image: Image, inside: np.ndarray, center: np.ndarray) -> np.ndarray:
-    """World positions (mm, relative to ``center``) of the ``inside`` voxels, at most
-    ``_MAX_POINTS`` of them, evenly taken."""
+    """World positions (mm, relative to ``center``) of the corners of the ``inside`` voxels'
+    convex hull (of at most ``_MAX_POINTS`` of them, evenly taken): every rotated extent of the
+    foreground is that of these few points (all of them where the hull is flat)."""
+    from scipy.spatial import ConvexHull, QhullError
+
     index = np.argwhere(inside)
     index = index[:: max(1, len(index) // _MAX_POINTS)].astype(np.float64)
     n = image.ndim
-    return index @ image.vox2world[:n, :n].T + image.vox2world[:n, n] - center
+    points = index @ image.vox2world[:n, :n].T + image.vox2world[:n, n] - center
+    try:
+        return points[np.sort(ConvexHull(points).vertices)]
+    except (QhullError, ValueError):  # fewer than n + 1 points, or all in a plane
+        return points
 
 
 def _partial_view(fixed: Image, fixed_inside, moving: Image, moving_inside) -> bool:
@@ -360,7 +368,8 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
                                 scales=scales, iterations=REFINE_ITERATIONS, tolerance=1e-5)
         return _score(metric_obj, state, result.matrix)
 
-    refined = _ranked(parallel_map(refine, bests, num_threads=num_threads)) or picked
+    with _one_blas_thread():
+        refined = _ranked(parallel_map(refine, bests, num_threads=num_threads)) or picked
     # the search agrees with the centres of mass: start exactly where "com" starts, so that a
     # pair the default start already suits gives the default's result, bit for bit
     com = center_of_mass(fixed, moving)
@@ -370,6 +379,17 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
     _logger.info("initial search: %d starts, %d refined; best %s %.6g", tried, len(bests),
                  metric_obj.name, refined[0].value)
     return StartSearch(method, tuple(refined), tried, what, metric_obj, state, fixed_center)
+
+
+def _one_blas_thread():
+    """One BLAS thread for the refinements, when threadpoolctl is installed: SciPy >= 1.15's
+    L-BFGS-B spends most of a 6-parameter problem waking OpenBLAS threads (scipy/scipy#23191;
+    here 64 -> 20 ms a refinement); parareg's own threads are numba's, never BLAS's."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _no_overlap(what: str) -> RegistrationError:
