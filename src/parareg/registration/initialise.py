@@ -304,6 +304,9 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
         level = check_levels([(*level, 0)])[0][:2]
     except TypeError:
         raise ValueError(f"level must be a (shrink factor, sigma) pair, got {level!r}") from None
+    # the centres of mass first: the default start's refusals (an all-zero image, no positive
+    # intensity) come first, as they do with "com"; the search starts there when it agrees
+    com = center_of_mass(fixed, moving)
     (f, m), _, metric_obj, state = _search_level(
         fixed, moving, metric=metric, bins=bins, fixed_mask=fixed_mask, moving_mask=moving_mask,
         level=level, sigma_unit=sigma_unit, num_threads=num_threads, seed=seed)
@@ -371,8 +374,7 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
     with _one_blas_thread():
         refined = _ranked(parallel_map(refine, bests, num_threads=num_threads)) or picked
     # the search agrees with the centres of mass: start exactly where "com" starts, so that a
-    # pair the default start already suits gives the default's result, bit for bit
-    com = center_of_mass(fixed, moving)
+    # pair the centres of mass already suit gives their result, bit for bit
     if not _apart(refined[0].matrix, com, fixed_center):
         refined = [_score(metric_obj, state, com), *refined[1:]]
     tried = len(starts) + len(shifted)
