@@ -1,6 +1,8 @@
 """Robust starts (registration/initialise.py, transforms/init.py): principal axes against NumPy,
 the rotation grid's coverage, the search recovering 120 degrees in 2D and 3D at identical bits on
-1, 2 and 3 threads, the field-of-view-aware start, and the wrong-basin check."""
+1, 2 and 3 threads, the search as register's default start (the com result, bit for bit, where the
+centres of mass suit), the shared pyramid level, the field-of-view-aware start, and the wrong-basin
+check."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import parareg
 from parareg import Image
 from parareg.registration import initialise
 from parareg.registration.initialise import WrongBasinWarning, check_basin, initial_search
-from parareg.registration.pyramid import pyramid_level
+from parareg.registration.pyramid import pyramid_level, shared_levels
 from parareg.transforms.init import (ICOSAHEDRAL_COVERING_DEG, center_of_mass, principal_axes,
                                      principal_axes_alignments, rotation_grid)
 from parareg.transforms.linear import _rotvec_to_matrix
@@ -146,6 +148,12 @@ def test_search_recovers_120_degrees_in_2d_at_identical_bits(slice_2d):
     assert mean_error(results[0], truth, slice_2d) < 1.0
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])
+    # the search is register's default start; an affine_options pipeline keeps its own start
+    default = parareg.register(slice_2d, moving, transform="rigid", num_threads=2)
+    np.testing.assert_array_equal(default.affine.matrix, results[0])
+    own = parareg.register(slice_2d, moving, transform="rigid", affine_options={
+        "pipeline": ("center_of_mass", "translation", "rigid")})
+    np.testing.assert_array_equal(own.affine.matrix, com.affine.matrix)
 
 
 @needs_data
@@ -158,9 +166,32 @@ def test_search_recovers_120_degrees_in_3d_at_identical_bits(ixi_4mm):
         np.testing.assert_array_equal(other.best.matrix, searches[0].best.matrix)
         assert [s.value for s in other.starts] == [s.value for s in searches[0].starts]
     assert mean_error(searches[0].best.matrix, truth, ixi_4mm) < 8.0
-    result = parareg.register(ixi_4mm, moving, transform="rigid", initial_transform="search",
-                              affine_options={"levels": LEVELS_3D})
-    assert mean_error(result.affine.matrix, truth, ixi_4mm) < 2.0
+    results = [parareg.register(ixi_4mm, moving, transform="rigid", initial_transform="search",
+                                affine_options={"levels": LEVELS_3D}, num_threads=n).affine.matrix
+               for n in (1, 2, 3)]
+    assert mean_error(results[0], truth, ixi_4mm) < 2.0
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+
+
+@needs_data
+def test_search_on_an_unrotated_pair_starts_exactly_at_the_centres_of_mass(slice_2d):
+    other = parareg.load(MINDBOGGLE[1])
+    com = parareg.register(slice_2d, other, transform="rigid", initial_transform="com")
+    search = parareg.register(slice_2d, other, transform="rigid")  # the default start
+    assert search.affine.history[0]["stage"] == "search"
+    np.testing.assert_array_equal(search.affine.matrix, com.affine.matrix)
+
+
+@needs_data
+def test_shared_levels_build_each_level_once(ixi_4mm):
+    fresh = pyramid_level(ixi_4mm, factor=2, sigma=1.0, num_threads=1)
+    with shared_levels():
+        first = pyramid_level(ixi_4mm, factor=2, sigma=1.0)
+        assert pyramid_level(ixi_4mm, factor=2, sigma=1.0, num_threads=3) is first
+        assert pyramid_level(ixi_4mm, factor=2, sigma=0.5) is not first
+    np.testing.assert_array_equal(first.data, fresh.data)
+    assert pyramid_level(ixi_4mm, factor=2, sigma=1.0) is not first  # outside: built anew
 
 
 @needs_data

@@ -58,10 +58,11 @@ def add_arguments(parser) -> None:
                        help="which of translation, rigid, similarity, affine, syn run, e.g. "
                             "syn (from --initial-moving-transform) or rigid,affine")
     group.add_argument("--initial-moving-transform", "--init", "-r", "-ia", metavar="T",
-                       help="start: com (default), geometric, origin, identity, moments "
-                            "(principal axes), search (global rotation search, wrong-basin "
-                            "check), an ANTs [fixed,moving,0|1|2], or a transform file "
-                            "(.mat/.txt/.h5, greedy's RAS matrix)")
+                       help="start: search (default: global rotation search, the centres "
+                            "of mass when it agrees, wrong-basin check), com, geometric, "
+                            "origin, identity, moments (principal axes), an ANTs "
+                            "[fixed,moving,0|1|2], or a transform file (.mat/.txt/.h5, "
+                            "greedy's RAS matrix)")
     group.add_argument("--initial-fixed-transform", metavar="FILE|[FILE,1]",
                        help="ANTs' -q: a linear transform (.mat/.txt/.h5, greedy's RAS "
                             "matrix; [FILE,1] its inverse) from the fixed grid's points to "

@@ -2,9 +2,11 @@
 search over the overlap, a field-of-view-aware centring, and a wrong-basin check.
 
 ``register(initial_transform="moments")`` and ``initial_transform="search"`` (``--init`` on
-the command line) run here (:func:`initialised_affine`). Both work on one coarse pyramid
-level (the affine pyramid's coarsest, at most :data:`SEARCH_SAMPLES` fixed samples) and
-score their candidate starts with the registration's own affine metric.
+the command line; ``"search"`` is register's default start) run here
+(:func:`initialised_affine`). Both work on one coarse pyramid level (the affine pyramid's
+coarsest, at most :data:`SEARCH_SAMPLES` fixed samples; the affine stage reuses that level,
+see :func:`~parareg.registration.pyramid.shared_levels`) and score their candidate starts
+with the registration's own affine metric.
 
 ``"moments"``
     The principal axes of both images matched in every sign choice
@@ -41,6 +43,7 @@ when the kept result is still suspect (``"moments"`` warns at once).
 from __future__ import annotations
 
 import itertools
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -58,22 +61,22 @@ from ..transforms.init import (PARTIAL_VIEW, center_of_mass, extent_shifts, prin
 from ..transforms.linear import _nearest_rotation
 from .affine import (DEFAULT_LEVELS, AffineMap, RegistrationError, RegistrationWarning, _as_mask,
                      affine_registration)
-from .optimize import optimize_stage
-from .pyramid import check_level_mask, check_levels, pyramid_level, shrink_mask
+from .optimize import one_blas_thread, optimize_stage
+from .pyramid import check_level_mask, check_levels, pyramid_level, shared_levels, shrink_mask
 
 _logger = get_logger(__name__)
 
 #: the starts this module makes (``register(initial_transform=...)`` names)
 SEARCH_METHODS = ("moments", "search")
 #: fixed samples of the search level (a seeded random subset above this many)
-SEARCH_SAMPLES = 6000
+SEARCH_SAMPLES = 3000
 #: angle step of the 2D rotation grid, degrees (3D: the icosahedral and octahedral rotations)
 ROTATION_STEP_DEG = 30.0
 #: distinct starts refined by a translation search and a short rigid optimisation (FLIRT
 #: optimises its best 3 candidates too)
 REFINED = 3
 #: iterations of each refinement (L-BFGS-B, at the search level)
-REFINE_ITERATIONS = 15
+REFINE_ITERATIONS = 8
 #: translation search: shifts of this fraction of the fixed foreground extent per axis
 SHIFT_FRACTION = 0.125
 #: a start whose valid samples are under this fraction of the best start's is set aside
@@ -204,12 +207,19 @@ def _foreground(image: Image) -> np.ndarray:
 
 
 def _foreground_points(image: Image, inside: np.ndarray, center: np.ndarray) -> np.ndarray:
-    """World positions (mm, relative to ``center``) of the ``inside`` voxels, at most
-    ``_MAX_POINTS`` of them, evenly taken."""
+    """World positions (mm, relative to ``center``) of the corners of the ``inside`` voxels'
+    convex hull (of at most ``_MAX_POINTS`` of them, evenly taken): every rotated extent of the
+    foreground is that of these few points (all of them where the hull is flat)."""
+    from scipy.spatial import ConvexHull, QhullError
+
     index = np.argwhere(inside)
     index = index[:: max(1, len(index) // _MAX_POINTS)].astype(np.float64)
     n = image.ndim
-    return index @ image.vox2world[:n, :n].T + image.vox2world[:n, n] - center
+    points = index @ image.vox2world[:n, :n].T + image.vox2world[:n, n] - center
+    try:
+        return points[np.sort(ConvexHull(points).vertices)]
+    except (QhullError, ValueError):  # fewer than n + 1 points, or all in a plane
+        return points
 
 
 def _partial_view(fixed: Image, fixed_inside, moving: Image, moving_inside) -> bool:
@@ -293,6 +303,9 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
         level = check_levels([(*level, 0)])[0][:2]
     except TypeError:
         raise ValueError(f"level must be a (shrink factor, sigma) pair, got {level!r}") from None
+    # the centres of mass first: the default start's refusals (an all-zero image, no positive
+    # intensity) come first, as they do with "com"; the search starts there when it agrees
+    com = center_of_mass(fixed, moving)
     (f, m), _, metric_obj, state = _search_level(
         fixed, moving, metric=metric, bins=bins, fixed_mask=fixed_mask, moving_mask=moving_mask,
         level=level, sigma_unit=sigma_unit, num_threads=num_threads, seed=seed)
@@ -357,10 +370,10 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
                                 scales=scales, iterations=REFINE_ITERATIONS, tolerance=1e-5)
         return _score(metric_obj, state, result.matrix)
 
-    refined = _ranked(parallel_map(refine, bests, num_threads=num_threads)) or picked
+    with one_blas_thread():
+        refined = _ranked(parallel_map(refine, bests, num_threads=num_threads)) or picked
     # the search agrees with the centres of mass: start exactly where "com" starts, so that a
-    # pair the default start already suits gives the default's result, bit for bit
-    com = center_of_mass(fixed, moving)
+    # pair the centres of mass already suit gives their result, bit for bit
     if not _apart(refined[0].matrix, com, fixed_center):
         refined = [_score(metric_obj, state, com), *refined[1:]]
     tried = len(starts) + len(shifted)
@@ -413,14 +426,24 @@ def initialised_affine(method: str, fixed: Image, moving: Image, *, pipeline, me
     other arguments are :func:`~parareg.registration.affine.affine_registration`'s.
     ``starting_affine`` is ignored (the search replaces it, as any initialiser does).
     """
+    with shared_levels():  # the search's level is the affine stage's coarsest
+        return _initialised_affine(method, fixed, moving, pipeline=pipeline, metric=metric,
+                                   fixed_mask=fixed_mask, moving_mask=moving_mask,
+                                   num_threads=num_threads, seed=seed, **options)
+
+
+def _initialised_affine(method, fixed, moving, *, pipeline, metric, fixed_mask, moving_mask,
+                        num_threads, seed, **options) -> AffineMap:
     stages = tuple(pipeline[1:])
     levels = check_levels(options.get("levels", DEFAULT_LEVELS))
+    started = time.perf_counter()
     search = initial_search(fixed, moving, method=method, metric=metric,
                             bins=options.get("bins"), fixed_mask=fixed_mask,
                             moving_mask=moving_mask, level=levels[0][:2],
                             sigma_unit=options.get("sigma_unit", "vox"),
                             num_threads=num_threads, seed=seed)
-    entry = {"stage": method, "tried": search.tried, "search_value": search.best.value}
+    entry = {"stage": method, "tried": search.tried, "search_value": search.best.value,
+             "seconds": time.perf_counter() - started}
     if not stages:
         result = AffineMap(search.best.matrix, fixed=fixed, moving=moving)
         result.history = [entry]
@@ -445,6 +468,6 @@ def initialised_affine(method: str, fixed: Image, moving: Image, *, pipeline, me
             f"{search.score(result.matrix).value:.4g}, worse than a start {method!r} saw in "
             f"another basin ({rival.value:.4g}); check the result"
             + ("" if method == "search" else ", or start with initial_transform='search'"),
-            WrongBasinWarning, stacklevel=4)
+            WrongBasinWarning, stacklevel=5)
     result.history = [entry, *result.history]
     return result

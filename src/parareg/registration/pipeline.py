@@ -42,6 +42,9 @@ INITIALISERS = {"com": "center_of_mass", "center_of_mass": "center_of_mass",
                 "geometric": "geometric_centers", "geometric_centers": "geometric_centers",
                 "origin": "origins", "origins": "origins", "identity": None,
                 "moments": "moments", "search": "search"}  # the last two: initialise.py
+#: the start without initial_transform: the global search, which starts exactly at the centres
+#: of mass whenever its best start lies in their basin (BENCHMARKS.md, "Robust initialisation")
+DEFAULT_START = "search"
 
 #: the affine stage before SyN stops at half resolution: SyN refines at full resolution anyway
 #: (IXI013->IXI012: Dice 0.673 vs 0.674 with a full-resolution affine, 0.35 s less)
@@ -97,7 +100,7 @@ def initial_alignment(initial: InitialTransform, ndim: int
                       ) -> tuple[str | None, np.ndarray | None]:
     """``(initialiser name or None, starting matrix or None)`` from ``initial_transform``."""
     if initial is None:
-        return "center_of_mass", None
+        return INITIALISERS[DEFAULT_START], None
     if isinstance(initial, str) and initial.lower() in INITIALISERS:
         return INITIALISERS[initial.lower()], None
     return None, linear_transform(initial, ndim, name="initial_transform",
@@ -292,12 +295,14 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
         (or a size such as ``"8G"``). The estimate is always checked against the
         memory available (see :mod:`parareg.memory`).
     initial_transform : str, ndarray, AffineMap or path, optional
-        Where the first stage starts: ``"com"`` (centres of mass, the
-        default), ``"geometric"`` (image centres), ``"origin"``,
+        Where the first stage starts: ``"search"`` (the default: a global
+        rotation and translation search on the coarsest level, starting at
+        the centres of mass when its best start lies in their basin, then a
+        wrong-basin check that reruns from the next-best start; see
+        :mod:`parareg.registration.initialise`), ``"com"`` (centres of
+        mass), ``"geometric"`` (image centres), ``"origin"``,
         ``"identity"``, ``"moments"`` (principal axes, the metric choosing
-        their signs) or ``"search"`` (a global rotation and translation
-        search on the coarsest level, then a wrong-basin check that reruns
-        from the next-best start; see :mod:`parareg.registration.initialise`);
+        their signs);
         or a fixed-world -> moving-world matrix, an
         :class:`AffineMap`, or a transform file (ITK/ANTs ``.mat``/``.txt``/
         ``.h5``, greedy's RAS matrix) as ANTs' ``--initial-moving-transform``.
@@ -410,7 +415,8 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
         syn.check_grid(fixed, metrics=[syn.channel_metric(c) for c in loaded])
     seconds = {}
     t0 = time.perf_counter()
-    if initialiser in SEARCH_METHODS:  # scored starts and a wrong-basin check
+    # scored starts and a wrong-basin check (an affine_options pipeline names its own start)
+    if initialiser in SEARCH_METHODS and "pipeline" not in affine_options:
         affine = initialised_affine(initialiser, fixed, moving, metric=affine_metric,
                                     fixed_mask=fixed_mask, moving_mask=moving_mask,
                                     num_threads=num_threads, seed=seed, **channel_options,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import NamedTuple
 
 import numpy as np
@@ -14,6 +16,8 @@ from ..image import Image, trusted_image
 from ..resampling import resample, resample_zero_outside
 
 SIGMA_UNITS = ("vox", "mm")
+#: the levels :func:`shared_levels` keeps: (id(image), factor, sigma, unit) -> (image, level)
+_SHARED: ContextVar[dict | None] = ContextVar("parareg_shared_levels", default=None)
 
 
 class PyramidTooCoarseError(InputError):
@@ -153,6 +157,33 @@ def pyramid_level(image: Image, *, factor: int, sigma: float, sigma_unit: str = 
     num_threads : int, optional
     """
     sigma_unit = choice(sigma_unit, SIGMA_UNITS, name="sigma_unit")
+    shared = _SHARED.get()
+    key = (id(image), int(factor), float(sigma), sigma_unit)
+    if shared is not None and key in shared and shared[key][0] is image:
+        return shared[key][1]
+    level = _pyramid_level(image, factor=factor, sigma=sigma, sigma_unit=sigma_unit,
+                           num_threads=num_threads)
+    if shared is not None:
+        shared[key] = (image, level)  # the image is kept: its id stays its own
+    return level
+
+
+@contextmanager
+def shared_levels():
+    """Within the block, :func:`pyramid_level` builds each level of an image once (in this
+    thread): the initial search and the affine stage after it share their coarsest level.
+
+    A level depends only on its image and settings, at any thread count, so a shared level
+    has the bits of a rebuilt one.
+    """
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _pyramid_level(image: Image, *, factor, sigma, sigma_unit, num_threads) -> Image:
     sigmas = np.full(image.ndim, float(sigma))
     if sigma_unit == "mm":
         sigmas = sigmas / image.spacing
