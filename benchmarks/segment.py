@@ -7,19 +7,24 @@ Each target subject is segmented from the others of its data set:
 
 Methods, all from the same atlases:
 
-``parareg-majority`` / ``parareg-jlf``
+``parareg-jlf`` / ``parareg-majority`` / ``parareg-staple``
     :func:`parareg.population.segment.segment` (SyN, ``--preset``; labels by
     GenericLabel) on a local Dask cluster of ``--workers`` processes shared
-    by all targets; majority vote, then joint label fusion from the same
-    (resumed) registrations. Times: the majority call (registrations,
-    warped images read back, fusion) and, for JLF, that plus the JLF call.
+    by all targets; joint label fusion from scratch (its registrations
+    folder is emptied first), then majority vote and STAPLE from the same
+    (resumed) registrations. Times: the JLF call whole (input checks,
+    registrations, warped images read back, fusion); for the others, that
+    without JLF's fusion, plus their own fusion.
 ``ants-majority`` / ``ants-jlf``
     ``ants.registration(type_of_transform=--ants-transform)`` per atlas,
     labels by ``apply_transforms(interpolator="genericLabel")``, then
     ``ants.joint_label_fusion`` (beta, rho = alpha, patch and search radius
-    as parareg's) inside a mask of the warped labels dilated by patch +
-    search radius (outside it JLF can only give background); majority vote
-    of the same warped labels by parareg's ``majority_vote`` (untimed).
+    as parareg's; ``usecor=True``: Pearson correlation, antsJointFusion's
+    default patch metric and parareg's, where antspyx defaults to MSQ; see
+    ``--ants-patch-metric``) inside a mask of the warped labels dilated by
+    patch + search radius (outside it JLF can only give background);
+    majority vote of the same warped labels by parareg's ``majority_vote``
+    (untimed).
     ANTs runs in this process with ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``
     = ``--threads``.
 
@@ -32,14 +37,16 @@ Usage::
     python benchmarks/segment.py --dataset mindboggle --targets 2 --atlases 3   # smoke run
     python benchmarks/segment.py --dataset both                                 # the full study
 
-Writes ``segment.json`` (settings, machine, versions, rows) and ``segment.md``
-(the table, also printed) into ``--out``.
+Writes ``segment.json`` (settings, machine, versions, rows with each label's
+Dice), ``segment.md`` (the table, also printed) and ``segment_dice_DATASET.png``
+(each label's mean Dice per method; needs matplotlib) into ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -72,32 +79,45 @@ def subjects(dataset: str, data: Path) -> list[dict]:
             for p, q in zip(images, labels)]
 
 
-def mean_dice(result, truth) -> float:
-    from parareg.bench.scoring import mean_dice as dice
+def dice_scores(result, truth) -> tuple[float, dict]:
+    """Mean Dice over the target's own non-zero labels, and each label's Dice."""
+    from parareg.bench.scoring import label_overlap
 
     present = np.unique(truth)
-    return float(dice(truth, result, labels=present[present != 0]))
+    labels, dice, _ = label_overlap(truth, result, labels=present[present != 0])
+    return float(np.nanmean(dice)), {int(k): float(v) for k, v in zip(labels, dice)}
+
+
+def _row(method, labels, truth, seconds, **extra) -> dict:
+    dice, per_label = dice_scores(labels, truth)
+    return {"method": method, "dice": dice, "seconds": seconds, **extra,
+            "dice_per_label": per_label}
 
 
 def run_parareg(target, atlases, folder: Path, cluster, settings: dict, threads: int) -> list:
+    """JLF from scratch (timed whole: checks, registrations, reads, fusion), then majority
+    vote and STAPLE from the same registrations (resumed): their time is JLF's without
+    its fusion, plus their own fusion."""
     from parareg.population.segment import segment
 
     truth = _load(target["labels"], labels=True)
     common = {"preset": settings["preset"], "registrations": folder / "registrations",
-              "scheduler": cluster, "num_threads": threads, "posteriors": False}
+              "scheduler": cluster, "num_threads": threads, "posteriors": False,
+              "register_options": settings.get("register_options")}
     images = [a["image"] for a in atlases]
     labels = [a["labels"] for a in atlases]
     t0 = time.perf_counter()
-    majority = segment(target["image"], images, labels, fusion="majority", **common)
-    t_majority = time.perf_counter() - t0
-    t0 = time.perf_counter()
     jlf = segment(target["image"], images, labels, fusion="jlf", **settings["jlf"], **common)
     t_jlf = time.perf_counter() - t0
-    return [{"method": "parareg-majority", "dice": mean_dice(majority.labels.data, truth),
-             "seconds": t_majority, "atlases_used": len(majority.used)},
-            {"method": "parareg-jlf", "dice": mean_dice(jlf.labels.data, truth),
-             "seconds": t_majority + t_jlf, "fusion_seconds": t_jlf,
-             "atlases_used": len(jlf.used)}]
+    rows = [_row("parareg-jlf", jlf.labels.data, truth, t_jlf, atlases_used=len(jlf.used),
+                 fusion_seconds=jlf.seconds["fusion"], steps=jlf.seconds)]
+    before_fusion = t_jlf - jlf.seconds["fusion"]
+    for fusion in ("majority", "staple"):
+        other = segment(target["image"], images, labels, fusion=fusion, **common)
+        rows.append(_row(f"parareg-{fusion}", other.labels.data, truth,
+                         before_fusion + other.seconds["fusion"],
+                         atlases_used=len(other.used), fusion_seconds=other.seconds["fusion"]))
+    return rows
 
 
 def _load(path, *, labels=False) -> np.ndarray:
@@ -107,6 +127,9 @@ def _load(path, *, labels=False) -> np.ndarray:
 
 
 def run_ants(target, atlases, folder: Path, settings: dict, threads: int) -> list:
+    """ANTs SyN per atlas, labels by GenericLabel, then ants.joint_label_fusion with the
+    patch metric of --ants-patch-metric (antsJointFusion's own default is PC, Pearson
+    correlation, as parareg's search; antspyx's is MSQ)."""
     from scipy import ndimage
 
     from parareg.population.fusion import majority_vote
@@ -134,18 +157,22 @@ def run_ants(target, atlases, folder: Path, settings: dict, threads: int) -> lis
         mask = ndimage.maximum_filter(np.any(np.stack(label_arrays) != 0, axis=0)
                                       .astype(np.float32), size=2 * grow + 1)
         mask_image = fixed.new_image_like(mask)
-        t0 = time.perf_counter()
-        fused = ants.joint_label_fusion(fixed, mask_image, atlas_list=warped, beta=jlf["beta"],
-                                        rad=jlf["patch_radius"], label_list=warped_labels,
-                                        rho=jlf["alpha"], r_search=jlf["search_radius"])
-        t_fuse = time.perf_counter() - t0
-        segmentation = np.rint(fused["segmentation"].numpy()).astype(np.int32)
+        rows = []
+        for metric in settings["ants_patch_metrics"]:
+            t0 = time.perf_counter()
+            fused = ants.joint_label_fusion(
+                fixed, mask_image, atlas_list=warped, beta=jlf["beta"],
+                rad=jlf["patch_radius"], label_list=warped_labels, rho=jlf["alpha"],
+                r_search=jlf["search_radius"], usecor=metric == "PC")
+            t_fuse = time.perf_counter() - t0
+            segmentation = np.rint(fused["segmentation"].numpy()).astype(np.int32)
+            name = "ants-jlf" if metric == settings["ants_patch_metrics"][0] else \
+                f"ants-jlf-{metric.lower()}"
+            rows.append(_row(name, segmentation, truth, t_reg + t_fuse,
+                             registration_seconds=t_reg, fusion_seconds=t_fuse,
+                             patch_metric=metric))
     majority = majority_vote(label_arrays, posteriors=False).labels
-    return [{"method": "ants-majority", "dice": mean_dice(majority, truth), "seconds": t_reg,
-             "registration_seconds": t_reg},
-            {"method": "ants-jlf", "dice": mean_dice(segmentation, truth),
-             "seconds": t_reg + t_fuse, "registration_seconds": t_reg,
-             "fusion_seconds": t_fuse}]
+    return [_row("ants-majority", majority, truth, t_reg, registration_seconds=t_reg), *rows]
 
 
 def _common_env(threads):
@@ -171,6 +198,50 @@ def summarize(rows: list) -> list:
         ants = [r for r in table if r["dataset"] == row["dataset"] and r["method"] == "ants-jlf"]
         row["time_vs_ants_jlf"] = row["seconds"] / ants[0]["seconds"] if ants else None
     return table
+
+
+def dice_per_label(rows: list, dataset: str) -> dict:
+    """``{method: {label: mean Dice over the targets}}`` of one data set."""
+    result = {}
+    for method in dict.fromkeys(r["method"] for r in rows if r["dataset"] == dataset):
+        scores: dict = {}
+        for r in rows:
+            if r["dataset"] == dataset and r["method"] == method:
+                for label, dice in r["dice_per_label"].items():
+                    scores.setdefault(int(label), []).append(dice)
+        result[method] = {k: float(np.nanmean(v)) for k, v in sorted(scores.items())}
+    return result
+
+
+def plot_dice_per_label(rows: list, dataset: str, path: Path) -> Path | None:
+    """Each label's mean Dice per method (labels sorted by parareg-jlf's); None without
+    matplotlib."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    scores = dice_per_label(rows, dataset)
+    if not scores:
+        return None
+    key = "parareg-jlf" if "parareg-jlf" in scores else next(iter(scores))
+    labels = sorted(scores[key], key=lambda k: scores[key][k])
+    fig = Figure(figsize=(max(6.0, 0.09 * len(labels) + 2), 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for method, per_label in scores.items():
+        ax.plot(range(len(labels)), [per_label.get(k, np.nan) for k in labels], marker=".",
+                linewidth=0.8, label=f"{method} ({np.nanmean(list(per_label.values())):.3f})")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels([str(k) for k in labels], rotation=90, fontsize=5)
+    ax.set_xlabel(f"label (sorted by {key}'s Dice)")
+    ax.set_ylabel("Dice (mean over targets)")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{dataset}: leave-one-out Dice per label", fontsize=9)
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
 
 
 def to_markdown(table: list, meta: dict) -> str:
@@ -203,6 +274,10 @@ def _get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", default="default", help="parareg SyN preset (%(default)s)")
     parser.add_argument("--ants-transform", default="SyN",
                         help="ants.registration type_of_transform (%(default)s)")
+    parser.add_argument("--ants-patch-metric", default="PC",
+                        help="ants.joint_label_fusion's patch metric(s), comma-separated: PC "
+                             "(usecor=True, antsJointFusion's default), MSQ (antspyx's); the "
+                             "first is ants-jlf, the others ants-jlf-msq... (%(default)s)")
     parser.add_argument("--patch-radius", type=int, default=2)
     parser.add_argument("--search-radius", type=int, default=3)
     parser.add_argument("--alpha", type=float, default=0.1)
@@ -225,7 +300,12 @@ def main(argv=None) -> int:
     settings = {"preset": args.preset, "ants_transform": args.ants_transform,
                 "jlf": {"patch_radius": args.patch_radius, "search_radius": args.search_radius,
                         "alpha": args.alpha, "beta": args.beta},
+                "ants_patch_metrics": [m.strip().upper() for m in
+                                       args.ants_patch_metric.split(",") if m.strip()],
                 "label_interpolation": "genericlabel", "dice": "mean over the target's labels"}
+    if not settings["ants_patch_metrics"] or any(
+            m not in ("PC", "MSQ") for m in settings["ants_patch_metrics"]):
+        raise SystemExit(f"--ants-patch-metric: PC, MSQ or both, got {args.ants_patch_metric!r}")
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {"benchmark": "segment", "threads": args.threads, "workers": workers,
             "datasets": list(datasets), "targets": args.targets, "atlases": args.atlases,
@@ -251,6 +331,7 @@ def main(argv=None) -> int:
                 _common.log(f"{dataset}: warm-up")
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
+                    shutil.rmtree(args.out / "warmup" / dataset, ignore_errors=True)
                     run_parareg(people[0], people[1:3], args.out / "warmup" / dataset, cluster,
                                 settings, args.threads)
             for t, target in enumerate(people[: args.targets]):
@@ -259,6 +340,7 @@ def main(argv=None) -> int:
                 folder.mkdir(parents=True, exist_ok=True)
                 base = {"dataset": dataset, "target": target["name"], "atlases": len(atlases)}
                 if cluster is not None:
+                    shutil.rmtree(folder / "registrations", ignore_errors=True)  # no resuming
                     for row in run_parareg(target, atlases, folder, cluster, settings,
                                            args.threads):
                         rows.append({**base, **row})
@@ -277,6 +359,9 @@ def main(argv=None) -> int:
     table = summarize(rows)
     meta["summary"] = table
     _common.write_json(args.out / "segment.json", {**meta, "rows": rows})
+    for dataset in datasets:
+        meta.setdefault("plots", []).append(str(plot_dice_per_label(
+            rows, dataset, args.out / f"segment_dice_{dataset}.png")))
     report = to_markdown(table, meta)
     (args.out / "segment.md").write_text(report + "\n", encoding="utf-8")
     print(report)

@@ -10,7 +10,8 @@ Examples::
 Each atlas is registered to TARGET on a local Dask cluster (--workers
 processes) or on the cluster at --scheduler; its labels follow
 (GenericLabel). The labels are fused by majority vote (ties to the smallest
-label) or joint label fusion (Wang et al. 2013, as antsJointFusion). Writes
+label), joint label fusion (Wang et al. 2013, as antsJointFusion) or
+multi-label STAPLE (Warfield et al. 2004, as ITK's). Writes
 OUT (the label map), OUT_posteriors.nii.gz (one 4D file: volume l is the
 l-th label of OUT_segment.json's "labels"), OUT_segment.json, and the
 registrations in OUT_registrations/ (a rerun resumes from them). A
