@@ -176,36 +176,25 @@ def run_ants(target, atlases, folder: Path, settings: dict, threads: int) -> lis
 
 def ants_joint_fusion(fixed, mask, atlases, labels, *, metric, patch_radius, search_radius,
                       alpha, beta) -> np.ndarray:
-    """antsJointFusion's own label image, through the call ``ants.joint_label_fusion`` makes.
+    """``ants.joint_label_fusion``'s fused labels, background included.
 
-    antspyx's wrapper (0.6.3) discards the label image antsJointFusion computes and returns
-    an argmax over the posterior files instead; antsJointFusion writes no posterior for the
-    background (label 0), so that argmax gives every voxel of the mask a foreground label
-    (on Mindboggle slice 10 from 3 atlases: no background left inside the mask, Dice 0.495
-    against 0.593 for antsJointFusion's own labels). Same arguments as the wrapper's.
+    antspyx's wrapper (0.6.3) returns an argmax over antsJointFusion's posterior files, and
+    antsJointFusion writes no posterior for the background (label 0), so that argmax gives
+    every voxel of the mask a foreground label (Mindboggle slice 10 from 3 atlases: no
+    background left inside the mask, Dice 0.495). The background's posterior is what the
+    others leave, ``1 - sum``; the argmax with it is antsJointFusion's own label image
+    (identical on that slice, Dice 0.593; that image, which the wrapper also asks for and
+    drops, came back with garbage values in one of our runs, so it is not read here).
     """
-    import tempfile
+    import ants
 
-    from ants.internal import get_lib_fn, get_pointer_string, process_arguments
-
-    out = labels[0].clone("unsigned int")
-    intensity = fixed * 0
-    with tempfile.TemporaryDirectory(prefix="ants-jlf-") as scratch:
-        probabilities = os.path.join(scratch, "prob%02d.nii.gz")
-        args = {"d": fixed.dimension, "t": fixed, "a": alpha, "b": beta, "c": 0,
-                "p": "x".join([str(patch_radius)] * fixed.dimension), "m": metric,
-                "s": search_radius, "x": mask.clone("unsigned int"),
-                "o": f"[{get_pointer_string(out)},{get_pointer_string(intensity)},"
-                     f"{probabilities}]", "v": 0}
-        count = len(args)
-        for atlas, label in zip(atlases, labels):
-            args[f"g-MULTINAME-{count + 1}"] = atlas
-            args[f"l-MULTINAME-{count + 2}"] = label.clone("unsigned int")
-            count += 2
-        status = get_lib_fn("antsJointFusion")(process_arguments(args))
-    if status != 0:
-        raise RuntimeError(f"antsJointFusion returned {status}")
-    return np.rint(out.numpy()).astype(np.int32)
+    fused = ants.joint_label_fusion(fixed, mask, atlas_list=atlases, beta=beta,
+                                    rad=patch_radius, label_list=labels, rho=alpha,
+                                    r_search=search_radius, usecor=metric == "PC")
+    posteriors = np.stack([p.numpy() for p in fused["probabilityimages"]])
+    values = np.array([0, *fused["segmentation_numbers"]], dtype=np.int32)
+    every = np.concatenate([1.0 - posteriors.sum(axis=0, keepdims=True), posteriors])
+    return np.where(mask.numpy() > 0, values[np.argmax(every, axis=0)], 0).astype(np.int32)
 
 
 def _common_env(threads):
