@@ -122,6 +122,12 @@ def run_parareg(target, atlases, folder: Path, cluster, settings: dict, threads:
     return rows
 
 
+def _jlf_name(method: str, metric: str, settings: dict) -> str:
+    """``METHOD-jlf`` for the first of --patch-metric, ``METHOD-jlf-msq``... for the others."""
+    return f"{method}-jlf" if metric == settings["patch_metrics"][0] else \
+        f"{method}-jlf-{metric.lower()}"
+
+
 def _load(path, *, labels=False) -> np.ndarray:
     import parareg
 
@@ -160,13 +166,12 @@ def run_ants(target, atlases, folder: Path, settings: dict, threads: int) -> lis
                                       .astype(np.float32), size=2 * grow + 1)
         mask_image = fixed.new_image_like(mask)
         rows = []
-        for metric in settings["ants_patch_metrics"]:
+        for metric in settings["patch_metrics"]:
             t0 = time.perf_counter()
             segmentation = ants_joint_fusion(fixed, mask_image, warped, warped_labels,
                                              metric=metric, **jlf)
             t_fuse = time.perf_counter() - t0
-            name = "ants-jlf" if metric == settings["ants_patch_metrics"][0] else \
-                f"ants-jlf-{metric.lower()}"
+            name = _jlf_name("ants", metric, settings)
             rows.append(_row(name, segmentation, truth, t_reg + t_fuse,
                              registration_seconds=t_reg, fusion_seconds=t_fuse,
                              patch_metric=metric))
@@ -293,13 +298,15 @@ def _get_parser() -> argparse.ArgumentParser:
                         help="use at most N of the other subjects as atlases (all)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated: parareg, ants (%(default)s)")
-    parser.add_argument("--preset", default="default", help="parareg SyN preset (%(default)s)")
+    parser.add_argument("--preset", default="atlas",
+                        help="parareg.segment's registration preset (%(default)s)")
     parser.add_argument("--ants-transform", default="SyN",
                         help="ants.registration type_of_transform (%(default)s)")
     parser.add_argument("--ants-patch-metric", default="PC",
-                        help="ants.joint_label_fusion's patch metric(s), comma-separated: PC "
-                             "(usecor=True, antsJointFusion's default), MSQ (antspyx's); the "
-                             "first is ants-jlf, the others ants-jlf-msq... (%(default)s)")
+                        help="ANTs JLF's patch metric(s), comma-separated: PC (Pearson "
+                             "correlation: antsJointFusion's default and parareg's), MSQ "
+                             "(antspyx's default); the first gives ants-jlf, the others "
+                             "ants-jlf-msq (%(default)s)")
     parser.add_argument("--patch-radius", type=int, default=2)
     parser.add_argument("--search-radius", type=int, default=3)
     parser.add_argument("--alpha", type=float, default=0.1)
@@ -322,12 +329,13 @@ def main(argv=None) -> int:
     settings = {"preset": args.preset, "ants_transform": args.ants_transform,
                 "jlf": {"patch_radius": args.patch_radius, "search_radius": args.search_radius,
                         "alpha": args.alpha, "beta": args.beta},
-                "ants_patch_metrics": [m.strip().upper() for m in
-                                       args.ants_patch_metric.split(",") if m.strip()],
+                "patch_metrics": [m.strip().upper() for m in
+                                  args.ants_patch_metric.split(",") if m.strip()],
                 "label_interpolation": "genericlabel", "dice": "mean over the target's labels"}
-    if not settings["ants_patch_metrics"] or any(
-            m not in ("PC", "MSQ") for m in settings["ants_patch_metrics"]):
-        raise SystemExit(f"--ants-patch-metric: PC, MSQ or both, got {args.ants_patch_metric!r}")
+    if not settings["patch_metrics"] or any(
+            m not in ("PC", "MSQ") for m in settings["patch_metrics"]):
+        raise SystemExit(f"--ants-patch-metric: PC, MSQ or both, got "
+                         f"{args.ants_patch_metric!r}")
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {"benchmark": "segment", "threads": args.threads, "workers": workers,
             "datasets": list(datasets), "targets": args.targets, "atlases": args.atlases,

@@ -138,6 +138,12 @@ def test_bad_inputs_are_refused_before_any_work(slices, tmp_path):
         segment(images[0], images[1:2], labels[1:2], fusion="vote")
     with pytest.raises(ValueError, match="do nothing with fusion='staple'"):
         segment(images[0], images[1:2], labels[1:2], fusion="staple", search_radius=1)
+    with pytest.raises(ValueError, match="preset must be one of"):
+        segment(images[0], images[1:2], labels[1:2], preset="quick")
+    with pytest.raises(ValueError, match="register_options must be a dict"):
+        segment(images[0], images[1:2], labels[1:2], register_options=["seed", 1])
+    with pytest.raises(ValueError, match="not an option of parareg.register"):
+        segment(images[0], images[1:2], labels[1:2], register_options={"sed": 1})
     with pytest.raises(ValueError, match=r"labels\[0\] has shape"):
         segment(images[0], images[1:2], [MINDBOGGLE_LABELS[1]])
     assert not list(tmp_path.iterdir())

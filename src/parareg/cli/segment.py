@@ -41,7 +41,8 @@ def _non_negative_int(text: str) -> int:
 
 def _get_parser():
     from ..population.fusion import FUSIONS
-    from ..registration.pipeline import AFFINE_PIPELINES, SYN_PRESETS
+    from ..population.segment import PRESETS
+    from ..registration.pipeline import AFFINE_PIPELINES
 
     parser = make_parser("parareg segment", description=__doc__.split("\n\n")[0]
                          .replace("``", ""), epilog=__doc__.split("\n\n", 1)[1])
@@ -56,8 +57,9 @@ def _get_parser():
                         help="fused label map; posteriors and report go next to it")
     parser.add_argument("--transform", choices=sorted(AFFINE_PIPELINES), default="syn",
                         help="registration of each atlas (%(default)s)")
-    parser.add_argument("--preset", choices=sorted(SYN_PRESETS), default="default",
-                        help="SyN settings (%(default)s)")
+    parser.add_argument("--preset", choices=PRESETS, default="atlas",
+                        help="registration settings: atlas (made for label fusion: SyN to half "
+                             "resolution) or one of parareg register's (%(default)s)")
     parser.add_argument("--patch-radius", type=positive_int, default=2, metavar="R",
                         help="jlf: patch radius in voxels (%(default)s, as antsJointFusion)")
     parser.add_argument("--search-radius", type=_non_negative_int, default=3, metavar="R",

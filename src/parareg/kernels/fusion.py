@@ -254,18 +254,23 @@ def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, 
                     score[i - start, j, k] = np.inf
         for s in range(search.shape[0]):
             oi, oj, ok = search[s, 0], search[s, 1], search[s, 2]
-            for zi in range(lo, i1 + ri):  # q = atlas(z + s) * target(z)
+            # q = atlas(z + s) * target(z), then its box sums along k (q itself when the
+            # patch is flat along k, as for 2D images: the same numbers, one pass less)
+            products = rows_k if rk == 0 else q
+            for zi in range(lo, i1 + ri):
                 for zj in range(j0 - rj, j1 + rj):
                     for zk in range(k0 - rk, k1 + rk):
-                        q[zi - lo, zj, zk] = (np.float64(atlases[a, zi + oi, zj + oj, zk + ok])
-                                              * np.float64(target[zi, zj, zk]))
+                        products[zi - lo, zj, zk] = (
+                            np.float64(atlases[a, zi + oi, zj + oj, zk + ok])
+                            * np.float64(target[zi, zj, zk]))
             for zi in range(lo, i1 + ri):  # box sums along k, then j
-                for zj in range(j0 - rj, j1 + rj):
-                    for zk in range(k0, k1):
-                        acc = 0.0
-                        for dk in range(-rk, rk + 1):
-                            acc += q[zi - lo, zj, zk + dk]
-                        rows_k[zi - lo, zj, zk] = acc
+                if rk > 0:
+                    for zj in range(j0 - rj, j1 + rj):
+                        for zk in range(k0, k1):
+                            acc = 0.0
+                            for dk in range(-rk, rk + 1):
+                                acc += q[zi - lo, zj, zk + dk]
+                            rows_k[zi - lo, zj, zk] = acc
                 for zj in range(j0, j1):
                     for zk in range(k0, k1):
                         acc = 0.0

@@ -51,6 +51,16 @@ if TYPE_CHECKING:
 
 #: how each atlas's labels reach the target grid (any label interpolation of parareg.resample)
 DEFAULT_LABEL_INTERPOLATION = "genericlabel"
+#: segment's default registration, "atlas": register's "fast" SyN (its looser field) stopped
+#: at half resolution, after an affine stage at quarter resolution only. Label fusion does
+#: not need the fine levels: JLF's search takes up the last voxels of misalignment (Mindboggle
+#: leave-one-out, 11 atlases: JLF Dice 0.617 vs 0.621 with "default", at 0.3x its CPU time;
+#: BENCHMARKS.md, "Multi-atlas segmentation, round 2"). Used for transform="syn"; rigid and
+#: affine registrations keep register's default pyramid.
+ATLAS_PRESET = {"preset": "fast", "syn_options": {"levels": ((4, 1.0, 20), (2, 0.5, 10))},
+                "affine_options": {"levels": ((4, 2.0, 100),)}}
+#: segment(preset=...): "atlas" (above), or one of register's presets
+PRESETS = ("atlas", "fast", "default", "accurate")
 
 
 class SegmentationError(ValueError):
@@ -132,8 +142,34 @@ def _job_name(index: int, obj) -> str:
     return f"{index:03d}_{stem}"
 
 
+def registration_options(preset: str, transform: str, register_options: dict | None) -> dict:
+    """The :func:`parareg.register` options of every atlas's registration.
+
+    >>> registration_options("atlas", "syn", {"syn_options": {"step": 0.25}})["syn_options"]
+    {'levels': ((4, 1.0, 20), (2, 0.5, 10)), 'step': 0.25}
+    >>> registration_options("default", "affine", None)
+    {'transform': 'affine', 'preset': 'default'}
+    """
+    from .._options import choice
+
+    preset = choice(preset, PRESETS, name="preset")
+    if register_options is not None and not isinstance(register_options, dict):
+        raise ValueError(f"register_options must be a dict of parareg.register's keyword "
+                         f"arguments or None, got {type(register_options).__name__}")
+    options = {"transform": transform, "preset": preset}
+    if preset == "atlas":
+        options["preset"] = ATLAS_PRESET["preset"]
+        if str(transform).lower() == "syn":
+            options.update({k: dict(v) for k, v in ATLAS_PRESET.items() if k != "preset"})
+    for key, value in (register_options or {}).items():
+        if isinstance(value, dict) and isinstance(options.get(key), dict):
+            value = {**options[key], **value}
+        options[key] = value
+    return options
+
+
 def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[ImageLike], *,
-            fusion: str = "majority", transform: str = "syn", preset: str = "default",
+            fusion: str = "majority", transform: str = "syn", preset: str = "atlas",
             out: PathLike | None = None, registrations: PathLike | None = None,
             workers: int | None = None, scheduler: object = None, posteriors: bool = True,
             patch_radius: int | Sequence[int] = 2, search_radius: int | Sequence[int] = 3,
@@ -155,8 +191,9 @@ def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[Im
         Majority vote (ties to the smallest label), joint label fusion or
         multi-label STAPLE (see :mod:`parareg.population.fusion`).
     transform : {"rigid", "affine", "syn"}
-    preset : {"fast", "default", "accurate"}
-        Of :func:`parareg.register`.
+    preset : {"atlas", "fast", "default", "accurate"}
+        ``"atlas"`` (:data:`ATLAS_PRESET`, made for label fusion), or one of
+        :func:`parareg.register`'s presets.
     out : path, optional
         The label map to write (``.nii`` or ``.nii.gz``); the posteriors and a
         JSON report go next to it (see the module docstring). ``None``
@@ -181,7 +218,8 @@ def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[Im
     progress : callable, optional
         Called after each registration (see ``register_many``).
     register_options : dict, optional
-        More keyword arguments of :func:`parareg.register` (``syn_metric``, ``seed``...).
+        More keyword arguments of :func:`parareg.register` (``syn_metric``, ``seed``...);
+        a dict (``syn_options``, ``affine_options``) updates the preset's.
 
     Returns
     -------
@@ -254,7 +292,7 @@ def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[Im
                                 "exist; create it first")
     from .batch import Job, register_many
 
-    options_register = {"transform": transform, "preset": preset, **(register_options or {})}
+    options_register = registration_options(preset, transform, register_options)
     jobs = [Job(_job_name(i, atlas), target, atlas, options=options_register,
                 also={"labels": (label, interpolation)})
             for i, (atlas, label) in enumerate(zip(atlases, labels))]
@@ -293,8 +331,9 @@ def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[Im
         report = {"labels": fused.label_values.tolist(), "fusion": fusion,
                   "fusion_options": {k: list(v) if isinstance(v, tuple) else v
                                      for k, v in options.items()},
+                  "preset": preset,
                   "register_options": {k: v for k, v in options_register.items()
-                                       if isinstance(v, (str, int, float, bool))},
+                                       if _plain(v)},
                   "label_interpolation": interpolation, "atlases": result.used,
                   "excluded": excluded, "posteriors": paths["posteriors"].name
                   if posteriors else None,
@@ -303,6 +342,15 @@ def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[Im
         result.files = write_segmentation(result, paths, report, num_threads=num_threads)
         seconds["write"] = time.perf_counter() - t0
     return result
+
+
+def _plain(value) -> bool:
+    """Whether ``value`` is made of JSON's numbers, strings, lists and dicts only."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, (str, int, float, bool)) or value is None
 
 
 def write_segmentation(result: SegmentResult, paths: dict, report: dict, *,
