@@ -7,19 +7,26 @@ Each target subject is segmented from the others of its data set:
 
 Methods, all from the same atlases:
 
-``parareg-majority`` / ``parareg-jlf``
+``parareg-jlf`` / ``parareg-majority`` / ``parareg-staple``
     :func:`parareg.population.segment.segment` (SyN, ``--preset``; labels by
     GenericLabel) on a local Dask cluster of ``--workers`` processes shared
-    by all targets; majority vote, then joint label fusion from the same
-    (resumed) registrations. Times: the majority call (registrations,
-    warped images read back, fusion) and, for JLF, that plus the JLF call.
+    by all targets; joint label fusion from scratch (its registrations
+    folder is emptied first), then majority vote and STAPLE from the same
+    (resumed) registrations. Times: the JLF call whole (input checks,
+    registrations, warped images read back, fusion); for the others, that
+    without JLF's fusion, plus their own fusion.
 ``ants-majority`` / ``ants-jlf``
     ``ants.registration(type_of_transform=--ants-transform)`` per atlas,
     labels by ``apply_transforms(interpolator="genericLabel")``, then
-    ``ants.joint_label_fusion`` (beta, rho = alpha, patch and search radius
-    as parareg's) inside a mask of the warped labels dilated by patch +
-    search radius (outside it JLF can only give background); majority vote
-    of the same warped labels by parareg's ``majority_vote`` (untimed).
+    antsJointFusion as ``ants.joint_label_fusion`` calls it (beta, rho =
+    alpha, patch and search radius as parareg's; patch metric PC, Pearson
+    correlation, antsJointFusion's default and parareg's, where antspyx
+    defaults to MSQ; see ``--ants-patch-metric``) inside a mask of the
+    warped labels dilated by patch + search radius (outside it JLF can only
+    give background), keeping antsJointFusion's own label image (the
+    wrapper's argmax over posterior files never gives background: see
+    :func:`ants_joint_fusion`); majority vote of the same warped labels by
+    parareg's ``majority_vote`` (untimed).
     ANTs runs in this process with ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``
     = ``--threads``.
 
@@ -32,14 +39,16 @@ Usage::
     python benchmarks/segment.py --dataset mindboggle --targets 2 --atlases 3   # smoke run
     python benchmarks/segment.py --dataset both                                 # the full study
 
-Writes ``segment.json`` (settings, machine, versions, rows) and ``segment.md``
-(the table, also printed) into ``--out``.
+Writes ``segment.json`` (settings, machine, versions, rows with each label's
+Dice), ``segment.md`` (the table, also printed) and ``segment_dice_DATASET.png``
+(each label's mean Dice per method; needs matplotlib) into ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -72,32 +81,51 @@ def subjects(dataset: str, data: Path) -> list[dict]:
             for p, q in zip(images, labels)]
 
 
-def mean_dice(result, truth) -> float:
-    from parareg.bench.scoring import mean_dice as dice
+def dice_scores(result, truth) -> tuple[float, dict]:
+    """Mean Dice over the target's own non-zero labels, and each label's Dice."""
+    from parareg.bench.scoring import label_overlap
 
     present = np.unique(truth)
-    return float(dice(truth, result, labels=present[present != 0]))
+    labels, dice, _ = label_overlap(truth, result, labels=present[present != 0])
+    return float(np.nanmean(dice)), {int(k): float(v) for k, v in zip(labels, dice)}
+
+
+def _row(method, labels, truth, seconds, **extra) -> dict:
+    dice, per_label = dice_scores(labels, truth)
+    return {"method": method, "dice": dice, "seconds": seconds, **extra,
+            "dice_per_label": per_label}
 
 
 def run_parareg(target, atlases, folder: Path, cluster, settings: dict, threads: int) -> list:
+    """JLF from scratch (timed whole: checks, registrations, reads, fusion), then majority
+    vote and STAPLE from the same registrations (resumed): their time is JLF's without
+    its fusion, plus their own fusion."""
     from parareg.population.segment import segment
 
     truth = _load(target["labels"], labels=True)
     common = {"preset": settings["preset"], "registrations": folder / "registrations",
-              "scheduler": cluster, "num_threads": threads, "posteriors": False}
+              "scheduler": cluster, "num_threads": threads, "posteriors": False,
+              "register_options": settings.get("register_options")}
     images = [a["image"] for a in atlases]
     labels = [a["labels"] for a in atlases]
     t0 = time.perf_counter()
-    majority = segment(target["image"], images, labels, fusion="majority", **common)
-    t_majority = time.perf_counter() - t0
-    t0 = time.perf_counter()
     jlf = segment(target["image"], images, labels, fusion="jlf", **settings["jlf"], **common)
     t_jlf = time.perf_counter() - t0
-    return [{"method": "parareg-majority", "dice": mean_dice(majority.labels.data, truth),
-             "seconds": t_majority, "atlases_used": len(majority.used)},
-            {"method": "parareg-jlf", "dice": mean_dice(jlf.labels.data, truth),
-             "seconds": t_majority + t_jlf, "fusion_seconds": t_jlf,
-             "atlases_used": len(jlf.used)}]
+    rows = [_row("parareg-jlf", jlf.labels.data, truth, t_jlf, atlases_used=len(jlf.used),
+                 fusion_seconds=jlf.seconds["fusion"], steps=jlf.seconds)]
+    before_fusion = t_jlf - jlf.seconds["fusion"]
+    for fusion in ("majority", "staple"):
+        other = segment(target["image"], images, labels, fusion=fusion, **common)
+        rows.append(_row(f"parareg-{fusion}", other.labels.data, truth,
+                         before_fusion + other.seconds["fusion"],
+                         atlases_used=len(other.used), fusion_seconds=other.seconds["fusion"]))
+    return rows
+
+
+def _jlf_name(method: str, metric: str, settings: dict) -> str:
+    """``METHOD-jlf`` for the first of --patch-metric, ``METHOD-jlf-msq``... for the others."""
+    return f"{method}-jlf" if metric == settings["patch_metrics"][0] else \
+        f"{method}-jlf-{metric.lower()}"
 
 
 def _load(path, *, labels=False) -> np.ndarray:
@@ -107,6 +135,9 @@ def _load(path, *, labels=False) -> np.ndarray:
 
 
 def run_ants(target, atlases, folder: Path, settings: dict, threads: int) -> list:
+    """ANTs SyN per atlas, labels by GenericLabel, then antsJointFusion with the patch
+    metric(s) of --ants-patch-metric (antsJointFusion's own default is PC, Pearson
+    correlation, as parareg's search; antspyx's is MSQ)."""
     from scipy import ndimage
 
     from parareg.population.fusion import majority_vote
@@ -134,18 +165,41 @@ def run_ants(target, atlases, folder: Path, settings: dict, threads: int) -> lis
         mask = ndimage.maximum_filter(np.any(np.stack(label_arrays) != 0, axis=0)
                                       .astype(np.float32), size=2 * grow + 1)
         mask_image = fixed.new_image_like(mask)
-        t0 = time.perf_counter()
-        fused = ants.joint_label_fusion(fixed, mask_image, atlas_list=warped, beta=jlf["beta"],
-                                        rad=jlf["patch_radius"], label_list=warped_labels,
-                                        rho=jlf["alpha"], r_search=jlf["search_radius"])
-        t_fuse = time.perf_counter() - t0
-        segmentation = np.rint(fused["segmentation"].numpy()).astype(np.int32)
+        rows = []
+        for metric in settings["patch_metrics"]:
+            t0 = time.perf_counter()
+            segmentation = ants_joint_fusion(fixed, mask_image, warped, warped_labels,
+                                             metric=metric, **jlf)
+            t_fuse = time.perf_counter() - t0
+            name = _jlf_name("ants", metric, settings)
+            rows.append(_row(name, segmentation, truth, t_reg + t_fuse,
+                             registration_seconds=t_reg, fusion_seconds=t_fuse,
+                             patch_metric=metric))
     majority = majority_vote(label_arrays, posteriors=False).labels
-    return [{"method": "ants-majority", "dice": mean_dice(majority, truth), "seconds": t_reg,
-             "registration_seconds": t_reg},
-            {"method": "ants-jlf", "dice": mean_dice(segmentation, truth),
-             "seconds": t_reg + t_fuse, "registration_seconds": t_reg,
-             "fusion_seconds": t_fuse}]
+    return [_row("ants-majority", majority, truth, t_reg, registration_seconds=t_reg), *rows]
+
+
+def ants_joint_fusion(fixed, mask, atlases, labels, *, metric, patch_radius, search_radius,
+                      alpha, beta) -> np.ndarray:
+    """``ants.joint_label_fusion``'s fused labels, background included.
+
+    antspyx's wrapper (0.6.3) returns an argmax over antsJointFusion's posterior files, and
+    antsJointFusion writes no posterior for the background (label 0), so that argmax gives
+    every voxel of the mask a foreground label (Mindboggle slice 10 from 3 atlases: no
+    background left inside the mask, Dice 0.495). The background's posterior is what the
+    others leave, ``1 - sum``; the argmax with it is antsJointFusion's own label image
+    (identical on that slice, Dice 0.593; that image, which the wrapper also asks for and
+    drops, came back with garbage values in one of our runs, so it is not read here).
+    """
+    import ants
+
+    fused = ants.joint_label_fusion(fixed, mask, atlas_list=atlases, beta=beta,
+                                    rad=patch_radius, label_list=labels, rho=alpha,
+                                    r_search=search_radius, usecor=metric == "PC")
+    posteriors = np.stack([p.numpy() for p in fused["probabilityimages"]])
+    values = np.array([0, *fused["segmentation_numbers"]], dtype=np.int32)
+    every = np.concatenate([1.0 - posteriors.sum(axis=0, keepdims=True), posteriors])
+    return np.where(mask.numpy() > 0, values[np.argmax(every, axis=0)], 0).astype(np.int32)
 
 
 def _common_env(threads):
@@ -171,6 +225,50 @@ def summarize(rows: list) -> list:
         ants = [r for r in table if r["dataset"] == row["dataset"] and r["method"] == "ants-jlf"]
         row["time_vs_ants_jlf"] = row["seconds"] / ants[0]["seconds"] if ants else None
     return table
+
+
+def dice_per_label(rows: list, dataset: str) -> dict:
+    """``{method: {label: mean Dice over the targets}}`` of one data set."""
+    result = {}
+    for method in dict.fromkeys(r["method"] for r in rows if r["dataset"] == dataset):
+        scores: dict = {}
+        for r in rows:
+            if r["dataset"] == dataset and r["method"] == method:
+                for label, dice in r["dice_per_label"].items():
+                    scores.setdefault(int(label), []).append(dice)
+        result[method] = {k: float(np.nanmean(v)) for k, v in sorted(scores.items())}
+    return result
+
+
+def plot_dice_per_label(rows: list, dataset: str, path: Path) -> Path | None:
+    """Each label's mean Dice per method (labels sorted by parareg-jlf's); None without
+    matplotlib."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    scores = dice_per_label(rows, dataset)
+    if not scores:
+        return None
+    key = "parareg-jlf" if "parareg-jlf" in scores else next(iter(scores))
+    labels = sorted(scores[key], key=lambda k: scores[key][k])
+    fig = Figure(figsize=(max(6.0, 0.09 * len(labels) + 2), 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for method, per_label in scores.items():
+        ax.plot(range(len(labels)), [per_label.get(k, np.nan) for k in labels], marker=".",
+                linewidth=0.8, label=f"{method} ({np.nanmean(list(per_label.values())):.3f})")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels([str(k) for k in labels], rotation=90, fontsize=5)
+    ax.set_xlabel(f"label (sorted by {key}'s Dice)")
+    ax.set_ylabel("Dice (mean over targets)")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{dataset}: leave-one-out Dice per label", fontsize=9)
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
 
 
 def to_markdown(table: list, meta: dict) -> str:
@@ -200,9 +298,15 @@ def _get_parser() -> argparse.ArgumentParser:
                         help="use at most N of the other subjects as atlases (all)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated: parareg, ants (%(default)s)")
-    parser.add_argument("--preset", default="default", help="parareg SyN preset (%(default)s)")
+    parser.add_argument("--preset", default="atlas",
+                        help="parareg.segment's registration preset (%(default)s)")
     parser.add_argument("--ants-transform", default="SyN",
                         help="ants.registration type_of_transform (%(default)s)")
+    parser.add_argument("--ants-patch-metric", default="PC",
+                        help="ANTs JLF's patch metric(s), comma-separated: PC (Pearson "
+                             "correlation: antsJointFusion's default and parareg's), MSQ "
+                             "(antspyx's default); the first gives ants-jlf, the others "
+                             "ants-jlf-msq (%(default)s)")
     parser.add_argument("--patch-radius", type=int, default=2)
     parser.add_argument("--search-radius", type=int, default=3)
     parser.add_argument("--alpha", type=float, default=0.1)
@@ -225,7 +329,13 @@ def main(argv=None) -> int:
     settings = {"preset": args.preset, "ants_transform": args.ants_transform,
                 "jlf": {"patch_radius": args.patch_radius, "search_radius": args.search_radius,
                         "alpha": args.alpha, "beta": args.beta},
+                "patch_metrics": [m.strip().upper() for m in
+                                  args.ants_patch_metric.split(",") if m.strip()],
                 "label_interpolation": "genericlabel", "dice": "mean over the target's labels"}
+    if not settings["patch_metrics"] or any(
+            m not in ("PC", "MSQ") for m in settings["patch_metrics"]):
+        raise SystemExit(f"--ants-patch-metric: PC, MSQ or both, got "
+                         f"{args.ants_patch_metric!r}")
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {"benchmark": "segment", "threads": args.threads, "workers": workers,
             "datasets": list(datasets), "targets": args.targets, "atlases": args.atlases,
@@ -251,6 +361,7 @@ def main(argv=None) -> int:
                 _common.log(f"{dataset}: warm-up")
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
+                    shutil.rmtree(args.out / "warmup" / dataset, ignore_errors=True)
                     run_parareg(people[0], people[1:3], args.out / "warmup" / dataset, cluster,
                                 settings, args.threads)
             for t, target in enumerate(people[: args.targets]):
@@ -259,6 +370,7 @@ def main(argv=None) -> int:
                 folder.mkdir(parents=True, exist_ok=True)
                 base = {"dataset": dataset, "target": target["name"], "atlases": len(atlases)}
                 if cluster is not None:
+                    shutil.rmtree(folder / "registrations", ignore_errors=True)  # no resuming
                     for row in run_parareg(target, atlases, folder, cluster, settings,
                                            args.threads):
                         rows.append({**base, **row})
@@ -277,6 +389,9 @@ def main(argv=None) -> int:
     table = summarize(rows)
     meta["summary"] = table
     _common.write_json(args.out / "segment.json", {**meta, "rows": rows})
+    for dataset in datasets:
+        meta.setdefault("plots", []).append(str(plot_dice_per_label(
+            rows, dataset, args.out / f"segment_dice_{dataset}.png")))
     report = to_markdown(table, meta)
     (args.out / "segment.md").write_text(report + "\n", encoding="utf-8")
     print(report)

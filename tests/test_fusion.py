@@ -148,7 +148,7 @@ def test_fusion_rejects_bad_label_maps():
     with pytest.raises(ValueError, match="2 atlases but 1 label maps"):
         joint_label_fusion(good.astype(np.float32), [good, good], [good])
     with pytest.raises(ValueError, match="fusion must be one of"):
-        check_fusion("staple")
+        check_fusion("vote")
     assert check_fusion("JLF") == "jlf"
 
 

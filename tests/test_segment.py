@@ -68,6 +68,23 @@ def test_leave_one_out_majority_writes_a_complete_set(majority, slices):
     np.testing.assert_array_equal(majority_vote(warped, posteriors=False).labels,
                                   result.labels.data)
     assert _score(result.labels.data, truth) > 0.45
+    # the report: per label, each atlas's Dice against the fused map, the mean posterior
+    per_label = {s["label"]: s for s in report["per_label"]}
+    assert sorted(per_label) == [v for v in report["labels"] if v != 0]
+    assert all(len(s["atlas_dice"]) == N_ATLASES for s in per_label.values())
+    big = max(per_label.values(), key=lambda s: s["voxels"])
+    assert 0.5 < big["posterior"] <= 1 and 0.3 < min(big["atlas_dice"]) <= 1
+    assert out.with_name("seg_report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_leave_one_out_staple_from_the_same_registrations(majority, slices, cluster):
+    images, labels = slices
+    registrations = majority[1].with_name("seg_registrations")  # resumed: nothing registered
+    result = segment(images[0], images[1:], labels[1:], fusion="staple", preset="fast",
+                     registrations=registrations, scheduler=cluster)
+    np.testing.assert_allclose(result.posteriors.sum(axis=-1), 1.0, atol=1e-6)
+    assert _score(result.labels.data, _truth(slices)) > 0.45
+    assert set(result.seconds) == {"checks", "registrations", "fusion"}
 
 
 def test_leave_one_out_jlf_beats_a_sane_floor(majority, slices, cluster, tmp_path):
@@ -110,7 +127,15 @@ def test_bad_inputs_are_refused_before_any_work(slices, tmp_path):
     with pytest.raises(ValueError, match="set joint label fusion"):
         segment(images[0], images[1:2], labels[1:2], patch_radius=1)
     with pytest.raises(ValueError, match="fusion must be one of"):
-        segment(images[0], images[1:2], labels[1:2], fusion="staple")
+        segment(images[0], images[1:2], labels[1:2], fusion="vote")
+    with pytest.raises(ValueError, match="do nothing with fusion='staple'"):
+        segment(images[0], images[1:2], labels[1:2], fusion="staple", search_radius=1)
+    with pytest.raises(ValueError, match="preset must be one of"):
+        segment(images[0], images[1:2], labels[1:2], preset="quick")
+    with pytest.raises(ValueError, match="register_options must be a dict"):
+        segment(images[0], images[1:2], labels[1:2], register_options=["seed", 1])
+    with pytest.raises(ValueError, match="not an option of parareg.register"):
+        segment(images[0], images[1:2], labels[1:2], register_options={"sed": 1})
     with pytest.raises(ValueError, match=r"labels\[0\] has shape"):
         segment(images[0], images[1:2], [MINDBOGGLE_LABELS[1]])
     assert not list(tmp_path.iterdir())

@@ -98,3 +98,50 @@ def jlf_twin(target, atlases, labels, *, patch_radius, search_radius, alpha, bet
     posteriors = votes / total
     fused = values[np.argmax(votes, axis=-1)]
     return weights, best, fused, posteriors, values
+
+
+def staple_twin(labels, *, tolerance=1e-5, max_iterations=100):
+    """Multi-label STAPLE on dense (voxel, label) arrays; returns (fused, posteriors, values).
+
+    The same algorithm as :mod:`parareg.population.staple` written plainly:
+    theta from the majority vote, priors the labels' fractions, candidate
+    true labels those some atlas gives the voxel.
+    """
+    stack = np.stack([np.asarray(a).ravel() for a in labels])  # (A, N)
+    values, inverse = np.unique(stack, return_inverse=True)
+    d = inverse.reshape(stack.shape)
+    n_atlases, n_voxels = d.shape
+    n_labels = len(values)
+    seen = np.zeros((n_voxels, n_labels), dtype=bool)
+    for a in range(n_atlases):
+        seen[np.arange(n_voxels), d[a]] = True
+    votes = np.stack([(d == l).sum(axis=0) for l in range(n_labels)], axis=-1)
+    w = np.zeros((n_voxels, n_labels))
+    w[np.arange(n_voxels), np.argmax(votes, axis=-1)] = 1.0
+    prior = np.bincount(d.ravel(), minlength=n_labels) / d.size
+
+    def m_step(w, theta):
+        new = theta.copy()
+        total = w.sum(axis=0)
+        for a in range(n_atlases):
+            for m in range(n_labels):
+                count = w[d[a] == m].sum(axis=0)
+                new[a, total > 0, m] = count[total > 0] / total[total > 0]
+        return new
+
+    theta = m_step(w, np.zeros((n_atlases, n_labels, n_labels)))
+    for _ in range(max_iterations):
+        with np.errstate(divide="ignore"):
+            log_w = np.log(prior)[None, :] + sum(np.log(theta[a][:, d[a]]).T
+                                                 for a in range(n_atlases))
+        log_w[~seen] = -np.inf
+        w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
+        w /= w.sum(axis=1, keepdims=True)
+        new = m_step(w, theta)
+        change = np.max(np.abs(new - theta))
+        theta = new
+        if change < tolerance:
+            break
+    shape = np.asarray(labels[0]).shape
+    fused = values[np.argmax(w, axis=1)].reshape(shape)
+    return fused, w.reshape(*shape, n_labels).astype(np.float32), values

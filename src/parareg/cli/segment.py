@@ -10,7 +10,8 @@ Examples::
 Each atlas is registered to TARGET on a local Dask cluster (--workers
 processes) or on the cluster at --scheduler; its labels follow
 (GenericLabel). The labels are fused by majority vote (ties to the smallest
-label) or joint label fusion (Wang et al. 2013, as antsJointFusion). Writes
+label), joint label fusion (Wang et al. 2013, as antsJointFusion) or
+multi-label STAPLE (Warfield et al. 2004, as ITK's). Writes
 OUT (the label map), OUT_posteriors.nii.gz (one 4D file: volume l is the
 l-th label of OUT_segment.json's "labels"), OUT_segment.json, and the
 registrations in OUT_registrations/ (a rerun resumes from them). A
@@ -40,7 +41,8 @@ def _non_negative_int(text: str) -> int:
 
 def _get_parser():
     from ..population.fusion import FUSIONS
-    from ..registration.pipeline import AFFINE_PIPELINES, SYN_PRESETS
+    from ..population.segment import PRESETS
+    from ..registration.pipeline import AFFINE_PIPELINES
 
     parser = make_parser("parareg segment", description=__doc__.split("\n\n")[0]
                          .replace("``", ""), epilog=__doc__.split("\n\n", 1)[1])
@@ -55,8 +57,9 @@ def _get_parser():
                         help="fused label map; posteriors and report go next to it")
     parser.add_argument("--transform", choices=sorted(AFFINE_PIPELINES), default="syn",
                         help="registration of each atlas (%(default)s)")
-    parser.add_argument("--preset", choices=sorted(SYN_PRESETS), default="default",
-                        help="SyN settings (%(default)s)")
+    parser.add_argument("--preset", choices=PRESETS, default="atlas",
+                        help="registration settings: atlas (made for label fusion: SyN to half "
+                             "resolution) or one of parareg register's (%(default)s)")
     parser.add_argument("--patch-radius", type=positive_int, default=2, metavar="R",
                         help="jlf: patch radius in voxels (%(default)s, as antsJointFusion)")
     parser.add_argument("--search-radius", type=_non_negative_int, default=3, metavar="R",

@@ -220,14 +220,16 @@ def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, 
     if i0 >= i1 or j0 >= j1 or k0 >= k1:
         return
     n_patch = (2 * ri + 1) * (2 * rj + 1) * (2 * rk + 1)
-    lo = i0 - ri  # first row of q
-    any_centre = False
+    # the box of the slab's centres: only it is scored (and only its patches are summed)
+    bi0, bi1, bj0, bj1, bk0, bk1 = i1, i0, j1, j0, k1, k0
     for i in range(i0, i1):  # the target's patch mean and (floored) standard deviation
         for j in range(j0, j1):
             for k in range(k0, k1):
                 if centres[i, j, k] == 0:
                     continue
-                any_centre = True
+                bi0, bi1 = min(bi0, i), max(bi1, i + 1)
+                bj0, bj1 = min(bj0, j), max(bj1, j + 1)
+                bk0, bk1 = min(bk0, k), max(bk1, k + 1)
                 total = 0.0
                 squares = 0.0
                 for di in range(-ri, ri + 1):
@@ -241,8 +243,10 @@ def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, 
                 dev = np.sqrt(var) if var > 0.0 else 0.0
                 mean[i - start, j, k] = mu
                 sd[i - start, j, k] = dev if dev > 1.0 else 1.0
-    if not any_centre:
+    if bi0 >= bi1:
         return
+    i0, i1, j0, j1, k0, k1 = bi0, bi1, bj0, bj1, bk0, bk1
+    lo = i0 - ri  # first row of q
     for a in range(n_atlases):
         for i in range(i0, i1):
             for j in range(j0, j1):
@@ -250,18 +254,23 @@ def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, 
                     score[i - start, j, k] = np.inf
         for s in range(search.shape[0]):
             oi, oj, ok = search[s, 0], search[s, 1], search[s, 2]
-            for zi in range(lo, i1 + ri):  # q = atlas(z + s) * target(z)
+            # q = atlas(z + s) * target(z), then its box sums along k (q itself when the
+            # patch is flat along k, as for 2D images: the same numbers, one pass less)
+            products = rows_k if rk == 0 else q
+            for zi in range(lo, i1 + ri):
                 for zj in range(j0 - rj, j1 + rj):
                     for zk in range(k0 - rk, k1 + rk):
-                        q[zi - lo, zj, zk] = (np.float64(atlases[a, zi + oi, zj + oj, zk + ok])
-                                              * np.float64(target[zi, zj, zk]))
+                        products[zi - lo, zj, zk] = (
+                            np.float64(atlases[a, zi + oi, zj + oj, zk + ok])
+                            * np.float64(target[zi, zj, zk]))
             for zi in range(lo, i1 + ri):  # box sums along k, then j
-                for zj in range(j0 - rj, j1 + rj):
-                    for zk in range(k0, k1):
-                        acc = 0.0
-                        for dk in range(-rk, rk + 1):
-                            acc += q[zi - lo, zj, zk + dk]
-                        rows_k[zi - lo, zj, zk] = acc
+                if rk > 0:
+                    for zj in range(j0 - rj, j1 + rj):
+                        for zk in range(k0, k1):
+                            acc = 0.0
+                            for dk in range(-rk, rk + 1):
+                                acc += q[zi - lo, zj, zk + dk]
+                            rows_k[zi - lo, zj, zk] = acc
                 for zj in range(j0, j1):
                     for zk in range(k0, k1):
                         acc = 0.0
@@ -437,3 +446,99 @@ def jlf_vote_3d(ranks, weights, best, centres, patch, search, n_labels, fallback
                     if with_posteriors:
                         posteriors[i, j, k, r] = np.float32(acc[r] / total)
                     acc[r] = 0.0
+
+
+@kernel
+def staple_candidates_3d(ranks, candidates, n_candidates, start, stop):
+    """STAPLE's candidate labels: per voxel the distinct ranks its atlases give, ascending.
+
+    ``ranks`` ``(A, X, Y, Z)`` int32; writes ``candidates[i, j, k, :n]``
+    (int32, the rest -1) and ``n_candidates[i, j, k] = n`` (int32).
+    """
+    n_atlases, nx, ny, nz = ranks.shape
+    for i in range(start, stop):
+        for j in range(ny):
+            for k in range(nz):
+                n = 0
+                for a in range(n_atlases):
+                    r = ranks[a, i, j, k]
+                    at = n
+                    seen = False
+                    for c in range(n):
+                        if candidates[i, j, k, c] == r:
+                            seen = True
+                            break
+                        if candidates[i, j, k, c] > r:
+                            at = c
+                            break
+                    if seen:
+                        continue
+                    for c in range(n, at, -1):  # insertion: keep them ascending
+                        candidates[i, j, k, c] = candidates[i, j, k, c - 1]
+                    candidates[i, j, k, at] = r
+                    n += 1
+                for c in range(n, n_atlases):
+                    candidates[i, j, k, c] = -1
+                n_candidates[i, j, k] = n
+
+
+@kernel
+def staple_expect_3d(ranks, candidates, n_candidates, log_theta, log_prior, weights, start,
+                     stop):
+    """STAPLE's E-step: each voxel's posterior over its candidate labels.
+
+    ``weights[i, j, k, c]`` (float64) becomes the posterior of label rank
+    ``candidates[i, j, k, c]``: ``prior[l] * prod_a theta[a, l, D_a]``
+    normalised over the candidates, computed from logs (``log_theta``
+    ``(A, L, L)``: row ``l`` the true label, column the atlas's;
+    ``log_prior`` ``(L,)``) with the largest term factored out, so nothing
+    underflows. Candidates whose terms are all ``-inf`` (impossible under
+    ``theta``) leave equal weights. The atlases' terms add in atlas order.
+    """
+    n_atlases, nx, ny, nz = ranks.shape
+    for i in range(start, stop):
+        for j in range(ny):
+            for k in range(nz):
+                n = n_candidates[i, j, k]
+                if n == 1:
+                    weights[i, j, k, 0] = 1.0
+                    continue
+                top = -np.inf
+                for c in range(n):
+                    label = candidates[i, j, k, c]
+                    s = log_prior[label]
+                    for a in range(n_atlases):
+                        s += log_theta[a, label, ranks[a, i, j, k]]
+                    weights[i, j, k, c] = s
+                    if s > top:
+                        top = s
+                if top == -np.inf:
+                    for c in range(n):
+                        weights[i, j, k, c] = 1.0 / n
+                    continue
+                total = 0.0
+                for c in range(n):
+                    e = np.exp(weights[i, j, k, c] - top)
+                    weights[i, j, k, c] = e
+                    total += e
+                for c in range(n):
+                    weights[i, j, k, c] = weights[i, j, k, c] / total
+
+
+@kernel
+def staple_maximise_3d(ranks, candidates, n_candidates, weights, counts, totals, start, stop):
+    """STAPLE's M-step sums over rows ``[start, stop)``: ``counts[a, l, m] +=`` the
+    posterior of true label ``l`` at the voxels where atlas ``a`` says ``m``, and
+    ``totals[l] +=`` that posterior (both float64, zeroed here; voxels in raster order)."""
+    n_atlases, nx, ny, nz = ranks.shape
+    counts[:] = 0.0
+    totals[:] = 0.0
+    for i in range(start, stop):
+        for j in range(ny):
+            for k in range(nz):
+                for c in range(n_candidates[i, j, k]):
+                    label = candidates[i, j, k, c]
+                    w = weights[i, j, k, c]
+                    totals[label] += w
+                    for a in range(n_atlases):
+                        counts[a, label, ranks[a, i, j, k]] += w

@@ -1,6 +1,6 @@
 """Label fusion: several atlases' label maps on one target grid -> one label map + posteriors.
 
-Two methods, one registry (:data:`FUSIONS`):
+Three methods, one registry (:data:`FUSIONS`):
 
 ``"majority"``
     Each voxel takes the label most atlases give it. **Ties go to the
@@ -19,6 +19,11 @@ Two methods, one registry (:data:`FUSIONS`):
     patch radius 2, search radius 3, ``alpha=0.1``, ``beta=2``. The
     posteriors are the normalised vote totals; ties go to the smallest
     label value.
+``"staple"``
+    Multi-label STAPLE (Warfield et al., IEEE TMI 2004), as ITK's
+    ``MultiLabelSTAPLEImageFilter``: each atlas's confusion matrix and the
+    true labels' posteriors by expectation-maximisation (see
+    :mod:`parareg.population.staple`); no intensities.
 
 Where JLF differs from ANTs, and why:
 
@@ -153,21 +158,28 @@ def majority_vote(labels, *, posteriors: bool = True,
     """
     arrays = _check_labels(labels)
     values, ranks, _ = _ranks(arrays)
-    n_threads = resolve_num_threads(num_threads)
+    fused, post = majority_ranks(ranks, len(values), posteriors=posteriors,
+                                 num_threads=resolve_num_threads(num_threads))
+    return _result(fused, post, values, arrays[0].shape)
+
+
+def majority_ranks(ranks, n_labels: int, *, posteriors: bool, num_threads: int):
+    """Majority vote of label ranks ``(A, X, Y, Z)``: ``(fused ranks (X, Y, Z) int32,
+    vote fractions (X, Y, Z, n_labels) float32 or None)``; ties to the smallest rank."""
     from ..kernels.fusion import majority_vote_3d
 
     shape3 = ranks.shape[1:]
     fused = np.empty(shape3, dtype=np.int32)
-    post = np.zeros((*shape3, len(values)) if posteriors else (1, 1, 1, 1), dtype=np.float32)
+    post = np.zeros((*shape3, n_labels) if posteriors else (1, 1, 1, 1), dtype=np.float32)
 
     def run(unit, start, stop):
-        counts = np.empty(len(values), dtype=np.int64)
-        touched = np.empty(len(arrays), dtype=np.int64)
-        majority_vote_3d(ranks, len(values), post, posteriors, fused, counts, touched,
+        counts = np.empty(n_labels, dtype=np.int64)
+        touched = np.empty(ranks.shape[0], dtype=np.int64)
+        majority_vote_3d(ranks, n_labels, post, posteriors, fused, counts, touched,
                          start, stop)
 
-    for_each_unit(run, axis0_ranges(shape3, grain=DEFAULT_GRAIN_VOXELS), num_threads=n_threads)
-    return _result(fused, post if posteriors else None, values, arrays[0].shape)
+    for_each_unit(run, axis0_ranges(shape3, grain=DEFAULT_GRAIN_VOXELS), num_threads=num_threads)
+    return fused, post if posteriors else None
 
 
 def _result(fused, post, values, shape) -> FusionResult:
@@ -394,10 +406,17 @@ def _jlf(target, images, label_arrays, patch, search, alpha, beta, posteriors, s
     return _result(fused, post if posteriors else None, values, target.shape)
 
 
+def _staple(target, atlases, labels, **options) -> FusionResult:
+    from .staple import staple
+
+    return staple(labels, **options)
+
+
 #: fusion name -> function(target, atlases, labels, **options)
 FUSIONS = {
     "majority": lambda target, atlases, labels, **options: majority_vote(labels, **options),
     "jlf": joint_label_fusion,
+    "staple": _staple,
 }
 
 

@@ -16,7 +16,11 @@ Outputs (with ``out="seg.nii.gz"``), written as one set by
     ``(X, Y, 1, L)``); left out with ``posteriors=False``;
 ``seg_segment.json``
     the labels, the fusion and its settings, the atlases used and those
-    left out because their registration failed.
+    left out because their registration failed, and per label its size,
+    each atlas's Dice against the fused map and the mean posterior
+    (:func:`parareg.population.segment_report.label_statistics`);
+``seg_report.png``
+    those per-label numbers drawn (needs matplotlib; left out without it).
 
 The registrations go to ``seg_registrations/`` (one folder per atlas, see
 :mod:`parareg.population.batch`), so a rerun resumes: finished
@@ -29,6 +33,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +51,16 @@ if TYPE_CHECKING:
 
 #: how each atlas's labels reach the target grid (any label interpolation of parareg.resample)
 DEFAULT_LABEL_INTERPOLATION = "genericlabel"
+#: segment's default registration, "atlas": register's "fast" SyN (its looser field) stopped
+#: at half resolution, after an affine stage at quarter resolution only. Label fusion does
+#: not need the fine levels: JLF's search takes up the last voxels of misalignment (Mindboggle
+#: leave-one-out, 11 atlases: JLF Dice 0.617 vs 0.621 with "default", at 0.3x its CPU time;
+#: BENCHMARKS.md, "Multi-atlas segmentation, round 2"). Used for transform="syn"; rigid and
+#: affine registrations keep register's default pyramid.
+ATLAS_PRESET = {"preset": "fast", "syn_options": {"levels": ((4, 1.0, 20), (2, 0.5, 10))},
+                "affine_options": {"levels": ((4, 2.0, 100),)}}
+#: segment(preset=...): "atlas" (above), or one of register's presets
+PRESETS = ("atlas", "fast", "default", "accurate")
 
 
 class SegmentationError(ValueError):
@@ -71,6 +86,10 @@ class SegmentResult:
         The atlases fused, and those left out (failed registrations).
     files : list of Path
         What was written (empty without ``out``).
+    seconds : dict
+        Wall time of each step: ``"checks"`` (the inputs read and checked),
+        ``"registrations"`` (run or resumed, their outputs read back),
+        ``"fusion"`` and, with ``out``, ``"write"``.
     """
 
     labels: Image
@@ -79,14 +98,16 @@ class SegmentResult:
     used: list = field(default_factory=list)
     excluded: list = field(default_factory=list)
     files: list = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
 
 
 def output_paths(out: PathLike) -> dict:
     """``{"labels", "posteriors", "report", "registrations"}`` -> paths, from ``out``.
 
     >>> sorted((k, p.name) for k, p in output_paths("seg.nii.gz").items())
-    [('labels', 'seg.nii.gz'), ('posteriors', 'seg_posteriors.nii.gz'), \
-('registrations', 'seg_registrations'), ('report', 'seg_segment.json')]
+    [('labels', 'seg.nii.gz'), ('plot', 'seg_report.png'), \
+('posteriors', 'seg_posteriors.nii.gz'), ('registrations', 'seg_registrations'), \
+('report', 'seg_segment.json')]
     """
     from ..io.nifti import check_nifti_path
 
@@ -94,7 +115,7 @@ def output_paths(out: PathLike) -> dict:
     stem = out.name[:-7] if out.name.lower().endswith(".nii.gz") else out.name[:-4]
     folder = out.parent
     return {"labels": out, "posteriors": folder / f"{stem}_posteriors.nii.gz",
-            "report": folder / f"{stem}_segment.json",
+            "report": folder / f"{stem}_segment.json", "plot": folder / f"{stem}_report.png",
             "registrations": folder / f"{stem}_registrations"}
 
 
@@ -121,8 +142,34 @@ def _job_name(index: int, obj) -> str:
     return f"{index:03d}_{stem}"
 
 
+def registration_options(preset: str, transform: str, register_options: dict | None) -> dict:
+    """The :func:`parareg.register` options of every atlas's registration.
+
+    >>> registration_options("atlas", "syn", {"syn_options": {"step": 0.25}})["syn_options"]
+    {'levels': ((4, 1.0, 20), (2, 0.5, 10)), 'step': 0.25}
+    >>> registration_options("default", "affine", None)
+    {'transform': 'affine', 'preset': 'default'}
+    """
+    from .._options import choice
+
+    preset = choice(preset, PRESETS, name="preset")
+    if register_options is not None and not isinstance(register_options, dict):
+        raise ValueError(f"register_options must be a dict of parareg.register's keyword "
+                         f"arguments or None, got {type(register_options).__name__}")
+    options = {"transform": transform, "preset": preset}
+    if preset == "atlas":
+        options["preset"] = ATLAS_PRESET["preset"]
+        if str(transform).lower() == "syn":
+            options.update({k: dict(v) for k, v in ATLAS_PRESET.items() if k != "preset"})
+    for key, value in (register_options or {}).items():
+        if isinstance(value, dict) and isinstance(options.get(key), dict):
+            value = {**options[key], **value}
+        options[key] = value
+    return options
+
+
 def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[ImageLike], *,
-            fusion: str = "majority", transform: str = "syn", preset: str = "default",
+            fusion: str = "majority", transform: str = "syn", preset: str = "atlas",
             out: PathLike | None = None, registrations: PathLike | None = None,
             workers: int | None = None, scheduler: object = None, posteriors: bool = True,
             patch_radius: int | Sequence[int] = 2, search_radius: int | Sequence[int] = 3,
@@ -140,12 +187,13 @@ def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[Im
         Atlas intensity images (each registered to ``target``).
     labels : sequence of path, Image or nibabel image
         Each atlas's integer label map, on its atlas's grid (one per atlas).
-    fusion : {"majority", "jlf"}
-        Majority vote (ties to the smallest label) or joint label fusion
-        (see :mod:`parareg.population.fusion`).
+    fusion : {"majority", "jlf", "staple"}
+        Majority vote (ties to the smallest label), joint label fusion or
+        multi-label STAPLE (see :mod:`parareg.population.fusion`).
     transform : {"rigid", "affine", "syn"}
-    preset : {"fast", "default", "accurate"}
-        Of :func:`parareg.register`.
+    preset : {"atlas", "fast", "default", "accurate"}
+        ``"atlas"`` (:data:`ATLAS_PRESET`, made for label fusion), or one of
+        :func:`parareg.register`'s presets.
     out : path, optional
         The label map to write (``.nii`` or ``.nii.gz``); the posteriors and a
         JSON report go next to it (see the module docstring). ``None``
@@ -162,7 +210,7 @@ def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[Im
         Compute (and write) the per-label posteriors.
     patch_radius, search_radius, alpha, beta
         Joint label fusion's settings (ANTs' defaults); refused with
-        ``fusion="majority"`` unless left at their defaults.
+        another ``fusion`` unless left at their defaults.
     label_interpolation : {"genericlabel", "nearest"}
         How labels are put on the target grid.
     num_threads : int, optional
@@ -170,7 +218,8 @@ def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[Im
     progress : callable, optional
         Called after each registration (see ``register_many``).
     register_options : dict, optional
-        More keyword arguments of :func:`parareg.register` (``syn_metric``, ``seed``...).
+        More keyword arguments of :func:`parareg.register` (``syn_metric``, ``seed``...);
+        a dict (``syn_options``, ``affine_options``) updates the preset's.
 
     Returns
     -------
@@ -194,6 +243,8 @@ def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[Im
     from ..image import as_image
     from ..resampling import LABEL_INTERPOLATIONS, check_interpolation
 
+    t0 = time.perf_counter()
+    seconds = {}
     fusion = check_fusion(fusion)
     interpolation = check_interpolation(label_interpolation)
     if interpolation not in LABEL_INTERPOLATIONS:
@@ -223,7 +274,7 @@ def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[Im
         changed = sorted(k for k, (v, default) in given.items() if v != default)
         if changed:
             raise ValueError(f"{', '.join(changed)} set joint label fusion; they do nothing "
-                             "with fusion='majority': pass fusion='jlf' or drop them")
+                             f"with fusion={fusion!r}: pass fusion='jlf' or drop them")
         options = {}
     for index, (atlas, label) in enumerate(zip(atlases, labels)):
         atlas_image = as_image(atlas, name=f"atlases[{index}]")
@@ -241,10 +292,12 @@ def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[Im
                                 "exist; create it first")
     from .batch import Job, register_many
 
-    options_register = {"transform": transform, "preset": preset, **(register_options or {})}
+    options_register = registration_options(preset, transform, register_options)
     jobs = [Job(_job_name(i, atlas), target, atlas, options=options_register,
                 also={"labels": (label, interpolation)})
             for i, (atlas, label) in enumerate(zip(atlases, labels))]
+    seconds["checks"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="parareg-segment-") as scratch:
         folder = registrations if registrations is not None else (
             paths["registrations"] if paths is not None else Path(scratch))
@@ -259,37 +312,66 @@ def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[Im
             warnings.warn(f"segmenting from {len(used)} of {len(results)} atlases: "
                           f"{', '.join(excluded)} left out (registration failed)",
                           AtlasExcludedWarning, stacklevel=2)
-        warped = [r.load("warped").data for r in used]
+        # only JLF reads the warped intensities
+        warped = [r.load("warped").data for r in used] if fusion == "jlf" else None
         warped_labels = [r.load("warped_labels").data for r in used]
+    seconds["registrations"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     fused = FUSIONS[fusion](target_image, warped, warped_labels, posteriors=posteriors,
                             num_threads=num_threads, **options)
+    seconds["fusion"] = time.perf_counter() - t0
     labels_image = target_image.with_data(fused.labels)
     result = SegmentResult(labels=labels_image, posteriors=fused.posteriors,
                            label_values=fused.label_values, used=[r.name for r in used],
-                           excluded=excluded)
+                           excluded=excluded, seconds=seconds)
+    t0 = time.perf_counter()
     if paths is not None:
+        from .segment_report import label_statistics
+
         report = {"labels": fused.label_values.tolist(), "fusion": fusion,
                   "fusion_options": {k: list(v) if isinstance(v, tuple) else v
                                      for k, v in options.items()},
+                  "preset": preset,
                   "register_options": {k: v for k, v in options_register.items()
-                                       if isinstance(v, (str, int, float, bool))},
+                                       if _plain(v)},
                   "label_interpolation": interpolation, "atlases": result.used,
                   "excluded": excluded, "posteriors": paths["posteriors"].name
-                  if posteriors else None}
+                  if posteriors else None,
+                  "per_label": label_statistics(fused.labels, warped_labels,
+                                                fused.label_values, fused.posteriors)}
         result.files = write_segmentation(result, paths, report, num_threads=num_threads)
+        seconds["write"] = time.perf_counter() - t0
     return result
+
+
+def _plain(value) -> bool:
+    """Whether ``value`` is made of JSON's numbers, strings, lists and dicts only."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, (str, int, float, bool)) or value is None
 
 
 def write_segmentation(result: SegmentResult, paths: dict, report: dict, *,
                        num_threads: int | None = None) -> list:
-    """Write the label map, the posteriors (4D) and the report as one output set."""
+    """Write the label map, the posteriors (4D), the report and its plot as one output
+    set (the plot only with matplotlib)."""
     import nibabel as nib
 
     from ..io.nifti import save, to_nifti
     from ..io.outputs import OutputSet
+    from .segment_report import can_plot, plot_label_statistics
 
-    stale = [] if result.posteriors is not None else [paths["posteriors"]]
-    with OutputSet(remove=stale, num_threads=num_threads) as outputs:
+    plotted = can_plot()
+    stale = [key for key, wanted in (("posteriors", result.posteriors is not None),
+                                     ("plot", plotted)) if not wanted]
+    with OutputSet(remove=[paths[key] for key in stale], num_threads=num_threads) as outputs:
+        if plotted:
+            plot_label_statistics(
+                report["per_label"], paths["plot"], outputs=outputs,
+                title=f"{paths['labels'].name}: {report['fusion']} of {len(result.used)} "
+                      "atlases")
         save(result.labels, paths["labels"], outputs=outputs)
         if result.posteriors is not None:
             header = to_nifti(result.labels)
@@ -302,4 +384,5 @@ def write_segmentation(result: SegmentResult, paths: dict, report: dict, *,
             outputs.add_nifti(paths["posteriors"], volume)
         outputs.add_bytes(paths["report"], json.dumps(report, indent=1))
     return [p for key, p in paths.items() if key != "registrations"
-            and (key != "posteriors" or result.posteriors is not None)]
+            and (key != "posteriors" or result.posteriors is not None)
+            and (key != "plot" or plotted)]
