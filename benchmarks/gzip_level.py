@@ -57,7 +57,7 @@ def compress(view, level: int, strategy: int) -> int:
     size, n = 0, len(view)
     for start in range(0, n, gzip_chunks.CHUNK_BYTES):
         stop = min(start + gzip_chunks.CHUNK_BYTES, n)
-        size += len(gzip_chunks.compress_chunk(view, start, stop, level, stop == n, strategy))
+        size += len(gzip_chunks.compress_chunk(view, start, stop, level, strategy))
     return size
 
 

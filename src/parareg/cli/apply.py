@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..image import as_grid
 from ..transforms.chain import AFFINE_SUFFIXES, WARP_SUFFIXES
 from ._apply_io import (
     OUTPUT_TYPES,
@@ -27,7 +28,6 @@ from ._common import (
     add_threads_argument,
     check_output_file,
     describe_grid,
-    load_image,
     make_parser,
     refuse_inputs_as_outputs,
     run_command,
@@ -211,7 +211,7 @@ def _run(args, console) -> int:
     refuse_inputs_as_outputs([out], inputs)
     for folder in {spec.path.parent for spec in specs}:
         recover(folder)  # complete an output set a killed `parareg register` left mid-commit
-    reference = load_image(args.reference, name="reference")
+    reference = as_grid(Path(args.reference), name="reference")  # its header: data unused
     if args.dimensionality is not None and reference.ndim != args.dimensionality:
         raise CLIError(f"-d {args.dimensionality}: reference is {reference.ndim}D")
     num_threads = resolve_num_threads(args.threads)
