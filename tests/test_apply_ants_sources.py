@@ -36,7 +36,7 @@ TYPES = {
 #: ndim -> (fixed image, moving image, fixed labels, moving labels, crop)
 SOURCES = {
     2: (MINDBOGGLE[:2], MINDBOGGLE_LABELS[:2], np.s_[20:200, 30:260]),
-    3: (IXI_T1[:2], IXI_LABELS[:2], np.s_[26:94, 24:96, 18:74]),
+    3: (IXI_T1[:2], IXI_LABELS[:2], np.s_[32:88, 30:90, 22:70]),
 } if len(MINDBOGGLE) >= 2 and len(IXI_T1) >= 2 else {}
 
 
@@ -60,7 +60,8 @@ def pair(request, tmp_path_factory):
 
 def _lists(reg):
     """Per direction: (the CLI's -t words, antspyx's list, antspyx's whichtoinvert)."""
-    forward, inverse = list(reg["fwdtransforms"]), list(reg["invtransforms"])
+    forward, inverse = ([reg[key]] if isinstance(reg[key], str) else list(reg[key])
+                        for key in ("fwdtransforms", "invtransforms"))  # a composite: a str
     flags = [p.endswith(".mat") for p in inverse]  # ANTs' inverse list inverts its affine
     return {"forward": (forward, forward, [False] * len(forward)),
             "inverse": ([f"[{p},1]" if flag else p for p, flag in zip(inverse, flags)],
