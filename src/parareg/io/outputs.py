@@ -62,6 +62,7 @@ and strategy chosen by measurement, documented there).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -315,10 +316,12 @@ class OutputSet:
         def work(temp):
             import nibabel as nib
 
+            if not gz:
+                raw = io.BytesIO()
+                nifti.to_file_map(nib.Nifti1Image.make_file_map({"image": raw}))
+                self._write_all(temp, [raw.getbuffer()])
+                return
             with os.fdopen(os.dup(temp.fd), "wb") as f:
-                if not gz:
-                    nifti.to_file_map(nib.Nifti1Image.make_file_map({"image": f}))
-                    return
                 # nibabel writes into the compressor: members compress as the bytes come
                 with GzipWriter(f, self._pool, level=self.gzip_level,
                                 cancel=self._cancel) as sink:
