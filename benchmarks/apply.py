@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -67,14 +68,17 @@ def _env(threads: int) -> dict:
     return env
 
 
-def _timed(argv, env) -> float:
+def _timed(argv, env) -> tuple[float, float]:
+    """Wall seconds of the command, and the CPU seconds (user + system) of its process tree."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"apply benchmark: {' '.join(map(str, argv[:3]))} failed:\n"
                          f"{done.stderr[-2000:]}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def prepare(name, fixed, moving, args, scratch: Path) -> dict:
@@ -119,9 +123,11 @@ def run_case(case, args, scratch: Path) -> dict:
         times["ants"].append(_timed(ants_argv, env))
     result = {key: case[key] for key in ("name", "fixed", "input", "image_type", "volumes")
               if key in case}
-    for tool, values in times.items():
+    for tool, runs in times.items():
+        values, cpu = [wall for wall, _ in runs], [c for _, c in runs]
         result[tool] = {"seconds": values, "min": min(values),
-                        "median": statistics.median(values)}
+                        "median": statistics.median(values), "cpu_seconds": cpu,
+                        "cpu_min": min(cpu)}
     result["ratio_of_medians"] = result["parareg"]["median"] / result["ants"]["median"]
     result["agreement"] = agreement(ours, theirs)
     return result
@@ -150,9 +156,11 @@ def markdown(report) -> str:
                      f"{case['ants']['median']:.2f} (min {case['ants']['min']:.2f})",
                      f"{case['ratio_of_medians']:.2f}x",
                      "met" if case["ratio_of_medians"] <= TARGET else "not met",
+                     f"{case['parareg']['cpu_min']:.2f} / {case['ants']['cpu_min']:.2f}",
                      f"{case['agreement']['max_over_range_inside']:.1e}"])
     head = ["case", "parareg apply, s", "antsApplyTransforms (antspyx), s",
-            "parareg / ANTs", f"target <= {TARGET}x", "max diff / range (inside)"]
+            "parareg / ANTs", f"target <= {TARGET}x", "min CPU s, parareg / ANTs",
+            "max diff / range (inside)"]
     machine = report["machine"]
     lines = [f"threads: {report['settings']['threads']}; machine: {machine.get('cpu_model')}, "
              f"{machine.get('usable_cpus')} usable CPUs; versions: "

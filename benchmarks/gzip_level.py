@@ -2,7 +2,7 @@
 
 For every ``.nii.gz`` of one or more ``parareg register`` output folders the
 uncompressed NIfTI bytes are compressed the way :mod:`parareg.io.outputs`
-does it (1 MiB chunks, primed with the previous 32 KiB), serially, at each
+does it (1 MiB gzip members, each compressed on its own), serially, at each
 setting; the table gives seconds (minimum of the interleaved repeats), the
 compressed size relative to the raw file, and MB/s. The end-to-end writer
 (:func:`parareg.io.write_nifti`, fsync included) is timed at 1 and N threads.
@@ -57,7 +57,7 @@ def compress(view, level: int, strategy: int) -> int:
     size, n = 0, len(view)
     for start in range(0, n, gzip_chunks.CHUNK_BYTES):
         stop = min(start + gzip_chunks.CHUNK_BYTES, n)
-        size += len(gzip_chunks.compress_chunk(view, start, stop, level, stop == n, strategy))
+        size += len(gzip_chunks.compress_chunk(view, start, stop, level, strategy))
     return size
 
 

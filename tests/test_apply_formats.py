@@ -282,3 +282,15 @@ def test_series_and_output_bad_inputs_are_named(series, tmp_path, capsys):
     assert main(["apply", "-r", str(reference), "-t", str(affine), "-o",
                  f"Linear[{tmp_path / 'a.nii.gz'}]"]) == 2
     assert "must end in .mat" in capsys.readouterr().err
+
+
+def test_generic_label_on_a_float_image_is_named(tmp_path, capsys):
+    path = tmp_path / "float.nii.gz"
+    nib.save(nib.Nifti1Image(np.linspace(0, 1, 60, dtype=np.float32).reshape(3, 4, 5),
+                             np.eye(4)), path)
+    affine = write_affine(np.eye(4), tmp_path / "a.mat")
+    assert main(["apply", "-i", str(path), "-r", str(path), "-t", str(affine),
+                 "-n", "GenericLabel", "-o", str(tmp_path / "o.nii.gz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("parareg: error:") and "'genericlabel' needs an integer label" in err
+    assert not (tmp_path / "o.nii.gz").exists()

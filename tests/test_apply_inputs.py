@@ -1,7 +1,9 @@
 """Reading inputs fast without changing them: one-pass gzip inflation, and nearest's label rule.
 
 - :func:`parareg.io.gzip_chunks.read_gzip` gives the bytes Python's gzip gives
-  (multi-member files too) and refuses truncated or corrupt files;
+  (multi-member files too; the members parareg writes in parallel, at any thread count)
+  and refuses truncated or corrupt files; :class:`~parareg.io.gzip_chunks.GzipWriter`'s
+  bytes do not depend on how the data is handed to it;
 - :func:`parareg.io.nifti.stored_array` equals nibabel's ``dataobj`` /
   ``get_fdata(float32)`` bit for bit, for every storage type and scaling;
 - :func:`parareg.io.nifti.load_labels_or_intensities` (what ``apply -n
@@ -60,6 +62,70 @@ def test_read_gzip_refuses_truncated_and_corrupt(tmp_path, inflate):
     (tmp_path / "bad.gz").write_bytes(data[:20] + b"\xff" * 100 + data[120:])
     with pytest.raises(ValueError):
         gzip_chunks.read_gzip(tmp_path / "bad.gz", 40000)
+
+
+def _members_file(path, data: bytes, *, writes=(None,), threads: int = 2) -> bytes:
+    """``data`` written through :class:`GzipWriter` in pieces of the sizes ``writes``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with open(path, "wb") as f, ThreadPoolExecutor(threads) as pool, \
+            gzip_chunks.GzipWriter(f, pool) as sink:
+        start = 0
+        for size in writes:
+            stop = len(data) if size is None else start + size
+            sink.write(data[start:stop])
+            start = stop
+        sink.write(data[start:])
+        sink.finish()
+    return path.read_bytes()
+
+
+@pytest.fixture
+def payload(monkeypatch):
+    monkeypatch.setattr(gzip_chunks, "CHUNK_BYTES", 4096)  # many members from a small payload
+    rng = np.random.default_rng(3)
+    return np.cumsum(rng.normal(size=10000)).astype(np.float32).tobytes() + bytes(3000)
+
+
+def test_members_are_found_from_their_headers_and_inflated_in_parallel(tmp_path, payload,
+                                                                        monkeypatch, inflate):
+    path = tmp_path / "m.gz"
+    written = _members_file(path, payload)
+    assert gzip.decompress(written) == payload  # ordinary gzip to every reader
+    assert len(gzip_chunks._members(memoryview(written))) == -(-len(payload) // 4096)
+    monkeypatch.setattr(gzip_chunks, "_read_serial", None)  # the parallel path, or a TypeError
+    for threads in (1, 2, 3):
+        got = gzip_chunks.read_gzip(path, len(payload), num_threads=threads)
+        assert got.tobytes() == payload
+    assert gzip_chunks.read_gzip(path, 5000).tobytes() == payload[:5000]
+
+
+def test_member_bytes_do_not_depend_on_the_writes_or_the_threads(tmp_path, payload):
+    want = _members_file(tmp_path / "a.gz", payload)
+    for writes, threads in (((1, 4095, 2, 9000), 1), ((4096, 4096), 3), ((7, 13), 2)):
+        assert _members_file(tmp_path / "b.gz", payload, writes=writes, threads=threads) == want
+    empty = _members_file(tmp_path / "e.gz", b"")
+    assert gzip.decompress(empty) == b"" and len(gzip_chunks._members(memoryview(empty))) == 1
+
+
+def test_damaged_member_files_are_refused(tmp_path, payload, inflate):
+    written = _members_file(tmp_path / "m.gz", payload)
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(written[:len(written) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        gzip_chunks.read_gzip(cut, len(payload))
+    bad = tmp_path / "bad.gz"
+    middle = len(written) // 2
+    bad.write_bytes(written[:middle] + bytes(b ^ 0xFF for b in written[middle:middle + 64])
+                    + written[middle + 64:])
+    with pytest.raises(ValueError):
+        gzip_chunks.read_gzip(bad, len(payload))
+    lying = bytearray(written)  # the first header claims one byte more than its member holds
+    size = int.from_bytes(lying[20:24], "little")
+    lying[20:24] = (size + 1).to_bytes(4, "little")
+    (tmp_path / "lying.gz").write_bytes(lying)
+    with pytest.raises(ValueError):
+        gzip_chunks.read_gzip(tmp_path / "lying.gz", len(payload))
 
 
 CASES = {
@@ -144,3 +210,25 @@ def test_nearest_reads_labels_and_intensities_alike_in_cli_and_library(tmp_path)
         assert written.get_data_dtype() == data.dtype == library.data.dtype
         assert np.array_equal(np.asanyarray(written.dataobj), data)
         assert np.array_equal(library.data, data)
+
+
+def test_a_reference_is_read_for_its_grid_only(tmp_path):
+    from parareg.image import as_grid
+
+    data = np.ones((20, 21, 22), np.float32)
+    affine = np.diag([2.0, 3.0, 4.0, 1.0])
+    path = tmp_path / "r.nii.gz"
+    nib.save(nib.Nifti1Image(data, affine), path)
+    grid = as_grid(path, name="reference")
+    assert grid.shape == (20, 21, 22)
+    assert np.array_equal(grid.vox2world, parareg.load(path).vox2world)
+    assert grid.data.strides == (0, 0, 0) and not grid.data.flags.writeable  # no voxels held
+    cut = tmp_path / "cut.nii.gz"  # the header is whole, the voxels are not: the grid is known
+    cut.write_bytes(path.read_bytes()[:200])
+    assert as_grid(cut, name="reference").shape == (20, 21, 22)
+    with pytest.raises(ValueError, match="could not read"):
+        parareg.load(cut)  # whereas the voxels are read only by load
+    single = _save(tmp_path, "s.nii.gz", data[:, :1])  # a single-slice volume is 2D, as load's
+    assert as_grid(single, name="reference").shape == parareg.load(single).shape == (20, 22)
+    with pytest.raises(FileNotFoundError, match="reference: no such file"):
+        as_grid(tmp_path / "none.nii.gz", name="reference")

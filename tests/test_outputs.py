@@ -196,7 +196,7 @@ def test_failed_write_in_process_keeps_the_earlier_files(tmp_path, monkeypatch):
     (tmp_path / "a.txt").write_text("old a")
     (tmp_path / "b.txt").write_text("old b")
 
-    def full(view, start, stop, level, last):
+    def full(view, start, stop, level):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(gzip_chunks, "compress_chunk", full)

@@ -276,9 +276,16 @@ def as_image_or_path(obj: ImageLike, *, name: str, affine: MatrixLike | None = N
 
 
 def as_grid(obj: ImageLike, *, name: str, affine: MatrixLike | None = NOT_OFFERED) -> Image:
-    """Like :func:`as_image` for an image used only for its grid (data not scanned)."""
+    """Like :func:`as_image` for an image used only for its grid (data not scanned).
+
+    A path is read for its header only (:func:`parareg.io.nifti.load_grid`).
+    """
     if isinstance(obj, Image) and (affine is None or affine is NOT_OFFERED):
         return obj
+    if isinstance(obj, (str, os.PathLike)) and (affine is None or affine is NOT_OFFERED):
+        from .io.nifti import load_grid
+
+        return load_grid(obj, name=name)
     return as_image(obj, name=name, affine=affine)
 
 

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..image import as_grid
 from ..transforms.chain import AFFINE_SUFFIXES, WARP_SUFFIXES
 from ._apply_io import (
     OUTPUT_TYPES,
@@ -27,7 +28,6 @@ from ._common import (
     add_threads_argument,
     check_output_file,
     describe_grid,
-    load_image,
     make_parser,
     refuse_inputs_as_outputs,
     run_command,
@@ -194,7 +194,7 @@ def read_steps(specs, ndim: int, *, num_threads: int | None = None):
 
 def _run(args, console) -> int:
     from ..io.outputs import recover, write_nifti
-    from ..parallel import resolve_num_threads
+    from ..parallel import resolve_num_threads, threads
     from ..transforms.chain import check_coverage, resample_series
 
     output = parse_output(args.output)
@@ -211,7 +211,7 @@ def _run(args, console) -> int:
     refuse_inputs_as_outputs([out], inputs)
     for folder in {spec.path.parent for spec in specs}:
         recover(folder)  # complete an output set a killed `parareg register` left mid-commit
-    reference = load_image(args.reference, name="reference")
+    reference = as_grid(Path(args.reference), name="reference")  # its header: data unused
     if args.dimensionality is not None and reference.ndim != args.dimensionality:
         raise CLIError(f"-d {args.dimensionality}: reference is {reference.ndim}D")
     num_threads = resolve_num_threads(args.threads)
@@ -228,7 +228,8 @@ def _run(args, console) -> int:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parareg-read") as pool:
         pending = pool.submit(read_steps, specs, reference.ndim, num_threads=num_threads)
         try:
-            volumes, layout = _read_input(args, reference)
+            with threads(num_threads):  # its inflate and NaN scan use --threads too
+                volumes, layout = _read_input(args, reference)
         except BaseException:
             if pending.exception() is not None:  # a bad -t is reported first, as before
                 raise pending.exception() from None
@@ -241,7 +242,8 @@ def _run(args, console) -> int:
         check_coverage(steps, coverage, hint="check -r and the order of -t")
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
-    nifti = to_nifti(results, reference, layout, OUTPUT_TYPES[args.output_data_type])
+    with threads(num_threads):  # the layout into NIfTI's order
+        nifti = to_nifti(results, reference, layout, OUTPUT_TYPES[args.output_data_type])
     write_nifti(out, nifti, num_threads=num_threads)
     seconds = time.perf_counter() - t0
 

@@ -313,6 +313,28 @@ def _open(path: Path, name: str):
                          f"{exc or type(exc).__name__}") from exc
 
 
+def load_grid(path: PathLike, *, name: str = "path") -> Image:
+    """The grid of the image file ``path`` (shape and vox2world), its voxels not read.
+
+    What a reference image is read for. The rules and errors of :func:`load`
+    that the header decides apply (a single-slice volume is 2D, a 4D series
+    or a vector image is refused); the image's ``data`` is a read-only array
+    of zeros that takes no memory.
+
+    Examples
+    --------
+    >>> load_grid("fixed.nii.gz", name="reference").shape  # doctest: +SKIP
+    (256, 256, 256)
+    """
+    path = Path(path)
+    _check_readable(path, name)
+    img = _open(path, name)
+    where = f"{name}: {str(path)!r}"
+    _check_header(img, where, labels=False, name=name, path=path)
+    zeros = np.broadcast_to(np.zeros((), dtype=np.float32), tuple(int(n) for n in img.shape))
+    return image_from_array(zeros, img.affine, labels=False, where=where)
+
+
 def _load(path, *, labels: bool, name: str) -> Image:
     path = Path(path)
     _check_readable(path, name)

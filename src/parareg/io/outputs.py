@@ -73,7 +73,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .gzip_chunks import GZIP_LEVEL, write_gzip
+from .gzip_chunks import GZIP_LEVEL, GzipWriter
 
 try:
     import fcntl
@@ -316,13 +316,17 @@ class OutputSet:
         def work(temp):
             import nibabel as nib
 
-            raw = io.BytesIO()
-            nifti.to_file_map(nib.Nifti1Image.make_file_map({"image": raw}))
-            view = raw.getbuffer()
-            if gz:
-                self._write_gzip(temp, view)
-            else:
-                self._write_all(temp, [view])
+            if not gz:
+                raw = io.BytesIO()
+                nifti.to_file_map(nib.Nifti1Image.make_file_map({"image": raw}))
+                self._write_all(temp, [raw.getbuffer()])
+                return
+            with os.fdopen(os.dup(temp.fd), "wb") as f:
+                # nibabel writes into the compressor: members compress as the bytes come
+                with GzipWriter(f, self._pool, level=self.gzip_level,
+                                cancel=self._cancel) as sink:
+                    nifti.to_file_map(nib.Nifti1Image.make_file_map({"image": sink}))
+                    sink.finish()
 
         return self._start(path, work)
 
@@ -331,10 +335,6 @@ class OutputSet:
         with os.fdopen(os.dup(temp.fd), "wb") as f:
             for part in parts:
                 f.write(part)
-
-    def _write_gzip(self, temp: _Temporary, view) -> None:
-        with os.fdopen(os.dup(temp.fd), "wb") as f:
-            write_gzip(f, view, self._pool, level=self.gzip_level, cancel=self._cancel)
 
     def _wait(self) -> None:
         for job in self._jobs:

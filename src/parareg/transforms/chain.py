@@ -373,8 +373,9 @@ def resample_series(volumes: Sequence[Image], reference: Image, steps: Sequence[
     """Every image of ``volumes`` through the same chain (a time series, or vector components).
 
     The chain is planned once (:func:`plan`); volumes run in parallel, each
-    on one thread, so each equals :func:`resample_through` of that volume
-    alone, bit for bit, at any thread count.
+    on one thread (a single volume gets every thread), so each equals
+    :func:`resample_through` of that volume alone, bit for bit, at any thread
+    count.
 
     Returns
     -------
@@ -386,6 +387,9 @@ def resample_series(volumes: Sequence[Image], reference: Image, steps: Sequence[
     from ..resampling import resample
 
     matrix, field, coverage = plan(steps, reference, num_threads=num_threads)
+    if len(volumes) == 1:  # its own threads: the kernel's bits do not depend on them
+        return [resample(volumes[0], reference, affine=matrix, field=field,
+                         interpolation=interpolation, num_threads=num_threads)], coverage
 
     def one(volume):
         return resample(volume, reference, affine=matrix, field=field,
