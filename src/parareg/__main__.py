@@ -1,8 +1,6 @@
 """``python -m parareg ...`` runs the ``parareg`` command (as ``python -m parareg.cli`` does)."""
 
-import sys
-
-from .cli.main import main
+from .cli.main import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -1,8 +1,6 @@
 """``python -m parareg.cli ...`` runs the ``parareg`` command."""
 
-import sys
-
-from .main import main
+from .main import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
