@@ -212,7 +212,7 @@ def _register(args, console) -> int:
     from ..io.outputs import OutputSet
     from ..io.registration_files import stage_transforms
     from ..parallel import resolve_num_threads
-    from ..registration.pipeline import check_stages
+    from ..registration.pipeline import c_ordered, check_stages
 
     _apply_settings(args)
     control.split_masks(args)
@@ -270,6 +270,9 @@ def _register(args, console) -> int:
     if fixed.ndim != moving.ndim:
         raise CLIError(f"fixed {args.fixed!r} is {fixed.ndim}D but moving {args.moving!r} is "
                        f"{moving.ndim}D; register images of the same dimensionality")
+    num_threads = resolve_num_threads(args.threads)
+    # in C order once (files are Fortran-ordered): not once per pyramid level and resampling
+    fixed, moving = (c_ordered(image, num_threads=num_threads) for image in (fixed, moving))
     masks = {}
     for role, image, text in (("fixed", fixed, args.fixed_mask),
                               ("moving", moving, args.moving_mask)):
@@ -291,7 +294,6 @@ def _register(args, console) -> int:
     affine_options, syn_options, affine_levels, syn_levels = control.options(
         args, spacing=fixed.spacing, syn=syn, affine_metric=affine_metric,
         syn_metric=syn_metric)
-    num_threads = resolve_num_threads(args.threads)
 
     metric_text = affine_metric + (f" + SyN {syn_metric}" if syn_metric else "")
     if channels:
