@@ -265,8 +265,11 @@ def _register(args, console) -> int:
         require_module("matplotlib", purpose="--qc", extra="bench")
     memory = {"syn_metric": syn_metric, "quiet": console.quiet}
     check_memory(args, **memory)
-    fixed = load_image(args.fixed, name="fixed")
-    moving = load_image(args.moving, name="moving")
+    # both files are read at once (inflating releases the GIL); errors in the arguments' order
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="parareg-read") as readers:
+        reads = [readers.submit(load_image, path, name=name)
+                 for path, name in ((args.fixed, "fixed"), (args.moving, "moving"))]
+        fixed, moving = (read.result() for read in reads)
     if fixed.ndim != moving.ndim:
         raise CLIError(f"fixed {args.fixed!r} is {fixed.ndim}D but moving {args.moving!r} is "
                        f"{moving.ndim}D; register images of the same dimensionality")
