@@ -273,9 +273,6 @@ def _register(args, console) -> int:
     if fixed.ndim != moving.ndim:
         raise CLIError(f"fixed {args.fixed!r} is {fixed.ndim}D but moving {args.moving!r} is "
                        f"{moving.ndim}D; register images of the same dimensionality")
-    num_threads = resolve_num_threads(args.threads)
-    # in C order once (files are Fortran-ordered): not once per pyramid level and resampling
-    fixed, moving = (c_ordered(image, num_threads=num_threads) for image in (fixed, moving))
     masks = {}
     for role, image, text in (("fixed", fixed, args.fixed_mask),
                               ("moving", moving, args.moving_mask)):
@@ -297,6 +294,7 @@ def _register(args, console) -> int:
     affine_options, syn_options, affine_levels, syn_levels = control.options(
         args, spacing=fixed.spacing, syn=syn, affine_metric=affine_metric,
         syn_metric=syn_metric)
+    num_threads = resolve_num_threads(args.threads)
 
     metric_text = affine_metric + (f" + SyN {syn_metric}" if syn_metric else "")
     if channels:
@@ -346,7 +344,8 @@ def _register(args, console) -> int:
         numbers = side.submit(_side_numbers, seen, moving, result, masks.get("fixed"),
                               jacobian=args.transform == "syn" and (summary or args.qc),
                               similarity=summary, num_threads=num_threads)
-        inverse_warped = mapping.transform_inverse(seen, num_threads=num_threads)
+        inverse_warped = mapping.transform_inverse(c_ordered(seen, num_threads=num_threads),
+                                                   num_threads=num_threads)
         save(inverse_warped, paths["inverse_warped"], outputs=outputs)
         jacobian, before, after, regularity = numbers.result()
         if args.qc:

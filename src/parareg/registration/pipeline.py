@@ -409,10 +409,8 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
                        levels=syn_options.get("levels"),
                        fixed_mask=fixed_mask is not None, max_memory=max_memory,
                        channels=_channel_syn_metrics(channels))
-    fixed = c_ordered(as_image(fixed, name="fixed", num_threads=num_threads),
-                      num_threads=num_threads)
-    moving = c_ordered(as_image(moving, name="moving", num_threads=num_threads),
-                       num_threads=num_threads)
+    fixed = as_image(fixed, name="fixed", num_threads=num_threads)
+    moving = as_image(moving, name="moving", num_threads=num_threads)
     loaded = check_channels(channels, fixed, moving, weight=weight, num_threads=num_threads)
     initial_fixed = None if initial_fixed_transform is None else linear_transform(
         initial_fixed_transform, fixed.ndim, name="initial_fixed_transform")
@@ -461,9 +459,14 @@ def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
                            moving=moving)
     seconds["affine"] = time.perf_counter() - t0
     mapping = affine
+    # SyN and the warp see C-ordered copies, made once (each pyramid level and resampling would
+    # copy again); the affine stage sees the images as given: its numpy reductions (the centre
+    # of mass) round in memory order, and its result keeps its bits
+    moving = c_ordered(moving, num_threads=num_threads)
     if transform == "syn":
         t0 = time.perf_counter()
-        mapping = syn.optimize(fixed, moving, prealign=affine.matrix, fixed_mask=fixed_mask,
+        mapping = syn.optimize(c_ordered(fixed, num_threads=num_threads), moving,
+                               prealign=affine.matrix, fixed_mask=fixed_mask,
                                moving_mask=moving_mask, **channel_options)
         seconds["syn"] = time.perf_counter() - t0
     t0 = time.perf_counter()
