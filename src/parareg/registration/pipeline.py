@@ -249,7 +249,7 @@ def _channel_syn_metrics(channels) -> tuple:
 
 
 @refuse_dipy_order
-def c_ordered(image: Image, *, num_threads=None) -> Image:
+def c_ordered(image: Image, *, num_threads: int | None = None) -> Image:
     """``image`` with its data in C order (itself when it already is), copied once on the pool.
 
     Every kernel takes C-ordered arrays, and NIfTI files are read in Fortran
