@@ -23,7 +23,10 @@ with the registration's own affine metric.
     3. The best :data:`REFINED` starts that lie in distinct basins each get a translation
        search over the overlap (a ``3**ndim`` grid of shifts of :data:`SHIFT_FRACTION` of the
        fixed extent), then a short rigid optimisation (:data:`REFINE_ITERATIONS`).
-    4. The best refined start begins the affine pipeline; when it lies in the basin of the
+       Refinements that meet in one basin count once.
+    4. The best refined start begins the affine pipeline; a refined start in another basin
+       within :data:`AMBIGUOUS` of the best (a near tie the search level cannot settle) runs
+       the pipeline too, and the better final metric wins. When the best lies in the basin of the
        centres-of-mass start (:func:`~parareg.transforms.init.center_of_mass`, the default),
        that start is used instead, so a pair the default already suits gets its result bit
        for bit.
@@ -70,8 +73,9 @@ _logger = get_logger(__name__)
 SEARCH_METHODS = ("moments", "search")
 #: fixed samples of the search level (a seeded random subset above this many)
 SEARCH_SAMPLES = 3000
-#: angle step of the 2D rotation grid, degrees (3D: the icosahedral and octahedral rotations)
-ROTATION_STEP_DEG = 30.0
+#: angle step of the 2D rotation grid, degrees (3D: the icosahedral and octahedral rotations);
+#: at 30 degrees a cropped other-contrast slice rotated 45 degrees refined into a wrong basin
+ROTATION_STEP_DEG = 15.0
 #: distinct starts refined by a translation search and a short rigid optimisation (FLIRT
 #: optimises its best 3 candidates too)
 REFINED = 3
@@ -86,6 +90,10 @@ BASIN_DEGREES = 20.0
 BASIN_MM = 15.0
 #: a start must beat the result by this fraction of its metric to call the result suspect
 BASIN_MARGIN = 0.01
+#: a refined start in another basin within this fraction of the best start's metric is a near
+#: tie: the affine pipeline runs from it too and the better final metric decides (the search
+#: level cannot tell them apart: a cropped, other-contrast 2D slice, BENCHMARKS.md section 33)
+AMBIGUOUS = 0.02
 #: foreground: voxels above this fraction of the 99th intensity percentile
 FOREGROUND = 0.15
 #: at most this many foreground points enter the field-of-view extents
@@ -131,6 +139,9 @@ class StartSearch:
         The metric and its state on the search level (see :func:`check_basin`).
     center : ndarray, shape (ndim,)
         Fixed centre of mass (the pivot of every start), mm.
+    contenders : tuple of Start
+        ``"search"``: the refined starts in other basins that score within :data:`AMBIGUOUS`
+        of the best (near ties the affine pipeline decides); usually none.
     """
 
     method: str
@@ -140,6 +151,7 @@ class StartSearch:
     metric: object
     state: object
     center: np.ndarray
+    contenders: tuple = ()
 
     @property
     def best(self) -> Start:
@@ -372,14 +384,19 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
 
     with one_blas_thread():
         refined = _ranked(parallel_map(refine, bests, num_threads=num_threads)) or picked
+    # refinements from distinct starts may meet in one basin: keep one start per basin
+    refined = _distinct(refined, REFINED, fixed_center)
+    near = refined[0].value + AMBIGUOUS * abs(refined[0].value)
+    contenders = tuple(start for start in refined[1:] if start.value <= near)
     # the search agrees with the centres of mass: start exactly where "com" starts, so that a
     # pair the centres of mass already suit gives their result, bit for bit
     if not _apart(refined[0].matrix, com, fixed_center):
         refined = [_score(metric_obj, state, com), *refined[1:]]
     tried = len(starts) + len(shifted)
-    _logger.info("initial search: %d starts, %d refined; best %s %.6g", tried, len(bests),
-                 metric_obj.name, refined[0].value)
-    return StartSearch(method, tuple(refined), tried, what, metric_obj, state, fixed_center)
+    _logger.info("initial search: %d starts, %d refined; best %s %.6g, %d near ties", tried,
+                 len(bests), metric_obj.name, refined[0].value, len(contenders))
+    return StartSearch(method, tuple(refined), tried, what, metric_obj, state, fixed_center,
+                       contenders)
 
 
 def _no_overlap(what: str) -> RegistrationError:
@@ -454,13 +471,20 @@ def _initialised_affine(method, fixed, moving, *, pipeline, metric, fixed_mask, 
                                    metric=metric, fixed_mask=fixed_mask, moving_mask=moving_mask,
                                    num_threads=num_threads, seed=seed, **options)
 
+    def better(result, start):
+        other = run(start.matrix)
+        return other if _final_value(other) < _final_value(result) else result
+
     result = run(search.best.matrix)
+    for contender in search.contenders:  # near ties on the search level: the pipeline decides
+        result = better(result, contender)
+    if search.contenders:
+        entry["contenders"] = len(search.contenders)
     rival = check_basin(search, result.matrix)
-    if rival is not None and method == "search":
-        retry = run(rival.matrix)
+    if (rival is not None and method == "search"
+            and not any(rival is contender for contender in search.contenders)):
+        result = better(result, rival)
         entry["retried"] = True
-        if _final_value(retry) < _final_value(result):
-            result = retry
         rival = check_basin(search, result.matrix)
     if rival is not None:
         warnings.warn(
