@@ -73,6 +73,10 @@ _logger = get_logger(__name__)
 SEARCH_METHODS = ("moments", "search")
 #: fixed samples of the search level (a seeded random subset above this many)
 SEARCH_SAMPLES = 3000
+#: the first sweep over every start uses this many samples (an evaluation costs ~45 % of one
+#: with SEARCH_SAMPLES); its best :data:`SWEEP_KEEP` starts are scored again with all of them
+SWEEP_SAMPLES = 1000
+SWEEP_KEEP = 32
 #: angle step of the 2D rotation grid, degrees (3D: the icosahedral and octahedral rotations);
 #: at 30 degrees a cropped other-contrast slice rotated 45 degrees refined into a wrong basin
 ROTATION_STEP_DEG = 15.0
@@ -243,7 +247,7 @@ def _partial_view(fixed: Image, fixed_inside, moving: Image, moving_inside) -> b
 
 
 def _search_level(fixed, moving, *, metric, bins, fixed_mask, moving_mask, level, sigma_unit,
-                  num_threads, seed):
+                  num_threads, seed, samples=(SEARCH_SAMPLES,)):
     factor, sigma = level
     images, masks = [], []
     for image, mask in ((fixed, fixed_mask), (moving, moving_mask)):
@@ -257,12 +261,12 @@ def _search_level(fixed, moving, *, metric, bins, fixed_mask, moving_mask, level
                              level=0, factor=factor)
     metric = get_affine_metric(metric, bins=bins)
     candidates = images[0].data.size if masks[0] is None else int(np.count_nonzero(masks[0].data))
-    sampling = None if candidates <= SEARCH_SAMPLES else SEARCH_SAMPLES / max(candidates, 1)
     # one thread per evaluation: the starts run in parallel instead (few samples make an
     # evaluation too short to split)
-    state = metric.setup(images[0], images[1], fixed_mask=masks[0], moving_mask=masks[1],
-                         sampling=sampling, seed=seed, num_threads=1)
-    return images, masks, metric, state
+    states = [metric.setup(images[0], images[1], fixed_mask=masks[0], moving_mask=masks[1],
+                           sampling=None if candidates <= count else count / max(candidates, 1),
+                           seed=seed, num_threads=1) for count in samples]
+    return images, masks, metric, states
 
 
 def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
@@ -318,16 +322,17 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
     # the centres of mass first: the default start's refusals (an all-zero image, no positive
     # intensity) come first, as they do with "com"; the search starts there when it agrees
     com = center_of_mass(fixed, moving)
-    (f, m), _, metric_obj, state = _search_level(
+    (f, m), _, metric_obj, (state, sweep) = _search_level(
         fixed, moving, metric=metric, bins=bins, fixed_mask=fixed_mask, moving_mask=moving_mask,
-        level=level, sigma_unit=sigma_unit, num_threads=num_threads, seed=seed)
+        level=level, sigma_unit=sigma_unit, num_threads=num_threads, seed=seed,
+        samples=(SEARCH_SAMPLES, SWEEP_SAMPLES if method == "search" else SEARCH_SAMPLES))
     ndim = fixed.ndim
     fixed_center = principal_axes(f, name="fixed")[0]
     moving_center = principal_axes(m, name="moving")[0]
     moments = principal_axes_alignments(f, m)
 
-    def score_all(matrices):
-        return parallel_map(lambda matrix: _score(metric_obj, state, matrix), matrices,
+    def score_all(matrices, on=state):
+        return parallel_map(lambda matrix: _score(metric_obj, on, matrix), matrices,
                             num_threads=num_threads)
 
     where = f"on the search level (shrink factor {level[0]})"
@@ -353,9 +358,11 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
     what = (f"{len(starts)} starts ({len(rotations) - len(moments)} {grid} and {len(moments)} "
             "principal-axes alignments about the centres of mass"
             + (", each with field-of-view-aware shifts" if partial else "") + ") " + where)
-    ranked = _ranked(score_all(starts))
+    # a sweep with few samples, then its best starts with all of them
+    ranked = _ranked(score_all(starts, on=sweep))
     if not ranked:
         raise _no_overlap(what)
+    ranked = _ranked(score_all([start.matrix for start in ranked[:SWEEP_KEEP]])) or ranked
     picked = _distinct(ranked, REFINED, fixed_center)
     # translation search over the overlap around each picked start: M(x) = P(x + d)
     extent = fixed_points.max(axis=0) - fixed_points.min(axis=0)
