@@ -18,8 +18,10 @@ with the registration's own affine metric.
        volume (a brain-only slab against a head and neck), each rotation also gets the
        shifts of :func:`~parareg.transforms.init.extent_shifts`: along an axis covered only in
        part, either end of the shorter extent meets the same end of the longer one.
-    2. Every start is scored by the metric, in parallel on the pool; starts whose overlap
-       (valid samples) is under :data:`MIN_OVERLAP` of the best overlap are set aside.
+    2. Every start is scored by the metric, in parallel on the pool, first with
+       :data:`SWEEP_SAMPLES` samples, then its best :data:`SWEEP_KEEP` again with all of them;
+       starts whose overlap (valid samples) is under :data:`MIN_OVERLAP` of the best overlap
+       are set aside.
     3. The best :data:`REFINED` starts that lie in distinct basins each get a translation
        search over the overlap (a ``3**ndim`` grid of shifts of :data:`SHIFT_FRACTION` of the
        fixed extent), then a short rigid optimisation (:data:`REFINE_ITERATIONS`).
@@ -359,7 +361,7 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
             "principal-axes alignments about the centres of mass"
             + (", each with field-of-view-aware shifts" if partial else "") + ") " + where)
     # a sweep with few samples, then its best starts with all of them
-    ranked = _ranked(score_all(starts, on=sweep))
+    ranked = _ranked(score_all(starts, on=sweep)) or _ranked(score_all(starts))
     if not ranked:
         raise _no_overlap(what)
     ranked = _ranked(score_all([start.matrix for start in ranked[:SWEEP_KEEP]])) or ranked
