@@ -251,3 +251,24 @@ def test_near_tie_in_another_basin_runs_the_pipeline_too(slice_2d, monkeypatch):
     assert result.affine.history[0]["contenders"] == 1
     assert "retried" not in result.affine.history[0]  # the contender was the rival: no rerun
     assert mean_error(result.affine.matrix, truth, slice_2d) < 1.0
+
+
+@needs_data
+def test_cli_init_names_each_start(tmp_path, slice_2d):
+    from parareg.cli.main import main
+
+    moving, truth = moved(slice_2d, angle(120.0), [8.0, -6.0])
+    parareg.save(slice_2d, tmp_path / "fixed.nii.gz")
+    parareg.save(moving, tmp_path / "moving.nii.gz")
+    matrices = {}
+    for init in ("com", "moments", "search"):
+        prefix = tmp_path / f"{init}_"
+        assert main(["register", str(tmp_path / "fixed.nii.gz"), str(tmp_path / "moving.nii.gz"),
+                     "-o", str(prefix), "-t", "rigid", "--init", init, "-q"]) == 0
+        api = parareg.register(tmp_path / "fixed.nii.gz", tmp_path / "moving.nii.gz",
+                               transform="rigid", initial_transform=init)
+        matrices[init] = api.affine.matrix
+        assert (tmp_path / f"{init}_0GenericAffine.mat").is_file()
+    assert mean_error(matrices["com"], truth, slice_2d) > 10.0
+    assert mean_error(matrices["moments"], truth, slice_2d) < 1.0
+    assert mean_error(matrices["search"], truth, slice_2d) < 1.0
