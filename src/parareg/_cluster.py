@@ -25,6 +25,9 @@ class Progress:
     skipped: int
     elapsed: float
     row: dict | None = None
+    #: the finished task's result object (:func:`parareg.population.register_many`: its
+    #: :class:`~parareg.population.JobResult`), for callers that use it at once
+    result: object = None
 
 
 def safe_name(*parts) -> str:
