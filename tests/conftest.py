@@ -32,5 +32,5 @@ def cluster():
     pytest.importorskip("distributed")
     from parareg._cluster import local_cluster
 
-    with local_cluster(2, 1, dashboard_address=None) as local:
+    with local_cluster(2, 1) as local:
         yield local.scheduler_address

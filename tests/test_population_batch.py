@@ -190,7 +190,7 @@ def test_a_local_cluster_closes_without_killing_its_workers():
     logger = logging.getLogger("distributed.nanny")
     logger.addHandler(seen)
     try:
-        with _cluster.local_cluster(2, 1, dashboard_address=None) as local:
+        with _cluster.local_cluster(2, 1) as local:
             with Client(local) as client:
                 parents = client.run(os.getppid)
                 processes = [nanny.process.process for nanny in local.workers.values()]
