@@ -35,7 +35,6 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import shutil
 import sys
 import time
@@ -103,11 +102,22 @@ def pairwise_dice(label_maps) -> dict:
 
 
 def _cpu_seconds() -> float:
-    """CPU seconds of this process and of its children that ended (Dask workers, once their
-    cluster closed), user + system."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    """CPU seconds (user + system) of this process and all its descendants: those that ended
+    and were waited for, and those alive (the Dask fork server, whose figures hold those of
+    the worker processes it forked and that ended)."""
+    import psutil  # a dependency of distributed
+
+    def total(times):
+        return times.user + times.system + times.children_user + times.children_system
+
+    own = psutil.Process()
+    seconds = total(own.cpu_times())
+    for child in own.children(recursive=True):
+        try:
+            seconds += total(child.cpu_times())
+        except psutil.NoSuchProcess:  # ended meanwhile: its parent's figures have it
+            pass
+    return seconds
 
 
 def stage_seconds(folder: Path, iterations: int) -> dict:

@@ -29,7 +29,8 @@ def clean_threads(monkeypatch):
 def cluster():
     """The address of a real local Dask cluster (2 worker processes, 1 thread each) that a
     test module shares; closed after the module."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as local:
+    pytest.importorskip("distributed")
+    from parareg._cluster import local_cluster
+
+    with local_cluster(2, 1) as local:
         yield local.scheduler_address

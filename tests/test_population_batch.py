@@ -170,3 +170,32 @@ def test_warnings_point_at_the_caller(tmp_path, slices, zero_image, cluster):
         register_many([Job("bad", images[0], zero_image, options=AFFINE)],
                       out=tmp_path / "out", scheduler=cluster)
     assert [w.filename for w in caught if w.category is RegistrationFailedWarning] == [__file__]
+
+
+def test_a_local_cluster_closes_without_killing_its_workers():
+    """The local cluster's worker processes come from a fork server, not ``spawn`` (a
+    spawned one outlives its closed worker while its interpreter tears down, and on a loaded
+    machine its nanny kills it after 4 s: "Worker process still alive after 4.0 seconds,
+    killing" at every close); each ends with its worker: exit code 0, no such warning."""
+    import logging
+    import logging.handlers
+    import multiprocessing
+    import os
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork server on this platform: Dask's spawn is kept")
+    from distributed import Client
+
+    seen = logging.handlers.BufferingHandler(1000)
+    logger = logging.getLogger("distributed.nanny")
+    logger.addHandler(seen)
+    try:
+        with _cluster.local_cluster(2, 1) as local:
+            with Client(local) as client:
+                parents = client.run(os.getppid)
+                processes = [nanny.process.process for nanny in local.workers.values()]
+    finally:
+        logger.removeHandler(seen)
+    assert len(parents) == 2 and os.getpid() not in parents.values()  # not spawned by us
+    assert [p.exitcode for p in processes] == [0, 0]
+    assert not [r for r in seen.buffer if "still alive" in r.getMessage()]

@@ -11,8 +11,8 @@ import contextlib
 import os
 from dataclasses import dataclass
 
-__all__ = ["Cluster", "Progress", "check_positive", "cluster", "safe_name", "usable_cpus",
-           "worker_name"]
+__all__ = ["Cluster", "Progress", "check_positive", "cluster", "local_cluster", "safe_name",
+           "usable_cpus", "worker_name"]
 
 
 @dataclass
@@ -25,6 +25,9 @@ class Progress:
     skipped: int
     elapsed: float
     row: dict | None = None
+    #: the finished task's result object (:func:`parareg.population.register_many`: its
+    #: :class:`~parareg.population.JobResult`), for callers that use it at once
+    result: object = None
 
 
 def safe_name(*parts) -> str:
@@ -72,7 +75,7 @@ def cluster(scheduler, workers, threads_per_worker):
     used as is), else of a new :class:`~distributed.LocalCluster` of ``workers`` processes
     with ``threads_per_worker`` threads each, closed on exit."""
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError:
         raise ImportError("running on Dask needs dask.distributed, which is not installed: "
                           "pip install 'dask[distributed]' (or parareg[bench])") from None
@@ -85,16 +88,42 @@ def cluster(scheduler, workers, threads_per_worker):
             if client is not scheduler:
                 client.close()
         return
-    local = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
-                         processes=True, dashboard_address=":0")
-    try:
+    with local_cluster(workers, threads_per_worker) as local:
         client = Client(local)
         try:
             yield client
         finally:
             client.close()
-    finally:
-        local.close()
+
+
+@contextlib.contextmanager
+def local_cluster(workers, threads_per_worker, **kwargs):
+    """A :class:`~distributed.LocalCluster` of ``workers`` processes (``threads_per_worker``
+    threads each; ``kwargs``: more of its arguments), closed on exit.
+
+    Its worker processes start from a fork server where the platform has one (Linux, macOS),
+    not by ``spawn``, Dask's default: a spawned worker process, once its worker has closed,
+    tears down its interpreter (seconds of CPU on a loaded machine), and its nanny kills it
+    after 4 s with "Worker process still alive after 4.0 seconds, killing" at every close; a
+    process forked from the server ends at once (``os._exit``). The server is a clean
+    process (Dask preloads ``distributed`` and ``numpy`` in it). A start method set in
+    Dask's configuration (``distributed.worker.multiprocessing-method``) other than
+    ``spawn`` is kept.
+    """
+    import multiprocessing
+
+    import dask
+    from distributed import LocalCluster
+
+    key = "distributed.worker.multiprocessing-method"
+    method = dask.config.get(key, default="spawn")
+    if method == "spawn" and "forkserver" in multiprocessing.get_all_start_methods():
+        method = "forkserver"
+    with dask.config.set({key: method}):  # for the whole life: a nanny restarts its worker
+        kwargs.setdefault("dashboard_address", ":0")
+        with LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
+                          processes=True, **kwargs) as local:
+            yield local
 
 
 class Cluster:

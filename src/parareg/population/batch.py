@@ -227,8 +227,9 @@ def register_many(jobs, *, out, workers: int | None = None, threads_per_worker: 
     retry_failed : bool
         Run again the jobs that an earlier run recorded as failed.
     progress : callable, optional
-        ``progress(Progress)`` after each finished job (``Progress.row`` is its
-        record); the library never prints.
+        ``progress(Progress)`` after each finished job (``Progress.row`` holds
+        its record's status, seconds and error, ``Progress.result`` is its
+        :class:`JobResult`); the library never prints.
 
     Returns
     -------
@@ -348,4 +349,4 @@ def _execute(client, todo, out, task_threads, results, progress, *, skipped) -> 
         if progress is not None:
             progress(Progress(done, len(todo), failed, skipped, time.perf_counter() - t0,
                               {k: record.get(k) for k in ("name", "status", "seconds", "error",
-                                                          "worker")}))
+                                                          "worker")}, result))

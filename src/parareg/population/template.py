@@ -34,9 +34,11 @@ The method of ANTs' ``antsMultivariateTemplateConstruction2.sh`` and ANTsPy's
    intensity range.
 
 The arithmetic is :mod:`parareg.population.template_update`: all averages are
-accumulated in float64 in image order from the files the registrations wrote,
-so the template is bit-identical whatever the worker and thread counts, and a
-resumed run gives the one an uninterrupted run gives.
+accumulated in float64 in image order from the files the registrations wrote
+(each one's as soon as those before it are in, while the workers register the
+others), so the template is bit-identical whatever the worker and thread
+counts and the order the registrations finish in, and a resumed run gives the
+one an uninterrupted run gives.
 
 **Several contrasts** (``channels``, e.g. T2 next to T1, as ANTs' multivariate
 template): each registration is driven by every contrast at once (the
@@ -92,7 +94,8 @@ from .batch_checks import fingerprint
 from .template_checks import LABELS, check_channels, check_unit, read_inputs
 from .template_outputs import (image_names, plot_iterations, read_settings, template_path,
                                write_montage, write_settings, write_template)
-from .template_update import initial_template, laplacian_sharpen, sharpness, update
+from .template_update import (Sums, initial_sums, initial_template, laplacian_sharpen,
+                              sharpness, update)
 
 __all__ = ["TemplateError", "TemplateProgress", "TemplateResult", "build", "laplacian_sharpen",
            "sharpness"]
@@ -105,6 +108,8 @@ EARLY_LEVELS = 1
 #: level of the affine stage before SyN, ``SYN_PREALIGN_LEVELS[:1]`` (IXI, 2 mm: as close to
 #: the whole pipeline's result as both levels get, for 0.47 s of CPU instead of 1.4 s)
 CHAINED_AFFINE_LEVELS = ((4, 2.0, 100),)
+#: the affine pyramid of iteration 0 (the images onto the first one): as before SyN
+INITIAL_AFFINE_LEVELS = ((4, 2.0, 100), (2, 1.0, 50))
 
 
 class TemplateError(RuntimeError):
@@ -302,41 +307,44 @@ def build(images, *, out, initial=None, iterations: int = 4, transform: str = "s
                    channels=channels, weights=weights, iterations=iterations, qc=qc,
                    progress=progress, settings=settings, done=done,
                    chained=transform == "syn")
-    with runner, build:
-        # -- iteration 0: the initial template
-        t0 = time.perf_counter()
-        if start is None:
-            ok = build.run(0, [build.job(i, 0, _initial_options(extra))
-                               for i in range(1, len(images))])
-            references = {"": as_image(inputs[0], name="images[0]")}
-            references.update({name: as_image(contrast[0], name=f"channels[{name!r}][0]")
-                               for name, contrast in channels.items()})
-            current, stretch = initial_template(references, ok, roles=build.roles)
-            build.chain(ok, stretch, first=names[0])
-        else:
-            ok, current = [], {"": start}
-        build.write(0, current, ok, t0, images=len(ok) + (start is None))
-        for k in range(1, iterations + 1):
+    with build:  # exits last: the QC pictures are drawn while the cluster closes
+        with runner:
+            # -- iteration 0: the initial template
             t0 = time.perf_counter()
-            step = options if k == iterations or early_levels is None else _early_options(
-                options, early_levels, ndim)
-            ok = build.run(k, [build.job(i, k, step) for i in range(len(images))])
-            if len(ok) < 2:
-                raise TemplateError(f"iteration {k}: only {len(ok)} of {len(images)} "
-                                    f"registrations succeeded (see {out / f'iter{k}'}/*/"
-                                    "record.json); a template needs at least 2")
-            current, mean_warp, stretch = update(current[""], ok, roles=build.roles,
-                                                 gradient_step=gradient_step,
-                                                 deformable=transform == "syn",
-                                                 blending_weight=blending_weight)
-            build.chain(ok, stretch)
-            build.write(k, current, ok, t0, images=len(ok), mean_warp=mean_warp)
-    for name, image in current.items():
-        write_template(template_path(out, name, None), image)
-    write_settings(out, settings, {**done, **build.summary})
-    summary = [build.summary[k] for k in sorted(build.summary)]
-    if qc:
-        plot_iterations(out / "report.png", summary)
+            if start is None:
+                references = {"": as_image(inputs[0], name="images[0]")}
+                references.update({name: as_image(contrast[0], name=f"channels[{name!r}][0]")
+                                   for name, contrast in channels.items()})
+                sums = initial_sums(names[1:], references, roles=build.roles)
+                ok = build.run(0, [build.job(i, 0, _initial_options(extra))
+                                   for i in range(1, len(images))], sums)
+                current, stretch = initial_template(references, ok, roles=build.roles, sums=sums)
+                build.chain(ok, stretch, first=names[0])
+            else:
+                ok, current = [], {"": start}
+            build.write(0, current, ok, t0, images=len(ok) + (start is None))
+            for k in range(1, iterations + 1):
+                t0 = time.perf_counter()
+                step = options if k == iterations or early_levels is None else _early_options(
+                    options, early_levels, ndim)
+                sums = Sums(names, roles=build.roles, deformable=transform == "syn")
+                ok = build.run(k, [build.job(i, k, step) for i in range(len(images))], sums)
+                if len(ok) < 2:
+                    raise TemplateError(f"iteration {k}: only {len(ok)} of {len(images)} "
+                                        f"registrations succeeded (see {out / f'iter{k}'}/*/"
+                                        "record.json); a template needs at least 2")
+                current, mean_warp, stretch = update(current[""], ok, roles=build.roles,
+                                                     gradient_step=gradient_step,
+                                                     deformable=transform == "syn",
+                                                     blending_weight=blending_weight, sums=sums)
+                build.chain(ok, stretch)
+                build.write(k, current, ok, t0, images=len(ok), mean_warp=mean_warp)
+        for name, image in current.items():
+            write_template(template_path(out, name, None), image)
+        write_settings(out, settings, {**done, **build.summary})
+        summary = [build.summary[k] for k in sorted(build.summary)]
+        if qc:
+            build.draw(plot_iterations, out / "report.png", summary)
     return TemplateResult(template=current[""], path=template_path(out, "", None),
                           iterations=build.paths, names=names, registrations=build.last,
                           failed=sorted(build.failed), summary=summary,
@@ -397,13 +405,16 @@ class _Build:
         if first is not None:
             self.starts[first] = stretch.copy()
 
-    def run(self, k: int, jobs: list) -> list:
-        """Iteration ``k``'s registrations; the successful ones (image order)."""
+    def run(self, k: int, jobs: list, sums) -> list:
+        """Iteration ``k``'s registrations; the successful ones (image order). Each one
+        that finishes goes into ``sums`` (a :class:`~.template_update.Sums`) at once."""
+        def finished(p):
+            sums.add(p.result)
+            self.report(iteration=k, stage="registered", jobs=len(jobs), registration=p)
+
         self.report(iteration=k, stage="registering", jobs=len(jobs))
-        results = register_many(
-            jobs, out=self.out / f"iter{k}", scheduler=self.runner,
-            progress=lambda p: self.report(iteration=k, stage="registered", jobs=len(jobs),
-                                           registration=p))
+        results = register_many(jobs, out=self.out / f"iter{k}", scheduler=self.runner,
+                                progress=finished)
         self.failed.update(r.name for r in results if not r.ok)
         self.last = results
         return [r for r in results if r.ok]
@@ -422,6 +433,12 @@ class _Build:
                 future.result()
         return False
 
+    def draw(self, picture, *args) -> None:
+        """``picture(*args)`` in the QC thread (while the build goes on)."""
+        if self.pictures is None:
+            self.pictures = ThreadPoolExecutor(1, thread_name_prefix="parareg-qc")
+        self.drawn.append(self.pictures.submit(picture, *args))
+
     def write(self, k: int, templates: dict, ok: list, t0: float, *, images: int,
               mean_warp=None) -> None:
         """Iteration ``k``'s templates, QC montage, summary (and ``template.json``)."""
@@ -431,11 +448,8 @@ class _Build:
         self.paths.append(template_path(self.out, "", k))
         qc = self.out / f"qc_iter{k}.png"
         if self.qc and (written or not qc.is_file()):  # drawn while the next iteration runs
-            if self.pictures is None:
-                self.pictures = ThreadPoolExecutor(1, thread_name_prefix="parareg-qc")
-            self.drawn.append(self.pictures.submit(
-                write_montage, qc, k, templates[""], [r.path("warped") for r in ok],
-                [r.name for r in ok]))
+            self.draw(write_montage, qc, k, templates[""], [r.path("warped") for r in ok],
+                      [r.name for r in ok])
         score = sharpness(templates[""].data)
         row = {"mean_warp_mm": mean_warp, "sharpness": score, "images": images,
                "seconds": time.perf_counter() - t0}
@@ -448,12 +462,10 @@ class _Build:
 
 
 def _initial_options(extra: dict) -> dict:
-    """register() options of iteration 0: affine, its pyramid stopping at half resolution as
-    before SyN (a starting point; unless ``affine_options`` sets the levels)."""
-    from ..registration.pipeline import SYN_PREALIGN_LEVELS
-
+    """register() options of iteration 0: affine, its pyramid :data:`INITIAL_AFFINE_LEVELS`
+    (a starting point; unless ``affine_options`` sets the levels)."""
     affine = dict(extra.get("affine_options") or {})
-    affine.setdefault("levels", SYN_PREALIGN_LEVELS)
+    affine.setdefault("levels", INITIAL_AFFINE_LEVELS)
     return dict(extra, transform="affine", affine_options=affine)
 
 
