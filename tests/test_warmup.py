@@ -431,6 +431,26 @@ def test_compile_ahead_starts_a_helper_only_when_compiling(tmp_path, cold, flag,
     assert f"STARTED {started} STOPPED True" in result.stdout
 
 
+#: enter compile_ahead and say at once whether the helper started (before any compile)
+AHEAD_AT_ENTRY = """\
+from parareg.compilation import compile_ahead
+with compile_ahead("ahead-cc-3d") as ahead:
+    print("AT ENTRY", ahead.process is not None)
+"""
+
+
+@pytest.mark.parametrize("empty", [True, False])
+def test_compile_ahead_starts_at_entry_on_an_empty_cache(tmp_path, empty):
+    """An empty cache starts the helper before anything compiles; a partly filled one waits
+    for the first compile (the test above)."""
+    cache = tmp_path / "cache"
+    if not empty:
+        assert _python(["-c", AHEAD_CHILD], _env(cache, PARAREG_COMPILE_AHEAD="0")).returncode == 0
+    result = _python(["-c", AHEAD_AT_ENTRY], _env(cache, PARAREG_COMPILE_AHEAD="1"))
+    assert result.returncode == 0, result.stderr
+    assert f"AT ENTRY {empty}" in result.stdout
+
+
 #: compile one kernel in this process and say whether it compiled or came from the cache
 ONE_KERNEL = """\
 import sys, time

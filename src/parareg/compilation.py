@@ -447,11 +447,27 @@ def spare_cores() -> int | None:
     return default_jobs() - running
 
 
+def _cache_is_empty() -> bool:
+    """Whether the kernels' cache folder holds no cache index yet (a fresh install or an
+    empty ``NUMBA_CACHE_DIR``): then everything compiles, without looking further."""
+    try:
+        from .kernels.fields import compose_3d
+
+        folder = compose_3d._cache._cache_path
+        with os.scandir(folder) as entries:
+            return not any(entry.name.endswith(".nbi") for entry in entries)
+    except FileNotFoundError:
+        return True
+    except (AttributeError, OSError):  # numba internals moved: wait for the first compile
+        return False
+
+
 class compile_ahead:  # noqa: N801 - used as a context manager, like contextlib's
     """On a cold cache, compile warmup job ``job``'s kernels in a helper process.
 
-    Inside the ``with`` block, the first parareg kernel this process compiles
-    (so: the cache is cold) starts one ``python -m parareg._warmup_jobs JOB``
+    Entering the ``with`` block with an empty kernel cache (no cache index at
+    all), or else the first parareg kernel this process compiles inside it
+    (so: the cache is cold), starts one ``python -m parareg._warmup_jobs JOB``
     process, which compiles the kernels of a later stage (e.g. SyN's, job
     ``"ahead-cc-3d"``) on another core while this process compiles and runs
     the earlier one. Each kernel still compiles once: when this process
@@ -506,6 +522,11 @@ class compile_ahead:  # noqa: N801 - used as a context manager, like contextlib'
 
     def __enter__(self) -> "compile_ahead":
         if self._watch is not None:
+            if _cache_is_empty():
+                # a fresh cache: start now, so the helper's own start-up (imports, its
+                # synthetic images) overlaps this process's imports and image reading
+                self._watch.on_first = None
+                self._start()
             self._watch.__enter__()
         return self
 

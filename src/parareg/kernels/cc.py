@@ -45,7 +45,7 @@ def box_slide_inplace(lines, r, scratch):
     acc = r + 1
     for t in range(m):
         scratch[acc, t] = 0.0
-    for p in range(min(r, n - 1) + 1):
+    for p in range((n - 1 if n - 1 < r else r) + 1):
         for t in range(m):
             scratch[acc, t] += lines[p, t]
     for p in range(n):
@@ -80,7 +80,7 @@ def cc_box_sums_yz(fixed, moving, ry, rz, sums, scratch, start, stop):
             s2 = 0.0
             s3 = 0.0
             s4 = 0.0
-            for k in range(min(rz, nz - 1) + 1):
+            for k in range((nz - 1 if nz - 1 < rz else rz) + 1):
                 a = np.float64(fixed[i, j, k])
                 b = np.float64(moving[i, j, k])
                 s0 += a
@@ -119,7 +119,9 @@ def cc_box_sums_yz(fixed, moving, ry, rz, sums, scratch, start, stop):
 @helper
 def _count(p, r, n):
     """Samples of the window ``[p - r, p + r]`` clipped to ``[0, n - 1]``."""
-    return min(p + r, n - 1) - max(p - r, 0) + 1
+    hi = n - 1 if n - 1 < p + r else p + r
+    lo = 0 if 0 > p - r else p - r
+    return hi - lo + 1
 
 
 @inline_helper  # two kernels, one call site each: inline
@@ -215,7 +217,7 @@ def slide_line_inplace(line, r, keep):
     """
     n = line.shape[0]
     acc = 0.0
-    for p in range(min(r, n - 1) + 1):
+    for p in range((n - 1 if n - 1 < r else r) + 1):
         acc += line[p]
     for p in range(n):
         keep[p % (r + 1)] = line[p]

@@ -108,9 +108,11 @@ def invert_step_3d(forward, inverse, disp2vox, out, damped, alpha, previous, nor
                 px, py, pz = load_vector(previous, i, j, k)
                 turn = rx * px + ry * py + rz * pz
                 if turn < 0.0:  # overshoot: the residual reversed direction
-                    alpha[i, j, k] = max(alpha[i, j, k] * 0.5, ALPHA_FLOOR)
+                    half = alpha[i, j, k] * 0.5
+                    alpha[i, j, k] = ALPHA_FLOOR if ALPHA_FLOOR > half else half
                 else:
-                    alpha[i, j, k] = min(alpha[i, j, k] * 1.25, 1.0)
+                    grown = alpha[i, j, k] * 1.25
+                    alpha[i, j, k] = 1.0 if 1.0 < grown else grown
                 a = alpha[i, j, k]
                 store_vector(previous, i, j, k, rx, ry, rz)
                 store_vector(out, i, j, k, dx - a * rx, dy - a * ry, dz - a * rz)

@@ -28,8 +28,10 @@ from ._jit import helper, inline_helper
 @helper
 def lower_corner(x, n):
     """Lower corner index and weight for linear interpolation along one axis."""
-    i0 = min(int(x), max(n - 2, 0))
-    i1 = min(i0 + 1, n - 1)
+    last = 0 if 0 > n - 2 else n - 2
+    i0 = int(x)
+    i0 = last if last < i0 else i0
+    i1 = n - 1 if n - 1 < i0 + 1 else i0 + 1
     return i0, i1, x - i0
 
 

@@ -67,7 +67,7 @@ def clamped_corner(x, n):
     elif x > n - 1:
         x = n - 1.0
     i0 = int(x)
-    return i0, min(i0 + 1, n - 1), x - i0
+    return i0, (n - 1 if n - 1 < i0 + 1 else i0 + 1), x - i0
 
 
 @helper

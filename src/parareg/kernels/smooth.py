@@ -85,8 +85,10 @@ def convolve_middle_narrow(src, dst, inner, weights, outer_start, outer_stop, in
             acc[e] = 0.0
         for t in range(taps):
             w = np.float32(weights[t])
-            i_lo = min(max(0, r - t), n)  # first output whose source index is >= 0
-            i_hi = max(min(n, n + r - t), i_lo)  # first output whose source index is >= n
+            i_lo = r - t if r - t > 0 else 0  # first output whose source index is >= 0
+            i_lo = n if n < i_lo else i_lo
+            i_hi = n + r - t if n + r - t < n else n  # first output whose source index is >= n
+            i_hi = i_hi if i_hi > i_lo else i_lo
             out = acc[i_lo * inner:i_hi * inner]
             source = flat[(i_lo + t - r) * inner:]
             for e in range(out.shape[0]):

@@ -36,7 +36,7 @@ def diff(lo, mid, hi, idx, n):
 @helper
 def neighbours(i, n):
     """``(max(i - 1, 0), min(i + 1, n - 1))``: the stencil's neighbours of ``i`` on ``n`` samples."""
-    return max(i - 1, 0), min(i + 1, n - 1)
+    return (0 if 0 > i - 1 else i - 1), (n - 1 if n - 1 < i + 1 else i + 1)
 
 
 @helper
