@@ -129,7 +129,7 @@ def test_bad_inputs_are_refused_before_any_work(slices, tmp_path):
     with pytest.raises(ValueError, match="patch_metric must be one of"):
         segment(images[0], images[1:2], labels[1:2], fusion="jlf", patch_metric="mse")
     with pytest.raises(ValueError, match="patch_metric set joint label fusion"):
-        segment(images[0], images[1:2], labels[1:2], patch_metric="pc")
+        segment(images[0], images[1:2], labels[1:2], patch_metric="msq")
     with pytest.raises(ValueError, match="fusion must be one of"):
         segment(images[0], images[1:2], labels[1:2], fusion="vote")
     with pytest.raises(ValueError, match="do nothing with fusion='staple'"):
@@ -162,7 +162,7 @@ def test_command_line_writes_the_label_map(slices, cluster, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--fusion", "jlf", "--patch-metric", "mse"], "--patch-metric: invalid choice: 'mse'"),
-    (["--patch-metric", "pc"], "--patch-metric set joint label fusion"),
+    (["--patch-metric", "msq"], "--patch-metric set joint label fusion"),
 ])
 def test_command_line_refuses_bad_patch_metric(slices, tmp_path, capsys, extra, message):
     from parareg.cli.main import main

@@ -70,9 +70,9 @@ def _get_parser():
                         help="jlf: exponent of the patch differences (%(default)s)")
     parser.add_argument("--patch-metric", choices=sorted(PATCH_METRICS),
                         default=DEFAULT_PATCH_METRIC,
-                        help="jlf: the search's patch metric, mean squares of the raw "
-                             "intensities or Pearson correlation (%(default)s, as antspyx; "
-                             "antsJointFusion's default is pc)")
+                        help="jlf: the search's patch metric, Pearson correlation or mean "
+                             "squares of the raw intensities (%(default)s, as antsJointFusion; "
+                             "antspyx's default is msq)")
     parser.add_argument("--no-posteriors", action="store_true",
                         help="do not compute or write OUT_posteriors.nii.gz")
     parser.add_argument("--workers", type=positive_int, default=None, metavar="N",

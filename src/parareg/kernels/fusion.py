@@ -215,25 +215,25 @@ def _search_one(atlases, a, i, j, k, patch, search, target_norm, target_raw, tar
 
 @kernel
 def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, search,
-                  search_radius, metric, best, score, mean, sd, q, rows_k, rows_jk, start,
-                  stop):
+                  search_radius, metric, best, score, mean, sd, q, rows_k, rows_jk, spans,
+                  start, stop):
     """Pass 1a of joint label fusion: the best search offset of every interior centre voxel.
 
     Interior voxels are those whose every search patch lies inside the image
     (``patch_radius + search_radius`` from each edge); for them the Pearson
     or mean-squares score of ANTs (``metric``, see :func:`_match_score`) is
-    computed offset by offset
-    for the whole slab: the sums ``sum_p atlas(x + s + p) * target(x + p)``
-    are box sums of the product image (three separable passes), the atlas's
-    patch sums come from ``box_sum`` / ``box_squares`` (``(A, X, Y, Z)``
-    float64). Offsets are tried in the order of ``search`` with a strict
-    ``<``, so the first best one wins, as in the voxel-by-voxel search.
-    With MEAN_SQUARES, ``mean`` and ``sd`` hold the target patch's sum of
-    squares and 1 instead.
-    Writes ``best[i, j, k, a]`` of interior centres in rows ``[start,
-    stop)`` only. Scratch (float64): ``score``, ``mean``, ``sd`` shaped
-    ``(stop - start, Y, Z)``; ``q``, ``rows_k``, ``rows_jk`` shaped
-    ``(stop - start + 2 * patch_radius[0], Y, Z)``.
+    computed offset by offset for the whole slab: the sums ``sum_p atlas(x +
+    s + p) * target(x + p)`` are box sums of the product image (three
+    separable passes, each over the spans along k that the centres need),
+    the atlas's patch sums come from ``box_sum`` / ``box_squares`` (``(A,
+    X, Y, Z)`` float64). Offsets are tried in the order of ``search`` with a
+    strict ``<``, so the first best one wins, as in the voxel-by-voxel
+    search. Writes ``best[i, j, k, a]`` of interior centres in rows
+    ``[start, stop)`` only. Scratch (float64): ``score``, ``mean``, ``sd``
+    shaped ``(stop - start, Y, Z)`` (with MEAN_SQUARES ``mean`` holds the
+    target patch's sum of squares); ``q``, ``rows_k``, ``rows_jk`` shaped
+    ``(stop - start + 2 * patch_radius[0], Y, Z)``; ``spans`` int64 ``(6,
+    stop - start + 2 * patch_radius[0], Y)``.
     """
     n_atlases, nx, ny, nz = atlases.shape
     ri, rj, rk = patch_radius[0], patch_radius[1], patch_radius[2]
@@ -245,8 +245,16 @@ def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, 
     if i0 >= i1 or j0 >= j1 or k0 >= k1:
         return
     n_patch = (2 * ri + 1) * (2 * rj + 1) * (2 * rk + 1)
+    # spans along k, [lo, hi) (empty when lo >= hi): 0-1 of the centres of row (i, j), rows
+    # from start; 2-3 where rows_jk is needed, 4-5 where rows_k is, rows from i0 - ri
+    n_rows = spans.shape[1]
+    for c in range(0, 6, 2):
+        for r in range(n_rows):
+            for j in range(ny):
+                spans[c, r, j] = nz
+                spans[c + 1, r, j] = 0
     # the box of the slab's centres: only it is scored (and only its patches are summed)
-    bi0, bi1, bj0, bj1, bk0, bk1 = i1, i0, j1, j0, k1, k0
+    bi0, bi1, bj0, bj1 = i1, i0, j1, j0
     for i in range(i0, i1):  # the target's patch mean and (floored) standard deviation
         for j in range(j0, j1):
             for k in range(k0, k1):
@@ -254,7 +262,8 @@ def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, 
                     continue
                 bi0, bi1 = min(bi0, i), max(bi1, i + 1)
                 bj0, bj1 = min(bj0, j), max(bj1, j + 1)
-                bk0, bk1 = min(bk0, k), max(bk1, k + 1)
+                spans[0, i - start, j] = min(spans[0, i - start, j], k)
+                spans[1, i - start, j] = k + 1
                 total = 0.0
                 squares = 0.0
                 for di in range(-ri, ri + 1):
@@ -274,12 +283,26 @@ def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, 
                 sd[i - start, j, k] = dev if dev > 1.0 else 1.0
     if bi0 >= bi1:
         return
-    i0, i1, j0, j1, k0, k1 = bi0, bi1, bj0, bj1, bk0, bk1
+    i0, i1, j0, j1 = bi0, bi1, bj0, bj1
     lo = i0 - ri  # first row of q
+    for i in range(i0, i1):  # rows_jk at (z, j): the centres of (i, j), |i - z| <= ri
+        for j in range(j0, j1):
+            if spans[0, i - start, j] >= spans[1, i - start, j]:
+                continue
+            for zi in range(i - ri, i + ri + 1):
+                spans[2, zi - lo, j] = min(spans[2, zi - lo, j], spans[0, i - start, j])
+                spans[3, zi - lo, j] = max(spans[3, zi - lo, j], spans[1, i - start, j])
+    for zi in range(lo, i1 + ri):  # rows_k at (z, zj): rows_jk's at (z, j), |j - zj| <= rj
+        for j in range(j0, j1):
+            if spans[2, zi - lo, j] >= spans[3, zi - lo, j]:
+                continue
+            for zj in range(j - rj, j + rj + 1):
+                spans[4, zi - lo, zj] = min(spans[4, zi - lo, zj], spans[2, zi - lo, j])
+                spans[5, zi - lo, zj] = max(spans[5, zi - lo, zj], spans[3, zi - lo, j])
     for a in range(n_atlases):
         for i in range(i0, i1):
             for j in range(j0, j1):
-                for k in range(k0, k1):
+                for k in range(spans[0, i - start, j], spans[1, i - start, j]):
                     score[i - start, j, k] = np.inf
         for s in range(search.shape[0]):
             oi, oj, ok = search[s, 0], search[s, 1], search[s, 2]
@@ -288,27 +311,27 @@ def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, 
             products = rows_k if rk == 0 else q
             for zi in range(lo, i1 + ri):
                 for zj in range(j0 - rj, j1 + rj):
-                    for zk in range(k0 - rk, k1 + rk):
+                    for zk in range(spans[4, zi - lo, zj] - rk, spans[5, zi - lo, zj] + rk):
                         products[zi - lo, zj, zk] = (
                             np.float64(atlases[a, zi + oi, zj + oj, zk + ok])
                             * np.float64(target[zi, zj, zk]))
             for zi in range(lo, i1 + ri):  # box sums along k, then j
                 if rk > 0:
                     for zj in range(j0 - rj, j1 + rj):
-                        for zk in range(k0, k1):
+                        for zk in range(spans[4, zi - lo, zj], spans[5, zi - lo, zj]):
                             acc = 0.0
                             for dk in range(-rk, rk + 1):
                                 acc += q[zi - lo, zj, zk + dk]
                             rows_k[zi - lo, zj, zk] = acc
                 for zj in range(j0, j1):
-                    for zk in range(k0, k1):
+                    for zk in range(spans[2, zi - lo, zj], spans[3, zi - lo, zj]):
                         acc = 0.0
                         for dj in range(-rj, rj + 1):
                             acc += rows_k[zi - lo, zj + dj, zk]
                         rows_jk[zi - lo, zj, zk] = acc
             for i in range(i0, i1):  # along i, and the score
                 for j in range(j0, j1):
-                    for k in range(k0, k1):
+                    for k in range(spans[0, i - start, j], spans[1, i - start, j]):
                         if centres[i, j, k] == 0:
                             continue
                         cross = 0.0

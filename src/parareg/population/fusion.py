@@ -10,13 +10,15 @@ Three methods, one registry (:data:`FUSIONS`):
     Joint label fusion (Wang et al., *Multi-atlas segmentation with joint
     label fusion*, IEEE TPAMI 2013), as ANTs' ``antsJointFusion``
     (``itk::WeightedVotingFusionImageFilter``): per voxel, each atlas's
-    best-matching patch within ``search_radius`` (ANTs' Pearson score),
+    best-matching patch within ``search_radius`` (``patch_metric``: ANTs'
+    Pearson score, or its mean squares of the raw patches as antspyx),
     the pairwise dependency matrix ``M[i, j] = (d_i . d_j / (P - 1)) ** beta``
     of the absolute differences of the normalised patches, weights
     ``(M + alpha I)^-1 1`` (negatives set to 0, normalised to sum 1), and
     every voxel of each patch votes for the label found at the atlas's
     best offset (see :mod:`parareg.kernels.fusion`). Defaults are ANTs':
-    patch radius 2, search radius 3, ``alpha=0.1``, ``beta=2``. The
+    patch radius 2, search radius 3, ``alpha=0.1``, ``beta=2``, ``"pc"``
+    (antspyx's default metric is ``"msq"``). The
     posteriors are the normalised vote totals; ties go to the smallest
     label value.
 ``"staple"``
@@ -79,9 +81,11 @@ DEFAULT_BETA = 2.0
 #: JLF's patch metrics of the search -> the kernels' codes: ANTs' Pearson correlation
 #: (antsJointFusion's default) and mean squares (antspyx's default)
 PATCH_METRICS = {"pc": 0, "msq": 1}
-#: mean squares, as antspyx: Mindboggle leave-one-out, 12 targets from 11 atlases each, JLF
-#: Dice 0.603 against 0.586 with "pc" (BENCHMARKS.md, "Multi-atlas segmentation, round 3")
-DEFAULT_PATCH_METRIC = "msq"
+#: Pearson, as antsJointFusion: insensitive to the atlases' intensity scale. (Mean squares,
+#: antspyx's default, won on Mindboggle's slices, JLF Dice 0.603 against 0.586 over 12
+#: leave-one-out targets, and lost on IXI at 2 mm, 0.780 against 0.796 on IXI012; BENCHMARKS.md,
+#: "Multi-atlas segmentation, round 3".)
+DEFAULT_PATCH_METRIC = "pc"
 
 
 @dataclass
@@ -271,12 +275,12 @@ def joint_label_fusion(target, atlases, labels, *, patch_radius=DEFAULT_PATCH_RA
     beta : float
         Exponent mapping patch differences to the joint error; > 0
         (ANTs' ``-b``, default 2).
-    patch_metric : {"msq", "pc"}
-        How the search scores an atlas patch (ANTs' ``-m``): ``"msq"``,
-        the mean squared difference of the raw patches (the default, as
-        antspyx's; it wants atlas and target intensities on one scale), or
-        ``"pc"``, Pearson correlation with the normalised target patch
-        (antsJointFusion's default). The weights always come from the
+    patch_metric : {"pc", "msq"}
+        How the search scores an atlas patch (ANTs' ``-m``): ``"pc"``,
+        Pearson correlation with the normalised target patch (the default,
+        as antsJointFusion's), or ``"msq"``, the mean squared difference of
+        the raw patches (antspyx's default; it wants atlas and target
+        intensities on one scale). The weights always come from the
         normalised patches.
     posteriors : bool
         Also return each label's posterior.
@@ -370,7 +374,7 @@ def _jlf_weights(target3, stack, centres, patch, search, alpha, beta, spacing, n
         jlf_search_3d(target3, stack, box_sum, box_squares, centres, patch_radius,
                       search_offsets, search_radius, code, best, np.empty(plane),
                       np.empty(plane), np.empty(plane), np.empty(halo), np.empty(halo),
-                      np.empty(halo), start, stop)
+                      np.empty(halo), np.empty((6, *halo[:2]), dtype=np.int64), start, stop)
         jlf_weights_3d(target3, stack, centres, patch_offsets, patch_radius, search_offsets,
                        search_radius, code, alpha, beta, weights, best, np.empty(n_patch),
                        np.empty(n_patch), np.empty(n_patch, dtype=np.uint8),

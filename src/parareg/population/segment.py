@@ -58,8 +58,12 @@ DEFAULT_LABEL_INTERPOLATION = "genericlabel"
 #: leave-one-out, 11 atlases: JLF Dice 0.617 vs 0.621 with "default", at 0.3x its CPU time;
 #: BENCHMARKS.md, "Multi-atlas segmentation, round 2"). Used for transform="syn"; rigid and
 #: affine registrations keep register's default pyramid.
+#: It starts at the centres of mass (the global search of register's default start found that
+#: very start on every Mindboggle pair, at ~30 % of the registration's CPU time; section
+#: "round 3"): pass ``register_options={"initial_transform": "search"}`` for atlases and
+#: targets that may lie far apart or turned.
 ATLAS_PRESET = {"preset": "fast", "syn_options": {"levels": ((4, 1.0, 20), (2, 0.5, 10))},
-                "affine_options": {"levels": ((4, 2.0, 100),)}}
+                "affine_options": {"levels": ((4, 2.0, 100),)}, "initial_transform": "com"}
 #: segment(preset=...): "atlas" (above), or one of register's presets
 PRESETS = ("atlas", "fast", "default", "accurate")
 
@@ -161,7 +165,8 @@ def registration_options(preset: str, transform: str, register_options: dict | N
     if preset == "atlas":
         options["preset"] = ATLAS_PRESET["preset"]
         if str(transform).lower() == "syn":
-            options.update({k: dict(v) for k, v in ATLAS_PRESET.items() if k != "preset"})
+            options.update({k: dict(v) if isinstance(v, dict) else v
+                            for k, v in ATLAS_PRESET.items() if k != "preset"})
     for key, value in (register_options or {}).items():
         if isinstance(value, dict) and isinstance(options.get(key), dict):
             value = {**options[key], **value}
