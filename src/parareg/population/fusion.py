@@ -285,8 +285,7 @@ def joint_label_fusion(target, atlases, labels, *, patch_radius=DEFAULT_PATCH_RA
     posteriors : bool
         Also return each label's posterior.
     num_threads : int, optional
-        ``None`` means :func:`parareg.get_num_threads`; the result is
-        bit-identical at any thread count.
+        As :func:`majority_vote`'s.
 
     Returns
     -------
@@ -391,7 +390,10 @@ def _jlf(target, images, label_arrays, patch, search, alpha, beta, posteriors, s
     """The driver of :func:`joint_label_fusion`: both passes over axis-0 slabs.
 
     ``restrict=False`` computes every centre voxel (the tests check that the
-    restriction described in the module docstring changes nothing).
+    restriction described in the module docstring changes nothing). A 2D
+    image is lifted to ``(X, 1, Y)``, its radii to ``(r0, 0, r1)``: the same
+    sums in the same order as on ``(X, Y, 1)`` (offsets in raster order stay
+    in that order), with the long axis innermost.
     """
     from scipy import ndimage
 
@@ -401,6 +403,10 @@ def _jlf(target, images, label_arrays, patch, search, alpha, beta, posteriors, s
     values, ranks, background = _ranks(label_arrays)
     target3 = np.ascontiguousarray(lift_array(target, ndim), dtype=np.float32)
     stack = np.ascontiguousarray(np.stack([lift_array(a, ndim) for a in images]))
+    if ndim == 2:  # (X, 1, Y), not (X, Y, 1): the kernels' inner loops then run along Y
+        target3, stack, ranks = (a.reshape(*a.shape[:-2], 1, a.shape[-2])
+                                 for a in (target3, stack, ranks))
+        patch, search, spacing = ((v[0], v[2], v[1]) for v in (patch, search, spacing))
     shape3 = target3.shape
     if restrict:  # only centres whose patch holds a voxel that sees several labels
         box = [2 * s + 1 for s in search]
