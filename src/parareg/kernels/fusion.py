@@ -213,6 +213,14 @@ def _search_one(atlases, a, i, j, k, patch, search, target_norm, target_raw, tar
     return chosen
 
 
+@helper
+def _widen(spans, c, r, j, c_from, r_from, j_from):
+    """Span ``(c, r, j)`` (entries ``c``, ``c + 1`` of ``spans``) widened to cover span
+    ``(c_from, r_from, j_from)``."""
+    spans[c, r, j] = min(spans[c, r, j], spans[c_from, r_from, j_from])
+    spans[c + 1, r, j] = max(spans[c + 1, r, j], spans[c_from + 1, r_from, j_from])
+
+
 @kernel
 def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, search,
                   search_radius, metric, best, score, mean, sd, q, rows_k, rows_jk, spans,
@@ -290,15 +298,13 @@ def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, 
             if spans[0, i - start, j] >= spans[1, i - start, j]:
                 continue
             for zi in range(i - ri, i + ri + 1):
-                spans[2, zi - lo, j] = min(spans[2, zi - lo, j], spans[0, i - start, j])
-                spans[3, zi - lo, j] = max(spans[3, zi - lo, j], spans[1, i - start, j])
+                _widen(spans, 2, zi - lo, j, 0, i - start, j)
     for zi in range(lo, i1 + ri):  # rows_k at (z, zj): rows_jk's at (z, j), |j - zj| <= rj
         for j in range(j0, j1):
             if spans[2, zi - lo, j] >= spans[3, zi - lo, j]:
                 continue
             for zj in range(j - rj, j + rj + 1):
-                spans[4, zi - lo, zj] = min(spans[4, zi - lo, zj], spans[2, zi - lo, j])
-                spans[5, zi - lo, zj] = max(spans[5, zi - lo, zj], spans[3, zi - lo, j])
+                _widen(spans, 4, zi - lo, zj, 2, zi - lo, j)
     for a in range(n_atlases):
         for i in range(i0, i1):
             for j in range(j0, j1):
