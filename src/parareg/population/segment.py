@@ -58,10 +58,10 @@ DEFAULT_LABEL_INTERPOLATION = "genericlabel"
 #: leave-one-out, 11 atlases: JLF Dice 0.617 vs 0.621 with "default", at 0.3x its CPU time;
 #: BENCHMARKS.md, "Multi-atlas segmentation, round 2"). Used for transform="syn"; rigid and
 #: affine registrations keep register's default pyramid.
-#: It starts at the centres of mass (the global search of register's default start found that
-#: very start on every Mindboggle pair, at ~30 % of the registration's CPU time; section
-#: "round 3"): pass ``register_options={"initial_transform": "search"}`` for atlases and
-#: targets that may lie far apart or turned.
+#: It starts at the centres of mass: register's default start, the global search, found that
+#: very start on every Mindboggle pair tried, at ~30 % of the registration's CPU time
+#: (BENCHMARKS.md, "round 3"); pass ``register_options={"initial_transform": "search"}`` for
+#: atlases and targets that may lie far apart or turned.
 ATLAS_PRESET = {"preset": "fast", "syn_options": {"levels": ((4, 1.0, 20), (2, 0.5, 10))},
                 "affine_options": {"levels": ((4, 2.0, 100),)}, "initial_transform": "com"}
 #: segment(preset=...): "atlas" (above), or one of register's presets
