@@ -7,21 +7,22 @@ Each target subject is segmented from the others of its data set:
 
 Methods, all from the same atlases:
 
-``parareg-jlf`` / ``parareg-majority`` / ``parareg-staple``
+``parareg-jlf`` / ``parareg-jlf-msq`` / ``parareg-majority`` / ``parareg-staple``
     :func:`parareg.population.segment.segment` (SyN, ``--preset``; labels by
     GenericLabel) on a local Dask cluster of ``--workers`` processes shared
-    by all targets; joint label fusion from scratch (its registrations
-    folder is emptied first), then majority vote and STAPLE from the same
-    (resumed) registrations. Times: the JLF call whole (input checks,
+    by all targets; joint label fusion with the first ``--patch-metric``
+    from scratch (its registrations folder is emptied first), then JLF with
+    the other metrics, majority vote and STAPLE from the same (resumed)
+    registrations. Times: the first JLF call whole (input checks,
     registrations, warped images read back, fusion); for the others, that
-    without JLF's fusion, plus their own fusion.
+    without the first JLF's fusion, plus their own fusion.
 ``ants-majority`` / ``ants-jlf``
     ``ants.registration(type_of_transform=--ants-transform)`` per atlas,
     labels by ``apply_transforms(interpolator="genericLabel")``, then
     antsJointFusion as ``ants.joint_label_fusion`` calls it (beta, rho =
-    alpha, patch and search radius as parareg's; patch metric PC, Pearson
-    correlation, antsJointFusion's default and parareg's, where antspyx
-    defaults to MSQ; see ``--ants-patch-metric``) inside a mask of the
+    alpha, patch and search radius as parareg's; each patch metric of
+    ``--patch-metric``: PC, Pearson correlation, antsJointFusion's default
+    and parareg's, and MSQ, mean squares, antspyx's default) inside a mask of the
     warped labels dilated by patch + search radius (outside it JLF can only
     give background), keeping antsJointFusion's own label image (the
     wrapper's argmax over posterior files never gives background: see
@@ -108,16 +109,20 @@ def run_parareg(target, atlases, folder: Path, cluster, settings: dict, threads:
               "register_options": settings.get("register_options")}
     images = [a["image"] for a in atlases]
     labels = [a["labels"] for a in atlases]
+    first, *others = settings["patch_metrics"]
     t0 = time.perf_counter()
-    jlf = segment(target["image"], images, labels, fusion="jlf", **settings["jlf"], **common)
+    jlf = segment(target["image"], images, labels, fusion="jlf", **settings["jlf"],
+                  patch_metric=first.lower(), **common)
     t_jlf = time.perf_counter() - t0
     rows = [_row("parareg-jlf", jlf.labels.data, truth, t_jlf, atlases_used=len(jlf.used),
-                 fusion_seconds=jlf.seconds["fusion"], steps=jlf.seconds)]
+                 fusion_seconds=jlf.seconds["fusion"], steps=jlf.seconds, patch_metric=first)]
     before_fusion = t_jlf - jlf.seconds["fusion"]
-    for fusion in ("majority", "staple"):
-        other = segment(target["image"], images, labels, fusion=fusion, **common)
-        rows.append(_row(f"parareg-{fusion}", other.labels.data, truth,
-                         before_fusion + other.seconds["fusion"],
+    runs = [(_jlf_name("parareg", m, settings), "jlf", {**settings["jlf"],
+                                                         "patch_metric": m.lower()})
+            for m in others] + [(f"parareg-{f}", f, {}) for f in ("majority", "staple")]
+    for name, fusion, options in runs:
+        other = segment(target["image"], images, labels, fusion=fusion, **options, **common)
+        rows.append(_row(name, other.labels.data, truth, before_fusion + other.seconds["fusion"],
                          atlases_used=len(other.used), fusion_seconds=other.seconds["fusion"]))
     return rows
 
@@ -136,8 +141,8 @@ def _load(path, *, labels=False) -> np.ndarray:
 
 def run_ants(target, atlases, folder: Path, settings: dict, threads: int) -> list:
     """ANTs SyN per atlas, labels by GenericLabel, then antsJointFusion with the patch
-    metric(s) of --ants-patch-metric (antsJointFusion's own default is PC, Pearson
-    correlation, as parareg's search; antspyx's is MSQ)."""
+    metric(s) of --patch-metric (antsJointFusion's default is PC, Pearson correlation,
+    as parareg's; antspyx's is MSQ)."""
     from scipy import ndimage
 
     from parareg.population.fusion import majority_vote
@@ -302,11 +307,13 @@ def _get_parser() -> argparse.ArgumentParser:
                         help="parareg.segment's registration preset (%(default)s)")
     parser.add_argument("--ants-transform", default="SyN",
                         help="ants.registration type_of_transform (%(default)s)")
-    parser.add_argument("--ants-patch-metric", default="PC",
-                        help="ANTs JLF's patch metric(s), comma-separated: PC (Pearson "
-                             "correlation: antsJointFusion's default and parareg's), MSQ "
-                             "(antspyx's default); the first gives ants-jlf, the others "
-                             "ants-jlf-msq (%(default)s)")
+    parser.add_argument("--patch-metric", "--ants-patch-metric", dest="patch_metric",
+                        default="PC,MSQ",
+                        help="JLF's patch metric(s), for parareg and ANTs, comma-separated: "
+                             "PC (Pearson correlation: antsJointFusion's default and "
+                             "parareg's), MSQ (mean squares: antspyx's default); the first "
+                             "gives parareg-jlf and ants-jlf, the others parareg-jlf-msq... "
+                             "(%(default)s)")
     parser.add_argument("--patch-radius", type=int, default=2)
     parser.add_argument("--search-radius", type=int, default=3)
     parser.add_argument("--alpha", type=float, default=0.1)
@@ -330,12 +337,11 @@ def main(argv=None) -> int:
                 "jlf": {"patch_radius": args.patch_radius, "search_radius": args.search_radius,
                         "alpha": args.alpha, "beta": args.beta},
                 "patch_metrics": [m.strip().upper() for m in
-                                  args.ants_patch_metric.split(",") if m.strip()],
+                                  args.patch_metric.split(",") if m.strip()],
                 "label_interpolation": "genericlabel", "dice": "mean over the target's labels"}
     if not settings["patch_metrics"] or any(
             m not in ("PC", "MSQ") for m in settings["patch_metrics"]):
-        raise SystemExit(f"--ants-patch-metric: PC, MSQ or both, got "
-                         f"{args.ants_patch_metric!r}")
+        raise SystemExit(f"--patch-metric: PC, MSQ or both, got {args.patch_metric!r}")
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {"benchmark": "segment", "threads": args.threads, "workers": workers,
             "datasets": list(datasets), "targets": args.targets, "atlases": args.atlases,

@@ -59,16 +59,17 @@ def test_majority_vote_identical_bits_at_1_2_3_threads():
         np.testing.assert_array_equal(run.posteriors, runs[0].posteriors)
 
 
-@pytest.mark.parametrize("shape, patch, search, beta", [((11, 9), 1, 1, 2.0),
-                                                         ((9, 8), 2, 1, 1.5),
-                                                         ((6, 5, 5), 1, 1, 2.0)])
-def test_jlf_weights_offsets_labels_equal_numpy_twin(shape, patch, search, beta):
+@pytest.mark.parametrize("shape, patch, search, beta, metric", [
+    ((11, 9), 1, 1, 2.0, "pc"), ((9, 8), 2, 1, 1.5, "pc"), ((6, 5, 5), 1, 1, 2.0, "pc"),
+    ((11, 9), 1, 1, 2.0, "msq"), ((9, 8), 2, 2, 1.5, "msq"), ((6, 5, 5), 1, 1, 2.0, "msq")])
+def test_jlf_weights_offsets_labels_equal_numpy_twin(shape, patch, search, beta, metric):
     target, atlases = _images(shape, 3, seed=3)
     maps = _label_maps(shape, 3, seed=4)
     weights, best, fused, posteriors, values = jlf_twin(
-        target, atlases, maps, patch_radius=patch, search_radius=search, alpha=0.1, beta=beta)
+        target, atlases, maps, patch_radius=patch, search_radius=search, alpha=0.1, beta=beta,
+        patch_metric=metric)
     result = joint_label_fusion(target, atlases, maps, patch_radius=patch, search_radius=search,
-                                beta=beta)
+                                beta=beta, patch_metric=metric)
     np.testing.assert_array_equal(result.label_values, values)
     np.testing.assert_allclose(result.posteriors, posteriors, atol=1e-6)
     top2 = np.sort(posteriors, axis=-1)[..., -2:]
@@ -83,23 +84,24 @@ def test_jlf_weights_offsets_labels_equal_numpy_twin(shape, patch, search, beta)
     s_off = _offsets(srch, np.ones(3))
     assert [tuple(o[:ndim]) for o in s_off] == box_offsets((search,) * ndim)
     w, b = _jlf_weights(target.reshape(lift), stack, np.ones(lift, np.uint8), pad, srch, 0.1,
-                        beta, np.ones(3), 1)
+                        beta, np.ones(3), 1, metric)
     np.testing.assert_allclose(w.reshape(*shape, 3), weights, atol=1e-6)
     np.testing.assert_array_equal(b.reshape(*shape, 3), best)
 
 
-def test_jlf_identical_bits_at_1_2_3_threads():
+@pytest.mark.parametrize("metric", ["pc", "msq"])
+def test_jlf_identical_bits_at_1_2_3_threads(metric):
     target, atlases = _images((40, 33, 6), 3, seed=5)
     maps = _label_maps((40, 33, 6), 3, seed=6, n_labels=6)
     runs = [joint_label_fusion(target, atlases, maps, patch_radius=1, search_radius=1,
-                               num_threads=n) for n in (1, 2, 3)]
+                               patch_metric=metric, num_threads=n) for n in (1, 2, 3)]
     for run in runs[1:]:
         np.testing.assert_array_equal(run.labels, runs[0].labels)
         np.testing.assert_array_equal(run.posteriors, runs[0].posteriors)
 
 
-@pytest.mark.parametrize("offset", [0, 1])  # with background 0, and without any label 0
-def test_jlf_skipping_voxels_that_see_one_label_changes_nothing(offset):
+@pytest.mark.parametrize("offset, metric", [(0, "pc"), (1, "pc"), (0, "msq")])  # 1: no label 0
+def test_jlf_skipping_voxels_that_see_one_label_changes_nothing(offset, metric):
     shape = (60, 50)
     target, atlases = _images(shape, 3, seed=7)
     maps = [np.full(shape, offset, np.int32) for _ in range(3)]
@@ -107,8 +109,8 @@ def test_jlf_skipping_voxels_that_see_one_label_changes_nothing(offset):
         m[12 + i:45, 10:40 - i] = 2
         m[25:29, 20:23] = 5
     args = (target, atlases, maps, (2, 2, 0), (2, 2, 0), 0.1, 2.0, True, np.ones(3), 2)
-    full = _jlf(*args, restrict=False)
-    fast = _jlf(*args, restrict=True)
+    full = _jlf(*args, restrict=False, metric=metric)
+    fast = _jlf(*args, restrict=True, metric=metric)
     np.testing.assert_array_equal(fast.labels, full.labels)
     np.testing.assert_array_equal(fast.posteriors, full.posteriors)
     assert (full.labels == 2).sum() > 500
@@ -129,6 +131,8 @@ def test_jlf_with_identical_atlases_returns_their_labels():
     ({"search_radius": 1.5}, "search_radius must be an integer"),
     ({"beta": 0}, "beta must be a finite number > 0"),
     ({"alpha": float("nan")}, "alpha must be a finite number > 0"),
+    ({"patch_metric": "cc"}, r"patch_metric must be one of \['msq', 'pc'\]"),
+    ({"patch_metric": None}, "patch_metric must be one of"),
 ])
 def test_jlf_rejects_bad_options(kwargs, match):
     target, atlases = _images((10, 10), 2, seed=9)

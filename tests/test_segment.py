@@ -126,6 +126,10 @@ def test_bad_inputs_are_refused_before_any_work(slices, tmp_path):
         segment(images[0], images[1:2], labels[1:2], fusion="jlf", beta=0)
     with pytest.raises(ValueError, match="set joint label fusion"):
         segment(images[0], images[1:2], labels[1:2], patch_radius=1)
+    with pytest.raises(ValueError, match="patch_metric must be one of"):
+        segment(images[0], images[1:2], labels[1:2], fusion="jlf", patch_metric="mse")
+    with pytest.raises(ValueError, match="patch_metric set joint label fusion"):
+        segment(images[0], images[1:2], labels[1:2], patch_metric="msq")
     with pytest.raises(ValueError, match="fusion must be one of"):
         segment(images[0], images[1:2], labels[1:2], fusion="vote")
     with pytest.raises(ValueError, match="do nothing with fusion='staple'"):
@@ -154,3 +158,21 @@ def test_command_line_writes_the_label_map(slices, cluster, tmp_path, capsys):
     assert out.is_file() and (tmp_path / "seg_segment.json").is_file()
     assert not (tmp_path / "seg_posteriors.nii.gz").exists()
     assert "fused 2 atlases by jlf" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--fusion", "jlf", "--patch-metric", "mse"], "--patch-metric: invalid choice: 'mse'"),
+    (["--patch-metric", "msq"], "--patch-metric set joint label fusion"),
+])
+def test_command_line_refuses_bad_patch_metric(slices, tmp_path, capsys, extra, message):
+    from parareg.cli.main import main
+
+    images, labels = slices
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(["segment", str(images[0]), "--atlases", str(images[1]), "--labels",
+                     str(labels[1]), "-o", str(tmp_path / "seg.nii.gz"), *extra])
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("parareg: error:") and message in err, err
+    assert not list(tmp_path.iterdir())

@@ -40,8 +40,12 @@ def _normalise(values):
     return (values - mean) / sd
 
 
-def jlf_twin(target, atlases, labels, *, patch_radius, search_radius, alpha, beta):
-    """Joint label fusion; returns (weights, best offsets, fused, posteriors, values)."""
+def jlf_twin(target, atlases, labels, *, patch_radius, search_radius, alpha, beta,
+             patch_metric="pc"):
+    """Joint label fusion; returns (weights, best offsets, fused, posteriors, values).
+
+    The search scores a patch by ANTs' Pearson score (``"pc"``) or by the mean
+    squared difference of the raw patches (``"msq"``)."""
     target = np.asarray(target, dtype=np.float64)
     shape = target.shape
     ndim = target.ndim
@@ -55,7 +59,8 @@ def jlf_twin(target, atlases, labels, *, patch_radius, search_radius, alpha, bet
     weights = np.zeros((*shape, n))
     best = np.zeros((*shape, n), dtype=int)
     for x in np.ndindex(shape):
-        y = _normalise(_patch(t_pad, x, patch, pad))
+        raw = _patch(t_pad, x, patch, pad)
+        y = _normalise(raw)
         valid_t = np.isfinite(y)
         diffs = np.zeros((n, len(patch)))
         for i in range(n):
@@ -69,6 +74,9 @@ def jlf_twin(target, atlases, labels, *, patch_radius, search_radius, alpha, bet
                 m = valid_t & np.isfinite(xs)
                 if m.sum() < 3:
                     scores.append(np.inf)
+                    continue
+                if patch_metric == "msq":
+                    scores.append(float(np.mean((raw[m] - xs[m]) ** 2)))
                     continue
                 sxy = float(np.dot(xs[m], y[m]))
                 var = max(float(np.sum(xs[m] ** 2) - np.sum(xs[m]) ** 2 / m.sum()), 1e-6)

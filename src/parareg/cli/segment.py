@@ -40,7 +40,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def _get_parser():
-    from ..population.fusion import FUSIONS
+    from ..population.fusion import DEFAULT_PATCH_METRIC, FUSIONS, PATCH_METRICS
     from ..population.segment import PRESETS
     from ..registration.pipeline import AFFINE_PIPELINES
 
@@ -68,6 +68,11 @@ def _get_parser():
                         help="jlf: regularisation added to M's diagonal (%(default)s)")
     parser.add_argument("--beta", type=positive_float, default=2.0,
                         help="jlf: exponent of the patch differences (%(default)s)")
+    parser.add_argument("--patch-metric", choices=sorted(PATCH_METRICS),
+                        default=DEFAULT_PATCH_METRIC,
+                        help="jlf: the search's patch metric, Pearson correlation or mean "
+                             "squares of the raw intensities (%(default)s, as antsJointFusion; "
+                             "antspyx's default is msq)")
     parser.add_argument("--no-posteriors", action="store_true",
                         help="do not compute or write OUT_posteriors.nii.gz")
     parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
@@ -88,14 +93,14 @@ def _cli_names(message: str, args) -> str:
         return f"--{match[1]} {files[int(match[2])]}"
 
     message = re.sub(r"\b(atlases|labels)\[(\d+)\]", item, message)
-    for name in ("patch_radius", "search_radius", "alpha", "beta"):
+    for name in ("patch_radius", "search_radius", "alpha", "beta", "patch_metric"):
         message = re.sub(rf"\b{name}\b", "--" + name.replace("_", "-"), message)
     return re.sub(r"^target\b", "TARGET", message)
 
 
 def _run(args, console) -> int:
     from ..io.nifti import check_nifti_path
-    from ..population.fusion import DEFAULT_ALPHA, DEFAULT_BETA
+    from ..population.fusion import DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_PATCH_METRIC
     from ..population.segment import output_paths, segment
 
     try:
@@ -109,7 +114,8 @@ def _run(args, console) -> int:
     if args.fusion != "jlf":
         changed = [opt for opt, value, default in (
             ("--patch-radius", args.patch_radius, 2), ("--search-radius", args.search_radius, 3),
-            ("--alpha", args.alpha, DEFAULT_ALPHA), ("--beta", args.beta, DEFAULT_BETA))
+            ("--alpha", args.alpha, DEFAULT_ALPHA), ("--beta", args.beta, DEFAULT_BETA),
+            ("--patch-metric", args.patch_metric, DEFAULT_PATCH_METRIC))
             if value != default]
         if changed:
             raise CLIError(f"{', '.join(changed)} set joint label fusion: add --fusion jlf "
@@ -120,7 +126,8 @@ def _run(args, console) -> int:
     inputs.update({f"--labels {p}": p for p in args.labels})
     refuse_inputs_as_outputs([paths["labels"], paths["posteriors"], paths["report"]], inputs)
     jlf = {"patch_radius": args.patch_radius, "search_radius": args.search_radius,
-           "alpha": args.alpha, "beta": args.beta} if args.fusion == "jlf" else {}
+           "alpha": args.alpha, "beta": args.beta,
+           "patch_metric": args.patch_metric} if args.fusion == "jlf" else {}
 
     def progress(info) -> None:
         if console.quiet:

@@ -18,7 +18,8 @@ in two passes:
    of every centre voxel ``x``): the target patch is
    normalised (mean 0, standard deviation floored at 1, as ANTs); in each
    atlas the search offset whose patch matches best (ANTs' Pearson score:
-   ``-sxy**2 / var(atlas patch)`` when the correlation is positive, over
+   ``-sxy**2 / var(atlas patch)`` when the correlation is positive, or
+   ANTs' mean squares of the raw patches, ``sum (y - x)**2 / n``, over
    the patch voxels inside the image, at least 3) is kept; the absolute
    differences ``d_i`` of the normalised patches give
    ``M[i, j] = (d_i . d_j / (P - 1)) ** beta`` and the weights solve
@@ -33,12 +34,32 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import helper, kernel
+from ._jit import helper, inline_helper, kernel
 
 
 @helper
 def _inside(i, j, k, nx, ny, nz):
     return 0 <= i < nx and 0 <= j < ny and 0 <= k < nz
+
+
+@inline_helper
+def _decide(tally, touched, n_touched, total, posteriors, with_posteriors, fused, i, j, k):
+    """One voxel's vote: ``fused[i, j, k]`` becomes the touched rank of largest ``tally``
+    (ties: the smallest rank), its posteriors ``tally / total`` when ``with_posteriors``;
+    the touched entries of ``tally`` are reset to 0 for the next voxel."""
+    chosen = -1
+    top = tally[0] * 0  # 0 of the tally's type
+    for t in range(n_touched):
+        r = touched[t]
+        if tally[r] > top or (tally[r] == top and r < chosen):
+            chosen = r
+            top = tally[r]
+    fused[i, j, k] = chosen
+    for t in range(n_touched):
+        r = touched[t]
+        if with_posteriors:
+            posteriors[i, j, k, r] = np.float32(tally[r] / total)
+        tally[r] = 0
 
 
 @kernel
@@ -65,20 +86,8 @@ def majority_vote_3d(ranks, n_labels, posteriors, with_posteriors, fused, counts
                         touched[n_touched] = r
                         n_touched += 1
                     counts[r] += 1
-                best = -1
-                best_count = 0
-                for t in range(n_touched):
-                    r = touched[t]
-                    c = counts[r]
-                    if c > best_count or (c == best_count and r < best):
-                        best = r
-                        best_count = c
-                fused[i, j, k] = best
-                for t in range(n_touched):
-                    r = touched[t]
-                    if with_posteriors:
-                        posteriors[i, j, k, r] = np.float32(counts[r] / n_atlases)
-                    counts[r] = 0
+                _decide(counts, touched, n_touched, n_atlases, posteriors, with_posteriors,
+                        fused, i, j, k)
 
 
 @helper
@@ -108,13 +117,21 @@ def _patch_stats(image, i, j, k, patch, values, valid, nx, ny, nz):
     return mean, sd, count
 
 
+#: the patch metrics of the search (``metric`` of the JLF kernels)
+PEARSON = 0
+MEAN_SQUARES = 1
+
+
 @helper
-def _match_score(atlas, a, ci, cj, ck, patch, target_norm, target_valid, nx, ny, nz):
-    """ANTs' Pearson score of atlas ``a``'s raw patch at (ci, cj, ck) against the
-    normalised target patch (lower is better; +inf with fewer than 3 voxels)."""
+def _match_score(atlas, a, ci, cj, ck, patch, target_norm, target_raw, target_valid, metric,
+                 nx, ny, nz):
+    """ANTs' score of atlas ``a``'s raw patch at (ci, cj, ck) (lower is better; +inf with
+    fewer than 3 voxels): with ``metric`` PEARSON against the normalised target patch,
+    with MEAN_SQUARES the mean squared difference from the raw target patch."""
     sx = 0.0
     sxx = 0.0
     sxy = 0.0
+    squares = 0.0
     n = 0
     for p in range(patch.shape[0]):
         if target_valid[p] == 0:
@@ -127,9 +144,12 @@ def _match_score(atlas, a, ci, cj, ck, patch, target_norm, target_valid, nx, ny,
             sx += x
             sxx += x * x
             sxy += x * target_norm[p]
+            squares += (target_raw[p] - x) ** 2
             n += 1
     if n < 3:
         return np.inf
+    if metric == MEAN_SQUARES:
+        return squares / n
     var = sxx - sx * sx / n
     if var < 1e-6:
         var = 1e-6
@@ -174,7 +194,8 @@ def _solve_ones(m, w, n):
 
 
 @helper
-def _search_one(atlases, a, i, j, k, patch, search, target_norm, target_valid, nx, ny, nz):
+def _search_one(atlases, a, i, j, k, patch, search, target_norm, target_raw, target_valid,
+                metric, nx, ny, nz):
     """Index of atlas ``a``'s best search offset for the voxel (i, j, k), patch by patch."""
     score = np.inf
     chosen = 0
@@ -184,31 +205,43 @@ def _search_one(atlases, a, i, j, k, patch, search, target_norm, target_valid, n
         ck = k + search[s, 2]
         if not _inside(ci, cj, ck, nx, ny, nz):
             continue
-        value = _match_score(atlases, a, ci, cj, ck, patch, target_norm, target_valid,
-                             nx, ny, nz)
+        value = _match_score(atlases, a, ci, cj, ck, patch, target_norm, target_raw,
+                             target_valid, metric, nx, ny, nz)
         if value < score:
             score = value
             chosen = s
     return chosen
 
 
+@helper
+def _widen(spans, c, r, j, c_from, r_from, j_from):
+    """Span ``(c, r, j)`` (entries ``c``, ``c + 1`` of ``spans``) widened to cover span
+    ``(c_from, r_from, j_from)``."""
+    spans[c, r, j] = min(spans[c, r, j], spans[c_from, r_from, j_from])
+    spans[c + 1, r, j] = max(spans[c + 1, r, j], spans[c_from + 1, r_from, j_from])
+
+
 @kernel
 def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, search,
-                  search_radius, best, score, mean, sd, q, rows_k, rows_jk, start, stop):
+                  search_radius, metric, best, score, mean, sd, q, rows_k, rows_jk, spans,
+                  start, stop):
     """Pass 1a of joint label fusion: the best search offset of every interior centre voxel.
 
     Interior voxels are those whose every search patch lies inside the image
     (``patch_radius + search_radius`` from each edge); for them the Pearson
-    score of ANTs (see :func:`_match_score`) is computed offset by offset
-    for the whole slab: the sums ``sum_p atlas(x + s + p) * target(x + p)``
-    are box sums of the product image (three separable passes), the atlas's
-    patch sums come from ``box_sum`` / ``box_squares`` (``(A, X, Y, Z)``
-    float64). Offsets are tried in the order of ``search`` with a strict
-    ``<``, so the first best one wins, as in the voxel-by-voxel search.
-    Writes ``best[i, j, k, a]`` of interior centres in rows ``[start,
-    stop)`` only. Scratch (float64): ``score``, ``mean``, ``sd`` shaped
-    ``(stop - start, Y, Z)``; ``q``, ``rows_k``, ``rows_jk`` shaped
-    ``(stop - start + 2 * patch_radius[0], Y, Z)``.
+    or mean-squares score of ANTs (``metric``, see :func:`_match_score`) is
+    computed offset by offset for the whole slab: the sums ``sum_p atlas(x +
+    s + p) * target(x + p)`` are box sums of the product image (three
+    separable passes, each over the spans along k that the centres need),
+    the atlas's patch sums come from ``box_sum`` / ``box_squares`` (``(A,
+    X, Y, Z)`` float64). Offsets are tried in the order of ``search`` with a
+    strict ``<``, so the first best one wins, as in the voxel-by-voxel
+    search. Writes ``best[i, j, k, a]`` of interior centres in rows
+    ``[start, stop)`` only. Scratch (float64): ``score``, ``mean``, ``sd``
+    shaped ``(stop - start, Y, Z)`` (with MEAN_SQUARES ``mean`` holds the
+    target patch's sum of squares); ``q``, ``rows_k``, ``rows_jk`` shaped
+    ``(stop - start + 2 * patch_radius[0], Y, Z)``; ``spans`` int64 ``(6,
+    stop - start + 2 * patch_radius[0], Y)``.
     """
     n_atlases, nx, ny, nz = atlases.shape
     ri, rj, rk = patch_radius[0], patch_radius[1], patch_radius[2]
@@ -220,8 +253,16 @@ def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, 
     if i0 >= i1 or j0 >= j1 or k0 >= k1:
         return
     n_patch = (2 * ri + 1) * (2 * rj + 1) * (2 * rk + 1)
+    # spans along k, [lo, hi) (empty when lo >= hi): 0-1 of the centres of row (i, j), rows
+    # from start; 2-3 where rows_jk is needed, 4-5 where rows_k is, rows from i0 - ri
+    n_rows = spans.shape[1]
+    for c in range(0, 6, 2):
+        for r in range(n_rows):
+            for j in range(ny):
+                spans[c, r, j] = nz
+                spans[c + 1, r, j] = 0
     # the box of the slab's centres: only it is scored (and only its patches are summed)
-    bi0, bi1, bj0, bj1, bk0, bk1 = i1, i0, j1, j0, k1, k0
+    bi0, bi1, bj0, bj1 = i1, i0, j1, j0
     for i in range(i0, i1):  # the target's patch mean and (floored) standard deviation
         for j in range(j0, j1):
             for k in range(k0, k1):
@@ -229,7 +270,8 @@ def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, 
                     continue
                 bi0, bi1 = min(bi0, i), max(bi1, i + 1)
                 bj0, bj1 = min(bj0, j), max(bj1, j + 1)
-                bk0, bk1 = min(bk0, k), max(bk1, k + 1)
+                spans[0, i - start, j] = min(spans[0, i - start, j], k)
+                spans[1, i - start, j] = k + 1
                 total = 0.0
                 squares = 0.0
                 for di in range(-ri, ri + 1):
@@ -238,6 +280,10 @@ def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, 
                             v = np.float64(target[i + di, j + dj, k + dk])
                             total += v
                             squares += v * v
+                if metric == MEAN_SQUARES:
+                    mean[i - start, j, k] = squares
+                    sd[i - start, j, k] = 1.0
+                    continue
                 mu = total / n_patch
                 var = (squares - n_patch * mu * mu) / (n_patch - 1)
                 dev = np.sqrt(var) if var > 0.0 else 0.0
@@ -245,12 +291,24 @@ def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, 
                 sd[i - start, j, k] = dev if dev > 1.0 else 1.0
     if bi0 >= bi1:
         return
-    i0, i1, j0, j1, k0, k1 = bi0, bi1, bj0, bj1, bk0, bk1
+    i0, i1, j0, j1 = bi0, bi1, bj0, bj1
     lo = i0 - ri  # first row of q
+    for i in range(i0, i1):  # rows_jk at (z, j): the centres of (i, j), |i - z| <= ri
+        for j in range(j0, j1):
+            if spans[0, i - start, j] >= spans[1, i - start, j]:
+                continue
+            for zi in range(i - ri, i + ri + 1):
+                _widen(spans, 2, zi - lo, j, 0, i - start, j)
+    for zi in range(lo, i1 + ri):  # rows_k at (z, zj): rows_jk's at (z, j), |j - zj| <= rj
+        for j in range(j0, j1):
+            if spans[2, zi - lo, j] >= spans[3, zi - lo, j]:
+                continue
+            for zj in range(j - rj, j + rj + 1):
+                _widen(spans, 4, zi - lo, zj, 2, zi - lo, j)
     for a in range(n_atlases):
         for i in range(i0, i1):
             for j in range(j0, j1):
-                for k in range(k0, k1):
+                for k in range(spans[0, i - start, j], spans[1, i - start, j]):
                     score[i - start, j, k] = np.inf
         for s in range(search.shape[0]):
             oi, oj, ok = search[s, 0], search[s, 1], search[s, 2]
@@ -259,27 +317,27 @@ def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, 
             products = rows_k if rk == 0 else q
             for zi in range(lo, i1 + ri):
                 for zj in range(j0 - rj, j1 + rj):
-                    for zk in range(k0 - rk, k1 + rk):
+                    for zk in range(spans[4, zi - lo, zj] - rk, spans[5, zi - lo, zj] + rk):
                         products[zi - lo, zj, zk] = (
                             np.float64(atlases[a, zi + oi, zj + oj, zk + ok])
                             * np.float64(target[zi, zj, zk]))
             for zi in range(lo, i1 + ri):  # box sums along k, then j
                 if rk > 0:
                     for zj in range(j0 - rj, j1 + rj):
-                        for zk in range(k0, k1):
+                        for zk in range(spans[4, zi - lo, zj], spans[5, zi - lo, zj]):
                             acc = 0.0
                             for dk in range(-rk, rk + 1):
                                 acc += q[zi - lo, zj, zk + dk]
                             rows_k[zi - lo, zj, zk] = acc
                 for zj in range(j0, j1):
-                    for zk in range(k0, k1):
+                    for zk in range(spans[2, zi - lo, zj], spans[3, zi - lo, zj]):
                         acc = 0.0
                         for dj in range(-rj, rj + 1):
                             acc += rows_k[zi - lo, zj + dj, zk]
                         rows_jk[zi - lo, zj, zk] = acc
             for i in range(i0, i1):  # along i, and the score
                 for j in range(j0, j1):
-                    for k in range(k0, k1):
+                    for k in range(spans[0, i - start, j], spans[1, i - start, j]):
                         if centres[i, j, k] == 0:
                             continue
                         cross = 0.0
@@ -287,21 +345,24 @@ def jlf_search_3d(target, atlases, box_sum, box_squares, centres, patch_radius, 
                             cross += rows_jk[i + di - lo, j, k]
                         sx = box_sum[a, i + oi, j + oj, k + ok]
                         sxx = box_squares[a, i + oi, j + oj, k + ok]
-                        sxy = (cross - mean[i - start, j, k] * sx) / sd[i - start, j, k]
-                        var = sxx - sx * sx / n_patch
-                        if var < 1e-6:
-                            var = 1e-6
-                        measure = sxy * sxy / var
-                        value = -measure if sxy > 0.0 else measure
+                        if metric == MEAN_SQUARES:
+                            value = (sxx - 2.0 * cross + mean[i - start, j, k]) / n_patch
+                        else:
+                            sxy = (cross - mean[i - start, j, k] * sx) / sd[i - start, j, k]
+                            var = sxx - sx * sx / n_patch
+                            if var < 1e-6:
+                                var = 1e-6
+                            measure = sxy * sxy / var
+                            value = -measure if sxy > 0.0 else measure
                         if value < score[i - start, j, k]:
                             score[i - start, j, k] = value
                             best[i, j, k, a] = s
 
 
 @kernel
-def jlf_weights_3d(target, atlases, centres, patch, patch_radius, search, search_radius, alpha,
-                   beta, weights, best, target_values, target_valid, diffs, atlas_values,
-                   atlas_valid, m, start, stop):
+def jlf_weights_3d(target, atlases, centres, patch, patch_radius, search, search_radius, metric,
+                   alpha, beta, weights, best, target_values, target_raw, target_valid, diffs,
+                   atlas_values, atlas_valid, m, start, stop):
     """Pass 1b of joint label fusion: each centre voxel's atlas weights.
 
     ``target`` ``(X, Y, Z)`` float32, ``atlases`` ``(A, X, Y, Z)`` float32,
@@ -313,7 +374,7 @@ def jlf_weights_3d(target, atlases, centres, patch, patch_radius, search, search
     voxels come from :func:`jlf_search_3d`; the others are searched here
     voxel by voxel (and written). Writes ``weights[i, j, k, a]`` (float64,
     summing to 1 over ``a``; 0 where ``centres`` is 0). Scratch:
-    ``target_values``, ``atlas_values`` ``(P,)`` float64, ``target_valid``,
+    ``target_values``, ``target_raw``, ``atlas_values`` ``(P,)`` float64, ``target_valid``,
     ``atlas_valid`` ``(P,)`` uint8, ``diffs`` ``(A, P)`` and ``m``
     ``(A, A)`` float64.
     """
@@ -336,13 +397,14 @@ def jlf_weights_3d(target, atlases, centres, patch, patch_radius, search, search
                 if sd < 1.0:
                     sd = 1.0
                 for p in range(n_patch):
+                    target_raw[p] = target_values[p]
                     target_values[p] = (target_values[p] - mean) / sd
                 interior = (reach_i <= i < nx - reach_i and reach_j <= j < ny - reach_j
                             and reach_k <= k < nz - reach_k)
                 for a in range(n_atlases):
                     chosen = best[i, j, k, a] if interior else _search_one(
-                        atlases, a, i, j, k, patch, search, target_values, target_valid,
-                        nx, ny, nz)
+                        atlases, a, i, j, k, patch, search, target_values, target_raw,
+                        target_valid, metric, nx, ny, nz)
                     best[i, j, k, a] = chosen
                     ci = i + search[chosen, 0]
                     cj = j + search[chosen, 1]
@@ -433,19 +495,8 @@ def jlf_vote_3d(ranks, weights, best, centres, patch, search, n_labels, fallback
                     for t in range(n_touched):
                         acc[touched[t]] = 0.0
                     continue
-                chosen = -1
-                top = 0.0
-                for t in range(n_touched):
-                    r = touched[t]
-                    if acc[r] > top or (acc[r] == top and r < chosen):
-                        chosen = r
-                        top = acc[r]
-                fused[i, j, k] = chosen
-                for t in range(n_touched):
-                    r = touched[t]
-                    if with_posteriors:
-                        posteriors[i, j, k, r] = np.float32(acc[r] / total)
-                    acc[r] = 0.0
+                _decide(acc, touched, n_touched, total, posteriors, with_posteriors, fused,
+                        i, j, k)
 
 
 @kernel

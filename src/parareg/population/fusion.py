@@ -10,13 +10,15 @@ Three methods, one registry (:data:`FUSIONS`):
     Joint label fusion (Wang et al., *Multi-atlas segmentation with joint
     label fusion*, IEEE TPAMI 2013), as ANTs' ``antsJointFusion``
     (``itk::WeightedVotingFusionImageFilter``): per voxel, each atlas's
-    best-matching patch within ``search_radius`` (ANTs' Pearson score),
+    best-matching patch within ``search_radius`` (``patch_metric``: ANTs'
+    Pearson score, or its mean squares of the raw patches as antspyx),
     the pairwise dependency matrix ``M[i, j] = (d_i . d_j / (P - 1)) ** beta``
     of the absolute differences of the normalised patches, weights
     ``(M + alpha I)^-1 1`` (negatives set to 0, normalised to sum 1), and
     every voxel of each patch votes for the label found at the atlas's
     best offset (see :mod:`parareg.kernels.fusion`). Defaults are ANTs':
-    patch radius 2, search radius 3, ``alpha=0.1``, ``beta=2``. The
+    patch radius 2, search radius 3, ``alpha=0.1``, ``beta=2``, ``"pc"``
+    (antspyx's default metric is ``"msq"``). The
     posteriors are the normalised vote totals; ties go to the smallest
     label value.
 ``"staple"``
@@ -76,6 +78,14 @@ DEFAULT_PATCH_RADIUS = 2
 DEFAULT_SEARCH_RADIUS = 3
 DEFAULT_ALPHA = 0.1
 DEFAULT_BETA = 2.0
+#: JLF's patch metrics of the search -> the kernels' codes: ANTs' Pearson correlation
+#: (antsJointFusion's default) and mean squares (antspyx's default)
+PATCH_METRICS = {"pc": 0, "msq": 1}
+#: Pearson, as antsJointFusion: insensitive to the atlases' intensity scale. (Mean squares,
+#: antspyx's default, won on Mindboggle's slices, JLF Dice 0.603 against 0.586 over 12
+#: leave-one-out targets, and lost on IXI at 2 mm, 0.780 against 0.796 on IXI012; BENCHMARKS.md,
+#: "Multi-atlas segmentation, round 3".)
+DEFAULT_PATCH_METRIC = "pc"
 
 
 @dataclass
@@ -218,11 +228,13 @@ def _offsets(radius, spacing=None) -> np.ndarray:
 
 def check_jlf_options(ndim: int, *, patch_radius=DEFAULT_PATCH_RADIUS,
                       search_radius=DEFAULT_SEARCH_RADIUS, alpha: float = DEFAULT_ALPHA,
-                      beta: float = DEFAULT_BETA) -> tuple:
+                      beta: float = DEFAULT_BETA,
+                      patch_metric: str = DEFAULT_PATCH_METRIC) -> tuple:
     """JLF's options checked for images of ``ndim`` axes (a ``ValueError`` naming the bad one).
 
-    Returns ``(patch, search, alpha, beta)``: the radii as 3-tuples (0 on the
-    axis a 2D image is lifted to), ``alpha`` and ``beta`` as floats.
+    Returns ``(patch, search, alpha, beta, patch_metric)``: the radii as
+    3-tuples (0 on the axis a 2D image is lifted to), ``alpha`` and ``beta``
+    as floats, ``patch_metric`` in lower case.
     """
     patch = _check_radius(patch_radius, ndim, name="patch_radius", minimum=1)
     search = _check_radius(search_radius, ndim, name="search_radius", minimum=0)
@@ -230,13 +242,17 @@ def check_jlf_options(ndim: int, *, patch_radius=DEFAULT_PATCH_RADIUS,
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
                 or not 0 < float(value) < np.inf:
             raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return patch, search, float(alpha), float(beta)
+    metric = patch_metric.lower() if isinstance(patch_metric, str) else patch_metric
+    if metric not in PATCH_METRICS:
+        raise ValueError(f"patch_metric must be one of {sorted(PATCH_METRICS)} (Pearson "
+                         f"correlation or mean squares), got {patch_metric!r}")
+    return patch, search, float(alpha), float(beta), metric
 
 
 def joint_label_fusion(target, atlases, labels, *, patch_radius=DEFAULT_PATCH_RADIUS,
                        search_radius=DEFAULT_SEARCH_RADIUS, alpha: float = DEFAULT_ALPHA,
-                       beta: float = DEFAULT_BETA, posteriors: bool = True,
-                       num_threads: int | None = None) -> FusionResult:
+                       beta: float = DEFAULT_BETA, patch_metric: str = DEFAULT_PATCH_METRIC,
+                       posteriors: bool = True, num_threads: int | None = None) -> FusionResult:
     """Fuse label maps by joint label fusion (Wang et al. 2013, as ``antsJointFusion``).
 
     Parameters
@@ -259,11 +275,17 @@ def joint_label_fusion(target, atlases, labels, *, patch_radius=DEFAULT_PATCH_RA
     beta : float
         Exponent mapping patch differences to the joint error; > 0
         (ANTs' ``-b``, default 2).
+    patch_metric : {"pc", "msq"}
+        How the search scores an atlas patch (ANTs' ``-m``): ``"pc"``,
+        Pearson correlation with the normalised target patch (the default,
+        as antsJointFusion's), or ``"msq"``, the mean squared difference of
+        the raw patches (antspyx's default; it wants atlas and target
+        intensities on one scale). The weights always come from the
+        normalised patches.
     posteriors : bool
         Also return each label's posterior.
     num_threads : int, optional
-        ``None`` means :func:`parareg.get_num_threads`; the result is
-        bit-identical at any thread count.
+        As :func:`majority_vote`'s.
 
     Returns
     -------
@@ -300,13 +322,13 @@ def joint_label_fusion(target, atlases, labels, *, patch_radius=DEFAULT_PATCH_RA
     if label_arrays[0].shape != target_data.shape:
         raise ValueError(f"labels[0] has shape {label_arrays[0].shape} but the target has "
                          f"{target_data.shape}; resample the labels onto the target grid")
-    patch, search, alpha, beta = check_jlf_options(ndim, patch_radius=patch_radius,
-                                                   search_radius=search_radius, alpha=alpha,
-                                                   beta=beta)
+    patch, search, alpha, beta, metric = check_jlf_options(
+        ndim, patch_radius=patch_radius, search_radius=search_radius, alpha=alpha, beta=beta,
+        patch_metric=patch_metric)
     spacing = getattr(target, "spacing", None)
     spacing = np.ones(3) if spacing is None else np.concatenate([spacing, np.ones(3 - ndim)])
     return _jlf(target_data, images, label_arrays, patch, search, alpha, beta, posteriors,
-                spacing, resolve_num_threads(num_threads), restrict=True)
+                spacing, resolve_num_threads(num_threads), restrict=True, metric=metric)
 
 
 def _patch_sums(stack, patch):
@@ -325,7 +347,8 @@ def _patch_sums(stack, patch):
     return box_sum, box_squares
 
 
-def _jlf_weights(target3, stack, centres, patch, search, alpha, beta, spacing, num_threads):
+def _jlf_weights(target3, stack, centres, patch, search, alpha, beta, spacing, num_threads,
+                 metric: str = DEFAULT_PATCH_METRIC):
     """Pass 1 of JLF on 3D-lifted arrays: ``(weights, best)``, shape ``(X, Y, Z, A)`` each
     (float64 weights; int32 indices into the search offsets)."""
     from ..kernels.fusion import jlf_search_3d, jlf_weights_3d
@@ -338,6 +361,7 @@ def _jlf_weights(target3, stack, centres, patch, search, alpha, beta, spacing, n
     box_sum, box_squares = _patch_sums(stack, patch)
     patch_radius = np.array(patch, dtype=np.int64)
     search_radius = np.array(search, dtype=np.int64)
+    code = PATCH_METRICS[metric]
     weights = np.empty((*shape3, n_atlases), dtype=np.float64)
     best = np.zeros((*shape3, n_atlases), dtype=np.int32)
     # units of whole rows, at least 2 patches thick (the box sums' halo is a patch radius)
@@ -347,25 +371,29 @@ def _jlf_weights(target3, stack, centres, patch, search, alpha, beta, spacing, n
         plane = (stop - start, *shape3[1:])
         halo = (stop - start + 2 * patch[0], *shape3[1:])
         jlf_search_3d(target3, stack, box_sum, box_squares, centres, patch_radius,
-                      search_offsets, search_radius, best, np.empty(plane), np.empty(plane),
-                      np.empty(plane), np.empty(halo), np.empty(halo), np.empty(halo),
-                      start, stop)
+                      search_offsets, search_radius, code, best, np.empty(plane),
+                      np.empty(plane), np.empty(plane), np.empty(halo), np.empty(halo),
+                      np.empty(halo), np.empty((6, *halo[:2]), dtype=np.int64), start, stop)
         jlf_weights_3d(target3, stack, centres, patch_offsets, patch_radius, search_offsets,
-                       search_radius, alpha, beta, weights, best, np.empty(n_patch),
-                       np.empty(n_patch, dtype=np.uint8), np.empty((n_atlases, n_patch)),
+                       search_radius, code, alpha, beta, weights, best, np.empty(n_patch),
                        np.empty(n_patch), np.empty(n_patch, dtype=np.uint8),
-                       np.empty((n_atlases, n_atlases)), start, stop)
+                       np.empty((n_atlases, n_patch)), np.empty(n_patch),
+                       np.empty(n_patch, dtype=np.uint8), np.empty((n_atlases, n_atlases)),
+                       start, stop)
 
     for_each_unit(weigh, partition_range(0, shape3[0], grain=rows), num_threads=num_threads)
     return weights, best
 
 
 def _jlf(target, images, label_arrays, patch, search, alpha, beta, posteriors, spacing,
-         num_threads, *, restrict: bool) -> FusionResult:
+         num_threads, *, restrict: bool, metric: str = DEFAULT_PATCH_METRIC) -> FusionResult:
     """The driver of :func:`joint_label_fusion`: both passes over axis-0 slabs.
 
     ``restrict=False`` computes every centre voxel (the tests check that the
-    restriction described in the module docstring changes nothing).
+    restriction described in the module docstring changes nothing). A 2D
+    image is lifted to ``(X, 1, Y)``, its radii to ``(r0, 0, r1)``: the same
+    sums in the same order as on ``(X, Y, 1)`` (offsets in raster order stay
+    in that order), with the long axis innermost.
     """
     from scipy import ndimage
 
@@ -375,6 +403,10 @@ def _jlf(target, images, label_arrays, patch, search, alpha, beta, posteriors, s
     values, ranks, background = _ranks(label_arrays)
     target3 = np.ascontiguousarray(lift_array(target, ndim), dtype=np.float32)
     stack = np.ascontiguousarray(np.stack([lift_array(a, ndim) for a in images]))
+    if ndim == 2:  # (X, 1, Y), not (X, Y, 1): the kernels' inner loops then run along Y
+        target3, stack, ranks = (a.reshape(*a.shape[:-2], 1, a.shape[-2])
+                                 for a in (target3, stack, ranks))
+        patch, search, spacing = ((v[0], v[2], v[1]) for v in (patch, search, spacing))
     shape3 = target3.shape
     if restrict:  # only centres whose patch holds a voxel that sees several labels
         box = [2 * s + 1 for s in search]
@@ -389,7 +421,7 @@ def _jlf(target, images, label_arrays, patch, search, alpha, beta, posteriors, s
         fallback = np.full(shape3, background, dtype=np.int32)
     centres = np.ascontiguousarray(centres, dtype=np.uint8)
     weights, best = _jlf_weights(target3, stack, centres, patch, search, alpha, beta, spacing,
-                                 num_threads)
+                                 num_threads, metric)
     patch_offsets = _offsets(patch)
     search_offsets = _offsets(search, spacing)
     fused = np.empty(shape3, dtype=np.int32)

@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .fusion import FUSIONS, check_fusion, check_jlf_options
+from .fusion import (DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_PATCH_METRIC, DEFAULT_PATCH_RADIUS,
+                     DEFAULT_SEARCH_RADIUS, FUSIONS, check_fusion, check_jlf_options)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -57,8 +58,12 @@ DEFAULT_LABEL_INTERPOLATION = "genericlabel"
 #: leave-one-out, 11 atlases: JLF Dice 0.617 vs 0.621 with "default", at 0.3x its CPU time;
 #: BENCHMARKS.md, "Multi-atlas segmentation, round 2"). Used for transform="syn"; rigid and
 #: affine registrations keep register's default pyramid.
+#: It starts at the centres of mass: register's default start, the global search, found that
+#: very start on every Mindboggle pair tried, at ~30 % of the registration's CPU time
+#: (BENCHMARKS.md, "round 3"); pass ``register_options={"initial_transform": "search"}`` for
+#: atlases and targets that may lie far apart or turned.
 ATLAS_PRESET = {"preset": "fast", "syn_options": {"levels": ((4, 1.0, 20), (2, 0.5, 10))},
-                "affine_options": {"levels": ((4, 2.0, 100),)}}
+                "affine_options": {"levels": ((4, 2.0, 100),)}, "initial_transform": "com"}
 #: segment(preset=...): "atlas" (above), or one of register's presets
 PRESETS = ("atlas", "fast", "default", "accurate")
 
@@ -160,7 +165,8 @@ def registration_options(preset: str, transform: str, register_options: dict | N
     if preset == "atlas":
         options["preset"] = ATLAS_PRESET["preset"]
         if str(transform).lower() == "syn":
-            options.update({k: dict(v) for k, v in ATLAS_PRESET.items() if k != "preset"})
+            options.update({k: dict(v) if isinstance(v, dict) else v
+                            for k, v in ATLAS_PRESET.items() if k != "preset"})
     for key, value in (register_options or {}).items():
         if isinstance(value, dict) and isinstance(options.get(key), dict):
             value = {**options[key], **value}
@@ -172,8 +178,10 @@ def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[Im
             fusion: str = "majority", transform: str = "syn", preset: str = "atlas",
             out: PathLike | None = None, registrations: PathLike | None = None,
             workers: int | None = None, scheduler: object = None, posteriors: bool = True,
-            patch_radius: int | Sequence[int] = 2, search_radius: int | Sequence[int] = 3,
-            alpha: float = 0.1, beta: float = 2.0,
+            patch_radius: int | Sequence[int] = DEFAULT_PATCH_RADIUS,
+            search_radius: int | Sequence[int] = DEFAULT_SEARCH_RADIUS,
+            alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA,
+            patch_metric: str = DEFAULT_PATCH_METRIC,
             label_interpolation: str = DEFAULT_LABEL_INTERPOLATION,
             num_threads: int | None = None, progress: Callable | None = None,
             register_options: dict | None = None) -> SegmentResult:
@@ -208,8 +216,9 @@ def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[Im
         An existing Dask cluster instead of a local one.
     posteriors : bool
         Compute (and write) the per-label posteriors.
-    patch_radius, search_radius, alpha, beta
-        Joint label fusion's settings (ANTs' defaults); refused with
+    patch_radius, search_radius, alpha, beta, patch_metric
+        Joint label fusion's settings (ANTs' defaults; see
+        :func:`parareg.population.fusion.joint_label_fusion`); refused with
         another ``fusion`` unless left at their defaults.
     label_interpolation : {"genericlabel", "nearest"}
         How labels are put on the target grid.
@@ -262,15 +271,17 @@ def segment(target: ImageLike, atlases: Sequence[ImageLike], labels: Sequence[Im
     target_image = as_image(target, name="target")
     ndim = target_image.ndim
     if fusion == "jlf":
-        options = dict(zip(("patch_radius", "search_radius", "alpha", "beta"),
+        options = dict(zip(("patch_radius", "search_radius", "alpha", "beta", "patch_metric"),
                            check_jlf_options(ndim, patch_radius=patch_radius,
                                              search_radius=search_radius, alpha=alpha,
-                                             beta=beta)))
+                                             beta=beta, patch_metric=patch_metric)))
         options["patch_radius"] = options["patch_radius"][:ndim]
         options["search_radius"] = options["search_radius"][:ndim]
     else:
-        given = {"patch_radius": (patch_radius, 2), "search_radius": (search_radius, 3),
-                 "alpha": (alpha, 0.1), "beta": (beta, 2.0)}
+        given = {"patch_radius": (patch_radius, DEFAULT_PATCH_RADIUS),
+                 "search_radius": (search_radius, DEFAULT_SEARCH_RADIUS),
+                 "alpha": (alpha, DEFAULT_ALPHA), "beta": (beta, DEFAULT_BETA),
+                 "patch_metric": (patch_metric, DEFAULT_PATCH_METRIC)}
         changed = sorted(k for k, (v, default) in given.items() if v != default)
         if changed:
             raise ValueError(f"{', '.join(changed)} set joint label fusion; they do nothing "

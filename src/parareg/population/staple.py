@@ -71,18 +71,14 @@ def staple(labels, *, posteriors: bool = True, tolerance: float = DEFAULT_TOLERA
 
     Parameters
     ----------
-    labels : sequence of ndarray or Image, each shape (X, Y[, Z])
-        Integer label maps on one grid (the atlases' labels warped to the
-        target).
+    labels, num_threads
+        As :func:`parareg.population.fusion.majority_vote`'s.
     posteriors : bool
         Also return each label's posterior ``W``.
     tolerance : float
         Stop when no confusion-matrix entry changes by this much (ITK's 1e-5).
     max_iterations : int
         Stop after this many EM iterations at most.
-    num_threads : int, optional
-        ``None`` means :func:`parareg.get_num_threads`; the result is
-        bit-identical at any thread count.
 
     Returns
     -------
