@@ -223,7 +223,8 @@ def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
             start += len(done)
 
     run_items(run_range, len(items), num_threads=n_threads, schedule=schedule, grain=grain,
-              memo=(func, ("parallel_map", n_threads)), what="parallel_map")
+              memo=(func, ("parallel_map", n_threads, len(items).bit_length())),
+              what="parallel_map")
     if failed:
         raise failed[min(failed)]
     return results
