@@ -324,3 +324,18 @@ def test_the_process_backend_logs_its_choice_too(caplog):
     assert parallel_map(abs, [-1, -2, -3], num_threads=2, backend="processes") == [1, 2, 3]
     (plan,) = plans(caplog)
     assert plan.mode == "serial" and "round trip" in plan.reason
+
+
+def test_a_pool_phase_the_helpers_got_nothing_of_keeps_a_serial_verdict():
+    # one preempted first item can make the whole call look 100x faster than its timing
+    memo = (python_item, ("parallel_map", 2, 9))
+    serial = adaptive.Plan("serial", 300, 10, 2e-4, 0.9, "the probe ran under 1.15x")
+    adaptive._remember(memo, serial, helped=True)
+    assert len(adaptive._memo) == 1
+    bogus = adaptive.Plan("serial", 300, 300, 0.05, 300.0, "every item ran in the caller")
+    adaptive._remember(memo, bogus, helped=False)
+    (verdict,) = adaptive._memo.values()
+    assert verdict.item_s == 2e-4  # kept
+    parallel = adaptive.Plan("threads", 300, 10, 2e-4, 1.8, "the probe ran faster")
+    adaptive._remember(memo, parallel, helped=True)
+    assert not adaptive._memo  # a real parallel verdict forgets it

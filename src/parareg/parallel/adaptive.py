@@ -120,11 +120,10 @@ WAKE_WEIGHT = 0.25
 #: a call kept serial by the wake-up latency alone scales the average by this
 WAKE_DECAY = 0.9
 #: a remembered serial verdict covers items up to this factor costlier than its probe's
-#: (a repeated verdict on items within this factor grows its budget)
 MEMO_COST_RATIO = 4.0
 #: consecutive calls with items that much costlier end a remembered verdict (one such call
 #: may just have been preempted on a loaded machine)
-MEMO_STRIKES = 3
+MEMO_STRIKES = 5
 #: serial work a remembered verdict covers before the next probe
 MEMO_BUDGET_S = 0.25
 #: a repeated serial verdict multiplies the budget by this
@@ -228,22 +227,26 @@ def _recall(memo) -> _Verdict | None:
     return verdict
 
 
-def _applies(verdict: _Verdict | None, item_s: float | None) -> bool:
-    return (verdict is not None and item_s is not None
-            and verdict.item_s / MEMO_COST_RATIO <= item_s <= verdict.item_s * MEMO_COST_RATIO)
+def _remember(memo, plan: Plan, *, helped: bool) -> None:
+    """Keep a probe's serial verdict under ``memo`` (a parallel one forgets the old).
 
-
-def _remember(memo, plan: Plan) -> None:
-    """Keep a probe's serial verdict under ``memo`` (a parallel one forgets the old)."""
+    ``helped``: the helpers ran items. Where they ran none, the pace of the
+    whole pool phase (the call's speed-up) rests on the caller's timing
+    alone, which one preempted first item can inflate: such a call may keep
+    a serial verdict, never forget one.
+    """
     keyed = None if plan.speedup is None or plan.item_s is None else _memo_key(memo)
     if keyed is None:
         return
     key, ref = keyed
     with _memo_lock:
+        parallel = plan.mode == "threads" or plan.speedup >= MIN_SPEEDUP  # (a probe that ran
+        if parallel and not helped:  # out of items counts by the pace of the whole call)
+            return
         old = _memo.pop(key, None)
-        if plan.mode == "threads" or plan.speedup >= MIN_SPEEDUP:  # (a probe that ran out of
-            return  # items counts by the pace of the whole call)
-        again = old is not None and old.ref() is ref() and _applies(old, plan.item_s)
+        if parallel:
+            return
+        again = old is not None and old.ref() is ref()
         budget = min(MEMO_GROWTH * old.budget, MEMO_MAX_S) if again else MEMO_BUDGET_S
         _memo[key] = _Verdict(ref, plan.item_s, plan.speedup, budget)
         while len(_memo) > MEMO_SIZE:
@@ -655,7 +658,7 @@ def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool, memo
     if shared.errors:
         raise shared.errors[min(shared.errors)]
     plan = _outcome(shared, n, reason)
-    _remember(memo, plan)
+    _remember(memo, plan, helped=shared.helper_items > 0)
     return plan
 
 
