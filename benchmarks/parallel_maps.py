@@ -327,6 +327,8 @@ def time_methods(funcs: dict, repeats: int, handler: _Plans) -> tuple[dict, dict
         handler.method = key
         last[key] = func()
 
+    timed("loop", funcs["loop"])  # numba compiles in the first call, which had set the loop's
+    # calls per repeat (its calibration) to 1 where the others averaged 40 calls
     handler.plans.clear()
     times = measure({key: functools.partial(timed, key, func) for key, func in funcs.items()},
                     repeats=repeats, min_time=0.02, steady_below=0.2)
@@ -404,8 +406,10 @@ def run(setting: str, threads: int, repeats: int, families=None) -> dict:
                 times, equal, plans = time_methods(methods(case, threads, executors), repeats,
                                                    handler)
                 t = {key: value["min_s"] for key, value in times.items()}
+                medians = {key: value["median_s"] for key, value in times.items()}
                 rows.append({"n": n, "size": case.size, "times": times, "equal_to_loop": equal,
-                             "parareg_plans": plans, **judge(t, case.processes)})
+                             "parareg_plans": plans, **judge(t, case.processes),
+                             "by_median": judge(medians, case.processes)})
             scaling = []
             if threads > 1 and setting != "quick":  # speed-up vs threads, at the largest size
                 case = build(rows[-1]["n"])
@@ -553,6 +557,12 @@ def summary(results: dict) -> str:
     threads = [r["target_threads_loop"] for r in rows if r.get("target_threads_loop") is not None]
     like = {kind: [r[f"target_{kind}_like"] for r in rows if f"target_{kind}_like" in r]
             for kind in ("threads", "processes")}
+    medians = [r["by_median"] for r in rows if "by_median" in r]
+    by_median = (f" Judged by medians of the repeats instead of minima (one lucky repeat of the loop "
+                 f"or a rival sets a minimum): {sum(1 for m in medians if m['target_best'])}/"
+                 f"{len(medians)} and {sum(1 for m in medians if m['target_loop'])}/"
+                 f"{sum(1 for m in medians if m['target_loop'] is not None)} rows." if medians
+                 else "")
     return (f"recommended parareg call <= {TOLERANCE}x the best of joblib and futures: "
             f"{best}/{len(rows)} rows; <= {TOLERANCE}x the loop where no other parallel method "
             f"beats it: {sum(loop)}/{len(loop)} rows. Like with like: parareg threads <= "
@@ -560,7 +570,7 @@ def summary(results: dict) -> str:
             f"{len(like['threads'])} rows; parareg processes <= {TOLERANCE}x the best process "
             f"pool: {sum(like['processes'])}/{len(like['processes'])} rows. Pure Python on "
             f"parareg's threads <= {TOLERANCE}x the loop where no threaded method beats it: "
-            f"{sum(threads)}/{len(threads)} rows")
+            f"{sum(threads)}/{len(threads)} rows.{by_median}")
 
 
 def main(argv=None) -> int:
