@@ -68,6 +68,7 @@ import functools
 import logging
 import math
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
@@ -326,6 +327,8 @@ def time_methods(funcs: dict, repeats: int, handler: _Plans) -> tuple[dict, dict
         handler.method = key
         last[key] = func()
 
+    timed("loop", funcs["loop"])  # numba compiles in the first call, which had set the loop's
+    # calls per repeat (its calibration) to 1 where the others averaged 40 calls
     handler.plans.clear()
     times = measure({key: functools.partial(timed, key, func) for key, func in funcs.items()},
                     repeats=repeats, min_time=0.02, steady_below=0.2)
@@ -368,6 +371,17 @@ def judge(t: dict, processes: bool = False) -> dict:
     return verdict
 
 
+def start_process_pool(threads: int) -> float:
+    """Start parareg's worker processes now (seconds), as the futures pools are before timing.
+
+    The first start in a process is the forkserver's (it imports this module) and then a
+    fork of it per worker; a later call that needs them finds them warm.
+    """
+    begin = time.perf_counter()
+    parallel_map(int, range(2 * threads), num_threads=threads, backend="processes", grain=1)
+    return time.perf_counter() - begin
+
+
 def run(setting: str, threads: int, repeats: int, families=None) -> dict:
     handler = _Plans()
     logger = logging.getLogger("parareg.parallel")
@@ -392,8 +406,10 @@ def run(setting: str, threads: int, repeats: int, families=None) -> dict:
                 times, equal, plans = time_methods(methods(case, threads, executors), repeats,
                                                    handler)
                 t = {key: value["min_s"] for key, value in times.items()}
+                medians = {key: value["median_s"] for key, value in times.items()}
                 rows.append({"n": n, "size": case.size, "times": times, "equal_to_loop": equal,
-                             "parareg_plans": plans, **judge(t, case.processes)})
+                             "parareg_plans": plans, **judge(t, case.processes),
+                             "by_median": judge(medians, case.processes)})
             scaling = []
             if threads > 1 and setting != "quick":  # speed-up vs threads, at the largest size
                 case = build(rows[-1]["n"])
@@ -541,6 +557,12 @@ def summary(results: dict) -> str:
     threads = [r["target_threads_loop"] for r in rows if r.get("target_threads_loop") is not None]
     like = {kind: [r[f"target_{kind}_like"] for r in rows if f"target_{kind}_like" in r]
             for kind in ("threads", "processes")}
+    medians = [r["by_median"] for r in rows if "by_median" in r]
+    by_median = (f" Judged by medians of the repeats instead of minima (one lucky repeat of the loop "
+                 f"or a rival sets a minimum): {sum(1 for m in medians if m['target_best'])}/"
+                 f"{len(medians)} and {sum(1 for m in medians if m['target_loop'])}/"
+                 f"{sum(1 for m in medians if m['target_loop'] is not None)} rows." if medians
+                 else "")
     return (f"recommended parareg call <= {TOLERANCE}x the best of joblib and futures: "
             f"{best}/{len(rows)} rows; <= {TOLERANCE}x the loop where no other parallel method "
             f"beats it: {sum(loop)}/{len(loop)} rows. Like with like: parareg threads <= "
@@ -548,7 +570,7 @@ def summary(results: dict) -> str:
             f"{len(like['threads'])} rows; parareg processes <= {TOLERANCE}x the best process "
             f"pool: {sum(like['processes'])}/{len(like['processes'])} rows. Pure Python on "
             f"parareg's threads <= {TOLERANCE}x the loop where no threaded method beats it: "
-            f"{sum(threads)}/{len(threads)} rows")
+            f"{sum(threads)}/{len(threads)} rows.{by_median}")
 
 
 def main(argv=None) -> int:
@@ -574,17 +596,25 @@ def main(argv=None) -> int:
     setting = "quick" if args.quick else "smoke" if args.smoke else "full"
     repeats = REPEATS[setting] if args.repeats is None else args.repeats
     machine = machine_info()
+    start_s = start_process_pool(args.threads) if args.threads > 1 else None
+    if start_s is not None:
+        log(f"parareg's {args.threads - 1} worker process(es) started in {start_s:.2f} s")
     results = run(setting, args.threads, repeats, args.only)
     machine["versions"] = package_versions(("numpy", "scipy", "numba", "joblib", "dask",
                                             "parareg"))
     report = {"threads": args.threads, "repeats": repeats, "setting": setting,
+              "process_start_s": start_s,
               "tolerance": TOLERANCE, "machine": machine, "workloads": results}
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "parallel_maps.json", report)
     load = machine.get("load_average_at_start")
     text = (f"{args.threads} threads, minimum of {repeats} interleaved repeats, "
             f"{machine['cpu_model']} ({machine['usable_cpus']} usable CPUs, load average "
-            f"{load[0]:.1f} at the start)\n\n" if load else "\n\n")
+            f"{load[0]:.1f} at the start)" if load else "")
+    if start_s is not None:
+        text += (f"; parareg's worker processes started (forkserver, before the timing, as "
+                 f"the futures pools) in {start_s:.2f} s")
+    text += "\n\n"
     text += families_table(results) + "\n\n" + table(results) + "\n\n" + summary(results) + "\n"
     (args.out / "parallel_maps.md").write_text(text, encoding="utf-8")
     print(text)

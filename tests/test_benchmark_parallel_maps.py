@@ -30,6 +30,7 @@ def test_smoke_run_writes_json_table_and_plots(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "parallel_maps.json").read_text())
     assert report["threads"] == 2 and report["setting"] == "smoke" and report["repeats"] == 1
+    assert report["process_start_s"] > 0  # parareg's workers started before the timing
     assert report["machine"]["versions"]["numpy"] and "cpu_model" in report["machine"]
     assert set(report["workloads"]) == set(parallel_maps.FAMILIES)
     for name, family in report["workloads"].items():

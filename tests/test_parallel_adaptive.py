@@ -158,39 +158,45 @@ def test_quick_calls_stop_timing_once_the_rest_is_quick(monkeypatch):
     assert adaptive.measure(clock.item, 60) == (1, 1e-5)  # 59 more at its pace: 0.59 ms
 
 
-def gil_item(x):
-    """Holds the GIL for ~0.2 ms, ~10 ms from 10**6 on (module level: one function object)."""
-    return python_item(x) if x < 10**6 else sum(python_item(x) for _ in range(50))
-
-
 def test_a_serial_verdict_is_remembered_then_probed_again(monkeypatch, caplog, pool_calls):
     caplog.set_level(logging.DEBUG, logger="parareg.parallel")
     monkeypatch.setattr(adaptive, "WAKE_FACTOR", 0.0)
     monkeypatch.setattr(adaptive, "MEMO_BUDGET_S", 1e3)
     monkeypatch.setattr(adaptive, "MEMO_MAX_S", 1e6)
     monkeypatch.setattr(adaptive, "MEMO_COST_RATIO", 1e3)  # a loaded machine's items vary 5x
-    parallel_map(gil_item, range(300), num_threads=2)
+    parallel_map(python_item, range(300), num_threads=2)
     first = plans(caplog)[-1]
     assert first.mode == "serial" and first.speedup is not None, first  # probed
     submitted = len(pool_calls)
     assert submitted
     for _ in range(2):
-        assert parallel_map(gil_item, range(300), num_threads=2) == [gil_item(x)
-                                                                     for x in range(300)]
+        assert parallel_map(python_item, range(300), num_threads=2) == [python_item(x)
+                                                                        for x in range(300)]
         plan = plans(caplog)[-1]
-        assert plan.mode == "serial" and "a probe of this function" in plan.reason, plan
+        # the plain loop at once: not even the first items are timed apart
+        assert plan.mode == "serial" and plan.reason == adaptive._REMEMBERED, plan
     assert len(pool_calls) == submitted  # the pool was not touched
     (verdict,) = adaptive._memo.values()
     assert verdict.budget == 1e3 and verdict.spent > 0
     verdict.spent = verdict.budget  # as if 1000 s of work had run serially since
-    parallel_map(gil_item, range(300), num_threads=2)
+    parallel_map(python_item, range(300), num_threads=2)
     assert len(pool_calls) > submitted and plans(caplog)[-1].speedup is not None  # probed
     (verdict,) = adaptive._memo.values()
-    assert verdict.budget == 2e3 and verdict.spent == 0  # a second serial verdict doubles it
-    # items 50x as costly are not covered by it: they are probed
-    monkeypatch.setattr(adaptive, "MEMO_COST_RATIO", 2.0)
-    parallel_map(gil_item, range(10**6, 10**6 + 20), num_threads=2)
-    assert plans(caplog)[-1].speedup is not None
+    # a second serial verdict multiplies the budget
+    assert verdict.budget == adaptive.MEMO_GROWTH * 1e3 and verdict.spent == 0
+    # items costlier than the probe's run as a loop MEMO_STRIKES times (timed whole), then probe
+    monkeypatch.setattr(adaptive, "MEMO_COST_RATIO", 4.0)
+    verdict.item_s /= 10  # as if the probe's items had been 10x cheaper
+    submitted = len(pool_calls)
+    for _ in range(adaptive.MEMO_STRIKES):
+        parallel_map(python_item, range(300), num_threads=2)
+        assert plans(caplog)[-1].reason == adaptive._REMEMBERED and len(pool_calls) == submitted
+    parallel_map(python_item, range(300), num_threads=2)
+    assert len(pool_calls) > submitted and plans(caplog)[-1].speedup is not None
+    # another number of items (another power of two) is another kind: probed on its own
+    submitted = len(pool_calls)
+    parallel_map(python_item, range(40), num_threads=2)
+    assert len(pool_calls) > submitted
 
 
 def test_the_pool_wake_up_latency_raises_the_serial_threshold(monkeypatch, caplog, pool_calls):
@@ -318,3 +324,18 @@ def test_the_process_backend_logs_its_choice_too(caplog):
     assert parallel_map(abs, [-1, -2, -3], num_threads=2, backend="processes") == [1, 2, 3]
     (plan,) = plans(caplog)
     assert plan.mode == "serial" and "round trip" in plan.reason
+
+
+def test_a_pool_phase_the_helpers_got_nothing_of_keeps_a_serial_verdict():
+    # one preempted first item can make the whole call look 100x faster than its timing
+    memo = (python_item, ("parallel_map", 2, 9))
+    serial = adaptive.Plan("serial", 300, 10, 2e-4, 0.9, "the probe ran under 1.15x")
+    adaptive._remember(memo, serial, helped=True)
+    assert len(adaptive._memo) == 1
+    bogus = adaptive.Plan("serial", 300, 300, 0.05, 300.0, "every item ran in the caller")
+    adaptive._remember(memo, bogus, helped=False)
+    (verdict,) = adaptive._memo.values()
+    assert verdict.item_s == 2e-4  # kept
+    parallel = adaptive.Plan("threads", 300, 10, 2e-4, 1.8, "the probe ran faster")
+    adaptive._remember(memo, parallel, helped=True)
+    assert not adaptive._memo  # a real parallel verdict forgets it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import multiprocessing
 import os
 import signal
 import threading
@@ -38,12 +39,9 @@ def slow_square_and_pid(x):
     return x * x, os.getpid()
 
 
-_PARENT = os.getpid()  # a forked worker inherits it
-
-
 def die_in_a_worker(x):
     time.sleep(0.02)
-    if os.getpid() != _PARENT:
+    if multiprocessing.parent_process() is not None:  # in a worker process
         os.kill(os.getpid(), signal.SIGKILL)
     return x
 
@@ -128,7 +126,8 @@ def test_serial_fallback_with_processes_needs_no_pickling():
 
 
 @pytest.mark.parametrize("grain", [None, 1])
-def test_processes_backend_ordered_in_workers_and_the_caller(grain):
+def test_processes_backend_ordered_in_workers_and_the_caller(monkeypatch, grain):
+    monkeypatch.setattr(map_module, "PROCESS_START_S", 0.0)  # start them now, however costly
     out = parallel_map(slow_square_and_pid, range(12), num_threads=2, backend="processes",
                        grain=grain)
     assert [value for value, _ in out] == [x * x for x in range(12)]
@@ -140,6 +139,7 @@ def test_processes_backend_ordered_in_workers_and_the_caller(grain):
 def test_a_small_call_starts_the_worker_processes_in_the_background(monkeypatch, caplog):
     caplog.set_level(logging.DEBUG, logger="parareg.parallel")
     monkeypatch.setattr(map_module, "_process_pools", {})  # none started yet
+    monkeypatch.setattr(map_module, "_process_ready", set())
     monkeypatch.setattr(map_module, "PROCESS_START_S", 1e3)  # more than a worker would save
     items = range(16)  # 16 x 4 ms: a worker would save ~30 ms
     slow = functools.partial(sleep_then, 0.004)
@@ -148,10 +148,10 @@ def test_a_small_call_starts_the_worker_processes_in_the_background(monkeypatch,
         plan = [r.plan for r in caplog.records if hasattr(r, "plan")][-1]
         assert plan.mode == "serial" and "background" in plan.reason, plan
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not getattr(
-                map_module._process_pools.get(1), "_processes", None):
+        while time.monotonic() < deadline and 1 not in map_module._process_ready:
             time.sleep(0.01)
         assert map_module._process_pools[1]._processes, "no worker process started"
+        assert 1 in map_module._process_ready, "the worker process never answered"
         assert parallel_map(slow, items, num_threads=2, backend="processes") == list(items)
         plan = [r.plan for r in caplog.records if hasattr(r, "plan")][-1]
         assert plan.mode == "processes", plan  # the next call finds them

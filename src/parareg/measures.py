@@ -37,8 +37,8 @@ import numpy as np
 from scipy import ndimage
 
 from ._config import DEFAULT_GRAIN_VOXELS
-from .parallel import parallel_map, partition_range, reduce_units, resolve_num_threads, \
-    run_units, unit_buffers
+from .parallel import for_each_unit, parallel_map, partition_range, reduce_units, \
+    resolve_num_threads, unit_buffers
 
 __all__ = ["LOG_CLIP", "JacobianStats", "hausdorff95", "jacobian_stats"]
 
@@ -116,33 +116,32 @@ def jacobian_stats(jacobian, *, mask=None, num_threads=None) -> JacobianStats:
     nt = resolve_num_threads(num_threads)
     lo, hi = LOG_CLIP
 
-    def values(unit):
-        start, stop = ranges[unit]
+    def values(start, stop):
         v = flat[start:stop].astype(np.float64)
         ok = np.isfinite(v) if keep is None else np.isfinite(v) & keep[start:stop]
         return v[ok]
 
     first = unit_buffers(len(ranges), 5)  # count, sum of logs, min, max, folded
 
-    def count(unit):
-        v = values(unit)
+    def count(unit, start, stop):
+        v = values(start, stop)
         if v.size:
             first[unit] = (v.size, np.log(np.clip(v, lo, hi)).sum(), v.min(), v.max(),
                            np.count_nonzero(v <= 0))
         else:
             first[unit] = (0, 0, math.inf, -math.inf, 0)
 
-    run_units(count, len(ranges), num_threads=nt)
+    for_each_unit(count, ranges, num_threads=nt)
     n = int(reduce_units(first[:, 0])) if len(ranges) else 0
     if n == 0:
         return JacobianStats(math.nan, math.nan, math.nan, math.nan, 0)
     mean = float(reduce_units(first[:, 1])) / n
     second = unit_buffers(len(ranges))
 
-    def spread(unit):
-        second[unit] = np.square(np.log(np.clip(values(unit), lo, hi)) - mean).sum()
+    def spread(unit, start, stop):
+        second[unit] = np.square(np.log(np.clip(values(start, stop), lo, hi)) - mean).sum()
 
-    run_units(spread, len(ranges), num_threads=nt)
+    for_each_unit(spread, ranges, num_threads=nt)
     return JacobianStats(sdlogj=math.sqrt(float(reduce_units(second)) / n),
                          min=float(first[:, 2].min()), max=float(first[:, 3].max()),
                          folded_percent=100.0 * float(reduce_units(first[:, 4])) / n,

@@ -20,12 +20,15 @@ counter:
   the GIL between threads costs more than such an item), it runs serially:
   the pool is not touched (or its early helpers find nothing to claim).
 * A probe's serial verdict is remembered per function and kind of item (the
-  ``memo`` key the maps pass): a later call whose first items cost about the
-  same (within :data:`MEMO_COST_RATIO`) runs serially without a probe, until
+  ``memo`` key the maps pass): a later call runs as a plain loop at once (no
+  timing, no pool, two clock reads: a few microseconds), until
   :data:`MEMO_BUDGET_S` of work has run so; then it probes again, and a
-  repeated serial verdict doubles that budget (up to :data:`MEMO_MAX_S`), so
-  the probes of a function that holds the GIL cost a few per cent of its
-  work at most, across calls as within one. A parallel verdict forgets it.
+  repeated serial verdict multiplies that budget by :data:`MEMO_GROWTH` (up
+  to :data:`MEMO_MAX_S`), so the probes of a function that holds the GIL cost
+  a per cent or so of its work at most, across calls as within one. After
+  :data:`MEMO_STRIKES` calls in a row whose items cost over
+  :data:`MEMO_COST_RATIO` times the probe's, the next call probes. A
+  parallel verdict forgets it.
 * Otherwise helper threads of the pool join the caller, claiming work units of
   about :data:`UNIT_S` each. For items known to be large (``early=True``:
   the array maps, for slices or blocks of :data:`EARLY_VOXELS` voxels or
@@ -43,8 +46,9 @@ counter:
   that holds the GIL; a numba call dominated by its dispatch, which
   ping-pongs the GIL) the helpers stop after their unit and the caller
   finishes the rest alone, as a plain loop would. In doubt, serial; the
-  deciding helper asks again after :data:`REPROBE_AFTER_S` (then twice as
-  long each time) while at least that much work is left, so a long call
+  deciding helper asks again after :data:`REPROBE_AFTER_S`, or
+  :data:`REPROBE_COST_FACTOR` times as long as its probe took if longer (then
+  twice as long each time), while at least that much work is left, so a long call
   that began on a saturated machine, or after an unlucky probe, still gets
   the cores that free up (a function that holds the GIL pays one short
   probe per doubling interval: a few per cent at most).
@@ -98,6 +102,9 @@ PROBE_S = 5e-3
 #: after a serial verdict the deciding helper probes again after this long (then 2x, 4x, ...)
 #: while at least that much work is left: a saturated machine may free a core
 REPROBE_AFTER_S = 50e-3
+#: ... and at least this many times the wall time of the probe before (a probe of a
+#: GIL-holding function costs up to its own duration: this keeps it to a few per cent)
+REPROBE_COST_FACTOR = 20.0
 #: the threads must beat the serial pace by this factor for the helpers to go on
 MIN_SPEEDUP = 1.15
 #: a helper's first unit estimating a speed-up under this decides at once (a clear loss)
@@ -112,10 +119,15 @@ WAKE_FACTOR = 4.0
 WAKE_WEIGHT = 0.25
 #: a call kept serial by the wake-up latency alone scales the average by this
 WAKE_DECAY = 0.9
-#: a remembered serial verdict applies to first items within this factor of its item time
-MEMO_COST_RATIO = 2.0
-#: serial work a remembered verdict covers before the next probe (doubled per verdict)
-MEMO_BUDGET_S = 0.1
+#: a remembered serial verdict covers items up to this factor costlier than its probe's
+MEMO_COST_RATIO = 4.0
+#: consecutive calls with items that much costlier end a remembered verdict (one such call
+#: may just have been preempted on a loaded machine)
+MEMO_STRIKES = 5
+#: serial work a remembered verdict covers before the next probe
+MEMO_BUDGET_S = 0.25
+#: a repeated serial verdict multiplies the budget by this
+MEMO_GROWTH = 4.0
 #: the most serial work a remembered verdict covers
 MEMO_MAX_S = 12.8
 #: the most remembered verdicts (the oldest is dropped)
@@ -190,6 +202,7 @@ class _Verdict:
     speedup: float
     budget: float  # serial seconds covered before the next probe
     spent: float = 0.0  # serial seconds run on it so far
+    strikes: int = 0  # consecutive calls whose items cost over MEMO_COST_RATIO x item_s
 
 
 _memo: dict = {}
@@ -214,23 +227,27 @@ def _recall(memo) -> _Verdict | None:
     return verdict
 
 
-def _applies(verdict: _Verdict | None, item_s: float | None) -> bool:
-    return (verdict is not None and item_s is not None
-            and verdict.item_s / MEMO_COST_RATIO <= item_s <= verdict.item_s * MEMO_COST_RATIO)
+def _remember(memo, plan: Plan, *, helped: bool) -> None:
+    """Keep a probe's serial verdict under ``memo`` (a parallel one forgets the old).
 
-
-def _remember(memo, plan: Plan) -> None:
-    """Keep a probe's serial verdict under ``memo`` (a parallel one forgets the old)."""
+    ``helped``: the helpers ran items. Where they ran none, the pace of the
+    whole pool phase (the call's speed-up) rests on the caller's timing
+    alone, which one preempted first item can inflate: such a call may keep
+    a serial verdict, never forget one.
+    """
     keyed = None if plan.speedup is None or plan.item_s is None else _memo_key(memo)
     if keyed is None:
         return
     key, ref = keyed
     with _memo_lock:
+        parallel = plan.mode == "threads" or plan.speedup >= MIN_SPEEDUP  # (a probe that ran
+        if parallel and not helped:  # out of items counts by the pace of the whole call)
+            return
         old = _memo.pop(key, None)
-        if plan.mode == "threads" or plan.speedup >= MIN_SPEEDUP:  # (a probe that ran out of
-            return  # items counts by the pace of the whole call)
-        again = old is not None and old.ref() is ref() and _applies(old, plan.item_s)
-        budget = min(2 * old.budget, MEMO_MAX_S) if again else MEMO_BUDGET_S
+        if parallel:
+            return
+        again = old is not None and old.ref() is ref()
+        budget = min(MEMO_GROWTH * old.budget, MEMO_MAX_S) if again else MEMO_BUDGET_S
         _memo[key] = _Verdict(ref, plan.item_s, plan.speedup, budget)
         while len(_memo) > MEMO_SIZE:
             del _memo[next(iter(_memo))]
@@ -361,7 +378,7 @@ def _helper(shared: _Shared) -> None:
     units = items = 0
     # one window for both threads' clocks and the items, from the first claim on
     start, start_cpu, caller_start = time.perf_counter(), time.thread_time(), shared.caller_cpu()
-    decider = False
+    decider, probe_wall = False, None
     backoff = REPROBE_AFTER_S
     with work_unit():
         while True:
@@ -369,10 +386,13 @@ def _helper(shared: _Shared) -> None:
             grain = shared.grain if shared.parallel else max(1, shared.grain // 4)
             claimed = shared.claim(grain, helper=True)
             if claimed is None:
+                if decider and probe_wall is not None:  # a long probe waits longer to ask again
+                    backoff = max(backoff, REPROBE_COST_FACTOR * probe_wall)
                 if not (decider and shared.parallel is False and shared.reprobe(backoff)):
                     return
                 # the machine's load may have changed (or the first probe was unlucky)
                 decider, backoff, units, items = False, 2 * backoff, 0, 0
+                probe_wall = None
                 start, start_cpu = time.perf_counter(), time.thread_time()
                 caller_start = shared.caller_cpu()
                 continue
@@ -393,6 +413,8 @@ def _helper(shared: _Shared) -> None:
                     items=items, wall=wall, cpu=time.thread_time() - start_cpu,
                     caller_cpu=None if caller is None else caller - caller_start,
                     final=units >= 2 or wall >= PROBE_S)
+                if decider:
+                    probe_wall = wall
 
 
 def _time_alone(timer, claim, *, alone_above: float = LARGE_ITEM_S,
@@ -564,10 +586,25 @@ def run_items(run_range, n: int, *, num_threads: int, schedule: str = "dynamic",
     return report(_adaptive(run_range, start, n, num_threads, early, memo), what)
 
 
+def _remembered(run_range, start: int, n: int, verdict: _Verdict) -> Plan:
+    """A remembered serial verdict: the plain loop, timed as a whole (two clock reads)."""
+    begin = time.perf_counter()
+    run_range(start, n)
+    item_s = (time.perf_counter() - begin) / (n - start)
+    verdict.spent += item_s * (n - start)  # (a race of two callers loses a few ms of budget)
+    if item_s <= verdict.item_s * MEMO_COST_RATIO:
+        verdict.strikes = 0
+    else:  # costlier items than the probe's (or a preempted call: hence the strikes)
+        verdict.strikes += 1
+        if verdict.strikes >= MEMO_STRIKES:
+            verdict.spent = verdict.budget  # the next call probes
+    return Plan("serial", n, n, item_s, None, _REMEMBERED)
+
+
 def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool, memo) -> Plan:
-    verdict = _recall(memo) if early else None
+    verdict = _recall(memo)
     if verdict is not None:
-        early = False  # the helpers would likely stop: time the first items first
+        return _remembered(run_range, start, n, verdict)
     if early:
         shared = _Shared(run_range, start, n, num_threads)
         _pool.submit(lambda: _helper(shared), num_threads - 1)
@@ -581,13 +618,6 @@ def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool, memo
             item_s, window = _time_alone(timer, claim)
             left = n - timer.next
             reason = _serial_reason(item_s, left)
-            if reason is None and left and verdict is None:
-                verdict = _recall(memo)  # (read only now: a quick call never needs it)
-            if reason is None and _applies(verdict, item_s):
-                with _memo_lock:
-                    verdict.spent += item_s * (n - start)
-                reason = _REMEMBERED
-                verdict = None
             if shared is None:
                 if reason is not None or left == 0:
                     if left:
@@ -628,7 +658,7 @@ def _adaptive(run_range, start: int, n: int, num_threads: int, early: bool, memo
     if shared.errors:
         raise shared.errors[min(shared.errors)]
     plan = _outcome(shared, n, reason)
-    _remember(memo, plan)
+    _remember(memo, plan, helped=shared.helper_items > 0)
     return plan
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import multiprocessing
 import os
 import threading
 import time
@@ -62,9 +63,17 @@ BACKENDS = ("threads", "processes")
 #: the least work (s) a call must save on warm worker processes to use them (round trips of
 #: its chunks, pickling, waking the workers' vCPUs: about a millisecond each)
 PROCESS_SAVING_S = 3e-3
-#: starting the worker processes (fork) costs about this: a call saving less stays serial
+#: starting the worker processes costs about this (the first time in a process: a fresh
+#: forkserver that imports the main module, then a fork of it per worker; 1-2 s on 2 quiet
+#: cores for a module importing numpy, scipy and parareg): a call saving less stays serial
 #: and starts them in the background for the next call
-PROCESS_START_S = 50e-3
+PROCESS_START_S = 1.0
+#: how the workers start: from a forkserver (a clean single-threaded process), never by
+#: forking this one, whose other threads (the pool's, OpenBLAS's, numba's) may hold locks
+#: that a forked child would inherit held (Python 3.12 warns about it); spawn where
+#: there is no forkserver (Windows, macOS without it)
+START_METHOD = ("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
+                else "spawn")
 #: the target duration of one chunk of items sent to a worker (or kept by the caller)
 PROCESS_UNIT_S = 5e-3
 #: the most the caller waits for the executor to send the first chunks to the workers
@@ -73,12 +82,14 @@ PROCESS_HAND_OVER_S = 5e-3
 HAND_OVER_POLL_S = 1e-4
 
 _process_pools: dict[int, ProcessPoolExecutor] = {}
+_process_ready: set[int] = set()  # worker counts whose processes have answered once
 _process_lock = threading.Lock()
 
 
 def _reset_process_pools():
     global _process_lock
     _process_pools.clear()
+    _process_ready.clear()
     _process_lock = threading.Lock()  # another thread may have held it at fork
 
 
@@ -90,8 +101,18 @@ def _process_pool(workers: int) -> ProcessPoolExecutor:
     with _process_lock:
         pool = _process_pools.get(workers)
         if pool is None:
-            pool = _process_pools[workers] = ProcessPoolExecutor(max_workers=workers)
+            pool = _process_pools[workers] = ProcessPoolExecutor(
+                max_workers=workers, mp_context=multiprocessing.get_context(START_METHOD))
         return pool
+
+
+def _drop_pool(workers: int, pool: ProcessPoolExecutor) -> None:
+    """Forget a broken ``pool`` (the next call starts a fresh one)."""
+    with _process_lock:
+        if _process_pools.get(workers) is pool:
+            del _process_pools[workers]
+            _process_ready.discard(workers)
+    pool.shutdown(wait=False)
 
 
 def _start_in_background(workers: int) -> None:
@@ -99,8 +120,13 @@ def _start_in_background(workers: int) -> None:
     def start():
         try:
             _process_pool(workers).submit(int).result()
+            _process_ready.add(workers)
         except Exception:  # noqa: BLE001 - a later call that needs the pool reports it
             pass
+
+    with _process_lock:
+        if workers in _process_pools:
+            return  # started already (or starting)
 
     threading.Thread(target=start, name="parareg-process-start", daemon=True).start()
 
@@ -130,8 +156,19 @@ def _call_one(func, item):
 
 
 def _map_chunk(func, items) -> list:
-    """``func(item)`` for every item; an Exception becomes a :class:`_Failed`, the rest go on."""
-    return [_call_one(func, item) for item in items]
+    """``func(item)`` for every item; an Exception becomes a :class:`_Failed`, the rest go on.
+
+    ``map`` at C speed (no wrapper call per item: the plain loop's cost); an
+    Exception ends one pass (``extend`` keeps what it appended) and the next
+    pass goes on after the failed item.
+    """
+    out = []
+    while len(out) < len(items):
+        try:
+            out.extend(map(func, items[len(out):] if out else items))
+        except Exception as exc:  # noqa: BLE001 - re-raised by _raise_lowest
+            out.append(_Failed(exc))
+    return out
 
 
 def _unwrap(value):
@@ -166,7 +203,9 @@ def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
         SciPy); a function that holds it (pure Python) runs as a plain loop
         there, since the probe sees no speed-up. ``"processes"`` runs such
         functions in parallel: ``num_threads - 1`` persistent worker
-        processes plus the caller, which keeps the chunks no worker has
+        processes (started from a forkserver, as with ``spawn``: a script
+        must guard its own work with ``if __name__ == "__main__":``, and
+        ``func`` must be importable there) plus the caller, which keeps the chunks no worker has
         started. The first items are timed in the caller; a call whose
         workers would save under :data:`PROCESS_SAVING_S` stays serial, and
         before the workers exist, one saving under :data:`PROCESS_START_S`
@@ -223,7 +262,8 @@ def parallel_map(func, items, *, num_threads=None, backend: str = "threads",
             start += len(done)
 
     run_items(run_range, len(items), num_threads=n_threads, schedule=schedule, grain=grain,
-              memo=(func, ("parallel_map", n_threads)), what="parallel_map")
+              memo=(func, ("parallel_map", n_threads, len(items).bit_length())),
+              what="parallel_map")
     if failed:
         raise failed[min(failed)]
     return results
@@ -242,6 +282,24 @@ def _hand_over(futures) -> None:
             return
         time.sleep(HAND_OVER_POLL_S)
     time.sleep(HAND_OVER_POLL_S)  # and for the queue's feeder thread to pickle them
+
+
+def _guided_units(start: int, n: int, grain: int, workers: int, n_threads: int) -> list:
+    """One large first chunk per worker (3/4 of its fair share), then chunks of ``grain``.
+
+    Each worker is sent its large chunk at once (and one small one: the
+    executor queues one chunk ahead); the caller takes the small ones from
+    the end, so the split balances to about a small chunk, without a round
+    trip per small chunk to a worker.
+    """
+    big = max(grain, (3 * (n - start)) // (4 * n_threads))
+    units = []
+    for _ in range(workers):
+        if n - start <= grain:
+            break
+        units.append((start, min(n, start + big)))
+        start = units[-1][1]
+    return units + partition_range(start, n, grain=grain) if start < n else units
 
 
 def _map_processes(func, items, n_threads: int, grain) -> list:
@@ -266,7 +324,7 @@ def _map_processes(func, items, n_threads: int, grain) -> list:
                                alone_above=MEASURE_S, serial_below=PROCESS_SAVING_S)
         left = n - done
         saving = item_s * left * (1 - 1 / n_threads)
-        warm = workers in _process_pools
+        warm = workers in _process_ready  # (a pool still starting would block the caller)
         if saving < (PROCESS_SAVING_S if warm else PROCESS_START_S):
             if warm or saving < PROCESS_SAVING_S:
                 reason = (f"the workers would save under {PROCESS_SAVING_S * 1e3:g} ms: "
@@ -278,15 +336,22 @@ def _map_processes(func, items, n_threads: int, grain) -> list:
             report(Plan("serial", n, n, item_s, None, reason), what)
             return head + _map_chunk(func, items[done:])
         grain = max(1, min(math.ceil(PROCESS_UNIT_S / max(item_s, 1e-9)),
-                           math.ceil(left / (2 * n_threads))))
-    units = partition_range(len(head), n, grain=grain)
+                           math.ceil(left / (4 * n_threads))))
+        units = _guided_units(len(head), n, grain, workers, n_threads)
+    else:
+        units = partition_range(len(head), n, grain=grain)
     if len(units) <= 1 and not head:
         report(Plan("serial", n, grain, None, None, "one unit of the given grain"), what)
         return _map_chunk(func, items)
     report(Plan("processes", n, grain, item_s, None, "the given grain" if item_s is None
                 else "the workers save enough"), what)
     pool = _process_pool(workers)
-    futures = [pool.submit(_map_chunk, func, items[start:stop]) for start, stop in units]
+    try:
+        futures = [pool.submit(_map_chunk, func, items[start:stop]) for start, stop in units]
+    except BrokenProcessPool:  # a worker died while idle (none of this call's work is lost)
+        _drop_pool(workers, pool)
+        pool = _process_pool(workers)
+        futures = [pool.submit(_map_chunk, func, items[start:stop]) for start, stop in units]
     chunks = [None] * len(units)
     fatal = []  # a worker's KeyboardInterrupt or SystemExit: the caller starts no more chunks
 
@@ -308,14 +373,13 @@ def _map_processes(func, items, n_threads: int, grain) -> list:
             if chunks[index] is None:
                 chunks[index] = future.result()  # every chunk runs, in any order
     except BrokenProcessPool:  # a worker died (the executor fails every chunk): start afresh
-        with _process_lock:
-            if _process_pools.get(workers) is pool:
-                del _process_pools[workers]
+        _drop_pool(workers, pool)
         raise
     except BaseException:  # KeyboardInterrupt, SystemExit: stop promptly
         for future in futures:
             future.cancel()
         raise
+    _process_ready.add(workers)
     return head + [value for chunk in chunks for value in chunk]
 
 
