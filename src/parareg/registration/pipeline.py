@@ -248,7 +248,6 @@ def _channel_syn_metrics(channels) -> tuple:
     return tuple(names)
 
 
-@refuse_dipy_order
 def c_ordered(image: Image, *, num_threads: int | None = None) -> Image:
     """``image`` with its data in C order (itself when it already is), copied once on the pool.
 
@@ -277,6 +276,7 @@ def c_ordered(image: Image, *, num_threads: int | None = None) -> Image:
     return trusted_image(out, image.vox2world)
 
 
+@refuse_dipy_order
 def register(fixed: ImageLike, moving: ImageLike, *, transform: str = "syn",
              affine_metric: str = "mi", syn_metric: str = "cc", preset: str = "default",
              fixed_mask: MaskLike | None = None, moving_mask: MaskLike | None = None,
