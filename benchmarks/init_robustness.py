@@ -307,8 +307,7 @@ def datasets(args):
     """(dataset, pair name, fixed path, fixed brain mask, moving path, known matrix or None)."""
     for name in args.datasets:
         if name in ("ixi", "2d"):
-            pairs = (ixi_pairs(args.first_pair + args.pairs) if name == "ixi"
-                     else slice_pairs(args.first_pair + args.pairs_2d))[args.first_pair:]
+            pairs = ixi_pairs(args.pairs) if name == "ixi" else slice_pairs(args.pairs_2d)
             for fixed_path, fixed_labels, moving_path, _ in pairs:
                 brain = parareg.load(fixed_labels, labels=True).data > 0
                 yield (name, f"{moving_path.name.split('_')[0]}->{fixed_path.name.split('_')[0]}",
@@ -575,8 +574,6 @@ def main(argv=None) -> int:
     parser.add_argument("--crop-angles", type=parse_angles, default=parse_angles("0:180:90"))
     parser.add_argument("--pairs", type=int, default=1, help="IXI pairs")
     parser.add_argument("--pairs-2d", type=int, default=2, help="2D slice pairs")
-    parser.add_argument("--first-pair", type=int, default=0,
-                        help="skip this many IXI and 2D pairs (split a grid over processes)")
     parser.add_argument("--datasets", nargs="+", default=["2d", "ixi", "openms"],
                         choices=["2d", "ixi", "openms"])
     parser.add_argument("--contrasts", nargs="+", default=["same", "other"],

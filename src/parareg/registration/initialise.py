@@ -18,17 +18,12 @@ with the registration's own affine metric.
        volume (a brain-only slab against a head and neck), each rotation also gets the
        shifts of :func:`~parareg.transforms.init.extent_shifts`: along an axis covered only in
        part, either end of the shorter extent meets the same end of the longer one.
-    2. Every start is scored by the metric, in parallel on the pool, first with
-       :data:`SWEEP_SAMPLES` samples, then its best :data:`SWEEP_KEEP` again with all of them;
-       starts whose overlap (valid samples) is under :data:`MIN_OVERLAP` of the best overlap
-       are set aside.
+    2. Every start is scored by the metric, in parallel on the pool; starts whose overlap
+       (valid samples) is under :data:`MIN_OVERLAP` of the best overlap are set aside.
     3. The best :data:`REFINED` starts that lie in distinct basins each get a translation
        search over the overlap (a ``3**ndim`` grid of shifts of :data:`SHIFT_FRACTION` of the
        fixed extent), then a short rigid optimisation (:data:`REFINE_ITERATIONS`).
-       Refinements that meet in one basin count once.
-    4. The best refined start begins the affine pipeline; a refined start in another basin
-       within :data:`AMBIGUOUS` of the best (a near tie the search level cannot settle) runs
-       the pipeline too, and the better final metric wins. When the best lies in the basin of the
+    4. The best refined start begins the affine pipeline; when it lies in the basin of the
        centres-of-mass start (:func:`~parareg.transforms.init.center_of_mass`, the default),
        that start is used instead, so a pair the default already suits gets its result bit
        for bit.
@@ -75,13 +70,8 @@ _logger = get_logger(__name__)
 SEARCH_METHODS = ("moments", "search")
 #: fixed samples of the search level (a seeded random subset above this many)
 SEARCH_SAMPLES = 3000
-#: the first sweep over every start uses this many samples (an evaluation costs ~45 % of one
-#: with SEARCH_SAMPLES); its best :data:`SWEEP_KEEP` starts are scored again with all of them
-SWEEP_SAMPLES = 1000
-SWEEP_KEEP = 32
-#: angle step of the 2D rotation grid, degrees (3D: the icosahedral and octahedral rotations);
-#: at 30 degrees a cropped other-contrast slice rotated 45 degrees refined into a wrong basin
-ROTATION_STEP_DEG = 15.0
+#: angle step of the 2D rotation grid, degrees (3D: the icosahedral and octahedral rotations)
+ROTATION_STEP_DEG = 30.0
 #: distinct starts refined by a translation search and a short rigid optimisation (FLIRT
 #: optimises its best 3 candidates too)
 REFINED = 3
@@ -89,20 +79,13 @@ REFINED = 3
 REFINE_ITERATIONS = 8
 #: translation search: shifts of this fraction of the fixed foreground extent per axis
 SHIFT_FRACTION = 0.125
-#: a start whose valid samples are under this fraction of the best start's is set aside (0.75
-#: would keep open_ms T1W rotated 15 degrees right, where a wrong pose at 64 % of the overlap
-#: scores best, but loses every cropped view of IXI014->IXI013; BENCHMARKS.md section 33)
+#: a start whose valid samples are under this fraction of the best start's is set aside
 MIN_OVERLAP = 0.5
 #: two matrices lie in different basins beyond this rotation (degrees) or centre shift (mm)
 BASIN_DEGREES = 20.0
 BASIN_MM = 15.0
 #: a start must beat the result by this fraction of its metric to call the result suspect
 BASIN_MARGIN = 0.01
-#: a refined start in another basin within this fraction of the best start's metric is a near
-#: tie: the affine pipeline runs from it too and the better final metric decides (the search
-#: level cannot tell them apart: a cropped, other-contrast 2D slice, open_ms T2W rotated 30
-#: degrees at 3.2 %, BENCHMARKS.md section 33; ordinary IXI pairs lie >= 10 % apart)
-AMBIGUOUS = 0.05
 #: foreground: voxels above this fraction of the 99th intensity percentile
 FOREGROUND = 0.15
 #: at most this many foreground points enter the field-of-view extents
@@ -148,9 +131,6 @@ class StartSearch:
         The metric and its state on the search level (see :func:`check_basin`).
     center : ndarray, shape (ndim,)
         Fixed centre of mass (the pivot of every start), mm.
-    contenders : tuple of Start
-        ``"search"``: the refined starts in other basins that score within :data:`AMBIGUOUS`
-        of the best (near ties the affine pipeline decides); usually none.
     """
 
     method: str
@@ -160,7 +140,6 @@ class StartSearch:
     metric: object
     state: object
     center: np.ndarray
-    contenders: tuple = ()
 
     @property
     def best(self) -> Start:
@@ -252,7 +231,7 @@ def _partial_view(fixed: Image, fixed_inside, moving: Image, moving_inside) -> b
 
 
 def _search_level(fixed, moving, *, metric, bins, fixed_mask, moving_mask, level, sigma_unit,
-                  num_threads, seed, samples=(SEARCH_SAMPLES,)):
+                  num_threads, seed):
     factor, sigma = level
     images, masks = [], []
     for image, mask in ((fixed, fixed_mask), (moving, moving_mask)):
@@ -266,12 +245,12 @@ def _search_level(fixed, moving, *, metric, bins, fixed_mask, moving_mask, level
                              level=0, factor=factor)
     metric = get_affine_metric(metric, bins=bins)
     candidates = images[0].data.size if masks[0] is None else int(np.count_nonzero(masks[0].data))
+    sampling = None if candidates <= SEARCH_SAMPLES else SEARCH_SAMPLES / max(candidates, 1)
     # one thread per evaluation: the starts run in parallel instead (few samples make an
     # evaluation too short to split)
-    states = [metric.setup(images[0], images[1], fixed_mask=masks[0], moving_mask=masks[1],
-                           sampling=None if candidates <= count else count / max(candidates, 1),
-                           seed=seed, num_threads=1) for count in samples]
-    return images, masks, metric, states
+    state = metric.setup(images[0], images[1], fixed_mask=masks[0], moving_mask=masks[1],
+                         sampling=sampling, seed=seed, num_threads=1)
+    return images, masks, metric, state
 
 
 def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
@@ -327,17 +306,16 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
     # the centres of mass first: the default start's refusals (an all-zero image, no positive
     # intensity) come first, as they do with "com"; the search starts there when it agrees
     com = center_of_mass(fixed, moving)
-    (f, m), _, metric_obj, (state, sweep) = _search_level(
+    (f, m), _, metric_obj, state = _search_level(
         fixed, moving, metric=metric, bins=bins, fixed_mask=fixed_mask, moving_mask=moving_mask,
-        level=level, sigma_unit=sigma_unit, num_threads=num_threads, seed=seed,
-        samples=(SEARCH_SAMPLES, SWEEP_SAMPLES if method == "search" else SEARCH_SAMPLES))
+        level=level, sigma_unit=sigma_unit, num_threads=num_threads, seed=seed)
     ndim = fixed.ndim
     fixed_center = principal_axes(f, name="fixed")[0]
     moving_center = principal_axes(m, name="moving")[0]
     moments = principal_axes_alignments(f, m)
 
-    def score_all(matrices, on=state):
-        return parallel_map(lambda matrix: _score(metric_obj, on, matrix), matrices,
+    def score_all(matrices):
+        return parallel_map(lambda matrix: _score(metric_obj, state, matrix), matrices,
                             num_threads=num_threads)
 
     where = f"on the search level (shrink factor {level[0]})"
@@ -363,11 +341,9 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
     what = (f"{len(starts)} starts ({len(rotations) - len(moments)} {grid} and {len(moments)} "
             "principal-axes alignments about the centres of mass"
             + (", each with field-of-view-aware shifts" if partial else "") + ") " + where)
-    # a sweep with few samples, then its best starts with all of them
-    ranked = _ranked(score_all(starts, on=sweep)) or _ranked(score_all(starts))
+    ranked = _ranked(score_all(starts))
     if not ranked:
         raise _no_overlap(what)
-    ranked = _ranked(score_all([start.matrix for start in ranked[:SWEEP_KEEP]])) or ranked
     picked = _distinct(ranked, REFINED, fixed_center)
     # translation search over the overlap around each picked start: M(x) = P(x + d)
     extent = fixed_points.max(axis=0) - fixed_points.min(axis=0)
@@ -396,19 +372,14 @@ def initial_search(fixed, moving, *, method: str = "search", metric: str = "mi",
 
     with one_blas_thread():
         refined = _ranked(parallel_map(refine, bests, num_threads=num_threads)) or picked
-    # refinements from distinct starts may meet in one basin: keep one start per basin
-    refined = _distinct(refined, REFINED, fixed_center)
-    near = refined[0].value + AMBIGUOUS * abs(refined[0].value)
-    contenders = tuple(start for start in refined[1:] if start.value <= near)
     # the search agrees with the centres of mass: start exactly where "com" starts, so that a
     # pair the centres of mass already suit gives their result, bit for bit
     if not _apart(refined[0].matrix, com, fixed_center):
         refined = [_score(metric_obj, state, com), *refined[1:]]
     tried = len(starts) + len(shifted)
-    _logger.info("initial search: %d starts, %d refined; best %s %.6g, %d near ties", tried,
-                 len(bests), metric_obj.name, refined[0].value, len(contenders))
-    return StartSearch(method, tuple(refined), tried, what, metric_obj, state, fixed_center,
-                       contenders)
+    _logger.info("initial search: %d starts, %d refined; best %s %.6g", tried, len(bests),
+                 metric_obj.name, refined[0].value)
+    return StartSearch(method, tuple(refined), tried, what, metric_obj, state, fixed_center)
 
 
 def _no_overlap(what: str) -> RegistrationError:
@@ -483,20 +454,13 @@ def _initialised_affine(method, fixed, moving, *, pipeline, metric, fixed_mask, 
                                    metric=metric, fixed_mask=fixed_mask, moving_mask=moving_mask,
                                    num_threads=num_threads, seed=seed, **options)
 
-    def better(result, start):
-        other = run(start.matrix)
-        return other if _final_value(other) < _final_value(result) else result
-
     result = run(search.best.matrix)
-    for contender in search.contenders:  # near ties on the search level: the pipeline decides
-        result = better(result, contender)
-    if search.contenders:
-        entry["contenders"] = len(search.contenders)
     rival = check_basin(search, result.matrix)
-    if (rival is not None and method == "search"
-            and not any(rival is contender for contender in search.contenders)):
-        result = better(result, rival)
+    if rival is not None and method == "search":
+        retry = run(rival.matrix)
         entry["retried"] = True
+        if _final_value(retry) < _final_value(result):
+            result = retry
         rival = check_basin(search, result.matrix)
     if rival is not None:
         warnings.warn(

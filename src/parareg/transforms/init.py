@@ -15,8 +15,6 @@ scores these starts with a metric): :func:`principal_axes` and
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from .._hints import InputError
@@ -332,17 +330,11 @@ def rotation_grid(ndim: int, *, step_deg: float = 30.0) -> list[np.ndarray]:
         raise ValueError(f"ndim must be 2 or 3, got {ndim!r}")
     if not 0.0 < float(step_deg) <= 180.0:
         raise ValueError(f"step_deg must be in (0, 180], got {step_deg!r}")
-    return [rotation.copy() for rotation in _rotation_grid(ndim, float(step_deg))]
-
-
-@functools.lru_cache(maxsize=8)
-def _rotation_grid(ndim: int, step_deg: float) -> tuple:
-    """:func:`rotation_grid`, built once per setting (the 3D group's deduplication is slow)."""
     if ndim == 2:
         step = np.deg2rad(float(step_deg))
         count = int(np.floor(2.0 * np.pi / step + 1e-9))
-        return tuple(np.array([[np.cos(k * step), -np.sin(k * step)],
-                               [np.sin(k * step), np.cos(k * step)]]) for k in range(count))
+        return [np.array([[np.cos(k * step), -np.sin(k * step)],
+                          [np.sin(k * step), np.cos(k * step)]]) for k in range(count)]
     from scipy.spatial.transform import Rotation
 
     group = list(Rotation.create_group("I").as_matrix())
@@ -350,7 +342,7 @@ def _rotation_grid(ndim: int, step_deg: float) -> tuple:
     group += [r for r in Rotation.create_group("O").as_matrix()
               if min(np.abs(r - g).max() for g in group) > 1e-6]
     first = int(np.argmin([np.abs(g - np.eye(3)).sum() for g in group]))
-    return tuple([np.eye(3)] + [np.array(g) for k, g in enumerate(group) if k != first])
+    return [np.eye(3)] + [np.array(g) for k, g in enumerate(group) if k != first]
 
 
 #: an axis where one foreground is shorter than this fraction of the other is a partial view
